@@ -1,0 +1,4 @@
+"""Switchboard data plane: ARI client, calls, RTP, audio and the reply loop.
+
+Never imports :mod:`appliance`.
+"""

@@ -1,0 +1,1 @@
+"""Switchboard control plane: configuration, rendering, install helpers, CLI."""
