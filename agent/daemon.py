@@ -1,0 +1,105 @@
+"""The agent daemon: one ARI event stream, a Call per caller, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from agent.ari import CONNECTED, AriClient, AriError, Event
+from agent.call import Call
+from agent.notify import notify, watchdog_interval
+from agent.settings import DaemonSettings
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    """Routes ARI events to calls and owns every call task."""
+
+    def __init__(self, settings: DaemonSettings, ari: AriClient | None = None) -> None:
+        self.settings = settings
+        self.ari = ari or AriClient(settings.ari)
+        self.calls: dict[str, Call] = {}  # by channel id (caller and media legs)
+        self.connected = asyncio.Event()
+        self.stats = {"calls_total": 0, "calls_rejected": 0, "events_unrouted": 0}
+        self._tasks: asyncio.TaskGroup | None = None
+
+    @property
+    def active_calls(self) -> set[Call]:
+        return set(self.calls.values())
+
+    def _register(self, channel_id: str, call: Call | None) -> None:
+        if call is None:
+            self.calls.pop(channel_id, None)
+        else:
+            self.calls[channel_id] = call
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then hang up the remaining calls and return."""
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                events = tasks.create_task(self._consume(), name="ari-events")
+                keepalive = tasks.create_task(self._watchdog(), name="watchdog")
+                await stop.wait()
+                notify("STOPPING=1")
+                events.cancel()
+                keepalive.cancel()
+                for call in list(self.active_calls):
+                    call.end_reason = "shutdown"
+                    await call.hangup()
+        finally:
+            await self.ari.close()
+
+    async def _watchdog(self) -> None:
+        interval = watchdog_interval()
+        if interval is None:
+            return
+        while True:
+            notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    async def _consume(self) -> None:
+        async for event in self.ari.events():
+            try:
+                self._dispatch(event)
+            except Exception:  # one bad event must never stop the daemon
+                log.exception("failed to handle ARI event %s", event.type)
+
+    def _dispatch(self, event: Event) -> None:
+        if event.type == CONNECTED:
+            if not self.connected.is_set():
+                notify("READY=1", "STATUS=connected to ARI")
+            self.connected.set()
+            log.info("ARI connected (app %s)", self.settings.ari.app)
+            return
+        chan = event.channel
+        if chan is None:
+            return
+        call = self.calls.get(chan.id)
+        if call is not None:
+            call.handle(event)
+        elif event.type == "StasisStart":
+            self._start_call(event)
+        else:
+            self.stats["events_unrouted"] += 1
+
+    def _start_call(self, event: Event) -> None:
+        assert event.channel is not None and self._tasks is not None
+        agent_name = event.args[0] if event.args else ""
+        agent = self.settings.agents.get(agent_name)
+        if agent is None or len({*self.calls.values()}) >= self.settings.max_concurrent_calls:
+            reason = "unknown agent" if agent is None else "all lines busy"
+            log.warning("rejecting call: %s", reason)
+            self.stats["calls_rejected"] += 1
+            self._tasks.create_task(self._reject(event.channel.id))
+            return
+        self.stats["calls_total"] += 1
+        call = Call(self.ari, self.settings, agent, event.channel, self._register)
+        self._tasks.create_task(call.run(), name=f"call-{call.id}")
+
+    async def _reject(self, channel_id: str) -> None:
+        try:
+            await self.ari.hangup(channel_id, reason="busy")
+        except (AriError, OSError) as exc:
+            log.warning("could not reject call: %s", exc)

@@ -1,0 +1,98 @@
+"""The daemon's RTP leg toward Asterisk's ExternalMedia channel (G.711 µ-law)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+from collections.abc import Callable
+
+import numpy as np
+
+from agent.g711 import ulaw_decode, ulaw_encode
+from agent.rtp import RtpError, RtpPacket
+
+log = logging.getLogger(__name__)
+
+PT_ULAW = 0
+
+
+class MediaPortsExhausted(RuntimeError):
+    """Every port in the configured media range is taken."""
+
+
+class RtpEndpoint(asyncio.DatagramProtocol):
+    """One UDP socket: sends our paced frames, hands decoded caller audio to ``on_audio``.
+
+    Packets are accepted only from the peer Asterisk named and with the expected payload
+    type; anything else is dropped and counted, never raised.
+    """
+
+    def __init__(self, on_audio: Callable[[np.ndarray, RtpPacket], None]) -> None:
+        self._on_audio = on_audio
+        self.transport: asyncio.DatagramTransport | None = None
+        self.local: tuple[str, int] = ("", 0)
+        self.remote: tuple[str, int] | None = None
+        self.payload_type = PT_ULAW
+        self.ssrc = random.getrandbits(32)
+        self._seq = random.getrandbits(16)
+        self._ts = random.getrandbits(32)
+        self.stats = {"rx": 0, "tx": 0, "rx_bad": 0, "rx_foreign": 0, "rx_wrong_pt": 0}
+
+    @classmethod
+    async def open(cls, host: str, ports: range,
+                   on_audio: Callable[[np.ndarray, RtpPacket], None]) -> RtpEndpoint:
+        """Bind on a free port of ``ports`` (tried in random order)."""
+        loop = asyncio.get_running_loop()
+        candidates = list(ports)
+        random.shuffle(candidates)
+        for port in candidates:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                sock.close()
+                continue
+            sock.setblocking(False)
+            _, proto = await loop.create_datagram_endpoint(lambda: cls(on_audio), sock=sock)
+            proto.local = (host, port)
+            return proto
+        raise MediaPortsExhausted(f"no free UDP port in {host}:{ports.start}-{ports.stop - 1}")
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.remote is None or addr[:2] != self.remote:
+            self.stats["rx_foreign"] += 1
+            return
+        try:
+            packet = RtpPacket.parse(data)
+        except RtpError:
+            self.stats["rx_bad"] += 1
+            return
+        if packet.payload_type != self.payload_type:
+            self.stats["rx_wrong_pt"] += 1
+            return
+        self.stats["rx"] += 1
+        self._on_audio(ulaw_decode(packet.payload), packet)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("RTP socket error: %s", exc)
+
+    def send_pcm(self, frame: np.ndarray) -> None:
+        """Send one frame of 8 kHz PCM as a µ-law RTP packet (no-op until remote is known)."""
+        payload = ulaw_encode(frame)
+        if self.transport is None or self.remote is None or self.transport.is_closing():
+            return
+        packet = RtpPacket(payload_type=self.payload_type, sequence=self._seq,
+                           timestamp=self._ts, ssrc=self.ssrc, payload=payload)
+        self.transport.sendto(packet.serialize(), self.remote)
+        self._seq = (self._seq + 1) & 0xFFFF
+        self._ts = (self._ts + len(frame)) & 0xFFFFFFFF
+        self.stats["tx"] += 1
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

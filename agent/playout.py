@@ -1,0 +1,110 @@
+"""Paced audio output toward the caller: ``write``, ``flush``, ``clear() -> seconds played``.
+
+The sender runs from a fixed start time: frame *n* leaves at ``start + n * frame`` so
+scheduling errors never accumulate. While nothing is queued it sends silence, so the
+media path is alive from the first moment of the call (a mixing bridge makes no frames
+from silence, and an agent that waited for the caller could deadlock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+
+from agent.audio import AudioChunk
+from agent.clock import Clock
+
+# If the loop stalls for longer than this, restart the schedule instead of sending a burst.
+MAX_LAG = 0.2
+
+
+class Playout:
+    """Queue of caller-bound PCM at ``rate``, sent one frame per ``frame_ms``."""
+
+    def __init__(self, send_frame: Callable[[np.ndarray], None], clock: Clock,
+                 rate: int = 8000, frame_ms: int = 20) -> None:
+        self._send_frame = send_frame
+        self._clock = clock
+        self.rate = rate
+        self.frame_samples = rate * frame_ms // 1000
+        self.frame_seconds = frame_ms / 1000
+        self._queue: deque[np.ndarray] = deque()
+        self._queued = 0
+        self._played = 0  # samples of queued audio sent since the last clear()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._silence = np.zeros(self.frame_samples, dtype=np.int16)
+        self.frames_sent = 0
+        self.restarts = 0
+        self.lateness: list[float] = []  # send time minus scheduled time, per frame
+
+    def write(self, chunk: AudioChunk) -> None:
+        """Queue audio for the caller (must already be at the playout rate)."""
+        if chunk.rate != self.rate:
+            raise ValueError(f"playout runs at {self.rate} Hz, got {chunk.rate} Hz")
+        if len(chunk.pcm):
+            self._queue.append(chunk.pcm.astype(np.int16, copy=False))
+            self._queued += len(chunk.pcm)
+            self._idle.clear()
+
+    async def flush(self) -> None:
+        """Wait until everything written so far has been sent."""
+        await self._idle.wait()
+
+    def clear(self) -> float:
+        """Drop queued audio at once; return the seconds of it the caller actually heard."""
+        self._queue.clear()
+        self._queued = 0
+        self._idle.set()
+        played, self._played = self._played, 0
+        return played / self.rate
+
+    @property
+    def queued_seconds(self) -> float:
+        return self._queued / self.rate
+
+    @property
+    def busy(self) -> bool:
+        return self._queued > 0
+
+    def _next_frame(self) -> np.ndarray:
+        if not self._queued:
+            return self._silence
+        out = np.empty(self.frame_samples, dtype=np.int16)
+        filled = 0
+        while filled < self.frame_samples and self._queue:
+            head = self._queue[0]
+            take = min(len(head), self.frame_samples - filled)
+            out[filled:filled + take] = head[:take]
+            filled += take
+            if take == len(head):
+                self._queue.popleft()
+            else:
+                self._queue[0] = head[take:]
+        out[filled:] = 0
+        self._queued -= filled
+        self._played += filled
+        if not self._queued:
+            self._idle.set()
+        return out
+
+    async def run(self) -> None:
+        """Send frames forever (cancel to stop)."""
+        start = self._clock.now()
+        n = 0
+        while True:
+            due = start + n * self.frame_seconds
+            await self._clock.sleep_until(due)
+            now = self._clock.now()
+            if now - due > MAX_LAG:
+                self.restarts += 1
+                start, n, due = now, 0, now
+            self.lateness.append(now - due)
+            if len(self.lateness) > 3000:
+                del self.lateness[:1500]
+            self._send_frame(self._next_frame())
+            self.frames_sent += 1
+            n += 1

@@ -1,0 +1,31 @@
+"""What the data plane needs to know, as plain values (built by the control plane)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.ari import AriSettings
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One agent as the daemon runs it."""
+
+    name: str
+    greeting: str
+    language: str = "en"
+    max_call_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """Everything the agent daemon is started with."""
+
+    ari: AriSettings
+    agents: Mapping[str, AgentSpec]
+    media_address: str = "127.0.0.1"
+    media_ports: range = range(40000, 41000)
+    record_dir: Path | None = None  # when set, each call's received audio is kept as WAV
+    max_concurrent_calls: int = 8

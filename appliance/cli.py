@@ -1,0 +1,165 @@
+"""The ``switchboard`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from appliance import paths
+
+
+def _config_dir(args: argparse.Namespace) -> Path:
+    return Path(args.config_dir) if args.config_dir else paths.config_dir()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from appliance.check import run_check
+
+    return run_check(_config_dir(args))
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from appliance.config import ConfigError, load_configuration
+    from appliance.render import render
+
+    try:
+        cfg = load_configuration(_config_dir(args))
+    except ConfigError as err:
+        for issue in err.errors:
+            print(issue, file=sys.stderr)
+        return 1
+    data = paths.data_dir(args.data_dir)
+    runtime = paths.recorded_runtime(data) or cfg.site.asterisk.runtime
+    etc, mode = paths.asterisk_etc_dir(runtime, data, args.etc_dir)
+    report = render(cfg, etc, mode=mode)
+    print(f"rendered Asterisk configuration for runtime '{runtime}' into {etc} ({mode} mode)")
+    for line in report.lines():
+        print("  " + line)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from appliance.daemon_settings import daemon_settings
+    from appliance.config import ConfigError, load_configuration
+    from agent.daemon import Daemon
+
+    config_dir = _config_dir(args)
+    try:
+        cfg = load_configuration(config_dir)
+    except ConfigError as err:
+        for issue in err.errors:
+            logging.error("%s", issue)
+        return 1
+    record_dir = Path(args.record_dir) if args.record_dir else None
+    daemon = Daemon(daemon_settings(cfg, record_dir=record_dir))
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: _reload(daemon, config_dir, record_dir))
+        await daemon.run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def _reload(daemon, config_dir: Path, record_dir: Path | None) -> None:
+    """SIGHUP: adopt a valid new configuration for new calls; keep the old one otherwise."""
+    from agent.notify import notify
+    from appliance.config import ConfigError, load_configuration
+    from appliance.daemon_settings import daemon_settings
+
+    notify("RELOADING=1")
+    try:
+        cfg = load_configuration(config_dir)
+    except ConfigError as err:
+        logging.error("reload rejected: %d error(s); the previous configuration stays in use",
+                      len(err.errors))
+        for issue in err.errors:
+            logging.error("%s", issue)
+    else:
+        daemon.settings = daemon_settings(cfg, record_dir=record_dir)
+        logging.info("configuration reloaded: %d agent(s)", len(daemon.settings.agents))
+    finally:
+        notify("READY=1")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from appliance.demo import run_demo
+
+    return run_demo(_config_dir(args), seconds=args.seconds, number=args.number,
+                    save=Path(args.save) if args.save else None)
+
+
+def cmd_asterisk(args: argparse.Namespace) -> int:
+    from appliance.supervise import run_contained_asterisk
+
+    return run_contained_asterisk(paths.data_dir(args.data_dir))
+
+
+def cmd_install_steps(args: argparse.Namespace) -> int:
+    from appliance.install import run_install
+
+    return run_install(Path(args.root), share=Path(args.share), start=not args.no_start)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="switchboard",
+                                     description="Self-hosted AI phone agent appliance.")
+    parser.add_argument("--config-dir", help="configuration directory "
+                        "(default $SWITCHBOARD_CONFIG_DIR or /etc/switchboard)")
+    parser.add_argument("--data-dir", help="data directory "
+                        "(default $SWITCHBOARD_DATA_DIR or /var/lib/switchboard)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("check", help="validate the configuration").set_defaults(func=cmd_check)
+
+    p = sub.add_parser("render", help="write the Asterisk configuration")
+    p.add_argument("--etc-dir", help="write here instead of the runtime's Asterisk etc dir")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("run", help="run the agent daemon in the foreground")
+    p.add_argument("--record-dir", help="keep each call's received audio here as WAV "
+                   "(debugging; off by default)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="place a test call into the default agent")
+    p.add_argument("--number", help="extension or DID to call (default: the default agent's)")
+    p.add_argument("--seconds", type=float, default=6.0, help="call length (default 6)")
+    p.add_argument("--save", help="write what the caller heard to this WAV file")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("asterisk", help="run the contained Asterisk in the foreground, "
+                       "restarting it when it fails")
+    p.set_defaults(func=cmd_asterisk)
+
+    p = sub.add_parser("install-steps", help=argparse.SUPPRESS)
+    p.add_argument("--root", default="/")
+    p.add_argument("--share", required=True)
+    p.add_argument("--no-start", action="store_true")
+    p.set_defaults(func=cmd_install_steps)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stdout,
+    )
+    if args.config_dir:
+        os.environ["SWITCHBOARD_CONFIG_DIR"] = args.config_dir
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

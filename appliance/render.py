@@ -1,0 +1,246 @@
+"""Render the Asterisk configuration from switchboard.yaml and the templates.
+
+Two modes:
+
+* ``full`` — Switchboard owns the Asterisk (contained or package runtime): every file in
+  the Asterisk etc dir is written from ``asterisk/`` and ``dialplan/``.
+* ``system`` — an operator's existing Asterisk (e.g. FreePBX): nothing of theirs is
+  overwritten. Our sections go to ``<etc>/switchboard/*.conf`` and one ``#tryinclude``
+  line is appended to each of their files; every change is reported.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import jinja2
+
+from appliance.config import Configuration
+from appliance.secrets import AMI_SECRET, ARI_SECRET, ensure_secret, secrets_dir
+
+APP_NAME = "switchboard"
+ARI_USER = "switchboard"
+AMI_USER = "switchboard"
+MODULE_DIR = "/usr/lib/x86_64-linux-gnu/asterisk/modules"
+
+# Loaded with autoload=no. Order does not matter; Asterisk resolves declared dependencies,
+# the undeclared ones are listed explicitly.
+MODULES = [
+    # core plumbing
+    "res_timing_timerfd.so", "res_sorcery_config.so", "res_sorcery_memory.so",
+    "res_sorcery_astdb.so", "res_security_log.so", "pbx_config.so", "func_callerid.so",
+    "func_channel.so", "func_strings.so", "app_dial.so", "app_playback.so", "app_echo.so",
+    "format_wav.so", "format_pcm.so",
+    # codecs
+    "codec_ulaw.so", "codec_alaw.so", "codec_a_mu.so", "codec_g722.so", "codec_resample.so",
+    # SIP
+    "res_pjproject.so", "res_pjsip.so", "res_pjsip_pubsub.so", "res_pjsip_session.so",
+    "chan_pjsip.so", "res_pjsip_authenticator_digest.so",
+    "res_pjsip_outbound_authenticator_digest.so", "res_pjsip_endpoint_identifier_ip.so",
+    "res_pjsip_endpoint_identifier_user.so", "res_pjsip_registrar.so",
+    "res_pjsip_outbound_registration.so", "res_pjsip_sdp_rtp.so", "res_pjsip_nat.so",
+    "res_pjsip_caller_id.so", "res_pjsip_rfc3326.so", "res_pjsip_dtmf_info.so",
+    "res_pjsip_refer.so", "res_pjsip_diversion.so", "res_pjsip_header_funcs.so",
+    "res_pjsip_logger.so", "func_pjsip_endpoint.so",
+    # media
+    "res_rtp_asterisk.so", "res_rtp_multicast.so", "chan_rtp.so",
+    "bridge_simple.so", "bridge_softmix.so", "bridge_native_rtp.so", "bridge_holding.so",
+    # ARI
+    "res_http_websocket.so", "res_websocket_client.so", "res_stasis.so",
+    "res_stasis_answer.so", "res_stasis_playback.so", "res_stasis_recording.so",
+    "res_stasis_device_state.so", "res_stasis_snoop.so", "app_stasis.so", "res_ari.so", "res_ari_model.so",
+    "res_ari_applications.so", "res_ari_asterisk.so", "res_ari_bridges.so",
+    "res_ari_channels.so", "res_ari_endpoints.so", "res_ari_events.so",
+    "res_ari_playbacks.so", "res_ari_recordings.so", "res_ari_sounds.so",
+    "res_ari_device_states.so",
+]
+
+FULL_FILES = {
+    "asterisk.conf": "asterisk/asterisk.conf.j2",
+    "modules.conf": "asterisk/modules.conf.j2",
+    "logger.conf": "asterisk/logger.conf.j2",
+    "http.conf": "asterisk/http.conf.j2",
+    "ari.conf": "asterisk/ari.conf.j2",
+    "manager.conf": "asterisk/manager.conf.j2",
+    "rtp.conf": "asterisk/rtp.conf.j2",
+    "pjsip.conf": "asterisk/pjsip.conf.j2",
+    "stasis.conf": "asterisk/stasis.conf.j2",
+    "cdr.conf": "asterisk/cdr.conf.j2",
+    "cel.conf": "asterisk/cel.conf.j2",
+    "features.conf": "asterisk/features.conf.j2",
+    "acl.conf": "asterisk/acl.conf.j2",
+    "udptl.conf": "asterisk/udptl.conf.j2",
+    "pjproject.conf": "asterisk/pjproject.conf.j2",
+    "websocket_client.conf": "asterisk/websocket_client.conf.j2",
+    "ccss.conf": "asterisk/ccss.conf.j2",
+    "indications.conf": "asterisk/indications.conf.j2",
+    "extensions.conf": "dialplan/extensions.conf.j2",
+}
+# system mode: our file → the operator's file that includes it
+SYSTEM_FILES = {
+    "ari.conf": "ari.conf",
+    "manager.conf": "manager.conf",
+    "pjsip.conf": "pjsip.conf",
+    "extensions.conf": "extensions.conf",
+}
+
+
+def share_dir() -> Path:
+    """Directory holding ``asterisk/``, ``dialplan/`` and ``systemd/``."""
+    env = os.environ.get("SWITCHBOARD_SHARE_DIR")
+    if env:
+        return Path(env)
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "asterisk").is_dir() and (checkout / "dialplan").is_dir():
+        return checkout
+    return Path(sys.prefix).parent / "share"
+
+
+@dataclass
+class RenderReport:
+    """What a render did to the Asterisk etc dir."""
+
+    changed: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"changed   {p}" for p in self.changed]
+        out += [f"unchanged {p}" for p in self.unchanged]
+        return out + self.notes
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(share_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def _is_loopback_or_any(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    return ip.is_loopback or ip.is_unspecified
+
+
+def template_context(cfg: Configuration, mode: Literal["full", "system"]) -> dict:
+    """Everything the templates need, with secrets resolved."""
+    site = cfg.site
+    net = site.network
+    sdir = secrets_dir(cfg.config_dir)
+    ari_password, _ = ensure_secret(sdir / ARI_SECRET)
+    ami_secret, _ = ensure_secret(sdir / AMI_SECRET)
+    routes = site.routes
+    did_agent = {r.did: r.agent for r in routes.rules if r.did}
+    trunks = []
+    for t in site.trunks:
+        trunks.append({
+            "name": t.name, "host": t.host, "port": t.port, "codecs": t.codecs,
+            "registration": t.registration, "caller_id": t.caller_id,
+            "password": cfg.secret(t.registration) if t.registration else None,
+            "match_list": t.identify_match(),
+            "did_agents": [(d, did_agent[d]) for d in t.dids if d in did_agent],
+        })
+    phones = [
+        {"extension": p.extension, "name": p.name or p.extension, "codecs": p.codecs,
+         "password": cfg.secret(p)}
+        for p in site.phones
+    ]
+    advertise = net.advertise_address
+    if advertise and (advertise == net.bind_address or _is_loopback_or_any(advertise)):
+        advertise = None
+    return {
+        "full": mode == "full",
+        "app": APP_NAME,
+        "context_prefix": "" if mode == "full" else "switchboard-",
+        "transport_name": "transport-" + net.sip_transport
+        if mode == "full" else "switchboard-transport",
+        "net": net,
+        "advertise": advertise,
+        "local_networks": list(net.local_networks or []),
+        "ari_port": site.asterisk.ari_port,
+        "ami_port": site.asterisk.ami_port,
+        "ari_user": ARI_USER,
+        "ari_password": ari_password,
+        "ari_secret_path": sdir / ARI_SECRET,
+        "ami_user": AMI_USER,
+        "ami_secret": ami_secret,
+        "ami_secret_path": sdir / AMI_SECRET,
+        "trunks": trunks,
+        "phones": phones,
+        "default_agent": routes.default_agent,
+        "extension_agents": [(r.extension, r.agent) for r in routes.rules if r.extension],
+        "outbound_trunk": site.trunks[0].name if site.trunks else None,
+        "modules": MODULES,
+        "moddir": MODULE_DIR,
+        "tone_country": "us",
+    }
+
+
+def _write_if_changed(path: Path, text: str, report: RenderReport,
+                      owner: tuple[int, int] | None) -> None:
+    """Write atomically, mode 0640 (the files hold secrets), group-readable by Asterisk."""
+    if path.exists() and path.read_text() == text:
+        report.unchanged.append(path)
+        return
+    tmp = path.with_name(path.name + ".switchboard-tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        if owner is not None:
+            os.fchown(f.fileno(), 0, owner[1])
+    os.replace(tmp, path)
+    report.changed.append(path)
+
+
+def render(cfg: Configuration, etc_dir: Path, mode: Literal["full", "system"] = "full",
+           owner: tuple[int, int] | None = None) -> RenderReport:
+    """Write the Asterisk configuration for ``cfg`` into ``etc_dir``.
+
+    ``owner`` is the (uid, gid) Asterisk runs as: files are made readable by that group.
+    """
+    env = _environment()
+    ctx = template_context(cfg, mode)
+    report = RenderReport()
+    etc_dir.mkdir(parents=True, exist_ok=True)
+    if mode == "full":
+        for name, template in FULL_FILES.items():
+            _write_if_changed(etc_dir / name, env.get_template(template).render(ctx), report,
+                              owner)
+        return report
+    ours = etc_dir / "switchboard"
+    ours.mkdir(exist_ok=True)
+    for name in SYSTEM_FILES:
+        template = FULL_FILES[name]
+        _write_if_changed(ours / name, env.get_template(template).render(ctx), report,
+                              owner)
+    mod_lines = "".join(f"load = {m}\n" for m in MODULES)
+    _write_if_changed(ours / "modules.conf", "; Switchboard's modules\n" + mod_lines, report,
+                      owner)
+    for name, target in {**SYSTEM_FILES, "modules.conf": "modules.conf"}.items():
+        _append_include(etc_dir / target, f"switchboard/{name}", report)
+    report.notes.append(
+        "ARI needs Asterisk's HTTP server: check http.conf has enabled=yes, "
+        f"bindaddr=127.0.0.1 and bindport={cfg.site.asterisk.ari_port}, then "
+        "`asterisk -rx 'core reload'`."
+    )
+    return report
+
+
+def _append_include(path: Path, include: str, report: RenderReport) -> None:
+    line = f"#tryinclude {include}"
+    text = path.read_text() if path.exists() else ""
+    if line in text.splitlines():
+        return
+    with path.open("a") as f:
+        f.write(("" if text.endswith("\n") or not text else "\n")
+                + f"; added by switchboard render\n{line}\n")
+    report.notes.append(f"appended `{line}` to {path}")
