@@ -1,0 +1,487 @@
+"""Semantic checks across switchboard.yaml and agents/*.yaml, the summary, and `switchboard check`."""
+
+import argparse
+import difflib
+import sys
+from collections.abc import Callable, Mapping
+from functools import partial
+from pathlib import Path
+from typing import TextIO
+
+from appliance.config import (
+    AGENT_SUFFIX,
+    AGENTS_DIR,
+    CONFIG_DIR_ENV,
+    DEFAULT_CONFIG_DIR,
+    SITE_FILE,
+    AgentConfig,
+    ConfigError,
+    ConfigIssue,
+    Configuration,
+    FieldPath,
+    Locator,
+    SiteConfig,
+    default_config_dir,
+    dotted,
+    load_configuration,
+    resolve_secret_path,
+)
+
+IssueAt = Callable[[FieldPath, str, str], ConfigIssue]
+
+# Asterisk gives each call leg an even RTP port plus the odd RTCP port, and an agent call has
+# two legs (phone or trunk, and the ExternalMedia channel to the daemon).
+RTP_PORTS_PER_CALL = 4
+
+
+def semantic_issues(
+    cfg_dir: Path,
+    site: SiteConfig | None,
+    agents: Mapping[str, AgentConfig | None],
+    locator: Locator,
+) -> list[ConfigIssue]:
+    """Cross-field and cross-file problems of a schema-valid configuration.
+
+    `agents` maps each agents/<stem>.yaml file stem to its model, or to None when that file had
+    errors already reported (it then still counts as existing, so routes to it are not flagged).
+    `site` is None when switchboard.yaml itself was invalid; only agent checks run then.
+    """
+    cfg_dir = Path(cfg_dir)
+    issues = _agent_issues(cfg_dir, agents, locator)
+    if site is None:
+        return issues
+    at: IssueAt = partial(locator.issue, cfg_dir / SITE_FILE)
+    issues += _trunk_issues(site, at, locator, cfg_dir / SITE_FILE)
+    issues += _phone_issues(site, at, locator, cfg_dir / SITE_FILE)
+    issues += _route_issues(site, agents, at, locator, cfg_dir / SITE_FILE)
+    issues += _secret_issues(cfg_dir, site, at)
+    issues += _port_issues(site, at)
+    return issues
+
+
+def _first_seen(locator: Locator, file: Path, path: FieldPath) -> str:
+    line = locator.line(file, path)
+    return f"{dotted(path)}, line {line}" if line is not None else dotted(path)
+
+
+def _agent_issues(
+    cfg_dir: Path, agents: Mapping[str, AgentConfig | None], locator: Locator
+) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    owner: dict[str, str] = {}
+    for stem, agent in agents.items():
+        if agent is None:
+            continue
+        file = cfg_dir / AGENTS_DIR / f"{stem}{AGENT_SUFFIX}"
+        if agent.name != stem:
+            issues.append(
+                locator.issue(
+                    file,
+                    ("name",),
+                    f'agent name "{agent.name}" does not match the file name {file.name}',
+                    f"set name: {stem}, or rename the file to {agent.name}{AGENT_SUFFIX}",
+                )
+            )
+        if agent.name in owner:
+            issues.append(
+                locator.issue(
+                    file,
+                    ("name",),
+                    f'agent name "{agent.name}" is also used by '
+                    f"{AGENTS_DIR}/{owner[agent.name]}{AGENT_SUFFIX}",
+                    "give every agent its own name, equal to its file name without .yaml",
+                )
+            )
+        else:
+            owner[agent.name] = stem
+    return issues
+
+
+def _trunk_issues(site: SiteConfig, at: IssueAt, locator: Locator, file: Path) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    names: dict[str, int] = {}
+    dids: dict[str, tuple[int, int]] = {}
+    for i, trunk in enumerate(site.trunks):
+        if trunk.name in names:
+            first = _first_seen(locator, file, ("trunks", names[trunk.name], "name"))
+            issues.append(
+                at(
+                    ("trunks", i, "name"),
+                    f'trunk name "{trunk.name}" is already used ({first})',
+                    "give each trunk a unique name",
+                )
+            )
+        else:
+            names[trunk.name] = i
+        for j, did in enumerate(trunk.dids):
+            if did in dids:
+                ti, tj = dids[did]
+                first = _first_seen(locator, file, ("trunks", ti, "dids", tj))
+                issues.append(
+                    at(
+                        ("trunks", i, "dids", j),
+                        f'DID "{did}" is already listed on trunk "{site.trunks[ti].name}" '
+                        f"({first})",
+                        "list each DID on one trunk only",
+                    )
+                )
+            else:
+                dids[did] = (i, j)
+        if not trunk.match and trunk.registration is None and not trunk.host_is_ip():
+            issues.append(
+                at(
+                    ("trunks", i, "match"),
+                    f'inbound calls from trunk "{trunk.name}" cannot be recognised: host '
+                    f"{trunk.host} is a name, and there is neither match nor registration",
+                    "add match: [the provider's signalling IPs or CIDRs, e.g. 198.51.100.0/24], "
+                    "or a registration: block",
+                )
+            )
+    return issues
+
+
+def _phone_issues(site: SiteConfig, at: IssueAt, locator: Locator, file: Path) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    seen: dict[str, int] = {}
+    for i, phone in enumerate(site.phones):
+        if phone.extension in seen:
+            first = _first_seen(locator, file, ("phones", seen[phone.extension], "extension"))
+            issues.append(
+                at(
+                    ("phones", i, "extension"),
+                    f'extension "{phone.extension}" is already used by another phone ({first})',
+                    "give each phone its own extension",
+                )
+            )
+        else:
+            seen[phone.extension] = i
+    return issues
+
+
+def _missing_agent(name: str, known: list[str]) -> tuple[str, str]:
+    guess = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if guess:
+        fix = f'did you mean "{guess[0]}"? (or create {AGENTS_DIR}/{name}{AGENT_SUFFIX})'
+    elif known:
+        fix = f"create {AGENTS_DIR}/{name}{AGENT_SUFFIX}, or use one of: {', '.join(known)}"
+    else:
+        fix = f"create {AGENTS_DIR}/{name}{AGENT_SUFFIX} (there are no agents yet)"
+    return f'agent "{name}" does not exist', fix
+
+
+def _route_issues(
+    site: SiteConfig,
+    agents: Mapping[str, AgentConfig | None],
+    at: IssueAt,
+    locator: Locator,
+    file: Path,
+) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    known = sorted(agents)
+    routes = site.routes
+    if routes.default_agent is not None and routes.default_agent not in agents:
+        issues.append(at(("routes", "default_agent"), *_missing_agent(routes.default_agent, known)))
+
+    trunk_dids = {did for trunk in site.trunks for did in trunk.dids}
+    phones = {phone.extension: i for i, phone in enumerate(site.phones)}
+    did_rules: dict[str, int] = {}
+    ext_rules: dict[str, int] = {}
+    for i, rule in enumerate(routes.rules):
+        base: FieldPath = ("routes", "rules", i)
+        if rule.agent not in agents:
+            issues.append(at(base + ("agent",), *_missing_agent(rule.agent, known)))
+        if rule.did is not None:
+            if rule.did in did_rules:
+                first = _first_seen(locator, file, ("routes", "rules", did_rules[rule.did], "did"))
+                issues.append(
+                    at(
+                        base + ("did",),
+                        f'DID "{rule.did}" already has a rule ({first})',
+                        "keep one rule per DID",
+                    )
+                )
+            else:
+                did_rules[rule.did] = i
+            if rule.did not in trunk_dids:
+                issues.append(
+                    at(
+                        base + ("did",),
+                        f'DID "{rule.did}" is not listed on any trunk, so no call can reach it',
+                        "add it to the dids: of the trunk that delivers it, or fix the number",
+                    )
+                )
+        if rule.extension is not None:
+            if rule.extension in ext_rules:
+                first = _first_seen(
+                    locator, file, ("routes", "rules", ext_rules[rule.extension], "extension")
+                )
+                issues.append(
+                    at(
+                        base + ("extension",),
+                        f'extension "{rule.extension}" already has a rule ({first})',
+                        "keep one rule per extension",
+                    )
+                )
+            else:
+                ext_rules[rule.extension] = i
+            if rule.extension in phones:
+                first = _first_seen(locator, file, ("phones", phones[rule.extension], "extension"))
+                issues.append(
+                    at(
+                        base + ("extension",),
+                        f'extension "{rule.extension}" is also a phone ({first})',
+                        "pick an extension no phone uses, e.g. one in the 500s",
+                    )
+                )
+    return issues
+
+
+def _secret_file_problem(path: Path) -> tuple[str, str] | None:
+    if not path.exists():
+        return (
+            f"secret file {path} does not exist",
+            (
+                "create it containing only the secret, or fix the path (relative paths start "
+                "at the configuration directory)"
+            ),
+        )
+    if not path.is_file():
+        return f"secret file {path} is not a regular file", "point secret_file at a file"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except PermissionError:
+        return (
+            f"secret file {path} cannot be read (permission denied)",
+            (
+                "make it readable by the user running Switchboard (e.g. chgrp switchboard, "
+                "chmod 640)"
+            ),
+        )
+    except UnicodeDecodeError:
+        return f"secret file {path} is not UTF-8 text", "write the secret as plain text"
+    except OSError as exc:
+        return f"secret file {path} cannot be read: {exc.strerror}", "check the file"
+    if not text.strip():
+        return f"secret file {path} is empty", "write the secret into it"
+    return None
+
+
+def _secret_issues(cfg_dir: Path, site: SiteConfig, at: IssueAt) -> list[ConfigIssue]:
+    refs: list[tuple[FieldPath, str | None]] = []
+    for i, trunk in enumerate(site.trunks):
+        if trunk.registration is not None:
+            refs.append(
+                (("trunks", i, "registration", "secret_file"), trunk.registration.secret_file)
+            )
+    for i, phone in enumerate(site.phones):
+        refs.append((("phones", i, "secret_file"), phone.secret_file))
+    issues: list[ConfigIssue] = []
+    for path, secret_file in refs:
+        if secret_file is None:
+            continue
+        problem = _secret_file_problem(resolve_secret_path(cfg_dir, secret_file))
+        if problem is not None:
+            issues.append(at(path, *problem))
+    return issues
+
+
+def _free_range(size: int, taken: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """A port range of `size` clear of the taken ranges, preferring the usual 40000 area."""
+    for start in [40000, 30000, 50000, *range(1024, 65536 - size, 1000)]:
+        end = start + size - 1
+        if end <= 65535 and all(end < low or start > high for low, high in taken):
+            return start, end
+    return None
+
+
+def _free_port(start: int, used: set[int]) -> int:
+    return next(port for port in range(start + 1, 65536) if port not in used)
+
+
+def _port_issues(site: SiteConfig, at: IssueAt) -> list[ConfigIssue]:
+    net, ast, daemon = site.network, site.asterisk, site.daemon
+    issues: list[ConfigIssue] = []
+    rtp = (net.rtp_port_start, net.rtp_port_end)
+    media = (daemon.media_port_start, daemon.media_port_end)
+
+    singles: list[tuple[FieldPath, int, int]] = [
+        (("network", "sip_port"), net.sip_port, 5060),
+        (("asterisk", "ari_port"), ast.ari_port, 8088),
+        (("asterisk", "ami_port"), ast.ami_port, 5038),
+    ]
+    used = {port for _, port, _ in singles}
+    for i, (path, port, default) in enumerate(singles):
+        for other, other_port, _ in singles[:i]:
+            if port == other_port:
+                spare = default if default not in used else _free_port(default, used)
+                issues.append(
+                    at(
+                        path,
+                        f"{path[-1]} {port} is the same port as {dotted(other)}",
+                        f"give each service its own port, e.g. {path[-1]}: {spare}",
+                    )
+                )
+                break
+
+    for name, (low, high), owner in (
+        ("RTP", rtp, "network.rtp_port_start/rtp_port_end"),
+        ("daemon media", media, "daemon.media_port_start/media_port_end"),
+    ):
+        if low <= net.sip_port <= high:
+            issues.append(
+                at(
+                    ("network", "sip_port"),
+                    f"sip_port {net.sip_port} lies inside the {name} port range {low}-{high} "
+                    f"({owner})",
+                    "move sip_port (usually 5060) or the range so they do not overlap",
+                )
+            )
+
+    if media[0] <= rtp[1] and rtp[0] <= media[1]:
+        free = _free_range(media[1] - media[0] + 1, [rtp, (net.sip_port, net.sip_port)])
+        hint = (
+            f"e.g. media_port_start: {free[0]} and media_port_end: {free[1]}"
+            if free
+            else "shrink one of the ranges"
+        )
+        issues.append(
+            at(
+                ("daemon", "media_port_start"),
+                f"daemon media ports {media[0]}-{media[1]} overlap the Asterisk RTP ports "
+                f"{rtp[0]}-{rtp[1]} (network.rtp_port_start/rtp_port_end)",
+                f"use a separate range, {hint}",
+            )
+        )
+
+    calls = daemon.max_concurrent_calls
+    media_size = media[1] - media[0] + 1
+    if media_size < calls:
+        issues.append(
+            at(
+                ("daemon", "max_concurrent_calls"),
+                f"{calls} concurrent calls need {calls} media ports, but "
+                f"{media[0]}-{media[1]} has only {media_size}",
+                "widen media_port_start..media_port_end or lower max_concurrent_calls",
+            )
+        )
+    rtp_size = rtp[1] - rtp[0] + 1
+    if rtp_size < calls * RTP_PORTS_PER_CALL:
+        issues.append(
+            at(
+                ("network", "rtp_port_end"),
+                f"{calls} concurrent calls need {calls * RTP_PORTS_PER_CALL} RTP ports "
+                f"({RTP_PORTS_PER_CALL} per call), but {rtp[0]}-{rtp[1]} has only {rtp_size}",
+                "widen rtp_port_start..rtp_port_end (e.g. 10000-20000) or lower "
+                "daemon.max_concurrent_calls",
+            )
+        )
+    return issues
+
+
+# --------------------------------------------------------------------------------------------
+# Summary and the `check` command
+# --------------------------------------------------------------------------------------------
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def summary(cfg: Configuration) -> str:
+    """One screen describing the configuration (never shows secrets)."""
+    site = cfg.site
+    net, ast, daemon = site.network, site.asterisk, site.daemon
+    lines = [f"Switchboard configuration in {cfg.config_dir}", ""]
+    advertised = f", advertised as {net.advertise_address}" if net.advertise_address else ""
+    lines.append(
+        f"Network   SIP {net.sip_transport} {net.bind_address}:{net.sip_port}{advertised}; "
+        f"RTP {net.rtp_port_start}-{net.rtp_port_end}"
+    )
+    if net.local_networks:
+        lines.append(f"          local networks: {', '.join(net.local_networks)}")
+    lines.append(
+        f"Asterisk  runtime {ast.runtime}; ARI 127.0.0.1:{ast.ari_port}; "
+        f"AMI 127.0.0.1:{ast.ami_port}"
+    )
+    lines.append(
+        f"Daemon    media {daemon.media_address}:{daemon.media_port_start}-"
+        f"{daemon.media_port_end}; up to {daemon.max_concurrent_calls} concurrent calls"
+    )
+
+    lines.append("")
+    lines.append(f"Trunks ({len(site.trunks)})")
+    for trunk in site.trunks:
+        if trunk.registration is not None:
+            mode = f"registers as {trunk.registration.username}"
+        else:
+            mode = "no registration"
+        match = ", ".join(trunk.identify_match())
+        lines.append(
+            f"  {trunk.name:<12} {trunk.host}:{trunk.port}/{trunk.transport}  {mode}; "
+            f"inbound from {match}"
+        )
+        dids = ", ".join(trunk.dids) if trunk.dids else "none"
+        lines.append(f"  {'':<12} DIDs: {dids}; codecs: {', '.join(trunk.codecs)}")
+    if not site.trunks:
+        lines.append("  none (no calls from or to the outside)")
+
+    lines.append("")
+    lines.append(f"Phones ({len(site.phones)})")
+    for phone in site.phones:
+        lines.append(
+            f"  {phone.extension:<6} {_shorten(phone.name or '-', 24):<24} "
+            f"codecs: {', '.join(phone.codecs)}"
+        )
+    if not site.phones:
+        lines.append("  none")
+
+    lines.append("")
+    lines.append("Routes")
+    for rule in site.routes.rules:
+        target = f"DID {rule.did}" if rule.did is not None else f"extension {rule.extension}"
+        lines.append(f"  {target:<24} -> {rule.agent}")
+    default = site.routes.default_agent or "none (unrouted calls are rejected)"
+    lines.append(f"  {'other DIDs':<24} -> {default}")
+
+    lines.append("")
+    lines.append(f"Agents ({len(cfg.agents)})")
+    for name, agent in sorted(cfg.agents.items()):
+        lines.append(f"  {name:<12} [{agent.language}] {_shorten(agent.greeting, 64)!r}")
+    if not cfg.agents:
+        lines.append("  none")
+    return "\n".join(lines)
+
+
+def run_check(config_dir: Path, out: TextIO | None = None) -> int:
+    """Print every error (one per line, then a count) and return 1, or the summary and 0."""
+    out = out if out is not None else sys.stdout
+    try:
+        cfg = load_configuration(Path(config_dir))
+    except ConfigError as exc:
+        for issue in exc.errors:
+            print(issue, file=out)
+        count = len(exc.errors)
+        print(f"{count} error{'' if count == 1 else 's'} in {config_dir}", file=out)
+        return 1
+    print(summary(cfg), file=out)
+    print(file=out)
+    print("Configuration OK.", file=out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m appliance.check [--config-dir DIR]`."""
+    parser = argparse.ArgumentParser(description="Check the Switchboard configuration.")
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        default=None,
+        help=f"configuration directory (default: ${CONFIG_DIR_ENV} or {DEFAULT_CONFIG_DIR})",
+    )
+    args = parser.parse_args(argv)
+    return run_check(args.config_dir or default_config_dir())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
