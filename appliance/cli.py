@@ -98,10 +98,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     save=Path(args.save) if args.save else None)
 
 
-def cmd_asterisk(args: argparse.Namespace) -> int:
-    from appliance.supervise import run_contained_asterisk
+def cmd_supervise(args: argparse.Namespace) -> int:
+    from appliance.supervise import run_supervisor
 
-    return run_contained_asterisk(paths.data_dir(args.data_dir))
+    return run_supervisor(paths.data_dir(args.data_dir), _config_dir(args))
 
 
 def cmd_install_steps(args: argparse.Namespace) -> int:
@@ -137,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save", help="write what the caller heard to this WAV file")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("asterisk", help="run the contained Asterisk in the foreground, "
-                       "restarting it when it fails")
-    p.set_defaults(func=cmd_asterisk)
+    p = sub.add_parser("supervise", help="without systemd: run Asterisk (contained runtime) "
+                       "and the daemon in the foreground, restarting them when they fail")
+    p.set_defaults(func=cmd_supervise)
 
     p = sub.add_parser("install-steps", help=argparse.SUPPRESS)
     p.add_argument("--root", default="/")

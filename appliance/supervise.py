@@ -1,0 +1,118 @@
+"""Run the services without systemd: Asterisk (contained runtime) and the agent daemon as
+children, each restarted with backoff when it exits, both stopped on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance import paths
+from appliance.runtime import ContainedAsterisk
+
+PIDFILE = "supervise.pid"
+
+
+@dataclass
+class Child:
+    """One supervised process and its restart bookkeeping."""
+
+    name: str
+    command: list[str]
+    log: Path
+    process: subprocess.Popen | None = None
+    backoff: float = 1.0
+    started: float = 0.0
+
+    def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=out,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        self.started = time.monotonic()
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def supervisor_pid(data_dir: Path) -> int | None:
+    """PID of a running supervisor, if any."""
+    try:
+        pid = int((data_dir / PIDFILE).read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def ensure_supervisor(data_dir: Path, config_dir: Path) -> bool:
+    """Start ``switchboard supervise`` in the background unless it runs; True if started."""
+    if supervisor_pid(data_dir) is not None:
+        return False
+    log = data_dir / "log/supervise.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        subprocess.Popen([sys.executable, "-m", "appliance.cli", "--config-dir", str(config_dir),
+                          "--data-dir", str(data_dir), "supervise"],
+                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and supervisor_pid(data_dir) is None:
+        time.sleep(0.1)
+    return True
+
+
+def run_supervisor(data_dir: Path, config_dir: Path) -> int:
+    """Foreground: keep Asterisk (if contained) and the daemon running until SIGTERM."""
+    (data_dir / PIDFILE).write_text(str(os.getpid()))
+    logs = data_dir / "log"
+    children = []
+    if paths.recorded_runtime(data_dir) == "contained":
+        asterisk = ContainedAsterisk(paths.contained_root(data_dir), logs / "asterisk.log")
+        children.append(Child("asterisk", asterisk.command(), asterisk.log_path))
+    children.append(Child("agent", [sys.executable, "-m", "appliance.cli", "--config-dir",
+                                    str(config_dir), "--data-dir", str(data_dir), "run"],
+                          logs / "agent.log"))
+    stopping = False
+
+    def on_term(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    signal.signal(signal.SIGHUP, lambda *_: [c.process.send_signal(signal.SIGHUP)
+                                             for c in children
+                                             if c.name == "agent" and c.process])
+    try:
+        for child in children:
+            child.start()
+            print(f"started {child.name} (pid {child.process.pid})", flush=True)
+        while not stopping:
+            time.sleep(0.5)
+            for child in children:
+                if child.process is not None and child.process.poll() is not None:
+                    code = child.process.returncode
+                    if time.monotonic() - child.started > 60:
+                        child.backoff = 1.0
+                    print(f"{child.name} exited ({code}); restarting in {child.backoff:.0f}s",
+                          flush=True)
+                    time.sleep(child.backoff)
+                    child.backoff = min(30.0, child.backoff * 2)
+                    child.start()
+    finally:
+        for child in reversed(children):
+            child.stop()
+        (data_dir / PIDFILE).unlink(missing_ok=True)
+    return 0

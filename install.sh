@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Switchboard installer: idempotent, run as root from a checkout.
+#   sudo ./install.sh                 install (or update) and start the services
+#   sudo ./install.sh --demo          ... then place a test call into the default agent
+#   ./install.sh --root DIR           install into a staging root (nothing else touched)
+set -euo pipefail
+
+ROOT=/
+DEMO=0
+START=1
+usage() { sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --root) ROOT=$(realpath -m "$2"); shift 2 ;;
+    --root=*) ROOT=$(realpath -m "${1#--root=}"); shift ;;
+    --demo) DEMO=1; shift ;;
+    --no-start) START=0; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+SRC=$(cd "$(dirname "$0")" && pwd)
+PREFIX="${ROOT%/}/opt/switchboard"
+VENV="$PREFIX/venv"
+SHARE="$PREFIX/share"
+t0=$(date +%s.%N)
+step() { printf '[%s] %s\n' "$1" "$2"; }
+elapsed() { python3 -c "import sys,time; print(f'{time.time()-float(sys.argv[1]):.2f}s')" "$1"; }
+
+if [ "$(id -u)" != 0 ]; then
+  echo "install.sh: run as root (sudo ./install.sh)" >&2
+  exit 1
+fi
+
+step "0/8" "Python environment in $VENV"
+s=$(date +%s.%N)
+changed=0
+PY=python3
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "install.sh: Python >= 3.11 is required (found $("$PY" -V 2>&1))" >&2
+  exit 1
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  if ! "$PY" -m venv "$VENV" 2>/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    rm -rf "$VENV"
+    "$PY" -m venv "$VENV"
+  fi
+  echo "    + created $VENV"
+  changed=1
+fi
+# Reinstall only when the source changed (hash of the tracked files).
+hash=$(cd "$SRC" && { git ls-files -z 2>/dev/null || find . -type f -not -path './.git/*' -print0; } \
+        | sort -z | xargs -0 sha256sum 2>/dev/null | sha256sum | cut -c1-16)
+if [ "$(cat "$PREFIX/.source-hash" 2>/dev/null)" != "$hash" ]; then
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$SRC"
+  mkdir -p "$SHARE"
+  for d in asterisk dialplan systemd; do
+    rm -rf "$SHARE/$d"; cp -r "$SRC/$d" "$SHARE/$d"
+  done
+  cp "$SRC/README.md" "$SHARE/README.md"
+  echo "$hash" > "$PREFIX/.source-hash"
+  echo "    + installed switchboard ($hash) into $VENV"
+  changed=1
+fi
+if [ "$ROOT" = / ] && [ "$(readlink -f /usr/local/bin/switchboard 2>/dev/null)" != "$VENV/bin/switchboard" ]; then
+  ln -sf "$VENV/bin/switchboard" /usr/local/bin/switchboard
+  echo "    + linked /usr/local/bin/switchboard"
+  changed=1
+fi
+[ $changed = 1 ] && echo "    changed ($(elapsed "$s"))" || echo "    ok ($(elapsed "$s"))"
+
+args=(--root "$ROOT" --share "$SHARE")
+[ $START = 0 ] && args+=(--no-start)
+SWITCHBOARD_SHARE_DIR="$SHARE" "$VENV/bin/switchboard" install-steps "${args[@]}"
+
+if [ $DEMO = 1 ]; then
+  echo "placing a demo call into the default agent ..."
+  "$VENV/bin/switchboard" --config-dir "${ROOT%/}/etc/switchboard" demo
+fi
+echo "install.sh finished in $(elapsed "$t0")"
