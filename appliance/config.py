@@ -639,6 +639,15 @@ class SiteConfig(ConfigModel):
 # --------------------------------------------------------------------------------------------
 
 
+class AgentLimits(ConfigModel):
+    """Bounds on one call with this agent."""
+
+    max_call_seconds: WholeNumber = Field(
+        1800, ge=5, le=86400,
+        description="Longest call in seconds; the agent then hangs up. Default: 1800.",
+    )
+
+
 class AgentConfig(ConfigModel):
     """One AI agent; the file agents/<name>.yaml. New settings are added as plain fields."""
 
@@ -655,6 +664,10 @@ class AgentConfig(ConfigModel):
     greeting: Text = Field(
         description="First sentence the agent says when it answers. Required.",
         examples=["Hello, how can I help?"],
+    )
+    limits: AgentLimits = Field(
+        default_factory=AgentLimits,
+        description="Call limits. Default: each limit's own default.",
     )
 
 

@@ -22,7 +22,7 @@ def daemon_settings(cfg: Configuration, record_dir: Path | None = None) -> Daemo
     )
     agents = {
         name: AgentSpec(name=name, greeting=a.greeting, language=a.language,
-                        max_call_seconds=getattr(a, "max_call_seconds", 3600.0))
+                        max_call_seconds=a.limits.max_call_seconds)
         for name, a in cfg.agents.items()
     }
     d = site.daemon

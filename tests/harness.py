@@ -74,6 +74,8 @@ routes:
       agent: demo
     - extension: "{AGENT_EXTENSION}"
       agent: demo
+    - extension: "501"
+      agent: brief
 """
 
 AGENT_YAML = """\
@@ -83,12 +85,21 @@ greeting: Hello, you have reached the Switchboard test agent.
 """
 
 
+BRIEF_AGENT_YAML = """\
+name: brief
+greeting: This agent hangs up after five seconds.
+limits:
+  max_call_seconds: 5
+"""
+
+
 def write_test_config(config_dir: Path) -> Path:
     """A complete site configuration on loopback test ports."""
     (config_dir / "agents").mkdir(parents=True, exist_ok=True)
     (config_dir / "secrets").mkdir(exist_ok=True)
     (config_dir / "switchboard.yaml").write_text(SITE_YAML)
     (config_dir / "agents/demo.yaml").write_text(AGENT_YAML)
+    (config_dir / "agents/brief.yaml").write_text(BRIEF_AGENT_YAML)
     (config_dir / "secrets/carrier.secret").write_text(TRUNK_SECRET + "\n")
     for ext, secret in PHONE_SECRETS.items():
         (config_dir / f"secrets/phone-{ext}.secret").write_text(secret + "\n")
