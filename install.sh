@@ -54,7 +54,8 @@ fi
 hash=$(cd "$SRC" && { git ls-files -z 2>/dev/null || find . -type f -not -path './.git/*' -print0; } \
         | sort -z | xargs -0 sha256sum 2>/dev/null | sha256sum | cut -c1-16)
 if [ "$(cat "$PREFIX/.source-hash" 2>/dev/null)" != "$hash" ]; then
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$SRC"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$SRC" 2>&1 \
+    | { grep -v "^WARNING: Location" || true; }
   mkdir -p "$SHARE"
   for d in asterisk dialplan systemd; do
     rm -rf "$SHARE/$d"; cp -r "$SRC/$d" "$SHARE/$d"
