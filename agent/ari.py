@@ -199,7 +199,7 @@ class AriClient:
                             continue
                         self.stats["events"] += 1
                         yield event
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 log.warning("ARI events connection failed: %s; retrying in %.2fs",
                             type(exc).__name__, backoff)
             else:

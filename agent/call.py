@@ -109,7 +109,7 @@ class Call:
                 await self._serve()
                 for task in self._tasks:
                     task.cancel()
-        except* (AriError, OSError, asyncio.TimeoutError, KeyError) as group:
+        except* (TimeoutError, AriError, OSError, KeyError) as group:
             self.end_reason = "error"
             for exc in group.exceptions:
                 log.warning("call %s: failed: %s: %s", self.id, type(exc).__name__, exc)
@@ -137,7 +137,7 @@ class Call:
         self.playout.write(greeting_prompt())
         try:
             await asyncio.wait_for(self.hung_up.wait(), self.agent.max_call_seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.end_reason = "timeout"
             await self.hangup()
 
@@ -154,7 +154,7 @@ class Call:
     async def _cleanup(self) -> None:
         try:
             await asyncio.wait_for(self._release(), CLEANUP_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.error("call %s: cleanup timed out", self.id)
         finally:
             self._register(self.channel.id, None)

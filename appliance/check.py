@@ -1,4 +1,4 @@
-"""Semantic checks across switchboard.yaml and agents/*.yaml, the summary, and `switchboard check`."""
+"""Semantic checks across switchboard.yaml and agents/*.yaml; summary; `switchboard check`."""
 
 import argparse
 import difflib

@@ -44,9 +44,9 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from appliance.daemon_settings import daemon_settings
-    from appliance.config import ConfigError, load_configuration
     from agent.daemon import Daemon
+    from appliance.config import ConfigError, load_configuration
+    from appliance.daemon_settings import daemon_settings
 
     config_dir = _config_dir(args)
     try:

@@ -46,6 +46,23 @@ def sip_server(cfg: Configuration) -> tuple[str, int]:
     return host, net.sip_port
 
 
+async def wait_for_agent_app(cfg: Configuration, timeout: float = 30.0) -> bool:
+    """Wait until ARI is up and the daemon's Stasis application is registered."""
+    from agent.ari import AriClient, AriError
+    from appliance.daemon_settings import daemon_settings
+
+    settings = daemon_settings(cfg).ari
+    deadline = time.monotonic() + timeout
+    async with AriClient(settings) as ari:
+        while time.monotonic() < deadline:
+            try:
+                await ari.request("GET", f"applications/{settings.app}")
+                return True
+            except (TimeoutError, AriError, OSError):
+                await asyncio.sleep(0.25)
+    return False
+
+
 def first_voiced(packets: list, start: float) -> float | None:
     for arrival, _seq, _ts, pcm in packets:
         if rms_dbfs(pcm) > SILENCE_DBFS:
@@ -73,7 +90,7 @@ async def place_demo_call(cfg: Configuration, number: str, seconds: float,
         remaining = seconds - (time.monotonic() - answered)
         try:
             await asyncio.wait_for(dialog.wait_remote_hangup(remaining), max(0.1, remaining))
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             await dialog.hangup()
         pcm = dialog.received_pcm()
         if save is not None:
@@ -97,6 +114,10 @@ def run_demo(config_dir: Path, seconds: float = 6.0, number: str | None = None,
     target = number or demo_target(cfg)
     print(f"calling extension {target} as phone {cfg.site.phones[0].extension} "
           f"via {':'.join(map(str, sip_server(cfg)))} ...")
+    if not asyncio.run(wait_for_agent_app(cfg)):
+        print("the agent daemon is not connected to Asterisk's ARI (waited 30 s): is it running? "
+              "See /var/lib/switchboard/log/ or `journalctl -u switchboard`.")
+        return 1
     try:
         result = asyncio.run(place_demo_call(cfg, target, seconds, save))
     except (SipError, OSError, TimeoutError) as exc:

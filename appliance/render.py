@@ -53,7 +53,8 @@ MODULES = [
     # ARI
     "res_http_websocket.so", "res_websocket_client.so", "res_stasis.so",
     "res_stasis_answer.so", "res_stasis_playback.so", "res_stasis_recording.so",
-    "res_stasis_device_state.so", "res_stasis_snoop.so", "app_stasis.so", "res_ari.so", "res_ari_model.so",
+    "res_stasis_device_state.so", "res_stasis_snoop.so", "app_stasis.so", "res_ari.so",
+    "res_ari_model.so",
     "res_ari_applications.so", "res_ari_asterisk.so", "res_ari_bridges.so",
     "res_ari_channels.so", "res_ari_endpoints.so", "res_ari_events.so",
     "res_ari_playbacks.so", "res_ari_recordings.so", "res_ari_sounds.so",

@@ -6,6 +6,7 @@ a zstd tarball in the cache dir and restored from it in under a second afterward
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -13,9 +14,10 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 Runtime = Literal["system", "package", "contained"]
 Progress = Callable[[str], None]
@@ -48,9 +50,9 @@ def debian_mirror() -> str:
         except OSError:
             continue
         for url in re.findall(r"(https?://\S+)", text):
-            if "debian" in url and "security" not in url and "snapshot" not in url:
-                if not url.startswith("https://packages.") and "nodesource" not in url:
-                    return url.rstrip("/")
+            if "debian" in url and not any(
+                    skip in url for skip in ("security", "snapshot", "nodesource", "packages.")):
+                return url.rstrip("/")
     return FALLBACK_MIRROR
 
 
@@ -191,10 +193,8 @@ class ContainedAsterisk:
         """Stop gracefully, then by signal if it does not go."""
         if self.process is None or self.process.poll() is not None:
             return
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.rx("core stop now", timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

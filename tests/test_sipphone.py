@@ -835,3 +835,118 @@ async def test_incoming_reject_and_cancel(
 async def test_wait_incoming_times_out(phone: SipPhone) -> None:
     with pytest.raises(SipTimeoutError, match="no incoming call"):
         await phone.wait_incoming(0.05)
+
+
+# --------------------------------------------------------------------------------------
+# in-dialog and media edge cases
+
+
+async def test_reinvite_gets_same_sdp_until_acked(
+    server: FakeServer, phone: SipPhone, rtp: FakeRtp
+) -> None:
+    dialog, invite, _, addr = await establish(server, phone, rtp)
+    moved = await bind(FakeRtp)
+    assert isinstance(moved, FakeRtp)
+    offer = build_sdp(address="127.0.0.1", port=moved.port, payload_type=0, encoding="PCMU",
+                      dtmf_payload_type=101, ptime_ms=20, session_id=1, version=2)
+    reinvite = server.request("INVITE", dialog.local.uri, call_id=invite.call_id, cseq=20,
+                              from_tag="uas", to_tag=dialog.local_tag, branch="z9hG4bKre",
+                              body=offer)
+    server.send(reinvite, addr)
+    ok = await server.response()
+    assert ok.status == 200 and ok.body == invite.body  # unchanged session, same o= version
+    assert ok.get("Contact") == f"<sip:1001@127.0.0.1:{phone.local_port}>"
+    assert (await server.response(timeout=1)).status == 200  # retransmitted: no ACK yet
+    ack = server.request("ACK", dialog.local.uri, call_id=invite.call_id, cseq=20,
+                         from_tag="uas", to_tag=dialog.local_tag, branch="z9hG4bKreack")
+    server.send(ack, addr)
+    assert dialog.remote_rtp == ("127.0.0.1", moved.port)
+    await moved.wait_for(3)
+    assert moved.transport is not None
+    moved.transport.close()
+
+
+async def test_early_media_sdp_from_183(server: FakeServer, phone: SipPhone,
+                                         rtp: FakeRtp) -> None:
+    task = asyncio.create_task(phone.call("2000"))
+    invite, addr = await server.expect("INVITE")
+    early = build_sdp(address="127.0.0.1", port=rtp.port, payload_type=0, encoding="PCMU",
+                      dtmf_payload_type=None, ptime_ms=20, session_id=3, version=3)
+    server.reply(invite, addr, 183, to_tag="em", body=early)
+    server.reply(invite, addr, 200, to_tag="em", headers=[("Contact", "<sip:2000@127.0.0.1>")])
+    dialog = await task
+    await server.expect("ACK")
+    assert dialog.provisional == [183]
+    assert dialog.remote_rtp == ("127.0.0.1", rtp.port)
+    assert dialog.dtmf_payload_type is None
+    with pytest.raises(SipError, match="telephone-event was not negotiated"):
+        await dialog.send_dtmf("1")
+
+
+async def test_200_crossing_cancel_is_acked_and_hung_up(server: FakeServer,
+                                                         phone: SipPhone) -> None:
+    task = asyncio.create_task(phone.call("2000", timeout=0.2))
+    invite, addr = await server.expect("INVITE")
+    server.reply(invite, addr, 180, to_tag="x")
+    with pytest.raises(SipTimeoutError):
+        await task
+    cancel, _ = await server.expect("CANCEL")
+    server.reply(cancel, addr, 200, to_tag="x")
+    answer = build_sdp(address="127.0.0.1", port=9, payload_type=0, encoding="PCMU",
+                       dtmf_payload_type=None, ptime_ms=20, session_id=4, version=4)
+    server.reply(invite, addr, 200, to_tag="x", body=answer,
+                 headers=[("Contact", "<sip:2000@127.0.0.1>")])
+    ack, _ = await server.expect("ACK")
+    bye, _ = await server.expect("BYE")
+    assert ack.cseq == (invite.cseq[0], "ACK") and bye.to_addr.tag == "x"
+    server.reply(bye, addr, 200)
+
+
+async def test_silence_suppression_talkspurts(server: FakeServer, rtp: FakeRtp) -> None:
+    async with SipPhone("127.0.0.1", server.addr, comfort_silence=False) as sip:
+        task = asyncio.create_task(sip.call("2000"))
+        invite, addr = await server.expect("INVITE")
+        answer = build_sdp(address="127.0.0.1", port=rtp.port, payload_type=0,
+                           encoding="PCMU", dtmf_payload_type=None, ptime_ms=20,
+                           session_id=5, version=5)
+        server.reply(invite, addr, 200, to_tag="s", body=answer)
+        dialog = await task
+        await server.expect("ACK")
+        await asyncio.sleep(0.1)
+        assert rtp.packets == []  # idle: nothing sent
+        tone = np.full(480, 3000, np.int16)
+        await dialog.play(tone)
+        await asyncio.sleep(0.1)
+        await dialog.play(tone)
+        await rtp.wait_for(6)
+        packets = [p for _, p, _ in rtp.packets]
+        assert [p.marker for p in packets] == [True, False, False, True, False, False]
+        assert [(p.sequence - packets[0].sequence) % 65536 for p in packets] == list(range(6))
+        # the timestamp kept running through the pause: it tracks the wall-clock gap
+        gap = (packets[3].timestamp - packets[2].timestamp) % (1 << 32)
+        wall = dialog.sent_packets[3].sent_at - dialog.sent_packets[2].sent_at
+        assert gap >= 160 + 600 and abs(gap - wall * 8000) < 8 * 15
+        assert all(p.voiced and p.queued for p in dialog.sent_packets)
+        dialog.comfort_silence = True
+        await rtp.wait_for(9)
+        assert rtp.packets[-1][1].payload == b"\xff" * 160
+        hangup = asyncio.create_task(dialog.hangup())
+        bye, _ = await server.expect("BYE")
+        server.reply(bye, addr, 200)
+        await hangup
+        assert sip.credentials is None
+
+
+async def test_cancelled_play_stops_sending(server: FakeServer, phone: SipPhone,
+                                            rtp: FakeRtp) -> None:
+    dialog, *_ = await establish(server, phone, rtp)
+    loud = np.full(8000, 5000, np.int16)  # one second
+    playing = asyncio.create_task(dialog.play(loud))
+    await asyncio.sleep(0.1)
+    playing.cancel()
+    await asyncio.sleep(0.1)
+    queued = [p for p in dialog.sent_packets if p.queued]
+    assert 2 <= len(queued) <= 12
+    assert not dialog.sent_packets[-1].queued  # back to comfort silence
+    with pytest.raises(TypeError, match="int16"):
+        await dialog.play(np.zeros(160))
