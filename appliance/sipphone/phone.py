@@ -209,7 +209,7 @@ def _server_key(request: SipMessage) -> tuple[str, str]:
 
 
 class SipPhone:
-    """A UDP SIP user agent for tests and diagnostics; see the module docs of the package."""
+    """A UDP SIP user agent (one registration, any number of calls) for tests and diagnostics."""
 
     T1 = 0.5
     T2 = 4.0
