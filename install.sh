@@ -8,6 +8,7 @@ set -euo pipefail
 ROOT=/
 DEMO=0
 START=1
+WHEELS_ONLY=0
 usage() { sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -15,12 +16,33 @@ while [ $# -gt 0 ]; do
     --root=*) ROOT=$(realpath -m "${1#--root=}"); shift ;;
     --demo) DEMO=1; shift ;;
     --no-start) START=0; shift ;;
+    --wheels-only) WHEELS_ONLY=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
 done
 
 SRC=$(cd "$(dirname "$0")" && pwd)
+CACHE=${SWITCHBOARD_CACHE_DIR:-/var/cache/switchboard}
+LLAMA_VERSION=0.3.36
+
+# llama-cpp-python ships only as source and takes ~5 minutes to build on 2 cores: build a
+# portable wheel once (no -march=native) and keep it in the cache.
+ensure_llama_wheel() {
+  mkdir -p "$CACHE/wheels"
+  if ! ls "$CACHE/wheels"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
+    echo "    building llama-cpp-python $LLAMA_VERSION (once, about 5 minutes) ..."
+    command -v cmake >/dev/null && command -v g++ >/dev/null || \
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake g++ >/dev/null
+    CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF" python3 -m pip wheel -q --no-deps \
+      --disable-pip-version-check -w "$CACHE/wheels" "llama-cpp-python==$LLAMA_VERSION" 2>&1 \
+      | { grep -v "^WARNING: Location" || true; }
+  fi
+}
+if [ "$WHEELS_ONLY" = 1 ]; then
+  ensure_llama_wheel
+  exit 0
+fi
 PREFIX="${ROOT%/}/opt/switchboard"
 VENV="$PREFIX/venv"
 SHARE="$PREFIX/share"
@@ -33,7 +55,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-step "0/8" "Python environment in $VENV"
+step "0/9" "Python environment in $VENV"
 s=$(date +%s.%N)
 changed=0
 PY=python3
@@ -54,7 +76,9 @@ fi
 hash=$(cd "$SRC" && { git ls-files -z 2>/dev/null || find . -type f -not -path './.git/*' -print0; } \
         | sort -z | xargs -0 sha256sum 2>/dev/null | sha256sum | cut -c1-16)
 if [ "$(cat "$PREFIX/.source-hash" 2>/dev/null)" != "$hash" ]; then
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$SRC" 2>&1 \
+  ensure_llama_wheel
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+    --find-links "$CACHE/wheels" "$SRC" 2>&1 \
     | { grep -v "^WARNING: Location" || true; }
   mkdir -p "$SHARE"
   for d in asterisk dialplan systemd; do

@@ -14,6 +14,8 @@ import numpy as np
 from agent.ari import AriClient, AriError, Channel, Event
 from agent.audio import AudioChunk, chime, write_wav
 from agent.clock import LoopClock
+from agent.conversation import Conversation
+from agent.engines import Engines
 from agent.media import RtpEndpoint
 from agent.playout import Playout
 from agent.rtp import RtpPacket
@@ -62,7 +64,8 @@ class Call:
     """Answer, bridge the caller with an ExternalMedia RTP leg, serve, and always clean up."""
 
     def __init__(self, ari: AriClient, settings: DaemonSettings, agent: AgentSpec,
-                 channel: Channel, register: Callable[[str, Call | None], None]) -> None:
+                 channel: Channel, register: Callable[[str, Call | None], None],
+                 engines: Engines | None = None) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.ari = ari
         self.settings = settings
@@ -78,7 +81,10 @@ class Call:
         self.media: RtpEndpoint | None = None
         self.playout: Playout | None = None
         self.dtmf: asyncio.Queue[str] = asyncio.Queue()
+        self.engines = engines
+        self.conversation: Conversation | None = None
         self._tasks: list[asyncio.Task] = []
+        self._group: asyncio.TaskGroup | None = None
         register(channel.id, self)  # at once: events for the call may arrive before run()
         register(self.media_channel_id, self)
 
@@ -105,6 +111,7 @@ class Call:
         log.info("call %s: start agent=%s", self.id, self.agent.name)
         try:
             async with asyncio.TaskGroup() as tasks:
+                self._group = tasks
                 await self._setup(tasks)
                 await self._serve()
                 for task in self._tasks:
@@ -121,7 +128,7 @@ class Call:
         await self.ari.answer(self.channel.id)
         await self.ari.create_bridge(self.bridge_id)
         self.media = await RtpEndpoint.open(self.settings.media_address,
-                                            self.settings.media_ports, self.recording.add)
+                                            self.settings.media_ports, self._heard)
         host, port = self.media.local
         created = await self.ari.external_media(self.media_channel_id, f"{host}:{port}")
         variables = created.get("channelvars") or {}
@@ -132,9 +139,27 @@ class Call:
         await asyncio.wait_for(self.media_started.wait(), MEDIA_START_TIMEOUT)
         await self.ari.add_to_bridge(self.bridge_id, [self.channel.id, self.media_channel_id])
 
+    def spawn(self, coro, name: str = "task") -> asyncio.Task:
+        """Start a task owned by this call (cancelled when the call ends)."""
+        assert self._group is not None
+        task = self._group.create_task(coro, name=f"{name}-{self.id}")
+        self._tasks.append(task)
+        self._tasks = [t for t in self._tasks if not t.done()]
+        return task
+
+    def _heard(self, pcm: np.ndarray, packet: RtpPacket) -> None:
+        self.recording.add(pcm, packet)
+        if self.conversation is not None:
+            self.conversation.hear(pcm)
+
     async def _serve(self) -> None:
         assert self.playout is not None
-        self.playout.write(greeting_prompt())
+        if self.engines is not None:
+            self.conversation = Conversation(self.agent, self.engines, self.playout,
+                                             LoopClock(), self.spawn)
+            self.conversation.greet()
+        else:
+            self.playout.write(greeting_prompt())
         try:
             await asyncio.wait_for(self.hung_up.wait(), self.agent.max_call_seconds)
         except TimeoutError:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from agent.ari import CONNECTED, AriClient, AriError, Event
 from agent.call import Call
+from agent.engines import EngineRegistry, Engines
 from agent.notify import notify, watchdog_interval
 from agent.settings import DaemonSettings
 
@@ -23,6 +25,35 @@ class Daemon:
         self.connected = asyncio.Event()
         self.stats = {"calls_total": 0, "calls_rejected": 0, "events_unrouted": 0}
         self._tasks: asyncio.TaskGroup | None = None
+        self.registry = EngineRegistry(settings.engine_threads)
+        self._reloads: asyncio.Queue[Callable[[], DaemonSettings]] = asyncio.Queue()
+        self.engines: dict[str, Engines] = {}
+
+    def load_engines(self) -> None:
+        """Load every agent's models and phrases (blocking; before READY and on reload)."""
+        for name, spec in self.settings.agents.items():
+            if spec.models is not None:
+                self.engines[name] = self.registry.for_agent(spec)
+
+    def request_reload(self, load: Callable[[], DaemonSettings]) -> None:
+        """Queue a reload (from a signal handler); ``load`` raises if the new config is bad."""
+        self._reloads.put_nowait(load)
+
+    async def _reloader(self) -> None:
+        while True:
+            load = await self._reloads.get()
+            notify("RELOADING=1")
+            old = self.settings
+            try:
+                self.settings = await asyncio.to_thread(load)
+                await asyncio.to_thread(self.load_engines)
+            except Exception as exc:  # any failure keeps the previous configuration serving
+                self.settings = old
+                log.error("reload rejected, the previous configuration stays in use: %s", exc)
+            else:
+                log.info("configuration reloaded: %d agent(s)", len(self.settings.agents))
+            finally:
+                notify("READY=1")
 
     @property
     def active_calls(self) -> set[Call]:
@@ -36,15 +67,18 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then hang up the remaining calls and return."""
+        await asyncio.to_thread(self.load_engines)
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 events = tasks.create_task(self._consume(), name="ari-events")
                 keepalive = tasks.create_task(self._watchdog(), name="watchdog")
+                reloader = tasks.create_task(self._reloader(), name="reloader")
                 await stop.wait()
                 notify("STOPPING=1")
                 events.cancel()
                 keepalive.cancel()
+                reloader.cancel()
                 for call in list(self.active_calls):
                     call.end_reason = "shutdown"
                     await call.hangup()
@@ -95,7 +129,8 @@ class Daemon:
             self._tasks.create_task(self._reject(event.channel.id))
             return
         self.stats["calls_total"] += 1
-        call = Call(self.ari, self.settings, agent, event.channel, self._register)
+        call = Call(self.ari, self.settings, agent, event.channel, self._register,
+                    engines=self.engines.get(agent.name))
         self._tasks.create_task(call.run(), name=f"call-{call.id}")
 
     async def _reject(self, channel_id: str) -> None:

@@ -34,6 +34,8 @@ class Playout:
         self._queue: deque[np.ndarray] = deque()
         self._queued = 0
         self._played = 0  # samples of queued audio sent since the last clear()
+        self.played_total = 0  # samples of queued audio sent, ever
+        self._audio_waiters: list[asyncio.Future[float]] = []
         self._idle = asyncio.Event()
         self._idle.set()
         self._silence = np.zeros(self.frame_samples, dtype=np.int16)
@@ -62,6 +64,12 @@ class Playout:
         played, self._played = self._played, 0
         return played / self.rate
 
+    def next_audio_sent(self) -> asyncio.Future[float]:
+        """A future set to the clock time at which the next frame holding audio leaves."""
+        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._audio_waiters.append(fut)
+        return fut
+
     @property
     def queued_seconds(self) -> float:
         return self._queued / self.rate
@@ -87,6 +95,13 @@ class Playout:
         out[filled:] = 0
         self._queued -= filled
         self._played += filled
+        self.played_total += filled
+        if self._audio_waiters:
+            now = self._clock.now()
+            for fut in self._audio_waiters:
+                if not fut.done():
+                    fut.set_result(now)
+            self._audio_waiters.clear()
         if not self._queued:
             self._idle.set()
         return out

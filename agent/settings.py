@@ -10,6 +10,15 @@ from agent.ari import AriSettings
 
 
 @dataclass(frozen=True)
+class ModelPaths:
+    """Files of the three models one agent uses."""
+
+    stt: Path
+    llm: Path
+    tts: Path
+
+
+@dataclass(frozen=True)
 class AgentSpec:
     """One agent as the daemon runs it."""
 
@@ -17,6 +26,15 @@ class AgentSpec:
     greeting: str
     language: str = "en"
     max_call_seconds: float = 3600.0
+    instructions: str = "You are a friendly telephone assistant."
+    models: ModelPaths | None = None  # None: no speech (bundled chime, record only)
+    end_silence: float = 0.45
+    min_speech: float = 0.15
+    max_utterance: float = 15.0
+    barge_in: bool = True
+    barge_in_min_speech: float = 0.3
+    error_phrase: str = "Sorry, I am having a problem right now. Please say that again."
+    version: str = ""  # hash of the agent's configuration, for call records
 
 
 @dataclass(frozen=True)
@@ -29,3 +47,4 @@ class DaemonSettings:
     media_ports: range = range(40000, 41000)
     record_dir: Path | None = None  # when set, each call's received audio is kept as WAV
     max_concurrent_calls: int = 8
+    engine_threads: int = 2

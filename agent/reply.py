@@ -1,0 +1,115 @@
+"""One cancellable think-and-speak task per caller turn.
+
+The language model streams text; the clause splitter cuts it at the first sensible
+boundary; each clause is synthesized, resampled and queued on the playout while the model
+keeps writing. ``interrupt()`` (barge-in) works in a fixed order: cancel and await the
+producing tasks, clear the playout, then cut the reply down to what the caller heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from agent.audio import AudioChunk
+from agent.chat_model import ChatModel, Message
+from agent.clauses import ClauseSplitter
+from agent.clock import Clock
+from agent.playout import Playout
+from agent.resample import resample
+from agent.synthesizer import Synthesizer
+from agent.timings import TurnTimings
+
+
+@dataclass
+class SpokenClause:
+    """A clause and how much audio it became (samples at the playout rate)."""
+
+    text: str
+    samples: int = 0
+
+
+@dataclass
+class Reply:
+    """Think and speak one answer; ``interrupt()`` stops it and says what was heard."""
+
+    chat: ChatModel
+    synth: Synthesizer
+    playout: Playout
+    clock: Clock
+    messages: Sequence[Message]
+    timings: TurnTimings
+    text: str = ""  # everything the model wrote
+    clauses: list[SpokenClause] = field(default_factory=list)
+    interrupted: bool = False
+    _start_played: int = 0
+    _task: asyncio.Task | None = None
+
+    async def run(self) -> str:
+        """Speak the whole answer (returns once it is queued and played) and return it."""
+        self._start_played = self.playout.played_total
+        self._task = asyncio.current_task()
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._think(queue))
+            tasks.create_task(self._speak(queue))
+        await self.playout.flush()
+        return self.text
+
+    async def _think(self, queue: asyncio.Queue[str | None]) -> None:
+        splitter = ClauseSplitter()
+        try:
+            async for piece in self.chat.stream(self.messages):
+                self.timings.mark("llm_first_token", self.clock.now())
+                self.text += piece
+                for clause in splitter.push(piece):
+                    self.timings.mark("first_clause", self.clock.now())
+                    queue.put_nowait(clause)
+            for clause in splitter.flush():
+                self.timings.mark("first_clause", self.clock.now())
+                queue.put_nowait(clause)
+        finally:
+            queue.put_nowait(None)
+
+    async def _speak(self, queue: asyncio.Queue[str | None]) -> None:
+        rate = self.playout.rate
+        while (clause := await queue.get()) is not None:
+            spoken = SpokenClause(clause)
+            self.clauses.append(spoken)
+            async for chunk in self.synth.synthesize(clause):
+                self.timings.mark("tts_first_audio", self.clock.now())
+                pcm = chunk.pcm if chunk.rate == rate else resample(chunk.pcm, chunk.rate, rate)
+                if not self.timings.has("first_audio_out"):
+                    sent = self.playout.next_audio_sent()
+                    sent.add_done_callback(
+                        lambda f: f.cancelled() or self.timings.mark("first_audio_out",
+                                                                     f.result()))
+                self.playout.write(AudioChunk(pcm, rate))
+                spoken.samples += len(pcm)
+
+    async def interrupt(self) -> str:
+        """Barge-in: stop thinking and speaking now; return the text the caller heard."""
+        self.interrupted = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.playout.clear()
+        return self.heard_text()
+
+    def heard_text(self) -> str:
+        """The part of the reply the caller actually heard (whole clauses, then words)."""
+        heard = self.playout.played_total - self._start_played
+        words: list[str] = []
+        for clause in self.clauses:
+            if heard >= clause.samples:
+                words.extend(clause.text.split())
+                heard -= clause.samples
+                continue
+            if clause.samples and heard > 0:
+                parts = clause.text.split()
+                words.extend(parts[: int(len(parts) * heard / clause.samples)])
+            break
+        return " ".join(words)

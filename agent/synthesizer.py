@@ -1,0 +1,48 @@
+"""Text to speech: the ``Synthesizer`` protocol and Piper behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from agent.audio import AudioChunk
+
+
+class Synthesizer(Protocol):
+    """One method: text in, audio chunks out (as soon as each is ready)."""
+
+    def synthesize(self, text: str) -> AsyncIterator[AudioChunk]: ...
+
+
+class PiperSynthesizer:
+    """Piper (onnxruntime) with one lock per loaded voice, run off the event loop."""
+
+    def __init__(self, model_path: Path, threads: int = 1) -> None:
+        import onnxruntime
+        from piper import PiperVoice
+
+        if not Path(model_path).is_file():
+            raise FileNotFoundError(f"Piper voice {model_path} not found")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._voice = PiperVoice.load(str(model_path))
+        # Rebuild the session with bounded threads so TTS cannot starve the other engines.
+        self._voice.session = onnxruntime.InferenceSession(
+            str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
+        self.rate = int(self._voice.config.sample_rate)
+        self._lock = threading.Lock()
+
+    def synthesize_blocking(self, text: str) -> list[np.ndarray]:
+        """Every sentence of ``text`` as int16 PCM at ``rate`` (blocks the calling thread)."""
+        with self._lock:
+            return [c.audio_int16_array for c in self._voice.synthesize(text)]
+
+    async def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
+        for pcm in await asyncio.to_thread(self.synthesize_blocking, text):
+            yield AudioChunk(pcm, self.rate)

@@ -1,0 +1,83 @@
+"""Speech to text: the ``Transcriber`` protocol and whisper.cpp behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from agent.audio import AudioChunk
+from agent.resample import resample, to_float32
+
+WHISPER_RATE = 16000
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What the caller said, with how sure the model was (0..1, None if unknown)."""
+
+    text: str
+    confidence: float | None
+    seconds: float  # time the engine took
+
+
+class Transcriber(Protocol):
+    """One method: audio in, text out."""
+
+    async def transcribe(self, audio: AudioChunk) -> Transcript: ...
+
+
+class WhisperTranscriber:
+    """whisper.cpp (pywhispercpp) with one lock per loaded model, run off the event loop."""
+
+    def __init__(self, model_path: Path, threads: int = 2, language: str = "en",
+                 audio_ctx: int = 512) -> None:
+        from pywhispercpp.model import Model
+
+        if not Path(model_path).is_file():
+            raise FileNotFoundError(f"Whisper model {model_path} not found")
+        self._model = Model(str(model_path), n_threads=threads, language=language,
+                            no_timestamps=True, single_segment=True, print_progress=False,
+                            print_realtime=False, audio_ctx=audio_ctx,
+                            suppress_non_speech_tokens=True)
+        self._lock = threading.Lock()
+        self._audio_ctx = audio_ctx
+
+    def _run(self, samples: np.ndarray) -> Transcript:
+        began = time.monotonic()
+        # audio_ctx shortens the encoder window: the input must fit in it (20 ms per unit).
+        max_samples = self._audio_ctx * 2 * WHISPER_RATE // 100
+        ctx = self._audio_ctx if len(samples) <= max_samples else 1500
+        with self._lock:
+            segments = self._model.transcribe(samples, audio_ctx=ctx)
+        text = " ".join(s.text.strip() for s in segments).strip()
+        return Transcript(_clean(text), None, time.monotonic() - began)
+
+    async def transcribe(self, audio: AudioChunk) -> Transcript:
+        pcm = audio.pcm if audio.rate == WHISPER_RATE else resample(audio.pcm, audio.rate,
+                                                                     WHISPER_RATE)
+        # Whisper wants float32 in [-1, 1]: int16 is accepted silently and gives garbage.
+        samples = to_float32(pcm)
+        if len(samples) < WHISPER_RATE:  # whisper.cpp needs at least ~1 s; pad with silence
+            samples = np.concatenate([samples, np.zeros(WHISPER_RATE - len(samples),
+                                                        dtype=np.float32)])
+        return await asyncio.to_thread(self._run, samples)
+
+
+def _clean(text: str) -> str:
+    """Drop Whisper's non-speech annotations like [BLANK_AUDIO] or (music)."""
+    out = []
+    depth = 0
+    for ch in text:
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            out.append(ch)
+    return " ".join("".join(out).split())

@@ -1,0 +1,1 @@
+"""Local model store: import, verify and list the speech and language models."""
