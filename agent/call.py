@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from agent.audio import AudioChunk, chime, write_wav
 from agent.clock import LoopClock
 from agent.conversation import Conversation
 from agent.engines import Engines
+from agent.jitter import JitterBuffer
 from agent.media import RtpEndpoint
 from agent.playout import Playout
 from agent.rtp import RtpPacket
@@ -85,6 +87,10 @@ class Call:
         self.conversation: Conversation | None = None
         self._tasks: list[asyncio.Task] = []
         self._group: asyncio.TaskGroup | None = None
+        self._clock = LoopClock()
+        # Asterisk is local: its frames come paced by its own bridge, so a short delay will do.
+        self.jitter = JitterBuffer(RATE, target_delay=0.02, max_delay=0.12)
+        self._last_rx = 0.0
         register(channel.id, self)  # at once: events for the call may arrive before run()
         register(self.media_channel_id, self)
 
@@ -134,7 +140,7 @@ class Call:
         variables = created.get("channelvars") or {}
         self.media.remote = (variables["UNICASTRTP_LOCAL_ADDRESS"],
                              int(variables["UNICASTRTP_LOCAL_PORT"]))
-        self.playout = Playout(self.media.send_pcm, LoopClock(), rate=RATE)
+        self.playout = Playout(self.media.send_pcm, self._clock, rate=RATE)
         self._tasks.append(tasks.create_task(self.playout.run(), name=f"playout-{self.id}"))
         await asyncio.wait_for(self.media_started.wait(), MEDIA_START_TIMEOUT)
         await self.ari.add_to_bridge(self.bridge_id, [self.channel.id, self.media_channel_id])
@@ -149,15 +155,36 @@ class Call:
 
     def _heard(self, pcm: np.ndarray, packet: RtpPacket) -> None:
         self.recording.add(pcm, packet)
-        if self.conversation is not None:
-            self.conversation.hear(pcm)
+        self.jitter.push(packet, pcm, self._clock.now())
+        self._last_rx = self._clock.now()
+
+    async def _listen(self) -> None:
+        """Every frame: caller audio out of the jitter buffer into the conversation.
+
+        If the caller's side stops sending (silence suppression), time still passes: feed
+        silence so the end of their turn is still detected.
+        """
+        assert self.conversation is not None
+        frame = np.zeros(RATE // 50, dtype=np.int16)
+        start = self._clock.now()
+        n = 0
+        while True:
+            n += 1
+            await self._clock.sleep_until(start + n * 0.02)
+            now = self._clock.now()
+            chunks = self.jitter.pop(now)
+            for chunk in chunks:
+                self.conversation.hear(chunk.pcm)
+            if not chunks and now - self._last_rx > 0.1 and not self.jitter.buffered:
+                self.conversation.hear(frame)
 
     async def _serve(self) -> None:
         assert self.playout is not None
         if self.engines is not None:
             self.conversation = Conversation(self.agent, self.engines, self.playout,
-                                             LoopClock(), self.spawn)
+                                             self._clock, self.spawn)
             self.conversation.greet()
+            self.spawn(self._listen(), name="listen")
         else:
             self.playout.write(greeting_prompt())
         try:
@@ -165,6 +192,25 @@ class Call:
         except TimeoutError:
             self.end_reason = "timeout"
             await self.hangup()
+
+    def summary(self) -> dict:
+        """The call as data (debug recordings only; text never goes to the log)."""
+        conv = self.conversation
+        lateness = sorted(self.playout.lateness) if self.playout else []
+        return {
+            "id": self.id, "agent": self.agent.name, "end_reason": self.end_reason,
+            "barge_ins": conv.barge_ins if conv else 0,
+            "turns": [{"index": r.index, "user": r.user_text, "agent": r.agent_text,
+                       "interrupted": r.interrupted, "timings_ms": r.timings.relative_ms()}
+                      for r in (conv.records if conv else [])],
+            "history": conv.history if conv else [],
+            "rtp": dict(self.media.stats) if self.media else {},
+            "jitter": self.jitter.stats,
+            "playout": {"frames": self.playout.frames_sent if self.playout else 0,
+                        "restarts": self.playout.restarts if self.playout else 0,
+                        "lateness_p99_ms": 1000 * lateness[int(0.99 * (len(lateness) - 1))]
+                        if lateness else None},
+        }
 
     async def hangup(self) -> None:
         """Agent-side hangup of the caller."""
@@ -189,8 +235,9 @@ class Call:
         if self.media is not None:
             self.media.close()
         if self.settings.record_dir is not None:
-            write_wav(Path(self.settings.record_dir) / f"{self.id}.rx.wav",
-                      AudioChunk(self.recording.pcm(), RATE))
+            record_dir = Path(self.settings.record_dir)
+            write_wav(record_dir / f"{self.id}.rx.wav", AudioChunk(self.recording.pcm(), RATE))
+            (record_dir / f"{self.id}.json").write_text(json.dumps(self.summary(), indent=1))
         for action in (lambda: self.ari.hangup(self.media_channel_id),
                        lambda: self.ari.destroy_bridge(self.bridge_id),
                        lambda: self.ari.hangup(self.channel.id)):

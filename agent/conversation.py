@@ -22,7 +22,7 @@ from agent.playout import Playout
 from agent.reply import Reply
 from agent.settings import AgentSpec
 from agent.timings import TurnTimings
-from agent.turns import SpeechStarted, TurnEnded, TurnSettings, TurnTaker
+from agent.turns import SpeechStarted, TurnSettings, TurnTaker, Utterance
 
 log = logging.getLogger(__name__)
 RATE = 8000
@@ -51,9 +51,10 @@ class Conversation:
         self.clock = clock
         self._spawn = spawn
         self._on_turn = on_turn
-        self.turns = TurnTaker(TurnSettings(min_speech=spec.min_speech,
-                                            end_silence=spec.end_silence,
-                                            max_utterance=spec.max_utterance), rate=RATE)
+        self.turns = TurnTaker(RATE, TurnSettings(min_speech=spec.min_speech,
+                                                  end_silence=spec.end_silence,
+                                                  max_utterance=spec.max_utterance))
+        self._speech_start: float | None = None  # detector time the current speech began
         self.history: list[Message] = [{"role": "system", "content": spec.instructions}]
         self.records: list[TurnRecord] = []
         self.barge_ins = 0
@@ -74,21 +75,36 @@ class Conversation:
     def hear(self, pcm: np.ndarray) -> None:
         """Caller audio, in order, as it arrives."""
         for event in self.turns.feed(pcm):
-            if isinstance(event, TurnEnded):
+            if isinstance(event, Utterance):
+                self._speech_start = None
                 self._turn_ended(event)
-            elif isinstance(event, SpeechStarted) and self._turn_task and \
-                    not self._turn_task.done() and not self.playout.busy:
-                # The caller goes on talking while we think: drop the answer in progress and
-                # wait for the whole of what they say.
-                self._cancel_turn(spoken=False)
-        if (self.spec.barge_in and self.playout.busy
-                and self.turns.speech_seconds >= self.spec.barge_in_min_speech):
+            elif isinstance(event, SpeechStarted):
+                self._speech_start = event.start
+                if self._turn_task and not self._turn_task.done() and not self.speaking:
+                    # The caller goes on talking while we think: drop the answer in progress
+                    # and wait for the whole of what they say.
+                    self._cancel_turn(spoken=False)
+        if self.spec.barge_in and self.speaking and \
+                self.speech_seconds >= self.spec.barge_in_min_speech:
             self.barge_in()
+
+    @property
+    def speaking(self) -> bool:
+        """Agent audio is playing, or the answer in progress has begun to be heard."""
+        return self.playout.busy or (self._reply is not None and self._reply.has_spoken)
+
+    @property
+    def speech_seconds(self) -> float:
+        """How long the caller has been speaking in the current turn (0 when silent)."""
+        detector = self.turns.detector
+        if self._speech_start is None or not detector.speaking:
+            return 0.0
+        return detector.time - self._speech_start
 
     def barge_in(self) -> None:
         """The caller interrupts: silence at once, stop the work, keep only what was heard."""
         self.barge_ins += 1
-        log.info("barge-in after %.2fs of caller speech", self.turns.speech_seconds)
+        log.info("barge-in after %.2fs of caller speech", self.speech_seconds)
         self._cancel_turn(spoken=True)
         self.playout.clear()
 
@@ -114,13 +130,12 @@ class Conversation:
         self._reply = None
         self._turn_task = None
 
-    def _turn_ended(self, event: TurnEnded) -> None:
+    def _turn_ended(self, utterance: Utterance) -> None:
         timings = TurnTimings(index=len(self.records) + 1)
         now = self.clock.now()
-        timings.mark("speech_end", now - event.trailing_silence)
+        timings.mark("speech_end", now - (utterance.turn.at - utterance.turn.end))
         timings.mark("turn_detected", now)
-        audio = AudioChunk(event.audio, RATE)
-        self._turn_task = self._spawn(self._answer(audio, timings), name="turn")
+        self._turn_task = self._spawn(self._answer(utterance.audio, timings), name="turn")
 
     async def _answer(self, audio: AudioChunk, timings: TurnTimings) -> None:
         record = TurnRecord(index=timings.index, timings=timings)

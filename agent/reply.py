@@ -99,6 +99,11 @@ class Reply:
         self.playout.clear()
         return self.heard_text()
 
+    @property
+    def has_spoken(self) -> bool:
+        """Some of this reply's audio has reached the playout."""
+        return any(c.samples for c in self.clauses)
+
     def heard_text(self) -> str:
         """The part of the reply the caller actually heard (whole clauses, then words)."""
         heard = self.playout.played_total - self._start_played

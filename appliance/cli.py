@@ -46,8 +46,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.daemon import Daemon
     from appliance.config import ConfigError, load_configuration
-    from appliance.models.store import ModelError
     from appliance.daemon_settings import daemon_settings
+    from appliance.models.store import ModelError
 
     config_dir = _config_dir(args)
     try:

@@ -4,12 +4,15 @@ agent daemon, all on loopback."""
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from appliance.config import load_configuration
+from appliance.models.defaults import install_defaults
+from appliance.models.store import ModelStore
 from appliance.render import ARI_USER, render
 from appliance.runtime import asterisk_ids, wait_until
 from appliance.secrets import ARI_SECRET, read_secret, secrets_dir
@@ -69,8 +72,16 @@ def asterisk(appliance_root: Path, site_config: Path,
 
 
 @pytest.fixture(scope="session")
-def daemon(asterisk: AsteriskUnderTest, site_config: Path,
-           workdir: Path) -> Iterator[DaemonProcess]:
+def model_store(workdir: Path) -> ModelStore:
+    """The default models, installed the way install.sh does (cached wheels)."""
+    store = ModelStore(workdir / "data/models")
+    install_defaults(store, lambda m: print(f"[models] {m}", file=sys.stderr))
+    return store
+
+
+@pytest.fixture(scope="session")
+def daemon(asterisk: AsteriskUnderTest, site_config: Path, workdir: Path,
+           model_store: ModelStore) -> Iterator[DaemonProcess]:
     record_dir = workdir / "recordings"
     record_dir.mkdir(exist_ok=True)
     proc = DaemonProcess(site_config, workdir / "data", record_dir, workdir / "daemon.log")

@@ -1,0 +1,235 @@
+"""A throwaway appliance on loopback: contained Asterisk, the agent daemon, default models.
+
+Used by the test suite and by ``switchboard bench --sandbox``; nothing outside its work
+directory is touched (the caches in the cache dir are reused).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.runtime import ContainedAsterisk, restore_root, wait_until
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Loopback plan: the appliance on 127.0.0.1, the carrier on 127.0.0.2, desk phones on
+# 127.0.0.3, "PSTN" callers on 127.0.0.4 (trunks are identified by source address).
+APPLIANCE_IP = "127.0.0.1"
+CARRIER_IP = "127.0.0.2"
+PHONE_IP = "127.0.0.3"
+PSTN_IP = "127.0.0.4"
+SIP_PORT = 25060
+CARRIER_PORT = 25070
+ARI_PORT = 28088
+AMI_PORT = 25038
+TRUNK_USER = "acme"
+TRUNK_SECRET = "carrier-test-secret"
+PHONE_SECRETS = {"101": "phone-101-secret", "102": "phone-102-secret"}
+DID = "+15551230001"
+AGENT_EXTENSION = "500"
+
+SITE_YAML = f"""\
+network:
+  bind_address: {APPLIANCE_IP}
+  sip_port: {SIP_PORT}
+  rtp_port_start: 30000
+  rtp_port_end: 30999
+asterisk:
+  runtime: contained
+  ari_port: {ARI_PORT}
+  ami_port: {AMI_PORT}
+daemon:
+  media_address: 127.0.0.1
+  media_port_start: 31000
+  media_port_end: 31999
+  max_concurrent_calls: 8
+trunks:
+  - name: carrier
+    host: {CARRIER_IP}
+    port: {CARRIER_PORT}
+    registration:
+      username: {TRUNK_USER}
+      secret_file: secrets/carrier.secret
+    dids: ["{DID}"]
+phones:
+  - extension: "101"
+    name: Test Phone One
+    secret_file: secrets/phone-101.secret
+  - extension: "102"
+    name: Test Phone Two
+    secret_file: secrets/phone-102.secret
+routes:
+  default_agent: demo
+  rules:
+    - did: "{DID}"
+      agent: demo
+    - extension: "{AGENT_EXTENSION}"
+      agent: demo
+    - extension: "501"
+      agent: brief
+    - extension: "502"
+      agent: talker
+"""
+
+AGENT_YAML = """\
+name: demo
+language: en
+greeting: Hello, you have reached the test agent.
+instructions: >
+  You answer the phone for Oakwood Pharmacy. The pharmacy opens at nine in the morning on
+  Saturdays and closes at one. Answer in one short sentence.
+"""
+
+TALKER_AGENT_YAML = """\
+name: talker
+greeting: Hello.
+instructions: >
+  You are the chatty phone assistant of Oakwood Pharmacy. Always answer with at least five
+  long sentences about the pharmacy, its opening hours, its services and its staff.
+barge_in:
+  enabled: true
+  min_speech: 0.2
+"""
+
+
+BRIEF_AGENT_YAML = """\
+name: brief
+greeting: This agent hangs up after five seconds.
+limits:
+  max_call_seconds: 5
+"""
+
+
+def write_test_config(config_dir: Path) -> Path:
+    """A complete site configuration on loopback test ports."""
+    (config_dir / "agents").mkdir(parents=True, exist_ok=True)
+    (config_dir / "secrets").mkdir(exist_ok=True)
+    (config_dir / "switchboard.yaml").write_text(SITE_YAML)
+    (config_dir / "agents/demo.yaml").write_text(AGENT_YAML)
+    (config_dir / "agents/brief.yaml").write_text(BRIEF_AGENT_YAML)
+    (config_dir / "agents/talker.yaml").write_text(TALKER_AGENT_YAML)
+    (config_dir / "secrets/carrier.secret").write_text(TRUNK_SECRET + "\n")
+    for ext, secret in PHONE_SECRETS.items():
+        (config_dir / f"secrets/phone-{ext}.secret").write_text(secret + "\n")
+    for f in (config_dir / "secrets").iterdir():
+        f.chmod(0o600)
+    return config_dir
+
+
+@dataclass
+class AsteriskUnderTest:
+    """A contained Asterisk started for the tests, with its ARI (if any) credentials."""
+
+    process: ContainedAsterisk
+    ari_url: str | None = None
+    ari_auth: tuple[str, str] | None = None
+
+    def rx(self, command: str) -> str:
+        return self.process.rx(command)
+
+    def ari(self, method: str, path: str) -> object:
+        assert self.ari_url and self.ari_auth
+        req = urllib.request.Request(f"{self.ari_url}/ari/{path}", method=method)
+        token = base64.b64encode(":".join(self.ari_auth).encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            body = resp.read()
+        return json.loads(body) if body else None
+
+    def ari_up(self) -> bool:
+        try:
+            self.ari("GET", "asterisk/info")
+            return True
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    def fully_booted(self) -> bool:
+        try:
+            return "Fully Booted" in self.rx("core waitfullybooted") or bool(
+                self.rx("core show uptime"))
+        except subprocess.TimeoutExpired:
+            return False
+
+    def leftovers(self) -> tuple[list, list]:
+        """Channels and bridges Asterisk still holds."""
+        return self.ari("GET", "channels"), self.ari("GET", "bridges")  # type: ignore[return-value]
+
+    def wait_clean(self, timeout: float = 8.0) -> tuple[list, list]:
+        deadline = time.monotonic() + timeout
+        while True:
+            chans, bridges = self.leftovers()
+            if (not chans and not bridges) or time.monotonic() > deadline:
+                return chans, bridges
+            time.sleep(0.1)
+
+
+def fresh_root(base: Path, name: str) -> Path:
+    root = base / name
+    if root.exists():
+        shutil.rmtree(root)
+    restore_root(root, progress=lambda msg: print(f"[asterisk root] {msg}", file=sys.stderr))
+    return root
+
+
+def start_asterisk(root: Path, log_name: str = "asterisk.log") -> ContainedAsterisk:
+    proc = ContainedAsterisk(root, root / "var/log/asterisk" / log_name)
+    proc.start()
+    ok = wait_until(lambda: "Asterisk" in _safe_rx(proc, "core show version"), timeout=30,
+                    interval=0.1)
+    if not ok:
+        raise RuntimeError(f"Asterisk in {root} did not start; log:\n"
+                           + proc.log_path.read_text(errors="replace")[-3000:])
+    return proc
+
+
+def _safe_rx(proc: ContainedAsterisk, command: str) -> str:
+    try:
+        return proc.rx(command, timeout=3)
+    except subprocess.TimeoutExpired:
+        return ""
+
+
+class DaemonProcess:
+    """``switchboard run`` as a subprocess, exactly as the service runs it."""
+
+    def __init__(self, config_dir: Path, data_dir: Path, record_dir: Path, log_path: Path,
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.log_path = log_path
+        self.record_dir = record_dir
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+        cmd = [sys.executable, "-m", "appliance.cli", "--config-dir", str(config_dir),
+               "--data-dir", str(data_dir), "run", "--record-dir", str(record_dir)]
+        self._log = log_path.open("ab")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                     cwd=REPO)
+
+    def wait_connected(self, timeout: float = 20) -> None:
+        ok = wait_until(lambda: "ARI connected" in self.log_text() or self.proc.poll()
+                        is not None, timeout)
+        if not ok or self.proc.poll() is not None:
+            raise RuntimeError("daemon did not connect to ARI:\n" + self.log_text()[-3000:])
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+

@@ -1,0 +1,191 @@
+"""The dialogue logic with fake engines on a virtual clock: turns, replies, barge-in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import numpy as np
+import pytest
+
+from agent.audio import AudioChunk
+from agent.conversation import Conversation
+from agent.engines import Engines
+from agent.playout import Playout
+from agent.settings import AgentSpec
+from agent.timings import TurnTimings
+from agent.transcriber import Transcript
+from harness import speechlike_signal
+from virtual_time import VirtualClock
+
+RATE = 8000
+FRAME = RATE // 50
+CLAUSE_SECONDS = 0.6
+
+
+class FakeTranscriber:
+    def __init__(self, text: str = "what time do you open") -> None:
+        self.text = text
+        self.calls = 0
+
+    async def transcribe(self, audio: AudioChunk) -> Transcript:
+        self.calls += 1
+        return Transcript(self.text, None, 0.0)
+
+
+class FakeChat:
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
+        self.seen: list[list[dict]] = []
+        self.closed = False
+
+    async def stream(self, messages: Sequence[dict]) -> AsyncIterator[str]:
+        self.seen.append(list(messages))
+        try:
+            for word in self.answer.split(" "):
+                await asyncio.sleep(0)
+                yield word + " "
+        finally:
+            self.closed = True
+
+
+class FakeSynth:
+    """Every clause becomes CLAUSE_SECONDS of a constant tone."""
+
+    async def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
+        await asyncio.sleep(0)
+        yield AudioChunk(np.full(int(CLAUSE_SECONDS * RATE), 3000, dtype=np.int16), RATE)
+
+
+class Rig:
+    def __init__(self, answer: str, barge_in_min: float = 0.3) -> None:
+        self.clock = VirtualClock()
+        self.sent: list[tuple[float, np.ndarray]] = []
+        self.playout = Playout(lambda f: self.sent.append((self.clock.now(), f.copy())),
+                               self.clock, RATE)
+        self.chat = FakeChat(answer)
+        spec = AgentSpec(name="t", greeting="Hi.", end_silence=0.4,
+                         barge_in_min_speech=barge_in_min)
+        engines = Engines(FakeTranscriber(), self.chat, FakeSynth(),
+                          {"Hi.": AudioChunk(np.zeros(0, np.int16), RATE),
+                           spec.error_phrase: AudioChunk(np.full(800, 100, np.int16), RATE)})
+        self.tasks: list[asyncio.Task] = []
+        self.conv = Conversation(spec, engines, self.playout, self.clock, self._spawn)
+        self.speech = speechlike_signal(3.0)
+
+    def _spawn(self, coro, name: str = "") -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self.tasks.append(task)
+        return task
+
+    async def run(self, seconds: float, speaking: bool) -> None:
+        """Caller audio (speech or silence) frame by frame while time passes."""
+        for i in range(round(seconds * 50)):
+            pcm = self.speech[(i * FRAME) % (len(self.speech) - FRAME):][:FRAME] if speaking \
+                else np.zeros(FRAME, dtype=np.int16)
+            self.conv.hear(pcm)
+            await self.clock.advance(0.02)
+            for _ in range(3):
+                await asyncio.sleep(0)
+
+    def agent_audio_times(self) -> list[float]:
+        return [t for t, f in self.sent if f.any()]
+
+
+@pytest.fixture
+async def rig_factory():
+    made: list[Rig] = []
+    playouts: list[asyncio.Task] = []
+
+    def make(*args, **kw) -> Rig:
+        rig = Rig(*args, **kw)
+        playouts.append(asyncio.ensure_future(rig.playout.run()))
+        made.append(rig)
+        return rig
+
+    yield make
+    for task in playouts + [t for r in made for t in r.tasks]:
+        task.cancel()
+    await asyncio.gather(*playouts, *[t for r in made for t in r.tasks],
+                         return_exceptions=True)
+
+
+async def test_a_turn_is_answered_after_the_end_silence(rig_factory) -> None:
+    rig = rig_factory("We open at nine. See you then.")
+    rig.conv.greet()
+    await rig.run(1.0, speaking=True)
+    await rig.run(0.3, speaking=False)
+    assert rig.conv.records == []  # 0.3 s of silence does not end a 0.4 s turn
+    await rig.run(2.0, speaking=False)
+    record = rig.conv.records[0]
+    assert record.user_text == "what time do you open"
+    assert record.agent_text.strip() == "We open at nine. See you then."
+    assert rig.conv.history[-1] == {"role": "assistant",
+                                    "content": "We open at nine. See you then. "}
+    marks = record.timings.relative_ms()
+    assert 380 <= marks["turn_detected"] <= 440
+    assert marks["first_audio_out"] >= marks["turn_detected"]
+
+
+async def test_barge_in_clears_playout_within_a_frame_and_cuts_history(rig_factory) -> None:
+    answer = "First clause here, and the second part. Third sentence follows. Fourth one."
+    rig = rig_factory(answer, barge_in_min=0.3)
+    await rig.run(1.0, speaking=True)
+    await rig.run(1.0, speaking=False)  # agent answers and speaks for ~0.5 s
+    assert rig.playout.busy
+    before = len(rig.agent_audio_times())
+    await rig.run(0.5, speaking=True)  # caller talks over the agent
+    assert rig.conv.barge_ins == 1
+    last_audio = rig.agent_audio_times()[-1]
+    # speech confirmed (0.15 s) + barge-in threshold (0.3 s) after the caller began,
+    # then at most one more frame of agent audio
+    caller_began = rig.clock.now() - 0.5
+    assert last_audio - caller_began <= 0.3 + 0.04 + 1e-6
+    assert len(rig.agent_audio_times()) > before
+    record = rig.conv.records[0]
+    assert record.interrupted
+    heard = record.agent_text
+    assert heard and len(heard) < len(answer)
+    assert answer.startswith(heard.rstrip(".,"))
+    assert {"role": "assistant", "content": heard} in rig.conv.history
+    assert rig.chat.closed  # the model stopped generating
+
+
+async def test_a_cough_does_not_interrupt(rig_factory) -> None:
+    rig = rig_factory("A long answer. " * 5, barge_in_min=0.5)
+    await rig.run(1.0, speaking=True)
+    await rig.run(1.0, speaking=False)
+    assert rig.playout.busy
+    await rig.run(0.2, speaking=True)  # shorter than the agent's barge-in threshold
+    await rig.run(0.1, speaking=False)
+    assert rig.conv.barge_ins == 0 and rig.playout.busy
+
+
+async def test_speech_while_thinking_merges_into_the_next_turn(rig_factory) -> None:
+    rig = rig_factory("Sure.")
+    slow = asyncio.Event()
+    original = rig.conv.engines.transcriber.transcribe
+
+    async def held(audio: AudioChunk) -> Transcript:
+        await slow.wait()
+        return await original(audio)
+
+    rig.conv.engines.transcriber.transcribe = held  # type: ignore[method-assign]
+    await rig.run(1.0, speaking=True)
+    await rig.run(0.5, speaking=False)  # turn ended, STT pending
+    await rig.run(0.5, speaking=True)   # the caller goes on
+    slow.set()
+    await rig.run(1.0, speaking=False)
+    users = [m for m in rig.conv.history if m["role"] == "user"]
+    assert len(users) == 1, rig.conv.history
+
+
+def test_timings_are_numbers_relative_to_speech_end() -> None:
+    t = TurnTimings(index=1)
+    t.mark("speech_end", 10.0)
+    t.mark("stt_done", 10.25)
+    t.mark("stt_done", 11.0)  # only the first counts
+    assert t.relative_ms() == {"speech_end": 0.0, "stt_done": 250.0}
+    assert t.log_line() == "speech_end=0 stt_done=250"
+    with pytest.raises(ValueError):
+        t.mark("nonsense", 1.0)

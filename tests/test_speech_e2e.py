@@ -1,0 +1,142 @@
+"""End to end with the real models: greeting, a spoken question, a spoken answer, barge-in.
+
+Everything goes through the real Asterisk over SIP and RTP; what the caller heard is
+transcribed with the project's own speech-to-text and compared with what the model wrote.
+Timings are printed (the benchmark reports them); only behaviour is asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.audio import AudioChunk
+from agent.transcriber import WhisperTranscriber
+from appliance.listening import (
+    audio_between,
+    voiced_spans,
+    wait_for_speech,
+    wait_for_speech_then_quiet,
+    word_overlap,
+)
+from appliance.models.store import ModelStore
+from appliance.phoneline import spoken
+from appliance.sipphone import SipPhone
+from harness import (
+    AGENT_EXTENSION,
+    APPLIANCE_IP,
+    PHONE_IP,
+    PHONE_SECRETS,
+    SIP_PORT,
+    AsteriskUnderTest,
+    DaemonProcess,
+)
+
+pytestmark = pytest.mark.asterisk
+QUESTION = "What time does the pharmacy open on Saturday?"
+LONG_QUESTION = "Please tell me everything about your opening hours and services."
+INTERRUPTION = "Sorry, stop, I have another question."
+
+
+@pytest.fixture(scope="module")
+def stt(model_store: ModelStore) -> WhisperTranscriber:
+    return WhisperTranscriber(model_store.path("whisper-tiny-en", "stt"))
+
+
+@pytest.fixture(scope="module")
+def voice(model_store: ModelStore) -> Path:
+    return model_store.path("piper-joe-medium", "tts")
+
+
+def call_summary(daemon: DaemonProcess, before: set[Path], timeout: float = 8) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = sorted(set(daemon.record_dir.glob("*.json")) - before)
+        if new:
+            return json.loads(new[0].read_text())
+        time.sleep(0.1)
+    raise AssertionError("the daemon wrote no call summary")
+
+
+async def test_spoken_question_gets_a_spoken_answer(clean_asterisk: AsteriskUnderTest,
+                                                    daemon: DaemonProcess,
+                                                    stt: WhisperTranscriber,
+                                                    voice: Path) -> None:
+    before = set(daemon.record_dir.glob("*.json"))
+    question = spoken(QUESTION, voice)
+    async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "101",
+                        PHONE_SECRETS["101"]) as phone:
+        await phone.register()
+        dialog = await phone.call(AGENT_EXTENSION)
+        answered = time.monotonic()
+        greeting = await wait_for_speech_then_quiet(dialog, answered, quiet=0.8, timeout=10)
+        assert greeting is not None, "no greeting heard"
+        await dialog.play(question)
+        asked = time.monotonic()
+        answer = await wait_for_speech_then_quiet(dialog, asked, quiet=1.5, timeout=20)
+        await dialog.hangup()
+        await phone.unregister()
+    assert answer is not None, "no spoken answer"
+    first_audio = greeting[0] - answered
+    print(f"greeting first audio {first_audio * 1000:.0f} ms after answer; "
+          f"voice-to-voice (end of sending → first answer audio) "
+          f"{(answer[0] - asked) * 1000:.0f} ms")
+    assert first_audio < 1.0
+
+    heard_greeting = await stt.transcribe(AudioChunk(
+        audio_between(dialog.received_packets, greeting[0], greeting[1]), 8000))
+    assert word_overlap("you have reached the test agent", heard_greeting.text) >= 0.6, \
+        heard_greeting.text
+
+    summary = call_summary(daemon, before)
+    turn = summary["turns"][0]
+    for word in ("pharmacy", "saturday"):
+        assert word in turn["user"].lower(), turn["user"]
+    heard_answer = await stt.transcribe(AudioChunk(
+        audio_between(dialog.received_packets, answer[0], answer[1]), 8000))
+    overlap = word_overlap(turn["agent"], heard_answer.text)
+    print(f"model wrote {turn['agent']!r}; caller heard {heard_answer.text!r}")
+    assert overlap >= 0.6, (turn["agent"], heard_answer.text)
+    assert not turn["interrupted"]
+
+
+async def test_caller_interrupts_a_long_answer(clean_asterisk: AsteriskUnderTest,
+                                               daemon: DaemonProcess, voice: Path) -> None:
+    before = set(daemon.record_dir.glob("*.json"))
+    question = spoken(LONG_QUESTION, voice)
+    interruption = spoken(INTERRUPTION, voice)
+    async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "102",
+                        PHONE_SECRETS["102"]) as phone:
+        await phone.register()
+        dialog = await phone.call("502")
+        answered = time.monotonic()
+        assert await wait_for_speech_then_quiet(dialog, answered, quiet=0.8, timeout=10)
+        await dialog.play(question)
+        asked = time.monotonic()
+        start = await wait_for_speech(dialog, asked, timeout=15)
+        assert start is not None, "no answer started"
+        await asyncio.sleep(max(0.0, start + 1.0 - time.monotonic()))
+        interrupt_at = time.monotonic()
+        await dialog.play(interruption)
+        await asyncio.sleep(0.3)
+        await dialog.hangup()
+        await phone.unregister()
+    spans = voiced_spans(dialog.received_packets, start, gap=0.25)
+    talking_at_interrupt = [s for s in spans if s[0] <= interrupt_at < s[1] + 0.25]
+    assert talking_at_interrupt, f"agent was not talking when interrupted: {spans}"
+    cut_off = talking_at_interrupt[0][1] - interrupt_at
+    print(f"barge-in: agent audio stopped {cut_off * 1000:.0f} ms after the caller began")
+    assert cut_off < 0.6, f"agent kept talking {cut_off:.2f}s into the interruption"
+
+    summary = call_summary(daemon, before)
+    assert summary["barge_ins"] >= 1
+    turn = summary["turns"][0]
+    assert turn["interrupted"]
+    heard = turn["agent"]
+    assistant = [m["content"] for m in summary["history"] if m["role"] == "assistant"]
+    assert heard in assistant, "history must keep what the caller heard"
+    assert len(heard.split()) < 40, heard  # about one second of speech, not the whole answer
