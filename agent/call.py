@@ -89,7 +89,9 @@ class Call:
         self._group: asyncio.TaskGroup | None = None
         self._clock = LoopClock()
         # Asterisk is local: its frames come paced by its own bridge, so a short delay will do.
-        self.jitter = JitterBuffer(RATE, target_delay=0.02, max_delay=0.12)
+        # Gaps longer than 0.1 s restart the stream instead of being filled: _listen feeds
+        # silence for those itself, so time is never counted twice.
+        self.jitter = JitterBuffer(RATE, target_delay=0.02, max_delay=0.12, max_gap=0.1)
         self._last_rx = 0.0
         register(channel.id, self)  # at once: events for the call may arrive before run()
         register(self.media_channel_id, self)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from agent.audio import read_wav, rms_dbfs
+from appliance.listening import wait_for_speech_then_quiet
 from appliance.runtime import wait_until
 from appliance.sipphone import SipPhone
 from harness import (
@@ -51,7 +52,8 @@ def voiced_seconds(packets: list, threshold_dbfs: float = -45) -> float:
 async def talk_and_listen(phone: SipPhone, number: str, signal: np.ndarray,
                           listen: float = 1.0):
     dialog = await phone.call(number)
-    await asyncio.sleep(0.4)
+    # Let the greeting finish first: talking over it would (rightly) interrupt it.
+    assert await wait_for_speech_then_quiet(dialog, time.monotonic(), quiet=0.6, timeout=10)
     await dialog.play(signal)
     await asyncio.sleep(listen)
     return dialog
