@@ -79,7 +79,8 @@ class ClauseSplitter:
     no boundary at all is cut at a space after at most ``max_chars`` characters.
     """
 
-    def __init__(self, min_chars: int = 2, comma_chars: int = 25, max_chars: int = 200) -> None:
+    def __init__(self, min_chars: int = 2, comma_chars: int = 25, max_chars: int = 200,
+                 first_comma_chars: int | None = None) -> None:
         if min_chars < 1:
             raise ValueError(f"min_chars must be at least 1, got {min_chars}")
         if max_chars < comma_chars:
@@ -87,7 +88,10 @@ class ClauseSplitter:
                              f"({comma_chars})")
         self.min_chars = min_chars
         self.comma_chars = comma_chars
+        # The first clause may end at an earlier comma: it decides how soon audio starts.
+        self.first_comma_chars = comma_chars if first_comma_chars is None else first_comma_chars
         self.max_chars = max_chars
+        self._emitted = False
         self._buffer = ""
         self._line_start = True
 
@@ -104,6 +108,7 @@ class ClauseSplitter:
             out.append(last)
         self._buffer = ""
         self._line_start = True
+        self._emitted = False
         return out
 
     def _drain(self, final: bool) -> list[str]:
@@ -114,6 +119,7 @@ class ClauseSplitter:
             self._line_start = False  # later lines start after a "\n" kept in the buffer
             if _alnum(clause):
                 out.append(clause)
+                self._emitted = True
         return out
 
     def _find_cut(self, text: str, final: bool) -> int | None:
@@ -186,4 +192,5 @@ class ClauseSplitter:
         clause = clean(raw, self._line_start)
         if _alnum(clause) < self.min_chars:
             return False
-        return not comma or len(clause) >= self.comma_chars
+        needed = self.comma_chars if self._emitted else self.first_comma_chars
+        return not comma or len(clause) >= needed

@@ -3,6 +3,11 @@
 Caller audio (8 kHz, in order) goes in through ``hear``; everything the agent says goes out
 through the call's ``Playout``. Failures are spoken (the agent's error phrase), never
 silent.
+
+To answer quickly, work on a turn starts speculatively once the caller has been quiet for
+``SPECULATE_AFTER`` seconds: transcription, the model and the first clause's audio run
+while the end-of-turn silence is still being confirmed, and the audio is held back until
+it is. If the caller goes on talking, the speculative work is thrown away unheard.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from agent.turns import SpeechStarted, TurnSettings, TurnTaker, Utterance
 
 log = logging.getLogger(__name__)
 RATE = 8000
+SPECULATE_AFTER = 0.12  # seconds of caller silence before speculative work starts
 
 
 @dataclass
@@ -39,8 +45,19 @@ class TurnRecord:
     timings: TurnTimings = field(default_factory=TurnTimings)
 
 
+@dataclass
+class _Turn:
+    """Work in progress on one caller turn."""
+
+    task: asyncio.Task
+    timings: TurnTimings
+    release: asyncio.Event  # set once the end of the turn is confirmed
+    user: str = ""  # what the caller said, once transcribed
+    reply: Reply | None = None
+
+
 class Conversation:
-    """Owns the turn detector, the history and the reply in progress."""
+    """Owns the turn detector, the history and the turn in progress."""
 
     def __init__(self, spec: AgentSpec, engines: Engines, playout: Playout, clock: Clock,
                  spawn: Callable[..., asyncio.Task],
@@ -54,44 +71,25 @@ class Conversation:
         self.turns = TurnTaker(RATE, TurnSettings(min_speech=spec.min_speech,
                                                   end_silence=spec.end_silence,
                                                   max_utterance=spec.max_utterance))
-        self._speech_start: float | None = None  # detector time the current speech began
         self.history: list[Message] = [{"role": "system", "content": spec.instructions}]
         self.records: list[TurnRecord] = []
         self.barge_ins = 0
-        self._reply: Reply | None = None
-        self._turn_task: asyncio.Task | None = None
-        self._pending_user = ""  # said before an interrupted turn finished thinking
+        self.speculations_discarded = 0
+        self._turn: _Turn | None = None
+        self._carry = ""  # words of a turn the caller talked over before it was answered
+        self._speech_start: float | None = None  # detector time the current speech began
 
     def greet(self) -> None:
         """Play the greeting from the phrase cache at once."""
         self.playout.write(self.engines.phrase(self.spec.greeting))
         self.history.append({"role": "assistant", "content": self.spec.greeting})
 
-    @property
-    def agent_active(self) -> bool:
-        """The agent is speaking or preparing an answer."""
-        return self.playout.busy or (self._turn_task is not None and not self._turn_task.done())
-
-    def hear(self, pcm: np.ndarray) -> None:
-        """Caller audio, in order, as it arrives."""
-        for event in self.turns.feed(pcm):
-            if isinstance(event, Utterance):
-                self._speech_start = None
-                self._turn_ended(event)
-            elif isinstance(event, SpeechStarted):
-                self._speech_start = event.start
-                if self._turn_task and not self._turn_task.done() and not self.speaking:
-                    # The caller goes on talking while we think: drop the answer in progress
-                    # and wait for the whole of what they say.
-                    self._cancel_turn(spoken=False)
-        if self.spec.barge_in and self.speaking and \
-                self.speech_seconds >= self.spec.barge_in_min_speech:
-            self.barge_in()
-
+    # -- state ---------------------------------------------------------------------------
     @property
     def speaking(self) -> bool:
         """Agent audio is playing, or the answer in progress has begun to be heard."""
-        return self.playout.busy or (self._reply is not None and self._reply.has_spoken)
+        reply = self._turn.reply if self._turn else None
+        return self.playout.busy or (reply is not None and reply.has_spoken)
 
     @property
     def speech_seconds(self) -> float:
@@ -101,69 +99,123 @@ class Conversation:
             return 0.0
         return detector.time - self._speech_start
 
+    def _active(self) -> _Turn | None:
+        turn = self._turn
+        return turn if turn is not None and not turn.task.done() else None
+
+    # -- caller audio ----------------------------------------------------------------------
+    def hear(self, pcm: np.ndarray) -> None:
+        """Caller audio, in order, as it arrives."""
+        for event in self.turns.feed(pcm):
+            if isinstance(event, Utterance):
+                self._speech_start = None
+                self._turn_ended(event)
+            elif isinstance(event, SpeechStarted):
+                self._speech_start = event.start
+                turn = self._active()
+                if turn is not None and turn.release.is_set() and not self.speaking:
+                    # The caller goes on talking while we think: drop that answer; their
+                    # words join what they say next.
+                    self._drop(turn, carry=True)
+        detector = self.turns.detector
+        turn = self._active()
+        if turn is not None and not turn.release.is_set():
+            if detector.silence < SPECULATE_AFTER:  # they went on speaking
+                self._drop(turn, carry=False)
+                self.speculations_discarded += 1
+        elif (turn is None and detector.speaking and detector.silence >= SPECULATE_AFTER
+              and not self.speaking):
+            self._speculate()
+        if self.spec.barge_in and self.speaking and \
+                self.speech_seconds >= self.spec.barge_in_min_speech:
+            self.barge_in()
+
+    def _speculate(self) -> None:
+        pending = self.turns.detector.pending_turn()
+        assert pending is not None
+        timings = TurnTimings(index=len(self.records) + 1)
+        timings.mark("speech_end", self.clock.now() - (pending.at - pending.end))
+        self._start(self.turns.audio(pending), timings, released=False)
+
+    def _turn_ended(self, utterance: Utterance) -> None:
+        now = self.clock.now()
+        turn = self._active()
+        if turn is not None and not turn.release.is_set():
+            turn.timings.mark("turn_detected", now)
+            turn.release.set()
+            return
+        timings = TurnTimings(index=len(self.records) + 1)
+        timings.mark("speech_end", now - (utterance.turn.at - utterance.turn.end))
+        timings.mark("turn_detected", now)
+        self._start(utterance.audio, timings, released=True)
+
+    def _start(self, audio: AudioChunk, timings: TurnTimings, released: bool) -> None:
+        release = asyncio.Event()
+        if released:
+            release.set()
+        turn = _Turn(task=None, timings=timings, release=release)  # type: ignore[arg-type]
+        turn.task = self._spawn(self._answer(turn, audio), name="turn")
+        self._turn = turn
+
+    # -- interruptions -----------------------------------------------------------------
     def barge_in(self) -> None:
         """The caller interrupts: silence at once, stop the work, keep only what was heard."""
         self.barge_ins += 1
         log.info("barge-in after %.2fs of caller speech", self.speech_seconds)
-        self._cancel_turn(spoken=True)
+        turn = self._turn
+        if turn is not None:
+            turn.task.cancel()
+            if turn.reply is not None:
+                heard = turn.reply.heard_text()
+                if heard:
+                    self.history.append({"role": "assistant", "content": heard})
+                if self.records and self.records[-1].timings is turn.timings:
+                    self.records[-1].agent_text = heard
+                    self.records[-1].interrupted = True
+            self._turn = None
+        self._carry = ""
         self.playout.clear()
 
-    def _cancel_turn(self, spoken: bool) -> None:
-        reply, task = self._reply, self._turn_task
-        if task is not None and not task.done():
-            task.cancel()
-        if spoken and reply is not None:
-            reply.interrupted = True
-            heard = reply.heard_text()
-            if heard:
-                self.history.append({"role": "assistant", "content": heard})
-            if self.records:
-                self.records[-1].agent_text = heard
-                self.records[-1].interrupted = True
-            self._pending_user = ""
-        elif not spoken and self._pending_user:
-            # Nothing was said yet: the caller's words join their next utterance instead.
-            if self.history[-1] == {"role": "user", "content": self._pending_user}:
+    def _drop(self, turn: _Turn, carry: bool) -> None:
+        """Abandon a turn nobody has heard an answer to; ``carry`` keeps the caller's words."""
+        turn.task.cancel()
+        if turn.user:
+            if self.history[-1] == {"role": "user", "content": turn.user}:
                 self.history.pop()
-            if self.records and self.records[-1].user_text == self._pending_user:
+            if self.records and self.records[-1].timings is turn.timings:
                 self.records.pop()
-        self._reply = None
-        self._turn_task = None
+            if carry:
+                self._carry = turn.user
+        self._turn = None
 
-    def _turn_ended(self, utterance: Utterance) -> None:
-        timings = TurnTimings(index=len(self.records) + 1)
-        now = self.clock.now()
-        timings.mark("speech_end", now - (utterance.turn.at - utterance.turn.end))
-        timings.mark("turn_detected", now)
-        self._turn_task = self._spawn(self._answer(utterance.audio, timings), name="turn")
-
-    async def _answer(self, audio: AudioChunk, timings: TurnTimings) -> None:
+    # -- answering ---------------------------------------------------------------------
+    async def _answer(self, turn: _Turn, audio: AudioChunk) -> None:
+        timings = turn.timings
         record = TurnRecord(index=timings.index, timings=timings)
         try:
             transcript = await self.engines.transcriber.transcribe(audio)
             timings.mark("stt_done", self.clock.now())
-            user = " ".join(filter(None, (self._pending_user, transcript.text))).strip()
-            if not user:
+            turn.user = " ".join(filter(None, (self._carry, transcript.text))).strip()
+            if not turn.user:
                 return
-            self._pending_user = user  # kept if the caller talks over our thinking
-            record.user_text = user
+            record.user_text = turn.user
             self.records.append(record)
-            self.history.append({"role": "user", "content": user})
-            reply = Reply(self.engines.chat, self.engines.synth, self.playout, self.clock,
-                          list(self.history), timings)
-            self._reply = reply
-            text = await reply.run()
-            self._pending_user = ""
+            self.history.append({"role": "user", "content": turn.user})
+            turn.reply = Reply(self.engines.chat, self.engines.synth, self.playout, self.clock,
+                               list(self.history), timings, gate=turn.release)
+            text = await turn.reply.run()
+            self._carry = ""
             record.agent_text = text
             self.history.append({"role": "assistant", "content": text})
-            self._reply = None
             log.info("turn %d timings ms: %s", timings.index, timings.log_line())
+            if self._on_turn is not None:
+                self._on_turn(record)
         except asyncio.CancelledError:
+            if record.interrupted and self._on_turn is not None:
+                self._on_turn(record)
             raise
         except Exception:
             log.exception("turn %d failed; speaking the error phrase", timings.index)
+            await turn.release.wait()
             self.playout.clear()
             self.playout.write(self.engines.phrase(self.spec.error_phrase))
-        finally:
-            if self._on_turn is not None and record.user_text and not self._pending_user:
-                self._on_turn(record)

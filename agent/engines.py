@@ -76,5 +76,8 @@ class EngineRegistry:
         synth = self._get("tts", spec.models.tts)
         phrases = {t: self.phrase(synth, spec.models.tts, t)
                    for t in (spec.greeting, spec.error_phrase)}
-        return Engines(transcriber=self._get("stt", spec.models.stt),
-                       chat=self._get("llm", spec.models.llm), synth=synth, phrases=phrases)
+        chat = self._get("llm", spec.models.llm)
+        chat.warm([{"role": "system", "content": spec.instructions},
+                   {"role": "assistant", "content": spec.greeting}])
+        return Engines(transcriber=self._get("stt", spec.models.stt), chat=chat, synth=synth,
+                       phrases=phrases)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -44,8 +45,10 @@ class Reply:
     text: str = ""  # everything the model wrote
     clauses: list[SpokenClause] = field(default_factory=list)
     interrupted: bool = False
+    gate: asyncio.Event | None = None  # audio is held back until this is set (speculation)
     _start_played: int = 0
     _task: asyncio.Task | None = None
+    _first_clause: threading.Event = field(default_factory=threading.Event)
 
     async def run(self) -> str:
         """Speak the whole answer (returns once it is queued and played) and return it."""
@@ -59,9 +62,9 @@ class Reply:
         return self.text
 
     async def _think(self, queue: asyncio.Queue[str | None]) -> None:
-        splitter = ClauseSplitter()
+        splitter = ClauseSplitter(first_comma_chars=12)
         try:
-            async for piece in self.chat.stream(self.messages):
+            async for piece in self.chat.stream(self.messages, pause=self._first_clause):
                 self.timings.mark("llm_first_token", self.clock.now())
                 self.text += piece
                 for clause in splitter.push(piece):
@@ -78,16 +81,26 @@ class Reply:
         while (clause := await queue.get()) is not None:
             spoken = SpokenClause(clause)
             self.clauses.append(spoken)
-            async for chunk in self.synth.synthesize(clause):
-                self.timings.mark("tts_first_audio", self.clock.now())
-                pcm = chunk.pcm if chunk.rate == rate else resample(chunk.pcm, chunk.rate, rate)
-                if not self.timings.has("first_audio_out"):
-                    sent = self.playout.next_audio_sent()
-                    sent.add_done_callback(
-                        lambda f: f.cancelled() or self.timings.mark("first_audio_out",
-                                                                     f.result()))
-                self.playout.write(AudioChunk(pcm, rate))
-                spoken.samples += len(pcm)
+            if len(self.clauses) == 1:
+                self._first_clause.set()  # the model waits while the first clause is voiced
+            try:
+                await self._voice(spoken, rate)
+            finally:
+                self._first_clause.clear()
+
+    async def _voice(self, spoken: SpokenClause, rate: int) -> None:
+        async for chunk in self.synth.synthesize(spoken.text):
+            self.timings.mark("tts_first_audio", self.clock.now())
+            pcm = chunk.pcm if chunk.rate == rate else resample(chunk.pcm, chunk.rate, rate)
+            if self.gate is not None and not self.gate.is_set():
+                await self.gate.wait()
+            if not self.timings.has("first_audio_out"):
+                sent = self.playout.next_audio_sent()
+                sent.add_done_callback(
+                    lambda f: f.cancelled() or self.timings.mark("first_audio_out",
+                                                                 f.result()))
+            self.playout.write(AudioChunk(pcm, rate))
+            spoken.samples += len(pcm)
 
     async def interrupt(self) -> str:
         """Barge-in: stop thinking and speaking now; return the text the caller heard."""

@@ -100,6 +100,19 @@ class TurnDetector:
     def speaking(self) -> bool:
         return self._state is _State.SPEAKING
 
+    @property
+    def silence(self) -> float:
+        """Seconds of silence since the last voiced frame of the speech in progress."""
+        return self._gap if self._state is _State.SPEAKING else 0.0
+
+    def pending_turn(self) -> TurnEnded | None:
+        """The speech in progress as if it ended now (for speculative transcription)."""
+        if self._state is not _State.SPEAKING:
+            return None
+        return TurnEnded(reason="silence", speech_seconds=self._last_voiced - self._start,
+                         start=self._start, end=self._last_voiced, at=self._time,
+                         audio_start=self._audio_start())
+
     def feed(self, seconds: float, is_speech: bool) -> list[TurnEvent]:
         """Advance by one frame; return the events it caused (at most two)."""
         if seconds < 0:

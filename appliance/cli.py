@@ -152,6 +152,24 @@ def cmd_install_steps(args: argparse.Namespace) -> int:
     return run_install(Path(args.root), share=Path(args.share), start=not args.no_start)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from appliance.bench import BenchOptions, parse_concurrency, run_bench
+
+    try:
+        levels = parse_concurrency(args.concurrency)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return run_bench(BenchOptions(
+        sandbox=args.sandbox, concurrency=levels, turns=args.turns,
+        json_path=Path(args.json) if args.json else None,
+        plot_path=Path(args.plot) if args.plot else None,
+        config_dir=Path(args.config_dir) if args.config_dir else None,
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        extension=args.extension, workdir=Path(args.workdir) if args.workdir else None,
+        port_offset=args.port_offset, warm_up=not args.no_warm_up))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard",
                                      description="Self-hosted AI phone agent appliance.")
@@ -194,6 +212,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("supervise", help="without systemd: run Asterisk (contained runtime) "
                        "and the daemon in the foreground, restarting them when they fail")
     p.set_defaults(func=cmd_supervise)
+
+    p = sub.add_parser("bench", help="measure latency, barge-in, pacing and memory with "
+                       "spoken test calls (at the caller)")
+    p.add_argument("--sandbox", action="store_true", help="build a throwaway loopback "
+                   "appliance for the run (default: call the installed appliance)")
+    p.add_argument("--concurrency", default="1,2,4,8",
+                   help="simultaneous calls per level, comma-separated (default 1,2,4,8)")
+    p.add_argument("--turns", type=int, default=3,
+                   help="questions per call before the barge-in turn (default 3)")
+    p.add_argument("--json", metavar="FILE", help="write all results and samples as JSON")
+    p.add_argument("--plot", metavar="FILE", help="write a PNG chart")
+    p.add_argument("--config-dir", default=argparse.SUPPRESS,
+                   help="configuration of the installed appliance (default /etc/switchboard)")
+    p.add_argument("--extension", help="extension to call (default: the default agent's)")
+    p.add_argument("--workdir", metavar="DIR", help="sandbox work directory, kept afterwards "
+                   "(default: a temporary directory, removed)")
+    p.add_argument("--port-offset", type=int, default=0, help="shift every sandbox port by "
+                   "this much (to run beside another sandbox)")
+    p.add_argument("--no-warm-up", action="store_true", help="skip the unmeasured first call")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("install-steps", help=argparse.SUPPRESS)
     p.add_argument("--root", default="/")

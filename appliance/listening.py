@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import numpy as np
@@ -58,11 +59,19 @@ async def wait_for_speech(dialog, since: float, timeout: float = 20.0) -> float 
     return None
 
 
-def word_overlap(expected: str, heard: str) -> float:
-    """Share of ``expected``'s words (lower-case, no punctuation) found in ``heard``."""
-    def words(text: str) -> list[str]:
-        return ["".join(c for c in w.lower() if c.isalnum()) for w in text.split()]
+NUMBER_WORDS = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+                "ten", "eleven", "twelve", "thirty", "fifteen", "twenty", "forty", "fifty"}
 
-    want = [w for w in words(expected) if w]
-    got = set(words(heard))
+
+def content_words(text: str) -> list[str]:
+    """Words that survive transcription unchanged: letters only, 3+ long, no number words,
+    plural s dropped (numbers come back as digits or words, "9 am" or "nine a.m.")."""
+    words = re.findall(r"[a-z]+", text.lower())
+    return [w.removesuffix("s") for w in words if len(w) >= 3 and w not in NUMBER_WORDS]
+
+
+def word_overlap(expected: str, heard: str) -> float:
+    """Share of ``expected``'s content words found in ``heard``."""
+    want = content_words(expected)
+    got = set(content_words(heard))
     return sum(w in got for w in want) / len(want) if want else 1.0

@@ -174,3 +174,10 @@ def test_rejects_bad_options() -> None:
         ClauseSplitter(min_chars=0)
     with pytest.raises(ValueError):
         ClauseSplitter(comma_chars=50, max_chars=40)
+
+
+def test_first_clause_may_end_at_an_earlier_comma() -> None:
+    splitter = ClauseSplitter(comma_chars=25, first_comma_chars=10)
+    out = splitter.push("Yes, of course, we open at nine, and we close at one. ")
+    assert out[0] == "Yes, of course,"
+    assert out[1] == "we open at nine, and we close at one."

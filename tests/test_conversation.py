@@ -39,7 +39,7 @@ class FakeChat:
         self.seen: list[list[dict]] = []
         self.closed = False
 
-    async def stream(self, messages: Sequence[dict]) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[dict], pause=None) -> AsyncIterator[str]:
         self.seen.append(list(messages))
         try:
             for word in self.answer.split(" "):
@@ -115,7 +115,8 @@ async def test_a_turn_is_answered_after_the_end_silence(rig_factory) -> None:
     rig.conv.greet()
     await rig.run(1.0, speaking=True)
     await rig.run(0.3, speaking=False)
-    assert rig.conv.records == []  # 0.3 s of silence does not end a 0.4 s turn
+    # 0.3 s of silence does not end a 0.4 s turn: the answer is prepared, not heard
+    assert rig.agent_audio_times() == []
     await rig.run(2.0, speaking=False)
     record = rig.conv.records[0]
     assert record.user_text == "what time do you open"
@@ -178,6 +179,21 @@ async def test_speech_while_thinking_merges_into_the_next_turn(rig_factory) -> N
     await rig.run(1.0, speaking=False)
     users = [m for m in rig.conv.history if m["role"] == "user"]
     assert len(users) == 1, rig.conv.history
+
+
+async def test_speculation_is_dropped_unheard_when_the_caller_goes_on(rig_factory) -> None:
+    rig = rig_factory("Sure thing.")
+    await rig.run(1.0, speaking=True)
+    await rig.run(0.25, speaking=False)  # speculative answer under way
+    await rig.run(0.8, speaking=True)  # not the end of the turn after all
+    assert rig.agent_audio_times() == []
+    assert rig.conv.speculations_discarded == 1
+    await rig.run(1.5, speaking=False)
+    assert [m["role"] for m in rig.conv.history] == ["system", "user", "assistant"]
+    assert len(rig.conv.records) == 1
+    first_audio = rig.agent_audio_times()[0]
+    end_of_speech = 2.05
+    assert first_audio >= end_of_speech + 0.4 - 0.021  # only once the end silence is confirmed
 
 
 def test_timings_are_numbers_relative_to_speech_end() -> None:
