@@ -98,6 +98,7 @@ fi
 
 args=(--root "$ROOT" --share "$SHARE")
 [ $START = 0 ] && args+=(--no-start)
+[ $changed = 1 ] && args+=(--code-changed)
 SWITCHBOARD_SHARE_DIR="$SHARE" "$VENV/bin/switchboard" install-steps "${args[@]}"
 
 if [ $DEMO = 1 ]; then

@@ -331,6 +331,8 @@ def _daemon_view(summaries: Sequence[dict]) -> dict[str, Any]:
                                     for s in summaries),
             "playout_lateness_p99_ms": summarize(lateness, (50,)),
             "end_reasons": sorted({s.get("end_reason", "?") for s in summaries}),
+            "calls": [{k: s.get(k) for k in ("id", "end_reason", "barge_ins", "playout", "rtp",
+                                             "jitter")} for s in summaries],
             "turn_timings_ms": [t.get("timings_ms") for s in summaries
                                 for t in s.get("turns", [])]}
 
@@ -832,7 +834,15 @@ def _stage_lines(levels: list[dict[str, Any]]) -> list[str]:
     lateness = "".join(f"{_fmt(lvl['daemon']['playout_lateness_p99_ms']['max'], 15)} "
                        for lvl in staged)
     lines.append(f"{'playout lateness p99 (worst call)':<34}" + lateness)
+    rest = "".join(f"{_fmt(_unattributed(lvl), 15)} " for lvl in staged)
+    lines.append(f"{'caller v2v p50 - first_audio_out p50':<34}" + rest)
     return lines
+
+
+def _unattributed(level: dict[str, Any]) -> float | None:
+    """What the caller waits beyond the daemon's own first_audio_out (line, buffers, VAD)."""
+    v2v, out = level["v2v_ms"]["p50"], level["stages_ms"]["first_audio_out"]["p50"]
+    return None if v2v is None or out is None else v2v - out
 
 
 def _memory_lines(memory: dict[str, Any] | None) -> list[str]:

@@ -98,8 +98,9 @@ def _reload_loader(config_dir: Path, record_dir: Path | None, data: Path):
 def cmd_demo(args: argparse.Namespace) -> int:
     from appliance.demo import run_demo
 
-    return run_demo(_config_dir(args), seconds=args.seconds, number=args.number,
-                    save=Path(args.save) if args.save else None)
+    return run_demo(_config_dir(args), number=args.number, question=args.question,
+                    save=Path(args.save) if args.save else None,
+                    data_dir=paths.data_dir(args.data_dir))
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -149,7 +150,8 @@ def cmd_supervise(args: argparse.Namespace) -> int:
 def cmd_install_steps(args: argparse.Namespace) -> int:
     from appliance.install import run_install
 
-    return run_install(Path(args.root), share=Path(args.share), start=not args.no_start)
+    return run_install(Path(args.root), share=Path(args.share), start=not args.no_start,
+                       code_changed=args.code_changed)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -193,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="place a test call into the default agent")
     p.add_argument("--number", help="extension or DID to call (default: the default agent's)")
-    p.add_argument("--seconds", type=float, default=6.0, help="call length (default 6)")
+    p.add_argument("--question", help="what the caller asks (default: what it can help with)")
     p.add_argument("--save", help="write what the caller heard to this WAV file")
     p.set_defaults(func=cmd_demo)
 
@@ -237,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default="/")
     p.add_argument("--share", required=True)
     p.add_argument("--no-start", action="store_true")
+    p.add_argument("--code-changed", action="store_true")
     p.set_defaults(func=cmd_install_steps)
     return parser
 

@@ -29,6 +29,7 @@ class Installer:
     root: Path
     share: Path
     start: bool
+    code_changed: bool = False
     changes: list[str] = field(default_factory=list)
 
     @property
@@ -259,12 +260,15 @@ def step_start(inst: Installer) -> None:
             units.insert(0, "switchboard-asterisk.service")
         subprocess.run(["systemctl", "daemon-reload"], check=True)
         subprocess.run(["systemctl", "enable", "--now", *units], check=True)
-        subprocess.run(["systemctl", "reload-or-restart", *units], check=True)
+        if inst.changes or inst.code_changed:
+            subprocess.run(["systemctl", "restart", *units], check=True)
         return
-    from appliance.supervise import ensure_supervisor
+    from appliance.supervise import ensure_supervisor, stop_supervisor
 
     print("    systemd is not PID 1 here: running the services under "
           "`switchboard supervise` in the background")
+    if (inst.changes or inst.code_changed) and stop_supervisor(inst.data_dir):
+        print("    stopped the running services to start the new version")
     if ensure_supervisor(inst.data_dir, inst.config_dir):
         inst.changed("started the supervisor")
 
@@ -282,9 +286,9 @@ STEPS: list[tuple[str, Callable[[Installer], None]]] = [
 ]
 
 
-def run_install(root: Path, share: Path, start: bool = True) -> int:
+def run_install(root: Path, share: Path, start: bool = True, code_changed: bool = False) -> int:
     """Run every step, printing progress and timings; exit status for the shell."""
-    inst = Installer(root=root, share=share, start=start)
+    inst = Installer(root=root, share=share, start=start, code_changed=code_changed)
     total = time.monotonic()
     for number, (title, step) in enumerate(STEPS, 1):
         began = time.monotonic()

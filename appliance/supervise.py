@@ -56,6 +56,18 @@ def supervisor_pid(data_dir: Path) -> int | None:
     return pid
 
 
+def stop_supervisor(data_dir: Path, timeout: float = 60) -> bool:
+    """Stop a running supervisor (and so its services); True if one was running."""
+    pid = supervisor_pid(data_dir)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and supervisor_pid(data_dir) is not None:
+        time.sleep(0.1)
+    return True
+
+
 def ensure_supervisor(data_dir: Path, config_dir: Path) -> bool:
     """Start ``switchboard supervise`` in the background unless it runs; True if started."""
     if supervisor_pid(data_dir) is not None:
