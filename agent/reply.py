@@ -42,10 +42,11 @@ class Reply:
     clock: Clock
     messages: Sequence[Message]
     timings: TurnTimings
-    text: str = ""  # everything the model wrote
+    text: str = ""  # the answer as spoken (clauses joined)
     clauses: list[SpokenClause] = field(default_factory=list)
     interrupted: bool = False
     gate: asyncio.Event | None = None  # audio is held back until this is set (speculation)
+    max_clauses: int = 8  # a phone answer longer than this is cut (and so is a loop)
     _start_played: int = 0
     _task: asyncio.Task | None = None
     _first_clause: threading.Event = field(default_factory=threading.Event)
@@ -63,18 +64,31 @@ class Reply:
 
     async def _think(self, queue: asyncio.Queue[str | None]) -> None:
         splitter = ClauseSplitter(first_comma_chars=12)
+        said: list[str] = []
+        kept: list[str] = []
+
+        def take(clause: str) -> bool:
+            """Queue a clause; False once the answer should stop (too long or looping)."""
+            key = " ".join(clause.lower().split())
+            if key in said or len(said) >= self.max_clauses:
+                return False
+            said.append(key)
+            kept.append(clause)
+            self.timings.mark("first_clause", self.clock.now())
+            queue.put_nowait(clause)
+            return True
+
         try:
             async for piece in self.chat.stream(self.messages, pause=self._first_clause):
                 self.timings.mark("llm_first_token", self.clock.now())
-                self.text += piece
-                for clause in splitter.push(piece):
-                    self.timings.mark("first_clause", self.clock.now())
-                    queue.put_nowait(clause)
-            for clause in splitter.flush():
-                self.timings.mark("first_clause", self.clock.now())
-                queue.put_nowait(clause)
+                if not all([take(c) for c in splitter.push(piece)]):
+                    break  # small models repeat themselves: a repeated clause ends the answer
+            else:
+                for clause in splitter.flush():
+                    take(clause)
         finally:
             queue.put_nowait(None)
+        self.text = " ".join(kept)  # what is spoken: cleaned, without any cut-off loop
 
     async def _speak(self, queue: asyncio.Queue[str | None]) -> None:
         rate = self.playout.rate

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from agent.audio import AudioChunk
 from agent.resample import resample, to_float32
 
 WHISPER_RATE = 16000
+logging.getLogger("pywhispercpp").setLevel(logging.WARNING)  # it logs every inference
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ class WhisperTranscriber:
                             no_context=True, temperature_inc=0.0,
                             redirect_whispercpp_logs_to=None)
         self._lock = threading.Lock()
+        # The first inference of a process allocates whisper.cpp's buffers: do it now, at
+        # load time, not during the first caller's turn.
+        self._run(np.zeros(WHISPER_RATE * 2, dtype=np.float32))
 
     def _run(self, samples: np.ndarray) -> Transcript:
         began = time.monotonic()

@@ -731,9 +731,27 @@ async def warm_up(target: Target, prompts: Prompts) -> CallRun:
     return runs[0]
 
 
+def save_call(run: CallRun, base: Path) -> None:
+    """What the caller heard (WAV + per-packet timing) and its turn marks, for debugging."""
+    if run.dialog is None or run.answered_at is None:
+        return
+    run.dialog.save_recording(base.with_suffix(".wav"))
+    origin = run.answered_at
+
+    def rel(t: float | None) -> float | None:
+        return None if t is None else round(t - origin, 4)
+
+    marks = [{**asdict(m), **{k: rel(getattr(m, k)) for k in (
+        "caller_start", "caller_end", "ended", "answer_start", "interrupt_at")}}
+        for m in run.marks]
+    base.with_suffix(".marks.json").write_text(json.dumps(
+        {"time_origin": "answer", "greeting_at": rel(run.greeting_at), "marks": marks},
+        indent=1) + "\n")
+
+
 def run_levels(target: Target, prompts: Prompts, levels: Sequence[int], turns: int,
-               sampler: MemorySampler | None, progress: Callable[[str], None]
-               ) -> list[dict[str, Any]]:
+               sampler: MemorySampler | None, progress: Callable[[str], None],
+               recordings: Path | None = None) -> list[dict[str, Any]]:
     """Every concurrency level in turn; the daemon's records are matched per level."""
     results = []
     for n in levels:
@@ -742,6 +760,10 @@ def run_levels(target: Target, prompts: Prompts, levels: Sequence[int], turns: i
             sampler.label = f"c={n}"
         before = set(target.record_dir.glob("*.json")) if target.record_dir else set()
         runs = asyncio.run(run_level(target, prompts, n, turns))
+        if recordings is not None:
+            recordings.mkdir(parents=True, exist_ok=True)
+            for run in runs:
+                save_call(run, recordings / f"c{n}-call{run.index + 1}")
         summaries = None
         if target.record_dir is not None:
             placed = sum(r.answered_at is not None for r in runs)
@@ -881,6 +903,7 @@ class BenchOptions:
     workdir: Path | None = None
     port_offset: int = 0
     warm_up: bool = True
+    recordings: Path | None = None
 
 
 def parse_concurrency(text: str) -> tuple[int, ...]:
@@ -946,7 +969,8 @@ def _measure(opts: BenchOptions, target: Target, progress: Callable[[str], None]
                                  f"{target.server[0]}:{target.server[1]}: {warm.error}")
             if target.record_dir is not None:
                 wait_summaries(target.record_dir, set(), 1, timeout=10)
-        levels = run_levels(target, prompts, opts.concurrency, opts.turns, sampler, progress)
+        levels = run_levels(target, prompts, opts.concurrency, opts.turns, sampler, progress,
+                            opts.recordings)
     settings = {"concurrency": list(opts.concurrency), "turns": opts.turns,
                 "loadavg_start": load_start,
                 "extension": target.extension, "barge_in_after_s": BARGE_IN_AFTER,

@@ -169,7 +169,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         config_dir=Path(args.config_dir) if args.config_dir else None,
         data_dir=Path(args.data_dir) if args.data_dir else None,
         extension=args.extension, workdir=Path(args.workdir) if args.workdir else None,
-        port_offset=args.port_offset, warm_up=not args.no_warm_up))
+        port_offset=args.port_offset, warm_up=not args.no_warm_up,
+        recordings=Path(args.recordings) if args.recordings else None))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port-offset", type=int, default=0, help="shift every sandbox port by "
                    "this much (to run beside another sandbox)")
     p.add_argument("--no-warm-up", action="store_true", help="skip the unmeasured first call")
+    p.add_argument("--recordings", metavar="DIR", help="keep what each caller heard (WAV, "
+                   "packet timing, turn marks) for a closer look")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("install-steps", help=argparse.SUPPRESS)

@@ -122,7 +122,7 @@ async def test_a_turn_is_answered_after_the_end_silence(rig_factory) -> None:
     assert record.user_text == "what time do you open"
     assert record.agent_text.strip() == "We open at nine. See you then."
     assert rig.conv.history[-1] == {"role": "assistant",
-                                    "content": "We open at nine. See you then. "}
+                                    "content": "We open at nine. See you then."}
     marks = record.timings.relative_ms()
     assert 380 <= marks["turn_detected"] <= 440
     assert marks["first_audio_out"] >= marks["turn_detected"]
@@ -153,7 +153,7 @@ async def test_barge_in_clears_playout_within_a_frame_and_cuts_history(rig_facto
 
 
 async def test_a_cough_does_not_interrupt(rig_factory) -> None:
-    rig = rig_factory("A long answer. " * 5, barge_in_min=0.5)
+    rig = rig_factory("One. Two more. Three here. Four now. Five then.", barge_in_min=0.5)
     await rig.run(1.0, speaking=True)
     await rig.run(1.0, speaking=False)
     assert rig.playout.busy
@@ -194,6 +194,14 @@ async def test_speculation_is_dropped_unheard_when_the_caller_goes_on(rig_factor
     first_audio = rig.agent_audio_times()[0]
     end_of_speech = 2.05
     assert first_audio >= end_of_speech + 0.4 - 0.021  # only once the end silence is confirmed
+
+
+async def test_a_looping_model_is_cut_at_the_first_repeat(rig_factory) -> None:
+    rig = rig_factory("How can I help? " * 6)
+    await rig.run(1.0, speaking=True)
+    await rig.run(3.0, speaking=False)
+    assert rig.conv.records[0].agent_text == "How can I help?"
+    assert rig.chat.closed
 
 
 def test_timings_are_numbers_relative_to_speech_end() -> None:
