@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import uuid
@@ -18,7 +19,7 @@ from agent.clock import LoopClock
 from agent.conversation import Conversation
 from agent.engines import Engines
 from agent.jitter import JitterBuffer
-from agent.media import RtpEndpoint
+from agent.media import RtpEndpoint, media_codec
 from agent.playout import Playout
 from agent.rtp import RtpPacket
 from agent.settings import AgentSpec, DaemonSettings
@@ -35,6 +36,8 @@ HANGUP_EVENTS = {"StasisEnd", "ChannelHangupRequest", "ChannelDestroyed"}
 class Recording:
     """Caller audio placed by RTP timestamp, so gaps stay gaps (for debugging and tests)."""
 
+    rate: int = RATE  # audio samples per second
+    clock_rate: int = RATE  # RTP timestamp ticks per second
     max_seconds: float = 600.0
     _chunks: list[tuple[int, np.ndarray]] = field(default_factory=list)
     _first_ts: int | None = None
@@ -48,8 +51,8 @@ class Recording:
         if self._last_ts is not None and ts < self._last_ts and self._last_ts - ts > 2**31:
             self._unwrap += 2**32
         self._last_ts = ts
-        offset = ts + self._unwrap - self._first_ts
-        if 0 <= offset < self.max_seconds * RATE:
+        offset = (ts + self._unwrap - self._first_ts) * self.rate // self.clock_rate
+        if 0 <= offset < self.max_seconds * self.rate:
             self._chunks.append((offset, pcm))
 
     def pcm(self) -> np.ndarray:
@@ -79,7 +82,9 @@ class Call:
         self.media_started = asyncio.Event()
         self.hung_up = asyncio.Event()
         self.end_reason = "unknown"
-        self.recording = Recording()
+        self.codec = media_codec(settings.media_codec)
+        self.rate = self.codec.rate
+        self.recording = Recording(self.rate, self.codec.clock_rate)
         self.media: RtpEndpoint | None = None
         self.playout: Playout | None = None
         self.dtmf: asyncio.Queue[str] = asyncio.Queue()
@@ -91,7 +96,8 @@ class Call:
         # Asterisk is local: its frames come paced by its own bridge, so a short delay will do.
         # Gaps longer than 0.1 s restart the stream instead of being filled: _listen feeds
         # silence for those itself, so time is never counted twice.
-        self.jitter = JitterBuffer(RATE, target_delay=0.02, max_delay=0.12, max_gap=0.1)
+        self.jitter = JitterBuffer(self.codec.clock_rate, target_delay=0.02, max_delay=0.12,
+                                   max_gap=0.1, audio_rate=self.rate)
         self._last_rx = 0.0
         register(channel.id, self)  # at once: events for the call may arrive before run()
         register(self.media_channel_id, self)
@@ -136,13 +142,14 @@ class Call:
         await self.ari.answer(self.channel.id)
         await self.ari.create_bridge(self.bridge_id)
         self.media = await RtpEndpoint.open(self.settings.media_address,
-                                            self.settings.media_ports, self._heard)
+                                            self.settings.media_ports, self._heard, self.codec)
         host, port = self.media.local
-        created = await self.ari.external_media(self.media_channel_id, f"{host}:{port}")
+        created = await self.ari.external_media(self.media_channel_id, f"{host}:{port}",
+                                                fmt=self.codec.name)
         variables = created.get("channelvars") or {}
         self.media.remote = (variables["UNICASTRTP_LOCAL_ADDRESS"],
                              int(variables["UNICASTRTP_LOCAL_PORT"]))
-        self.playout = Playout(self.media.send_pcm, self._clock, rate=RATE)
+        self.playout = Playout(self.media.send_pcm, self._clock, rate=self.rate)
         self._tasks.append(tasks.create_task(self.playout.run(), name=f"playout-{self.id}"))
         await asyncio.wait_for(self.media_started.wait(), MEDIA_START_TIMEOUT)
         await self.ari.add_to_bridge(self.bridge_id, [self.channel.id, self.media_channel_id])
@@ -167,7 +174,7 @@ class Call:
         silence so the end of their turn is still detected.
         """
         assert self.conversation is not None
-        frame = np.zeros(RATE // 50, dtype=np.int16)
+        frame = np.zeros(self.rate // 50, dtype=np.int16)
         start = self._clock.now()
         n = 0
         while True:
@@ -183,12 +190,12 @@ class Call:
     async def _serve(self) -> None:
         assert self.playout is not None
         if self.engines is not None:
-            self.conversation = Conversation(self.agent, self.engines, self.playout,
-                                             self._clock, self.spawn)
+            self.conversation = Conversation(self.agent, self.engines.at_rate(self.rate),
+                                             self.playout, self._clock, self.spawn)
             self.conversation.greet()
             self.spawn(self._listen(), name="listen")
         else:
-            self.playout.write(greeting_prompt())
+            self.playout.write(greeting_prompt(self.rate))
         try:
             await asyncio.wait_for(self.hung_up.wait(), self.agent.max_call_seconds)
         except TimeoutError:
@@ -238,7 +245,8 @@ class Call:
             self.media.close()
         if self.settings.record_dir is not None:
             record_dir = Path(self.settings.record_dir)
-            write_wav(record_dir / f"{self.id}.rx.wav", AudioChunk(self.recording.pcm(), RATE))
+            write_wav(record_dir / f"{self.id}.rx.wav",
+                      AudioChunk(self.recording.pcm(), self.rate))
             (record_dir / f"{self.id}.json").write_text(json.dumps(self.summary(), indent=1))
         for action in (lambda: self.ari.hangup(self.media_channel_id),
                        lambda: self.ari.destroy_bridge(self.bridge_id),
@@ -252,12 +260,7 @@ class Call:
                 log.warning("call %s: cleanup: %s", self.id, exc)
 
 
-_GREETING: AudioChunk | None = None
-
-
-def greeting_prompt() -> AudioChunk:
-    """The bundled prompt played on answer until speech synthesis is configured."""
-    global _GREETING
-    if _GREETING is None:
-        _GREETING = chime(RATE)
-    return _GREETING
+@functools.cache
+def greeting_prompt(rate: int) -> AudioChunk:
+    """The bundled prompt played on answer when an agent has no speech models."""
+    return chime(rate)

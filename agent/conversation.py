@@ -30,7 +30,6 @@ from agent.timings import TurnTimings
 from agent.turns import SpeechStarted, TurnSettings, TurnTaker, Utterance
 
 log = logging.getLogger(__name__)
-RATE = 8000
 SPECULATE_AFTER = 0.12  # seconds of caller silence before speculative work starts
 
 
@@ -68,7 +67,7 @@ class Conversation:
         self.clock = clock
         self._spawn = spawn
         self._on_turn = on_turn
-        self.turns = TurnTaker(RATE, TurnSettings(min_speech=spec.min_speech,
+        self.turns = TurnTaker(playout.rate, TurnSettings(min_speech=spec.min_speech,
                                                   end_silence=spec.end_silence,
                                                   max_utterance=spec.max_utterance))
         self.history: list[Message] = [{"role": "system", "content": spec.instructions}]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +28,17 @@ class Engines:
     transcriber: Transcriber
     chat: ChatModel
     synth: Synthesizer
-    phrases: dict[str, AudioChunk]
+    phrases: dict[str, AudioChunk]  # at PLAYOUT_RATE
 
     def phrase(self, text: str) -> AudioChunk:
         return self.phrases[text]
+
+    def at_rate(self, rate: int) -> Engines:
+        """The same engines with the phrases resampled for a call at ``rate`` (G.722)."""
+        if rate == PLAYOUT_RATE:
+            return self
+        return replace(self, phrases={t: AudioChunk(resample(a.pcm, a.rate, rate), rate)
+                                      for t, a in self.phrases.items()})
 
 
 class EngineRegistry:

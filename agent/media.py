@@ -11,11 +11,55 @@ from collections.abc import Callable
 import numpy as np
 
 from agent.g711 import ulaw_decode, ulaw_encode
+from agent.g722 import G722Codec
 from agent.rtp import RtpError, RtpPacket
 
 log = logging.getLogger(__name__)
 
-PT_ULAW = 0
+
+class Ulaw:
+    """G.711 µ-law: 8 kHz audio, 8 kHz RTP clock, static payload type 0."""
+
+    name = "ulaw"
+    payload_type = 0
+    rate = 8000
+    clock_rate = 8000
+
+    def encode(self, pcm: np.ndarray) -> bytes:
+        return ulaw_encode(pcm)
+
+    def decode(self, payload: bytes) -> np.ndarray:
+        return ulaw_decode(payload)
+
+
+class G722:
+    """G.722 wideband: 16 kHz audio, but an 8 kHz RTP clock (RFC 3551's historical quirk)."""
+
+    name = "g722"
+    payload_type = 9
+    rate = 16000
+    clock_rate = 8000
+
+    def __init__(self) -> None:
+        self._codec = G722Codec()  # keeps encoder and decoder state per call
+
+    def encode(self, pcm: np.ndarray) -> bytes:
+        return self._codec.encode(pcm)
+
+    def decode(self, payload: bytes) -> np.ndarray:
+        return self._codec.decode(payload)
+
+
+MediaCodec = Ulaw | G722
+
+
+def media_codec(name: str) -> MediaCodec:
+    """A fresh codec for one call's ExternalMedia leg ("ulaw" or "g722")."""
+    if name == "ulaw":
+        return Ulaw()
+    if name == "g722":
+        return G722()
+    raise ValueError(f"unsupported media codec {name!r}: use ulaw or g722")
 
 
 class MediaPortsExhausted(RuntimeError):
@@ -29,12 +73,13 @@ class RtpEndpoint(asyncio.DatagramProtocol):
     type; anything else is dropped and counted, never raised.
     """
 
-    def __init__(self, on_audio: Callable[[np.ndarray, RtpPacket], None]) -> None:
+    def __init__(self, on_audio: Callable[[np.ndarray, RtpPacket], None],
+                 codec: MediaCodec | None = None) -> None:
         self._on_audio = on_audio
+        self.codec = codec or Ulaw()
         self.transport: asyncio.DatagramTransport | None = None
         self.local: tuple[str, int] = ("", 0)
         self.remote: tuple[str, int] | None = None
-        self.payload_type = PT_ULAW
         self.ssrc = random.getrandbits(32)
         self._seq = random.getrandbits(16)
         self._ts = random.getrandbits(32)
@@ -42,7 +87,8 @@ class RtpEndpoint(asyncio.DatagramProtocol):
 
     @classmethod
     async def open(cls, host: str, ports: range,
-                   on_audio: Callable[[np.ndarray, RtpPacket], None]) -> RtpEndpoint:
+                   on_audio: Callable[[np.ndarray, RtpPacket], None],
+                   codec: MediaCodec | None = None) -> RtpEndpoint:
         """Bind on a free port of ``ports`` (tried in random order)."""
         loop = asyncio.get_running_loop()
         candidates = list(ports)
@@ -55,7 +101,8 @@ class RtpEndpoint(asyncio.DatagramProtocol):
                 sock.close()
                 continue
             sock.setblocking(False)
-            _, proto = await loop.create_datagram_endpoint(lambda: cls(on_audio), sock=sock)
+            _, proto = await loop.create_datagram_endpoint(lambda: cls(on_audio, codec),
+                                                           sock=sock)
             proto.local = (host, port)
             return proto
         raise MediaPortsExhausted(f"no free UDP port in {host}:{ports.start}-{ports.stop - 1}")
@@ -72,25 +119,26 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         except RtpError:
             self.stats["rx_bad"] += 1
             return
-        if packet.payload_type != self.payload_type:
+        if packet.payload_type != self.codec.payload_type:
             self.stats["rx_wrong_pt"] += 1
             return
         self.stats["rx"] += 1
-        self._on_audio(ulaw_decode(packet.payload), packet)
+        self._on_audio(self.codec.decode(packet.payload), packet)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("RTP socket error: %s", exc)
 
     def send_pcm(self, frame: np.ndarray) -> None:
-        """Send one frame of 8 kHz PCM as a µ-law RTP packet (no-op until remote is known)."""
-        payload = ulaw_encode(frame)
+        """Send one frame of PCM at the codec's rate (no-op until the remote is known)."""
+        payload = self.codec.encode(frame)
         if self.transport is None or self.remote is None or self.transport.is_closing():
             return
-        packet = RtpPacket(payload_type=self.payload_type, sequence=self._seq,
+        packet = RtpPacket(payload_type=self.codec.payload_type, sequence=self._seq,
                            timestamp=self._ts, ssrc=self.ssrc, payload=payload)
         self.transport.sendto(packet.serialize(), self.remote)
         self._seq = (self._seq + 1) & 0xFFFF
-        self._ts = (self._ts + len(frame)) & 0xFFFFFFFF
+        ticks = len(frame) * self.codec.clock_rate // self.codec.rate
+        self._ts = (self._ts + ticks) & 0xFFFFFFFF
         self.stats["tx"] += 1
 
     def close(self) -> None:

@@ -48,3 +48,4 @@ class DaemonSettings:
     record_dir: Path | None = None  # when set, each call's received audio is kept as WAV
     max_concurrent_calls: int = 8
     engine_threads: int = 2
+    media_codec: str = "ulaw"  # ExternalMedia leg: "ulaw" (narrowband) or "g722" (wideband)

@@ -173,6 +173,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
         recordings=Path(args.recordings) if args.recordings else None))
 
 
+def cmd_calls(args: argparse.Namespace) -> int:
+    from appliance.calls import cmd_calls as run
+
+    return run(args)
+
+
+def cmd_transcript(args: argparse.Namespace) -> int:
+    from appliance.calls import cmd_transcript as run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard",
                                      description="Self-hosted AI phone agent appliance.")
@@ -237,6 +249,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recordings", metavar="DIR", help="keep what each caller heard (WAV, "
                    "packet timing, turn marks) for a closer look")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("calls", help="list recent calls")
+    p.add_argument("--since", help="only calls started since: 30m, 1h, 2d or an ISO date")
+    p.add_argument("--agent", help="only this agent's calls")
+    p.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_calls)
+
+    p = sub.add_parser("transcript", help="what was said in one call")
+    p.add_argument("call_id", metavar="CALL_ID", help="call id or a unique prefix (6+ chars)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_transcript)
 
     p = sub.add_parser("install-steps", help=argparse.SUPPRESS)
     p.add_argument("--root", default="/")

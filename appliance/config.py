@@ -432,6 +432,11 @@ class DaemonSettings(ConfigModel):
         description="Calls handled at once; further calls are refused. Default: 8.",
         examples=[8],
     )
+    media_codec: Literal["ulaw", "g722"] = Field(
+        "ulaw",
+        description="Codec between Asterisk and the daemon: ulaw (8 kHz) or g722 (16 kHz "
+        "wideband; Asterisk transcodes for narrowband callers). Default: ulaw.",
+    )
 
     @model_validator(mode="after")
     def _media_range(self) -> "DaemonSettings":

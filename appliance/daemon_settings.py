@@ -58,4 +58,5 @@ def daemon_settings(cfg: Configuration, record_dir: Path | None = None,
         media_ports=range(d.media_port_start, d.media_port_end + 1),
         record_dir=record_dir,
         max_concurrent_calls=d.max_concurrent_calls,
+        media_codec=d.media_codec,
     )

@@ -213,10 +213,12 @@ class DaemonProcess:
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                      cwd=REPO)
 
-    def wait_connected(self, timeout: float = 20) -> None:
+    def wait_connected(self, timeout: float = 90) -> None:
+        """Wait for the daemon's first ARI connection (models load first); stop it if not."""
         ok = wait_until(lambda: "ARI connected" in self.log_text() or self.proc.poll()
                         is not None, timeout)
         if not ok or self.proc.poll() is not None:
+            self.stop()
             raise RuntimeError("daemon did not connect to ARI:\n" + self.log_text()[-3000:])
 
     def log_text(self) -> str:
