@@ -8,23 +8,25 @@ from functools import partial
 from pathlib import Path
 from typing import TextIO
 
+from appliance.agent_config import AgentConfig
 from appliance.config import (
+    Configuration,
+    SiteConfig,
+    default_config_dir,
+    load_configuration,
+    resolve_secret_path,
+)
+from appliance.config_base import (
     AGENT_SUFFIX,
     AGENTS_DIR,
     CONFIG_DIR_ENV,
     DEFAULT_CONFIG_DIR,
     SITE_FILE,
-    AgentConfig,
     ConfigError,
     ConfigIssue,
-    Configuration,
     FieldPath,
     Locator,
-    SiteConfig,
-    default_config_dir,
     dotted,
-    load_configuration,
-    resolve_secret_path,
 )
 
 IssueAt = Callable[[FieldPath, str, str], ConfigIssue]
