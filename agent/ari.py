@@ -45,6 +45,7 @@ class Channel:
     name: str
     state: str
     caller_number: str = field(default="", repr=False)
+    dialed: str = field(default="", repr=False)  # the extension or DID that was called
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Channel:
@@ -53,6 +54,7 @@ class Channel:
             name=str(data.get("name", "")),
             state=str(data.get("state", "")),
             caller_number=str((data.get("caller") or {}).get("number", "")),
+            dialed=str((data.get("dialplan") or {}).get("exten", "")),
         )
 
 

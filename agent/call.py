@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,11 +18,12 @@ import numpy as np
 from agent.ari import AriClient, AriError, Channel, Event
 from agent.audio import AudioChunk, chime, write_wav
 from agent.clock import LoopClock
-from agent.conversation import Conversation
+from agent.conversation import Conversation, TurnRecord
 from agent.engines import Engines
 from agent.jitter import JitterBuffer
 from agent.media import RtpEndpoint, media_codec
 from agent.playout import Playout
+from agent.records import END_REASONS, CallRecorder
 from agent.rtp import RtpPacket
 from agent.settings import AgentSpec, DaemonSettings
 
@@ -70,7 +73,8 @@ class Call:
 
     def __init__(self, ari: AriClient, settings: DaemonSettings, agent: AgentSpec,
                  channel: Channel, register: Callable[[str, Call | None], None],
-                 engines: Engines | None = None) -> None:
+                 engines: Engines | None = None, recorder: CallRecorder | None = None,
+                 direction: str = "inbound") -> None:
         self.id = uuid.uuid4().hex[:12]
         self.ari = ari
         self.settings = settings
@@ -89,6 +93,8 @@ class Call:
         self.playout: Playout | None = None
         self.dtmf: asyncio.Queue[str] = asyncio.Queue()
         self.engines = engines
+        self.recorder = recorder
+        self.direction = direction
         self.conversation: Conversation | None = None
         self._tasks: list[asyncio.Task] = []
         self._group: asyncio.TaskGroup | None = None
@@ -118,11 +124,17 @@ class Call:
                 self.hung_up.set()
             elif event.type == "ChannelDtmfReceived" and event.digit:
                 self.dtmf.put_nowait(event.digit)
+                if self.conversation is not None:
+                    self.conversation.on_dtmf(event.digit)
 
     # -- lifecycle ---------------------------------------------------------------------
     async def run(self) -> None:
         """Serve the call until either side hangs up; free every resource in any case."""
         log.info("call %s: start agent=%s", self.id, self.agent.name)
+        if self.recorder is not None:
+            self.recorder.start_call(self.id, self.agent.name, self.agent.version,
+                                     self.direction, self.channel.caller_number,
+                                     self.channel.dialed, time.time())
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._group = tasks
@@ -136,10 +148,14 @@ class Call:
                 log.warning("call %s: failed: %s: %s", self.id, type(exc).__name__, exc)
         finally:
             await asyncio.shield(self._cleanup())
+            if self.recorder is not None:
+                self.recorder.end_call(self.id, time.time(), _record_reason(self.end_reason))
             log.info("call %s: end reason=%s", self.id, self.end_reason)
 
     async def _setup(self, tasks: asyncio.TaskGroup) -> None:
         await self.ari.answer(self.channel.id)
+        if self.recorder is not None:
+            self.recorder.answered(self.id, time.time())
         await self.ari.create_bridge(self.bridge_id)
         self.media = await RtpEndpoint.open(self.settings.media_address,
                                             self.settings.media_ports, self._heard, self.codec)
@@ -186,21 +202,49 @@ class Call:
                 self.conversation.hear(chunk.pcm)
             if not chunks and now - self._last_rx > 0.1 and not self.jitter.buffered:
                 self.conversation.hear(frame)
+            self.conversation.tick()
 
     async def _serve(self) -> None:
         assert self.playout is not None
-        if self.engines is not None:
-            self.conversation = Conversation(self.agent, self.engines.at_rate(self.rate),
-                                             self.playout, self._clock, self.spawn)
-            self.conversation.greet()
-            self.spawn(self._listen(), name="listen")
-        else:
+        if self.engines is None:
             self.playout.write(greeting_prompt(self.rate))
+            try:
+                await asyncio.wait_for(self.hung_up.wait(), self.agent.max_call_seconds)
+            except TimeoutError:
+                self.end_reason = "timeout"
+                await self.hangup()
+            return
+        conv = Conversation(self.agent, self.engines.at_rate(self.rate), self.playout,
+                            self._clock, self.spawn, on_turn=self._record_turn,
+                            on_event=self._record_event)
+        self.conversation = conv
+        conv.greet()
+        self.spawn(self._listen(), name="listen")
+        ended = asyncio.ensure_future(conv.ended.wait())
+        hung_up = asyncio.ensure_future(self.hung_up.wait())
         try:
-            await asyncio.wait_for(self.hung_up.wait(), self.agent.max_call_seconds)
-        except TimeoutError:
-            self.end_reason = "timeout"
-            await self.hangup()
+            await asyncio.wait({ended, hung_up}, timeout=self.agent.max_call_seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            hung_up.cancel()
+        if self.hung_up.is_set():
+            return
+        reason = conv.end_reason or "timeout"
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(conv.say_goodbye(), 15)
+        self.end_reason = reason
+        await self.hangup()
+
+    def _record_turn(self, record: TurnRecord) -> None:
+        if self.recorder is not None:
+            self.recorder.add_turn(self.id, record.index, time.time(), record.user_text,
+                                   record.agent_text, record.stt_confidence, record.interrupted,
+                                   record.timings.relative_ms())
+
+    def _record_event(self, kind: str, detail: str) -> None:
+        if self.recorder is not None:
+            self.recorder.add_event(self.id, time.time(), kind, detail)
 
     def summary(self) -> dict:
         """The call as data (debug recordings only; text never goes to the log)."""
@@ -258,6 +302,10 @@ class Call:
                     log.warning("call %s: cleanup: %s", self.id, exc)
             except OSError as exc:
                 log.warning("call %s: cleanup: %s", self.id, exc)
+
+
+def _record_reason(reason: str) -> str:
+    return reason if reason in END_REASONS else "error"
 
 
 @functools.cache

@@ -31,6 +31,7 @@ from agent.turns import SpeechStarted, TurnSettings, TurnTaker, Utterance
 
 log = logging.getLogger(__name__)
 SPECULATE_AFTER = 0.12  # seconds of caller silence before speculative work starts
+DIGIT_GAP = 2.0  # seconds after the last key press before the digits go to the model
 
 
 @dataclass
@@ -41,6 +42,7 @@ class TurnRecord:
     user_text: str = ""
     agent_text: str = ""
     interrupted: bool = False
+    stt_confidence: float | None = None
     timings: TurnTimings = field(default_factory=TurnTimings)
 
 
@@ -60,13 +62,15 @@ class Conversation:
 
     def __init__(self, spec: AgentSpec, engines: Engines, playout: Playout, clock: Clock,
                  spawn: Callable[..., asyncio.Task],
-                 on_turn: Callable[[TurnRecord], None] | None = None) -> None:
+                 on_turn: Callable[[TurnRecord], None] | None = None,
+                 on_event: Callable[[str, str], None] | None = None) -> None:
         self.spec = spec
         self.engines = engines
         self.playout = playout
         self.clock = clock
         self._spawn = spawn
         self._on_turn = on_turn
+        self._on_event = on_event
         self.turns = TurnTaker(playout.rate, TurnSettings(min_speech=spec.min_speech,
                                                   end_silence=spec.end_silence,
                                                   max_utterance=spec.max_utterance))
@@ -77,11 +81,84 @@ class Conversation:
         self._turn: _Turn | None = None
         self._carry = ""  # words of a turn the caller talked over before it was answered
         self._speech_start: float | None = None  # detector time the current speech began
+        self.ended = asyncio.Event()  # the agent wants to end the call (see end_reason)
+        self.end_reason = ""
+        self._last_activity = clock.now()
+        self._reprompted = False
+        self._digits = ""  # keypad digits not yet given to the model
+        self._digits_at = 0.0
+        self.events: list[tuple[float, str, str]] = []  # (clock time, kind, detail)
 
     def greet(self) -> None:
         """Play the greeting from the phrase cache at once."""
-        self.playout.write(self.engines.phrase(self.spec.greeting))
-        self.history.append({"role": "assistant", "content": self.spec.greeting})
+        self.say(self.spec.greeting)
+
+    def say(self, text: str) -> None:
+        """Speak one of the agent's fixed phrases (synthesized when the agent loaded)."""
+        self.playout.write(self.engines.phrase(text))
+        self.history.append({"role": "assistant", "content": text})
+
+    async def say_goodbye(self) -> None:
+        """Stop whatever is going on, say goodbye and wait until it has been heard."""
+        turn = self._turn
+        if turn is not None:
+            turn.task.cancel()
+            self._turn = None
+        self.playout.clear()
+        self.say(self.spec.goodbye)
+        await self.playout.flush()
+
+    def finish(self, reason: str) -> None:
+        """Ask the call to end (goodbye first): timeout, max turns, or the hangup tool."""
+        if not self.ended.is_set():
+            self.end_reason = reason
+            self.ended.set()
+
+    def event(self, kind: str, detail: str = "") -> None:
+        self.events.append((self.clock.now(), kind, detail))
+        if self._on_event is not None:
+            self._on_event(kind, detail)
+
+    def tick(self) -> None:
+        """Once per frame: silence timeout (reprompt, then goodbye) and keypad entries."""
+        now = self.clock.now()
+        if self.speaking or self._active() is not None or self.turns.detector.speaking:
+            self._last_activity = now
+        if self._digits and now - self._digits_at >= DIGIT_GAP:
+            self._submit_digits()
+        if self.ended.is_set() or now - self._last_activity < self.spec.silence_timeout:
+            return
+        self._last_activity = now
+        if not self._reprompted:
+            self._reprompted = True
+            self.event("reprompt")
+            self.say(self.spec.reprompt)
+        else:
+            self.event("silence_timeout")
+            self.finish("timeout")
+
+    def on_dtmf(self, digit: str) -> None:
+        """A key the caller pressed: '#' (or a pause) hands the digits to the model."""
+        self.event("dtmf", digit)
+        self._reprompted = False
+        self._last_activity = self.clock.now()
+        if digit == "#":
+            self._submit_digits()
+            return
+        self._digits += digit
+        self._digits_at = self.clock.now()
+
+    def _submit_digits(self) -> None:
+        digits, self._digits = self._digits, ""
+        if not digits:
+            return
+        if self.speaking:
+            self.barge_in()
+        timings = TurnTimings(index=len(self.records) + 1)
+        timings.mark("speech_end", self.clock.now())
+        timings.mark("turn_detected", self.clock.now())
+        text = f"(The caller pressed these keys on the keypad: {' '.join(digits)})"
+        self._start(None, timings, released=True, typed=text)
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -111,6 +188,7 @@ class Conversation:
                 self._turn_ended(event)
             elif isinstance(event, SpeechStarted):
                 self._speech_start = event.start
+                self._reprompted = False
                 turn = self._active()
                 if turn is not None and turn.release.is_set() and not self.speaking:
                     # The caller goes on talking while we think: drop that answer; their
@@ -148,12 +226,13 @@ class Conversation:
         timings.mark("turn_detected", now)
         self._start(utterance.audio, timings, released=True)
 
-    def _start(self, audio: AudioChunk, timings: TurnTimings, released: bool) -> None:
+    def _start(self, audio: AudioChunk | None, timings: TurnTimings, released: bool,
+               typed: str = "") -> None:
         release = asyncio.Event()
         if released:
             release.set()
         turn = _Turn(task=None, timings=timings, release=release)  # type: ignore[arg-type]
-        turn.task = self._spawn(self._answer(turn, audio), name="turn")
+        turn.task = self._spawn(self._answer(turn, audio, typed), name="turn")
         self._turn = turn
 
     # -- interruptions -----------------------------------------------------------------
@@ -161,6 +240,7 @@ class Conversation:
         """The caller interrupts: silence at once, stop the work, keep only what was heard."""
         self.barge_ins += 1
         log.info("barge-in after %.2fs of caller speech", self.speech_seconds)
+        self.event("barge_in")
         turn = self._turn
         if turn is not None:
             turn.task.cancel()
@@ -188,13 +268,17 @@ class Conversation:
         self._turn = None
 
     # -- answering ---------------------------------------------------------------------
-    async def _answer(self, turn: _Turn, audio: AudioChunk) -> None:
+    async def _answer(self, turn: _Turn, audio: AudioChunk | None, typed: str = "") -> None:
         timings = turn.timings
         record = TurnRecord(index=timings.index, timings=timings)
         try:
-            transcript = await self.engines.transcriber.transcribe(audio)
+            said = typed
+            if audio is not None:
+                transcript = await self.engines.transcriber.transcribe(audio)
+                said = transcript.text
+                record.stt_confidence = transcript.confidence
             timings.mark("stt_done", self.clock.now())
-            turn.user = " ".join(filter(None, (self._carry, transcript.text))).strip()
+            turn.user = " ".join(filter(None, (self._carry, said))).strip()
             if not turn.user:
                 return
             record.user_text = turn.user
@@ -209,6 +293,8 @@ class Conversation:
             log.info("turn %d timings ms: %s", timings.index, timings.log_line())
             if self._on_turn is not None:
                 self._on_turn(record)
+            if len(self.records) >= self.spec.max_turns:
+                self.finish("agent hangup")
         except asyncio.CancelledError:
             if record.interrupted and self._on_turn is not None:
                 self._on_turn(record)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from agent.ari import CONNECTED, AriClient, AriError, Event
 from agent.call import Call
 from agent.engines import EngineRegistry, Engines
 from agent.notify import notify, watchdog_interval
+from agent.records import CallRecorder
 from agent.settings import DaemonSettings
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,7 @@ class Daemon:
         self.stats = {"calls_total": 0, "calls_rejected": 0, "events_unrouted": 0}
         self._tasks: asyncio.TaskGroup | None = None
         self.registry = EngineRegistry(settings.engine_threads)
+        self.recorder: CallRecorder | None = None
         self._reloads: asyncio.Queue[Callable[[], DaemonSettings]] = asyncio.Queue()
         self.engines: dict[str, Engines] = {}
 
@@ -68,22 +71,41 @@ class Daemon:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then hang up the remaining calls and return."""
         await asyncio.to_thread(self.load_engines)
+        if self.settings.records_path is not None:
+            self.recorder = CallRecorder(self.settings.records_path)
+            lost = await asyncio.to_thread(self.recorder.close_unfinished, "lost", time.time())
+            if lost:
+                log.warning("closed %d call record(s) left open by a previous run", lost)
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
+                retention = tasks.create_task(self._purge_records(), name="retention")
                 events = tasks.create_task(self._consume(), name="ari-events")
                 keepalive = tasks.create_task(self._watchdog(), name="watchdog")
                 reloader = tasks.create_task(self._reloader(), name="reloader")
                 await stop.wait()
                 notify("STOPPING=1")
-                events.cancel()
-                keepalive.cancel()
-                reloader.cancel()
+                for task in (events, keepalive, reloader, retention):
+                    task.cancel()
                 for call in list(self.active_calls):
                     call.end_reason = "shutdown"
                     await call.hangup()
         finally:
             await self.ari.close()
+            if self.recorder is not None:
+                await asyncio.to_thread(self.recorder.close)
+
+    async def _purge_records(self) -> None:
+        """Delete call records older than the retention period, hourly."""
+        if self.recorder is None:
+            return
+        while True:
+            keep = self.settings.retention_days * 86400
+            purged = await asyncio.to_thread(self.recorder.purge, keep, time.time())
+            if purged:
+                log.info("purged %d call record(s) older than %g days", purged,
+                         self.settings.retention_days)
+            await asyncio.sleep(3600)
 
     async def _watchdog(self) -> None:
         interval = watchdog_interval()
@@ -130,7 +152,7 @@ class Daemon:
             return
         self.stats["calls_total"] += 1
         call = Call(self.ari, self.settings, agent, event.channel, self._register,
-                    engines=self.engines.get(agent.name))
+                    engines=self.engines.get(agent.name), recorder=self.recorder)
         self._tasks.create_task(call.run(), name=f"call-{call.id}")
 
     async def _reject(self, channel_id: str) -> None:

@@ -81,8 +81,7 @@ class EngineRegistry:
         """Engines and phrase cache for ``spec`` (blocking: call off the event loop)."""
         assert spec.models is not None
         synth = self._get("tts", spec.models.tts)
-        phrases = {t: self.phrase(synth, spec.models.tts, t)
-                   for t in (spec.greeting, spec.error_phrase)}
+        phrases = {t: self.phrase(synth, spec.models.tts, t) for t in spec.phrases()}
         chat = self._get("llm", spec.models.llm)
         chat.warm([{"role": "system", "content": spec.instructions},
                    {"role": "assistant", "content": spec.greeting}])

@@ -34,7 +34,20 @@ class AgentSpec:
     barge_in: bool = True
     barge_in_min_speech: float = 0.3
     error_phrase: str = "Sorry, I am having a problem right now. Please say that again."
+    goodbye: str = "Thank you for calling. Goodbye."
+    silence_timeout: float = 10.0
+    reprompt: str = "Are you still there?"
+    max_turns: int = 50
+    tools: tuple = ()  # agent.tools.ToolSpec, one per declared tool
     version: str = ""  # hash of the agent's configuration, for call records
+
+    def phrases(self) -> list[str]:
+        """Fixed texts the agent may say, synthesized once when it loads."""
+        texts = [self.greeting, self.error_phrase, self.goodbye, self.reprompt]
+        for tool in self.tools:
+            texts += [t for t in (tool.wait_phrase, tool.failure_phrase,
+                                  getattr(tool, "dtmf_prompt", None)) if t]
+        return list(dict.fromkeys(texts))
 
 
 @dataclass(frozen=True)
@@ -49,3 +62,5 @@ class DaemonSettings:
     max_concurrent_calls: int = 8
     engine_threads: int = 2
     media_codec: str = "ulaw"  # ExternalMedia leg: "ulaw" (narrowband) or "g722" (wideband)
+    records_path: Path | None = None  # SQLite call records (None: not recorded)
+    retention_days: float = 90.0

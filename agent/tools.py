@@ -57,6 +57,15 @@ class ToolSpec:
     secret: bytes | None = field(default=None, repr=False)  # HMAC-SHA256 key
     wait_phrase: str | None = None  # said while waiting for the webhook
     failure_phrase: str = "Sorry, I could not do that right now."
+    # builtin transfer: label → extension or outside number; blind or attended
+    targets: dict[str, str] = field(default_factory=dict)
+    mode: Literal["blind", "attended"] = "blind"
+    # keypad entry collected into one parameter instead of asking the model for it
+    dtmf_parameter: str | None = None
+    dtmf_prompt: str | None = None
+    dtmf_terminator: str = "#"
+    dtmf_timeout: float = 8.0
+    dtmf_max_digits: int = 16
 
 
 @dataclass

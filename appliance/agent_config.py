@@ -1,6 +1,8 @@
 """The agent definition: agents/<name>.yaml."""
 
-from pydantic import Field
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints, model_validator
 
 from appliance.config_base import (
     ConfigModel,
@@ -8,6 +10,7 @@ from appliance.config_base import (
     Name,
     Text,
     WholeNumber,
+    invalid,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -20,8 +23,108 @@ class AgentLimits(ConfigModel):
 
     max_call_seconds: WholeNumber = Field(
         1800, ge=5, le=86400,
-        description="Longest call in seconds; the agent then hangs up. Default: 1800.",
+        description="Longest call in seconds; the agent then says goodbye and hangs up. "
+        "Default: 1800.",
     )
+    silence_timeout: float = Field(
+        10.0, ge=2.0, le=300.0,
+        description="Seconds the caller may stay silent before the agent reprompts; after a "
+        "second such silence it says goodbye and hangs up. Default: 10.",
+    )
+    reprompt: Text = Field(
+        "Are you still there?",
+        description="Said after the first silence timeout. Default: \"Are you still there?\"",
+    )
+    max_turns: WholeNumber = Field(
+        50, ge=1, le=1000,
+        description="Caller turns before the agent says goodbye and hangs up. Default: 50.",
+    )
+
+
+ToolName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+
+
+class WebhookConfig(ConfigModel):
+    """An HTTP endpoint of the business's own system that carries out a tool."""
+
+    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] = Field(
+        description="http:// or https:// URL that receives the arguments as JSON. Required.",
+        examples=["http://127.0.0.1:9000/appointments"],
+    )
+    method: Literal["POST", "GET"] = Field(
+        "POST", description="POST sends a JSON body; GET sends query parameters. "
+        "Default: POST.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra HTTP headers. Default: none.")
+    timeout: float = Field(1.5, gt=0, le=10, description="Seconds per attempt. Default: 1.5.")
+    retries: WholeNumber = Field(1, ge=0, le=3, description="Further attempts after a refused "
+                                 "connection or a 5xx answer. Default: 1.")
+    secret_file: str | None = Field(
+        None, description="File (relative to the config dir) holding the HMAC-SHA256 key; the "
+        "body's signature is sent as X-Switchboard-Signature. Default: none (unsigned).")
+
+
+class DtmfCollect(ConfigModel):
+    """Collect keypad digits from the caller into one of the tool's parameters."""
+
+    parameter: str = Field(description="Parameter that receives the digits. Required.")
+    prompt: Text = Field("Please enter the number on your keypad, then press hash.",
+                         description="Said before collecting. Default: asks for the digits.")
+    terminator: Literal["#", "*"] = Field("#", description="Key that ends the entry. "
+                                          "Default: #.")
+    timeout: float = Field(8.0, ge=1, le=60, description="Seconds without a key press that "
+                           "end the entry. Default: 8.")
+    max_digits: WholeNumber = Field(16, ge=1, le=64, description="Entry ends after this many "
+                                    "digits. Default: 16.")
+
+
+class ToolConfig(ConfigModel):
+    """Something the agent can do: call a webhook, or a built-in action."""
+
+    name: ToolName = Field(description="Name the model uses: lowercase letters, digits and _. "
+                           "Required.", examples=["book_appointment"])
+    description: Text = Field(description="When to use it, in one sentence for the model. "
+                              "Required.")
+    builtin: Literal["transfer", "hangup", "send_dtmf"] | None = Field(
+        None, description="A built-in action instead of a webhook. Default: none.")
+    webhook: WebhookConfig | None = Field(None, description="The webhook that carries out "
+                                          "the tool. Default: none.")
+    parameters: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}},
+        description="JSON Schema (type: object) of the arguments. Default: no arguments.")
+    wait_phrase: str | None = Field(None, description="Said while the webhook runs. "
+                                    "Default: nothing.")
+    failure_phrase: Text = Field(
+        "Sorry, I could not do that right now.",
+        description="Said when the webhook fails or times out (within 2 s); the call goes on. "
+        "Default: a short apology.")
+    dtmf: DtmfCollect | None = Field(None, description="Collect one parameter from the "
+                                     "keypad. Default: none.")
+    targets: dict[str, str] = Field(
+        default_factory=dict,
+        description="For builtin: transfer — who the caller can be put through to: a label "
+        "the model uses mapped to a phone extension or an outside number. Default: none.",
+        examples=[{"reception": "101", "sales": "102"}])
+    mode: Literal["blind", "attended"] = Field(
+        "blind", description="For builtin: transfer — blind hands the call over at once; "
+        "attended announces the caller first and comes back if nobody answers. "
+        "Default: blind.")
+
+    @model_validator(mode="after")
+    def _one_action(self) -> "ToolConfig":
+        if (self.builtin is None) == (self.webhook is None):
+            raise invalid("a tool needs exactly one of builtin / webhook",
+                          "add webhook: {url: ...} or builtin: transfer|hangup|send_dtmf")
+        if self.builtin == "transfer" and not self.targets:
+            raise invalid("a transfer tool needs targets",
+                          "add targets: {reception: \"101\"} (label: extension or number)")
+        if self.parameters.get("type", "object") != "object":
+            raise invalid("parameters must be a JSON Schema of type object",
+                          "write parameters: {type: object, properties: {...}}")
+        if self.dtmf and self.dtmf.parameter not in self.parameters.get("properties", {}):
+            raise invalid(f"dtmf.parameter {self.dtmf.parameter!r} is not among the "
+                          "parameters' properties", "name one of parameters.properties")
+        return self
 
 
 class AgentModels(ConfigModel):
@@ -90,6 +193,19 @@ class AgentConfig(ConfigModel):
                              description="End-of-turn detection. Default: each setting's own.")
     barge_in: BargeInConfig = Field(default_factory=BargeInConfig,
                                     description="Interruptions. Default: enabled, 0.3 s.")
+    knowledge: str | None = Field(
+        None, description="Facts the agent answers from (opening hours, prices, directions), "
+        "given to the model with the instructions. Default: none.")
+    knowledge_file: str | None = Field(
+        None, description="A text file with such facts, relative to the config dir. "
+        "Default: none.")
+    goodbye: Text = Field(
+        "Thank you for calling. Goodbye.",
+        description="Said before the agent hangs up. Default: \"Thank you for calling. "
+        "Goodbye.\"")
+    tools: list[ToolConfig] = Field(
+        default_factory=list, description="What the agent can do beyond talking. "
+        "Default: none.")
     error_phrase: Text = Field(
         "Sorry, I am having a problem right now. Please say that again.",
         description="Said when something fails mid-call, so the caller never hears dead air. "

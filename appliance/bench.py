@@ -150,6 +150,7 @@ class Pacing:
     deviations_ms: list[float] = field(default_factory=list)
     ts_gaps: int = 0
     arrival_gaps: int = 0
+    caller_busy_gaps: int = 0
     underruns: int = 0
     lost: int = 0
     packets: int = 0
@@ -158,18 +159,35 @@ class Pacing:
         self.deviations_ms += other.deviations_ms
         self.ts_gaps += other.ts_gaps
         self.arrival_gaps += other.arrival_gaps
+        self.caller_busy_gaps += other.caller_busy_gaps
         self.underruns += other.underruns
         self.lost += other.lost
         self.packets += other.packets
 
 
-def span_pacing(packets: Sequence, gap: float = UNDERRUN_GAP) -> Pacing:
+def caller_stalls(sent: Sequence, gap: float = UNDERRUN_GAP) -> list[tuple[float, float]]:
+    """Intervals in which the caller's own sender (same event loop) fell behind by ``gap``.
+
+    The caller shares the machine with the appliance; when its process is starved it also
+    stamps arrivals late, so agent arrival gaps during these intervals are not the agent's.
+    """
+    return [(a.sent_at, b.sent_at) for a, b in zip(sent, sent[1:], strict=False)
+            if b.sent_at - a.sent_at > gap]
+
+
+def _overlaps(start: float, end: float, intervals: Sequence[tuple[float, float]]) -> bool:
+    return any(s < end and e > start for s, e in intervals)
+
+
+def span_pacing(packets: Sequence, gap: float = UNDERRUN_GAP,
+                caller_busy: Sequence[tuple[float, float]] = ()) -> Pacing:
     """Pacing of the packets (voiced or not) of one voiced span, in arrival order.
 
     Deviation of packet i: |d_i - median(d)| with d_i = (arrival_i - arrival_0) -
     (ts_i - ts_0) / 8000. An underrun is a step between consecutive packets whose RTP
     timestamps jump by more than ``gap`` of audio or whose arrivals are more than ``gap``
-    apart (the daemon sends silence frames continuously, so neither happens normally).
+    apart (the daemon sends silence frames continuously, so neither happens normally);
+    arrival gaps overlapping ``caller_busy`` are counted apart, not as underruns.
     """
     result = Pacing(packets=len(packets))
     if len(packets) < 2:
@@ -180,18 +198,23 @@ def span_pacing(packets: Sequence, gap: float = UNDERRUN_GAP) -> Pacing:
     for (a1, s1, t1, _p1), (a2, s2, t2, _p2) in zip(packets, packets[1:], strict=False):
         ts_gap = _ts_delta(t1, t2) > gap * RATE
         arrival_gap = a2 - a1 > gap
+        busy = arrival_gap and _overlaps(a1, a2, caller_busy)
         result.ts_gaps += ts_gap
         result.arrival_gaps += arrival_gap
-        result.underruns += ts_gap or arrival_gap
-        result.lost += max(0, ((s2 - s1) & 0xFFFF) - 1) if ((s2 - s1) & 0xFFFF) < 1000 else 0
+        result.caller_busy_gaps += busy
+        result.underruns += ts_gap or (arrival_gap and not busy)
+        step = (s2 - s1) & 0xFFFF
+        result.lost += step - 1 if 1 < step < 1000 else 0
     return result
 
 
-def pacing(received: Sequence, spans: Sequence[tuple[float, float]]) -> Pacing:
+def pacing(received: Sequence, spans: Sequence[tuple[float, float]],
+           caller_busy: Sequence[tuple[float, float]] = ()) -> Pacing:
     """Pacing over every packet that arrived inside one of ``spans``."""
     total = Pacing()
     for start, end in spans:
-        total.add(span_pacing([p for p in received if start <= p[0] <= end]))
+        total.add(span_pacing([p for p in received if start <= p[0] <= end],
+                              caller_busy=caller_busy))
     return total
 
 
@@ -252,7 +275,8 @@ def analyse_call(run: CallRun) -> dict[str, Any]:
                       "stalls_ms": [round(g * 1000) for g in stalls]})
         if mark.kind == "barge-in":
             barge = _barge_sample(run.index, mark, received)
-    pace = pacing(received, answer_spans(received, windows))
+    sent = run.dialog.sent_packets if run.dialog is not None else []
+    pace = pacing(received, answer_spans(received, windows), caller_stalls(sent))
     tx_late = run.dialog.stats.get("rtp_tx_late", 0) if run.dialog is not None else 0
     return {"turns": turns, "barge_in": barge, "pacing": pace, "caller_tx_late": tx_late}
 
@@ -310,6 +334,7 @@ def level_result(concurrency: int, runs: Sequence[CallRun],
         "underruns": pace.underruns,
         "ts_gaps": pace.ts_gaps,
         "arrival_gaps": pace.arrival_gaps,
+        "arrival_gaps_caller_busy": pace.caller_busy_gaps,
         "lost_packets": pace.lost,
         "stalls": sum(len(t["stalls_ms"]) for t in turns),
         "answer_packets": pace.packets,
@@ -823,7 +848,7 @@ def format_report(results: dict[str, Any]) -> str:
              "first voiced agent packet received", "",
              f"{'conc':>4} {'calls':>6} {'turns':>5} {'miss':>4} | {'v2v p50':>7} {'p95':>6} "
              f"{'max':>6} | {'cut p50':>7} {'max':>6} {'n/a':>3} | {'pace p99':>8} "
-             f"{'max':>6} {'underr':>6} {'stalls':>6}"]
+             f"{'max':>6} {'underr':>6} {'busy':>4} {'stalls':>6}"]
     for lvl in results["levels"]:
         v, c, p = lvl["v2v_ms"], lvl["barge_in_cutoff_ms"], lvl["pacing_ms"]
         calls = f"{lvl['calls_placed']}/{lvl['calls']}"
@@ -832,11 +857,12 @@ def format_report(results: dict[str, Any]) -> str:
             f"| {_fmt(v['p50'], 7)} {_fmt(v['p95'])} {_fmt(v['max'])} "
             f"| {_fmt(c['p50'], 7)} {_fmt(c['max'])} {c['not_measurable']:>3} "
             f"| {_fmt(p['p99'], 8)} {_fmt(p['max'])} {lvl['underruns']:>6} "
-            f"{lvl['stalls']:>6}")
+            f"{lvl['arrival_gaps_caller_busy']:>4} {lvl['stalls']:>6}")
     lines += ["", "  miss: questions without a spoken answer; cut: barge-in cut-off (n/a: not "
               "measurable); pace: |arrival drift vs RTP timestamps| minus its median; underr: "
               f"timestamp or arrival steps > {UNDERRUN_GAP * 1000:.0f} ms inside answers; "
-              f"stalls: silences >= {STALL_GAP * 1000:.0f} ms inside answers"]
+              "busy: arrival gaps while the caller's own sender stalled too (not counted as "
+              f"underruns); stalls: silences >= {STALL_GAP * 1000:.0f} ms inside answers"]
     lines += _stage_lines(results["levels"]) + _memory_lines(results.get("memory"))
     lines += [f"note: {n}" for n in results.get("notes", [])]
     return "\n".join(lines)
@@ -971,6 +997,9 @@ def _measure(opts: BenchOptions, target: Target, progress: Callable[[str], None]
                 wait_summaries(target.record_dir, set(), 1, timeout=10)
         levels = run_levels(target, prompts, opts.concurrency, opts.turns, sampler, progress,
                             opts.recordings)
+        if sampler is not None:
+            sampler.label = "after"  # do the calls give their memory back?
+            time.sleep(2.0)
     settings = {"concurrency": list(opts.concurrency), "turns": opts.turns,
                 "loadavg_start": load_start,
                 "extension": target.extension, "barge_in_after_s": BARGE_IN_AFTER,

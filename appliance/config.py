@@ -161,6 +161,11 @@ class DaemonSettings(ConfigModel):
         description="Calls handled at once; further calls are refused. Default: 8.",
         examples=[8],
     )
+    retention_days: float = Field(
+        90.0, gt=0, le=3650,
+        description="Call records (with transcripts) older than this many days are deleted. "
+        "Default: 90.",
+    )
     media_codec: Literal["ulaw", "g722"] = Field(
         "ulaw",
         description="Codec between Asterisk and the daemon: ulaw (8 kHz) or g722 (16 kHz "

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from agent.ari import AriSettings
 from agent.settings import AgentSpec, DaemonSettings, ModelPaths
-from appliance.config import AgentConfig, Configuration
+from agent.tools import ToolSpec
+from appliance.agent_config import ToolConfig
+from appliance.config import AgentConfig, Configuration, resolve_secret_path
 from appliance.models.store import ModelStore
 from appliance.paths import data_dir
 from appliance.render import APP_NAME, ARI_USER
@@ -19,7 +21,42 @@ def model_store(data: Path | None = None) -> ModelStore:
     return ModelStore((data or data_dir()) / "models")
 
 
-def agent_spec(agent: AgentConfig, store: ModelStore | None) -> AgentSpec:
+def tool_spec(tool: ToolConfig, config_dir: Path) -> ToolSpec:
+    """One declared tool as the daemon runs it (secrets read from their files)."""
+    hook = tool.webhook
+    secret = None
+    if hook is not None and hook.secret_file:
+        secret = resolve_secret_path(config_dir, hook.secret_file).read_bytes().strip()
+    return ToolSpec(
+        name=tool.name, description=tool.description, parameters=tool.parameters,
+        kind=tool.builtin or "webhook",
+        url=hook.url if hook else "", method=hook.method if hook else "POST",
+        headers=dict(hook.headers) if hook else {}, timeout=hook.timeout if hook else 1.5,
+        retries=hook.retries if hook else 0, secret=secret, wait_phrase=tool.wait_phrase,
+        failure_phrase=tool.failure_phrase,
+        targets=dict(tool.targets), mode=tool.mode,
+        dtmf_parameter=tool.dtmf.parameter if tool.dtmf else None,
+        dtmf_prompt=tool.dtmf.prompt if tool.dtmf else None,
+        dtmf_terminator=tool.dtmf.terminator if tool.dtmf else "#",
+        dtmf_timeout=tool.dtmf.timeout if tool.dtmf else 8.0,
+        dtmf_max_digits=tool.dtmf.max_digits if tool.dtmf else 16,
+    )
+
+
+def instructions(agent: AgentConfig, config_dir: Path) -> str:
+    """The system prompt: the agent's instructions plus its knowledge."""
+    parts = [agent.instructions.strip()]
+    facts = [agent.knowledge or ""]
+    if agent.knowledge_file:
+        facts.append(resolve_secret_path(config_dir, agent.knowledge_file).read_text())
+    known = "\n".join(f.strip() for f in facts if f.strip())
+    if known:
+        parts.append("Facts you can rely on:\n" + known)
+    return "\n\n".join(parts)
+
+
+def agent_spec(agent: AgentConfig, store: ModelStore | None,
+               config_dir: Path = Path(".")) -> AgentSpec:
     """The daemon's view of one agent; model names resolved to files (ModelError if absent)."""
     models = None
     if store is not None:
@@ -30,10 +67,14 @@ def agent_spec(agent: AgentConfig, store: ModelStore | None) -> AgentSpec:
                              ).hexdigest()[:12]
     return AgentSpec(
         name=agent.name, greeting=agent.greeting, language=agent.language,
-        max_call_seconds=agent.limits.max_call_seconds, instructions=agent.instructions,
+        max_call_seconds=agent.limits.max_call_seconds,
+        instructions=instructions(agent, config_dir),
         models=models, end_silence=agent.turn.end_silence, min_speech=agent.turn.min_speech,
         max_utterance=agent.turn.max_utterance, barge_in=agent.barge_in.enabled,
         barge_in_min_speech=agent.barge_in.min_speech, error_phrase=agent.error_phrase,
+        goodbye=agent.goodbye, silence_timeout=agent.limits.silence_timeout,
+        reprompt=agent.limits.reprompt, max_turns=agent.limits.max_turns,
+        tools=tuple(tool_spec(t, config_dir) for t in agent.tools),
         version=version,
     )
 
@@ -49,7 +90,7 @@ def daemon_settings(cfg: Configuration, record_dir: Path | None = None,
         app=APP_NAME,
     )
     store = model_store(data) if speech else None
-    agents = {name: agent_spec(a, store) for name, a in cfg.agents.items()}
+    agents = {name: agent_spec(a, store, cfg.config_dir) for name, a in cfg.agents.items()}
     d = site.daemon
     return DaemonSettings(
         ari=ari,
@@ -59,4 +100,6 @@ def daemon_settings(cfg: Configuration, record_dir: Path | None = None,
         record_dir=record_dir,
         max_concurrent_calls=d.max_concurrent_calls,
         media_codec=d.media_codec,
+        records_path=(data or data_dir()) / "calls.db",
+        retention_days=d.retention_days,
     )

@@ -19,6 +19,7 @@ from appliance.bench import (
     barge_in_cutoff,
     build_results,
     caller_speech,
+    caller_stalls,
     format_report,
     level_result,
     pacing,
@@ -118,6 +119,18 @@ def test_arrival_gap_and_timestamp_jump_are_underruns() -> None:
     packets[30:] = [p._replace(timestamp=p.timestamp + 480) for p in packets[30:]]
     result = span_pacing(packets)
     assert (result.arrival_gaps, result.ts_gaps, result.underruns) == (1, 1, 2)
+
+
+def test_arrival_gaps_while_the_caller_stalled_are_not_underruns() -> None:
+    packets = timeline(10.0, 11.0, [(10.0, 11.0)])
+    packets[10] = packets[10]._replace(arrival=packets[10].arrival + 0.040)
+    outgoing = sent(10.0, 11.0, (0.0, 0.0))
+    outgoing = outgoing[:9] + [p._replace(sent_at=p.sent_at + 0.035) for p in outgoing[9:11]] \
+        + outgoing[11:]  # the caller's loop was late around 10.2 s as well
+    stalls = caller_stalls(outgoing)
+    assert stalls == [(pytest.approx(10.16), pytest.approx(10.215))]
+    result = span_pacing(packets, caller_busy=stalls)
+    assert (result.arrival_gaps, result.caller_busy_gaps, result.underruns) == (1, 1, 0)
 
 
 def test_timestamps_wrap_around() -> None:
