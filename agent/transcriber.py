@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -42,8 +43,10 @@ class WhisperTranscriber:
 
         if not Path(model_path).is_file():
             raise FileNotFoundError(f"Whisper model {model_path} not found")
+        # single_segment=True makes whisper.cpp decode far longer on some utterances
+        # (seconds, measured) for the same words: let it segment, then join.
         self._model = Model(str(model_path), n_threads=threads, language=language,
-                            no_timestamps=True, single_segment=True, print_progress=False,
+                            no_timestamps=True, single_segment=False, print_progress=False,
                             print_realtime=False, suppress_non_speech_tokens=True,
                             no_context=True, temperature_inc=0.0,
                             redirect_whispercpp_logs_to=None)
@@ -87,4 +90,8 @@ def _clean(text: str) -> str:
             depth = max(0, depth - 1)
         elif depth == 0:
             out.append(ch)
-    return " ".join("".join(out).split())
+    text = " ".join("".join(out).split())
+    # A decoder stuck in a loop repeats the same sentence: keep it once.
+    sentences = re.split(r"(?<=[.!?])\s+", text)
+    kept = [x for i, x in enumerate(sentences) if i == 0 or x.lower() != sentences[i - 1].lower()]
+    return " ".join(kept)
