@@ -1,0 +1,16 @@
+"""Transcript clean-up: annotations dropped, decoder loops collapsed."""
+
+from agent.transcriber import _clean
+
+
+def test_non_speech_annotations_are_dropped() -> None:
+    assert _clean("[BLANK_AUDIO] Hello (music) there") == "Hello there"
+
+
+def test_a_repeated_sentence_is_kept_once() -> None:
+    assert _clean("Please help me. please help me. Please help me. OK then.") == \
+        "Please help me. OK then."
+
+
+def test_distinct_sentences_survive() -> None:
+    assert _clean("Yes. No. Yes.") == "Yes. No. Yes."
