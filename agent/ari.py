@@ -152,6 +152,16 @@ class AriClient:
             "connection_type": "client", "direction": "both",
         })
 
+    async def continue_in_dialplan(self, channel_id: str, context: str, extension: str,
+                                   priority: int = 1) -> None:
+        """Hand the channel back to the dialplan (blind transfer); it leaves Stasis."""
+        await self.request("POST", f"channels/{channel_id}/continue", params={
+            "context": context, "extension": extension, "priority": priority})
+
+    async def send_dtmf(self, channel_id: str, digits: str, duration_ms: int = 100) -> None:
+        await self.request("POST", f"channels/{channel_id}/dtmf",
+                           params={"dtmf": digits, "duration": duration_ms})
+
     async def set_variable(self, channel_id: str, name: str, value: str) -> None:
         await self.request("POST", f"channels/{channel_id}/variable",
                            params={"variable": name, "value": value})

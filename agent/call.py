@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.actions import ToolOutcome
 from agent.ari import AriClient, AriError, Channel, Event
 from agent.audio import AudioChunk, chime, write_wav
 from agent.clock import LoopClock
@@ -96,6 +97,7 @@ class Call:
         self.recorder = recorder
         self.direction = direction
         self.conversation: Conversation | None = None
+        self.transferred = False
         self._tasks: list[asyncio.Task] = []
         self._group: asyncio.TaskGroup | None = None
         self._clock = LoopClock()
@@ -216,7 +218,8 @@ class Call:
             return
         conv = Conversation(self.agent, self.engines.at_rate(self.rate), self.playout,
                             self._clock, self.spawn, on_turn=self._record_turn,
-                            on_event=self._record_event)
+                            on_event=self._record_event, control=self,
+                            on_tool=self._record_tool)
         self.conversation = conv
         conv.greet()
         self.spawn(self._listen(), name="listen")
@@ -236,11 +239,40 @@ class Call:
         self.end_reason = reason
         await self.hangup()
 
+    async def transfer(self, target: str) -> bool:
+        """Blind transfer: the caller goes back to the dialplan toward ``target`` (a phone
+        extension or an outside number) and the agent leaves the call."""
+        self.end_reason = "transfer"
+        self.transferred = True
+        self.hung_up.set()
+        if self.recorder is not None:
+            self.recorder.add_event(self.id, time.time(), "transfer", target)
+        try:
+            await self.ari.continue_in_dialplan(self.channel.id, self.settings.transfer_context,
+                                                target)
+        except AriError as exc:
+            log.warning("call %s: transfer failed: %s", self.id, exc)
+            self.transferred = False
+            self.end_reason = "error"
+            return False
+        log.info("call %s: transferred", self.id)
+        return True
+
+    async def send_dtmf(self, digits: str) -> None:
+        """Play keypad tones toward the caller's side (e.g. an IVR on an outbound call)."""
+        await self.ari.send_dtmf(self.channel.id, digits)
+
     def _record_turn(self, record: TurnRecord) -> None:
         if self.recorder is not None:
             self.recorder.add_turn(self.id, record.index, time.time(), record.user_text,
                                    record.agent_text, record.stt_confidence, record.interrupted,
                                    record.timings.relative_ms())
+
+    def _record_tool(self, turn_index: int, outcome: ToolOutcome) -> None:
+        if self.recorder is not None:
+            self.recorder.add_tool_call(self.id, turn_index, time.time(), outcome.name,
+                                        outcome.arguments, outcome.ok, outcome.result,
+                                        outcome.error, outcome.latency_ms)
 
     def _record_event(self, kind: str, detail: str) -> None:
         if self.recorder is not None:
@@ -285,6 +317,8 @@ class Call:
             self._register(self.media_channel_id, None)
 
     async def _release(self) -> None:
+        if self.conversation is not None and self.conversation.tool_runner is not None:
+            await self.conversation.tool_runner.close()
         if self.media is not None:
             self.media.close()
         if self.settings.record_dir is not None:
@@ -292,9 +326,11 @@ class Call:
             write_wav(record_dir / f"{self.id}.rx.wav",
                       AudioChunk(self.recording.pcm(), self.rate))
             (record_dir / f"{self.id}.json").write_text(json.dumps(self.summary(), indent=1))
-        for action in (lambda: self.ari.hangup(self.media_channel_id),
-                       lambda: self.ari.destroy_bridge(self.bridge_id),
-                       lambda: self.ari.hangup(self.channel.id)):
+        actions = [lambda: self.ari.hangup(self.media_channel_id),
+                   lambda: self.ari.destroy_bridge(self.bridge_id)]
+        if not self.transferred:  # a transferred caller now belongs to the dialplan
+            actions.append(lambda: self.ari.hangup(self.channel.id))
+        for action in actions:
             try:
                 await action()
             except AriError as exc:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from agent.actions import CallControl, ToolOutcome, ToolRunner
 from agent.audio import AudioChunk
 from agent.chat_model import Message
 from agent.clock import Clock
@@ -31,6 +32,7 @@ from agent.turns import SpeechStarted, TurnSettings, TurnTaker, Utterance
 
 log = logging.getLogger(__name__)
 SPECULATE_AFTER = 0.12  # seconds of caller silence before speculative work starts
+MAX_TOOL_ROUNDS = 3
 DIGIT_GAP = 2.0  # seconds after the last key press before the digits go to the model
 
 
@@ -63,7 +65,9 @@ class Conversation:
     def __init__(self, spec: AgentSpec, engines: Engines, playout: Playout, clock: Clock,
                  spawn: Callable[..., asyncio.Task],
                  on_turn: Callable[[TurnRecord], None] | None = None,
-                 on_event: Callable[[str, str], None] | None = None) -> None:
+                 on_event: Callable[[str, str], None] | None = None,
+                 control: CallControl | None = None,
+                 on_tool: Callable[[int, ToolOutcome], None] | None = None) -> None:
         self.spec = spec
         self.engines = engines
         self.playout = playout
@@ -88,6 +92,12 @@ class Conversation:
         self._digits = ""  # keypad digits not yet given to the model
         self._digits_at = 0.0
         self.events: list[tuple[float, str, str]] = []  # (clock time, kind, detail)
+        self._on_tool = on_tool
+        self._collector: asyncio.Queue[str] | None = None  # keypad entry for a tool
+        self.tool_runner = ToolRunner({t.name: t for t in spec.tools}, control,
+                                      say=self._say_and_wait,
+                                      collect_digits=self._collect_digits) \
+            if spec.tools and control is not None else None
 
     def greet(self) -> None:
         """Play the greeting from the phrase cache at once."""
@@ -107,6 +117,29 @@ class Conversation:
         self.playout.clear()
         self.say(self.spec.goodbye)
         await self.playout.flush()
+
+    async def _say_and_wait(self, text: str) -> None:
+        self.say(text)
+        await self.playout.flush()
+
+    async def _collect_digits(self, tool) -> str:
+        """Ask for keypad digits and collect them until the terminator, a pause or enough."""
+        self._collector = asyncio.Queue()
+        digits = ""
+        try:
+            if tool.dtmf_prompt:
+                await self._say_and_wait(tool.dtmf_prompt)
+            while len(digits) < tool.dtmf_max_digits:
+                try:
+                    digit = await asyncio.wait_for(self._collector.get(), tool.dtmf_timeout)
+                except TimeoutError:
+                    break
+                if digit == tool.dtmf_terminator:
+                    break
+                digits += digit
+        finally:
+            self._collector = None
+        return digits
 
     def finish(self, reason: str) -> None:
         """Ask the call to end (goodbye first): timeout, max turns, or the hangup tool."""
@@ -142,6 +175,9 @@ class Conversation:
         self.event("dtmf", digit)
         self._reprompted = False
         self._last_activity = self.clock.now()
+        if self._collector is not None:
+            self._collector.put_nowait(digit)
+            return
         if digit == "#":
             self._submit_digits()
             return
@@ -268,6 +304,36 @@ class Conversation:
         self._turn = None
 
     # -- answering ---------------------------------------------------------------------
+    async def _reply_with_tools(self, turn: _Turn, record: TurnRecord) -> str:
+        """Answer; when the model calls a tool, carry it out and let the model go on (at
+        most MAX_TOOL_ROUNDS times). Returns everything the agent said."""
+        spoken: list[str] = []
+        tools = self.spec.tools if self.tool_runner is not None else ()
+        for _ in range(MAX_TOOL_ROUNDS + 1):
+            turn.reply = Reply(self.engines.chat, self.engines.synth, self.playout, self.clock,
+                               list(self.history), turn.timings, gate=turn.release,
+                               tools=tools)
+            text = await turn.reply.run()
+            if text:
+                spoken.append(text)
+                self.history.append({"role": "assistant", "content": text})
+            call = turn.reply.tool_call
+            if call is None or self.tool_runner is None:
+                break
+            outcome = await self.tool_runner.run(call.name, dict(call.arguments))
+            self.event("tool", call.name)
+            if self._on_tool is not None:
+                self._on_tool(record.index, outcome)
+            self.history.append({"role": "user", "content": f"(Tool result: {outcome.for_model})"})
+            if outcome.ends_call:
+                kind = self.tool_runner.tools[call.name].kind
+                self.finish("transfer" if kind == "transfer" else "agent hangup")
+                break
+            if not outcome.ok:
+                break  # the failure phrase was said; the caller goes on
+        return " ".join(spoken)
+
+
     async def _answer(self, turn: _Turn, audio: AudioChunk | None, typed: str = "") -> None:
         timings = turn.timings
         record = TurnRecord(index=timings.index, timings=timings)
@@ -284,12 +350,9 @@ class Conversation:
             record.user_text = turn.user
             self.records.append(record)
             self.history.append({"role": "user", "content": turn.user})
-            turn.reply = Reply(self.engines.chat, self.engines.synth, self.playout, self.clock,
-                               list(self.history), timings, gate=turn.release)
-            text = await turn.reply.run()
+            text = await self._reply_with_tools(turn, record)
             self._carry = ""
             record.agent_text = text
-            self.history.append({"role": "assistant", "content": text})
             log.info("turn %d timings ms: %s", timings.index, timings.log_line())
             if self._on_turn is not None:
                 self._on_turn(record)

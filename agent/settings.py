@@ -63,4 +63,5 @@ class DaemonSettings:
     engine_threads: int = 2
     media_codec: str = "ulaw"  # ExternalMedia leg: "ulaw" (narrowband) or "g722" (wideband)
     records_path: Path | None = None  # SQLite call records (None: not recorded)
+    transfer_context: str = "transfer"  # dialplan context that reaches phones and trunks
     retention_days: float = 90.0

