@@ -33,7 +33,8 @@ from agent.turns import SpeechStarted, TurnSettings, TurnTaker, Utterance
 log = logging.getLogger(__name__)
 SPECULATE_AFTER = 0.12  # seconds of caller silence before speculative work starts
 MAX_TOOL_ROUNDS = 3
-DIGIT_GAP = 2.0  # seconds after the last key press before the digits go to the model
+DIGIT_GAP = 2.0
+KEY_TONE_SECONDS = 0.4  # caller audio ignored after a key press (its in-band tone)  # seconds after the last key press before the digits go to the model
 
 
 @dataclass
@@ -90,6 +91,7 @@ class Conversation:
         self._last_activity = clock.now()
         self._reprompted = False
         self._digits = ""  # keypad digits not yet given to the model
+        self._keys_until = 0.0  # caller audio is key tones until then
         self._digits_at = 0.0
         self.events: list[tuple[float, str, str]] = []  # (clock time, kind, detail)
         self._on_tool = on_tool
@@ -175,6 +177,7 @@ class Conversation:
         self.event("dtmf", digit)
         self._reprompted = False
         self._last_activity = self.clock.now()
+        self._keys_until = self._last_activity + KEY_TONE_SECONDS
         if self._collector is not None:
             self._collector.put_nowait(digit)
             return
@@ -218,6 +221,9 @@ class Conversation:
     # -- caller audio ----------------------------------------------------------------------
     def hear(self, pcm: np.ndarray) -> None:
         """Caller audio, in order, as it arrives."""
+        if self.clock.now() < self._keys_until:
+            # Asterisk plays key presses in-band to the agent's leg too: not speech.
+            pcm = np.zeros_like(pcm)
         for event in self.turns.feed(pcm):
             if isinstance(event, Utterance):
                 self._speech_start = None
@@ -267,7 +273,8 @@ class Conversation:
         release = asyncio.Event()
         if released:
             release.set()
-        turn = _Turn(task=None, timings=timings, release=release)  # type: ignore[arg-type]
+        turn = _Turn(task=None, timings=timings, release=release,  # type: ignore[arg-type]
+                     user=typed)
         turn.task = self._spawn(self._answer(turn, audio, typed), name="turn")
         self._turn = turn
 

@@ -79,6 +79,14 @@ def agent_spec(agent: AgentConfig, store: ModelStore | None,
     )
 
 
+def transfer_context(cfg: Configuration) -> str:
+    """The dialplan context transfers go to (prefixed on an operator's own Asterisk)."""
+    from appliance.paths import recorded_runtime
+
+    runtime = recorded_runtime(data_dir()) or cfg.site.asterisk.runtime
+    return "switchboard-transfer" if runtime == "system" else "transfer"
+
+
 def daemon_settings(cfg: Configuration, record_dir: Path | None = None,
                     data: Path | None = None, speech: bool = True) -> DaemonSettings:
     """Settings for ``agent.daemon.Daemon`` from ``cfg``."""
@@ -101,5 +109,6 @@ def daemon_settings(cfg: Configuration, record_dir: Path | None = None,
         max_concurrent_calls=d.max_concurrent_calls,
         media_codec=d.media_codec,
         records_path=(data or data_dir()) / "calls.db",
+        transfer_context=transfer_context(cfg),
         retention_days=d.retention_days,
     )

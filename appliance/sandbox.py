@@ -79,6 +79,8 @@ routes:
       agent: brief
     - extension: "502"
       agent: talker
+    - extension: "503"
+      agent: quiet
 """
 
 AGENT_YAML = """\
@@ -102,6 +104,16 @@ barge_in:
 """
 
 
+QUIET_AGENT_YAML = """\
+name: quiet
+greeting: Hello.
+instructions: Answer in one short sentence.
+limits:
+  silence_timeout: 3
+  reprompt: Are you still there?
+goodbye: Goodbye.
+"""
+
 BRIEF_AGENT_YAML = """\
 name: brief
 greeting: This agent hangs up after five seconds.
@@ -118,6 +130,7 @@ def write_test_config(config_dir: Path) -> Path:
     (config_dir / "agents/demo.yaml").write_text(AGENT_YAML)
     (config_dir / "agents/brief.yaml").write_text(BRIEF_AGENT_YAML)
     (config_dir / "agents/talker.yaml").write_text(TALKER_AGENT_YAML)
+    (config_dir / "agents/quiet.yaml").write_text(QUIET_AGENT_YAML)
     (config_dir / "secrets/carrier.secret").write_text(TRUNK_SECRET + "\n")
     for ext, secret in PHONE_SECRETS.items():
         (config_dir / f"secrets/phone-{ext}.secret").write_text(secret + "\n")
