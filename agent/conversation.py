@@ -33,8 +33,8 @@ from agent.turns import SpeechStarted, TurnSettings, TurnTaker, Utterance
 log = logging.getLogger(__name__)
 SPECULATE_AFTER = 0.12  # seconds of caller silence before speculative work starts
 MAX_TOOL_ROUNDS = 3
-DIGIT_GAP = 2.0
-KEY_TONE_SECONDS = 0.4  # caller audio ignored after a key press (its in-band tone)  # seconds after the last key press before the digits go to the model
+DIGIT_GAP = 2.0  # seconds after the last key press before the digits go to the model
+KEY_TONE_SECONDS = 0.4  # caller audio ignored after a key press (its in-band tone)
 
 
 @dataclass
