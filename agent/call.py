@@ -23,6 +23,7 @@ from agent.conversation import Conversation, TurnRecord
 from agent.engines import Engines
 from agent.jitter import JitterBuffer
 from agent.media import RtpEndpoint, media_codec
+from agent.metrics import Metrics
 from agent.playout import Playout
 from agent.records import END_REASONS, CallRecorder
 from agent.rtp import RtpPacket
@@ -75,7 +76,7 @@ class Call:
     def __init__(self, ari: AriClient, settings: DaemonSettings, agent: AgentSpec,
                  channel: Channel, register: Callable[[str, Call | None], None],
                  engines: Engines | None = None, recorder: CallRecorder | None = None,
-                 direction: str = "inbound") -> None:
+                 direction: str = "inbound", metrics: Metrics | None = None) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.ari = ari
         self.settings = settings
@@ -95,7 +96,9 @@ class Call:
         self.dtmf: asyncio.Queue[str] = asyncio.Queue()
         self.engines = engines
         self.recorder = recorder
+        self.metrics = metrics
         self.direction = direction
+        self.started = time.monotonic()
         self.conversation: Conversation | None = None
         self.transferred = False
         self._tasks: list[asyncio.Task] = []
@@ -152,6 +155,11 @@ class Call:
             await asyncio.shield(self._cleanup())
             if self.recorder is not None:
                 self.recorder.end_call(self.id, time.time(), _record_reason(self.end_reason))
+            if self.metrics is not None:
+                self.metrics.calls_total.labels(_record_reason(self.end_reason)).inc()
+                if self.media is not None:
+                    self.metrics.observe_call_media(self.media.stats, self.jitter.stats,
+                                                    self.jitter.delay)
             log.info("call %s: end reason=%s", self.id, self.end_reason)
 
     async def _setup(self, tasks: asyncio.TaskGroup) -> None:
@@ -239,6 +247,23 @@ class Call:
         self.end_reason = reason
         await self.hangup()
 
+    def channel_ids(self) -> tuple[str, str]:
+        return self.channel.id, self.media_channel_id
+
+    def end_with_goodbye(self, reason: str) -> None:
+        """Ask the call to end: the agent says goodbye, then hangs up (daemon stopping)."""
+        if self.conversation is not None and not self.hung_up.is_set():
+            self.conversation.finish(reason)
+        else:
+            self.end_reason = reason
+            self.hung_up.set()
+
+    def lost(self) -> None:
+        """The caller's channel disappeared (Asterisk restarted): end without ARI calls."""
+        if not self.hung_up.is_set():
+            self.end_reason = "lost"
+            self.hung_up.set()
+
     async def transfer(self, target: str) -> bool:
         """Blind transfer: the caller goes back to the dialplan toward ``target`` (a phone
         extension or an outside number) and the agent leaves the call."""
@@ -263,18 +288,26 @@ class Call:
         await self.ari.send_dtmf(self.channel.id, digits)
 
     def _record_turn(self, record: TurnRecord) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_turn(record.timings.relative_ms())
         if self.recorder is not None:
             self.recorder.add_turn(self.id, record.index, time.time(), record.user_text,
                                    record.agent_text, record.stt_confidence, record.interrupted,
                                    record.timings.relative_ms())
 
     def _record_tool(self, turn_index: int, outcome: ToolOutcome) -> None:
+        if self.metrics is not None:
+            self.metrics.tool_calls.labels(outcome.name, "ok" if outcome.ok else "failed").inc()
+            if not outcome.ok:
+                self.metrics.tool_failures.labels(outcome.name).inc()
         if self.recorder is not None:
             self.recorder.add_tool_call(self.id, turn_index, time.time(), outcome.name,
                                         outcome.arguments, outcome.ok, outcome.result,
                                         outcome.error, outcome.latency_ms)
 
     def _record_event(self, kind: str, detail: str) -> None:
+        if self.metrics is not None and kind == "barge_in":
+            self.metrics.barge_ins.inc()
         if self.recorder is not None:
             self.recorder.add_event(self.id, time.time(), kind, detail)
 

@@ -1,20 +1,32 @@
-"""The agent daemon: one ARI event stream, a Call per caller, clean shutdown."""
+"""The agent daemon: one ARI event stream, a Call per caller, clean shutdown.
+
+Lifecycle: load every agent's models, connect to ARI (READY=1 once both are done), clean
+up whatever a previous run left in our Stasis application, serve. When ARI comes back
+after Asterisk restarted, calls whose channels are gone are closed as lost. On SIGTERM new
+callers are turned away, calls in progress get ``drain_seconds`` to finish, and the rest
+hear the goodbye before the agent hangs up.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable
 
 from agent.ari import CONNECTED, AriClient, AriError, Event
 from agent.call import Call
 from agent.engines import EngineRegistry, Engines
+from agent.metrics import Metrics, StatusServer
 from agent.notify import notify, watchdog_interval
 from agent.records import CallRecorder
 from agent.settings import DaemonSettings
 
 log = logging.getLogger(__name__)
+BUSY_PROMPT = "sound:all-circuits-busy-now"
+BUSY_PROMPT_MAX_SECONDS = 6.0
 
 
 class Daemon:
@@ -25,13 +37,18 @@ class Daemon:
         self.ari = ari or AriClient(settings.ari)
         self.calls: dict[str, Call] = {}  # by channel id (caller and media legs)
         self.connected = asyncio.Event()
-        self.stats = {"calls_total": 0, "calls_rejected": 0, "events_unrouted": 0}
+        self.draining = False
+        self.stats = {"calls_total": 0, "calls_rejected": 0, "events_unrouted": 0,
+                      "ari_connections": 0}
+        self.metrics = Metrics()
         self._tasks: asyncio.TaskGroup | None = None
         self.registry = EngineRegistry(settings.engine_threads)
         self.recorder: CallRecorder | None = None
         self._reloads: asyncio.Queue[Callable[[], DaemonSettings]] = asyncio.Queue()
+        self._playbacks: dict[str, asyncio.Future[None]] = {}
         self.engines: dict[str, Engines] = {}
 
+    # -- configuration -------------------------------------------------------------------
     def load_engines(self) -> None:
         """Load every agent's models and phrases (blocking; before READY and on reload)."""
         for name, spec in self.settings.agents.items():
@@ -58,6 +75,7 @@ class Daemon:
             finally:
                 notify("READY=1")
 
+    # -- state -----------------------------------------------------------------------------
     @property
     def active_calls(self) -> set[Call]:
         return set(self.calls.values())
@@ -67,33 +85,76 @@ class Daemon:
             self.calls.pop(channel_id, None)
         else:
             self.calls[channel_id] = call
+        self.metrics.calls_active.set(len(self.active_calls))
 
+    def status(self) -> dict:
+        """The document served at /status (no caller numbers, no text)."""
+        now = time.monotonic()
+        return {
+            "ari_connected": self.connected.is_set(),
+            "draining": self.draining,
+            "agents": {name: {"models": {k: str(getattr(spec.models, k)) for k in
+                                         ("stt", "llm", "tts")} if spec.models else None,
+                              "loaded": name in self.engines}
+                       for name, spec in self.settings.agents.items()},
+            "engines_load_seconds": self.registry.load_seconds,
+            "calls": [{"id": c.id, "agent": c.agent.name, "direction": c.direction,
+                       "seconds": round(now - c.started, 1)} for c in self.active_calls],
+            "stats": dict(self.stats),
+        }
+
+    # -- main loop -------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Serve until ``stop`` is set, then hang up the remaining calls and return."""
+        """Serve until ``stop`` is set, then drain and hang up, and return."""
         await asyncio.to_thread(self.load_engines)
         if self.settings.records_path is not None:
             self.recorder = CallRecorder(self.settings.records_path)
             lost = await asyncio.to_thread(self.recorder.close_unfinished, "lost", time.time())
             if lost:
                 log.warning("closed %d call record(s) left open by a previous run", lost)
+        server = None
+        if self.settings.metrics_port:
+            server = StatusServer(self.metrics, self.status, port=self.settings.metrics_port)
+            await server.start()
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
-                retention = tasks.create_task(self._purge_records(), name="retention")
-                events = tasks.create_task(self._consume(), name="ari-events")
-                keepalive = tasks.create_task(self._watchdog(), name="watchdog")
-                reloader = tasks.create_task(self._reloader(), name="reloader")
+                background = [
+                    tasks.create_task(self._purge_records(), name="retention"),
+                    tasks.create_task(self._consume(), name="ari-events"),
+                    tasks.create_task(self._watchdog(), name="watchdog"),
+                    tasks.create_task(self._reloader(), name="reloader"),
+                ]
                 await stop.wait()
                 notify("STOPPING=1")
-                for task in (events, keepalive, reloader, retention):
+                await self._drain()
+                for task in background:
                     task.cancel()
-                for call in list(self.active_calls):
-                    call.end_reason = "shutdown"
-                    await call.hangup()
         finally:
             await self.ari.close()
+            if server is not None:
+                await server.stop()
             if self.recorder is not None:
                 await asyncio.to_thread(self.recorder.close)
+
+    async def _drain(self) -> None:
+        """Refuse new calls, let calls finish for a while, then say goodbye to the rest."""
+        self.draining = True
+        deadline = time.monotonic() + self.settings.drain_seconds
+        if self.active_calls:
+            log.info("stopping: %d call(s) in progress may finish within %.0fs",
+                     len(self.active_calls), self.settings.drain_seconds)
+        while self.active_calls and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        calls = list(self.active_calls)
+        for call in calls:
+            call.end_with_goodbye("shutdown")
+        deadline = time.monotonic() + 15
+        while self.active_calls and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        for call in list(self.active_calls):  # the goodbye did not finish in time
+            call.end_reason = "shutdown"
+            await call.hangup()
 
     async def _purge_records(self) -> None:
         """Delete call records older than the retention period, hourly."""
@@ -122,12 +183,15 @@ class Daemon:
             except Exception:  # one bad event must never stop the daemon
                 log.exception("failed to handle ARI event %s", event.type)
 
+    # -- events ----------------------------------------------------------------------------
     def _dispatch(self, event: Event) -> None:
         if event.type == CONNECTED:
-            if not self.connected.is_set():
-                notify("READY=1", "STATUS=connected to ARI")
-            self.connected.set()
-            log.info("ARI connected (app %s)", self.settings.ari.app)
+            self._connected()
+            return
+        if event.type in ("PlaybackFinished", "PlaybackFailed"):
+            fut = self._playbacks.pop(str((event.raw.get("playback") or {}).get("id")), None)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
             return
         chan = event.channel
         if chan is None:
@@ -140,23 +204,92 @@ class Daemon:
         else:
             self.stats["events_unrouted"] += 1
 
+    def _connected(self) -> None:
+        assert self._tasks is not None
+        self.stats["ari_connections"] += 1
+        first = not self.connected.is_set()
+        self.connected.set()
+        log.info("ARI connected (app %s)", self.settings.ari.app)
+        # Whatever is in our application now and is not a call we serve was left behind:
+        # by a previous run of the daemon, or by calls lost while ARI was away.
+        self._tasks.create_task(self._resync(), name="resync")
+        if first:
+            notify("READY=1", "STATUS=connected to ARI, models loaded")
+
+    async def _resync(self) -> None:
+        try:
+            app = await self.ari.request("GET", f"applications/{self.settings.ari.app}")
+            existing = {c.id for c in await self.ari.channels()}
+        except (AriError, OSError, TimeoutError) as exc:
+            log.warning("could not list ARI state after connecting: %s", exc)
+            return
+        for call in list(self.active_calls):
+            if call.channel.id not in existing:
+                log.warning("call %s: channel gone while ARI was away", call.id)
+                call.lost()
+        ours = {cid for call in self.active_calls for cid in call.channel_ids()}
+        ours_bridges = {call.bridge_id for call in self.active_calls}
+        for channel_id in app.get("channel_ids", []):
+            if channel_id not in ours:
+                await self._quietly(self.ari.hangup(channel_id))
+                log.info("hung up a channel left in the application by a previous run")
+        for bridge_id in app.get("bridge_ids", []):
+            if bridge_id not in ours_bridges:
+                await self._quietly(self.ari.destroy_bridge(bridge_id))
+                log.info("destroyed a bridge left in the application by a previous run")
+
+    @staticmethod
+    async def _quietly(coro) -> None:
+        with contextlib.suppress(AriError, OSError, TimeoutError):
+            await coro
+
     def _start_call(self, event: Event) -> None:
         assert event.channel is not None and self._tasks is not None
         agent_name = event.args[0] if event.args else ""
         agent = self.settings.agents.get(agent_name)
-        if agent is None or len({*self.calls.values()}) >= self.settings.max_concurrent_calls:
-            reason = "unknown agent" if agent is None else "all lines busy"
+        busy = len(self.active_calls) >= self.settings.max_concurrent_calls
+        if agent is None or busy or self.draining:
+            reason = ("unknown agent" if agent is None else
+                      "shutting down" if self.draining else "all lines busy")
             log.warning("rejecting call: %s", reason)
             self.stats["calls_rejected"] += 1
-            self._tasks.create_task(self._reject(event.channel.id))
+            self.metrics.rejected.labels(reason).inc()
+            self._tasks.create_task(self._reject(event, agent_name))
             return
         self.stats["calls_total"] += 1
         call = Call(self.ari, self.settings, agent, event.channel, self._register,
-                    engines=self.engines.get(agent.name), recorder=self.recorder)
+                    engines=self.engines.get(agent.name), recorder=self.recorder,
+                    metrics=self.metrics)
         self._tasks.create_task(call.run(), name=f"call-{call.id}")
 
-    async def _reject(self, channel_id: str) -> None:
+    async def _reject(self, event: Event, agent_name: str) -> None:
+        """Never silence: an answered 'all lines are busy' prompt, or a busy signal."""
+        assert event.channel is not None
+        channel_id = event.channel.id
+        call_id = uuid.uuid4().hex[:12]
+        if self.recorder is not None:
+            self.recorder.start_call(call_id, agent_name or "-", "", "inbound",
+                                     event.channel.caller_number, event.channel.dialed,
+                                     time.time())
         try:
-            await self.ari.hangup(channel_id, reason="busy")
+            if self.settings.busy_mode == "prompt":
+                await self.ari.answer(channel_id)
+                playback_id = f"sb-busy-{call_id}"
+                done = asyncio.get_running_loop().create_future()
+                self._playbacks[playback_id] = done
+                await self.ari.request("POST", f"channels/{channel_id}/play/{playback_id}",
+                                       params={"media": BUSY_PROMPT})
+                try:
+                    await asyncio.wait_for(done, BUSY_PROMPT_MAX_SECONDS)
+                except TimeoutError:
+                    self._playbacks.pop(playback_id, None)
+                await self.ari.hangup(channel_id, reason="normal")
+            else:
+                await self.ari.hangup(channel_id, reason="busy")
         except (AriError, OSError) as exc:
-            log.warning("could not reject call: %s", exc)
+            log.warning("could not reject call cleanly: %s", exc)
+            await self._quietly(self.ari.hangup(channel_id, reason="busy"))
+        finally:
+            if self.recorder is not None:
+                self.recorder.end_call(call_id, time.time(), "rejected")
+            self.metrics.calls_total.labels("rejected").inc()

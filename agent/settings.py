@@ -65,3 +65,6 @@ class DaemonSettings:
     records_path: Path | None = None  # SQLite call records (None: not recorded)
     transfer_context: str = "transfer"  # dialplan context that reaches phones and trunks
     retention_days: float = 90.0
+    busy_mode: str = "prompt"  # callers beyond max_concurrent_calls: "prompt" or "busy"
+    drain_seconds: float = 30.0
+    metrics_port: int | None = 9108  # None: no metrics/status endpoint

@@ -161,6 +161,20 @@ class DaemonSettings(ConfigModel):
         description="Calls handled at once; further calls are refused. Default: 8.",
         examples=[8],
     )
+    busy_mode: Literal["prompt", "busy"] = Field(
+        "prompt",
+        description="What callers beyond max_concurrent_calls get: prompt (answered, told all "
+        "lines are busy) or busy (a busy signal). Default: prompt.",
+    )
+    drain_seconds: float = Field(
+        30.0, ge=0, le=3600,
+        description="On stop, calls in progress may finish for this long; then the agent says "
+        "goodbye and hangs up. Default: 30.",
+    )
+    metrics_port: Port = Field(
+        9108, description="Loopback port of the daemon's Prometheus /metrics and /status. "
+        "Default: 9108.",
+    )
     retention_days: float = Field(
         90.0, gt=0, le=3650,
         description="Call records (with transcripts) older than this many days are deleted. "

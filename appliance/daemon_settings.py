@@ -111,4 +111,7 @@ def daemon_settings(cfg: Configuration, record_dir: Path | None = None,
         records_path=(data or data_dir()) / "calls.db",
         transfer_context=transfer_context(cfg),
         retention_days=d.retention_days,
+        busy_mode=d.busy_mode,
+        drain_seconds=d.drain_seconds,
+        metrics_port=d.metrics_port,
     )

@@ -35,9 +35,10 @@ MODULES = [
     "res_timing_timerfd.so", "res_sorcery_config.so", "res_sorcery_memory.so",
     "res_sorcery_astdb.so", "res_security_log.so", "pbx_config.so", "func_callerid.so",
     "func_channel.so", "func_strings.so", "app_dial.so", "app_playback.so", "app_echo.so",
-    "format_wav.so", "format_pcm.so",
+    "format_wav.so", "format_pcm.so", "format_gsm.so",
     # codecs
     "codec_ulaw.so", "codec_alaw.so", "codec_a_mu.so", "codec_g722.so", "codec_resample.so",
+    "codec_gsm.so",
     # SIP
     "res_pjproject.so", "res_pjsip.so", "res_pjsip_pubsub.so", "res_pjsip_session.so",
     "chan_pjsip.so", "res_pjsip_authenticator_digest.so",

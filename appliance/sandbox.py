@@ -53,6 +53,7 @@ daemon:
   media_port_start: 31000
   media_port_end: 31999
   max_concurrent_calls: 8
+  metrics_port: 29108
 trunks:
   - name: carrier
     host: {CARRIER_IP}
