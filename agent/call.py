@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
@@ -242,8 +241,11 @@ class Call:
         if self.hung_up.is_set():
             return
         reason = conv.end_reason or "timeout"
-        with contextlib.suppress(TimeoutError):
+        log.info("call %s: ending (%s): saying goodbye", self.id, reason)
+        try:
             await asyncio.wait_for(conv.say_goodbye(), 15)
+        except TimeoutError:
+            log.warning("call %s: goodbye not finished within 15s", self.id)
         self.end_reason = reason
         await self.hangup()
 
@@ -252,6 +254,7 @@ class Call:
 
     def end_with_goodbye(self, reason: str) -> None:
         """Ask the call to end: the agent says goodbye, then hangs up (daemon stopping)."""
+        log.info("call %s: asked to end (%s)", self.id, reason)
         if self.conversation is not None and not self.hung_up.is_set():
             self.conversation.finish(reason)
         else:

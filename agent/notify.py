@@ -14,10 +14,11 @@ def notify(*states: str) -> bool:
     if address.startswith("@"):
         address = "\0" + address[1:]
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)  # called from the event loop: never wait for the receiver
         try:
             sock.connect(address)
-            sock.sendall("\n".join(states).encode())
-        except OSError:
+            sock.send("\n".join(states).encode())
+        except OSError:  # includes a full receive queue (BlockingIOError): drop it
             return False
     return True
 

@@ -205,6 +205,19 @@ def cmd_transcript(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from appliance.status import run_status
+
+    return run_status(_config_dir(args), paths.data_dir(args.data_dir), as_json=args.json)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from appliance.doctor import main as run_doctor
+
+    return run_doctor(_config_dir(args), paths.data_dir(args.data_dir), as_json=args.json,
+                      call=not args.no_call)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard",
                                      description="Self-hosted AI phone agent appliance.")
@@ -287,6 +300,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("call_id", metavar="CALL_ID", help="call id or a unique prefix (6+ chars)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_transcript)
+
+    p = sub.add_parser("status", help="Asterisk, trunks, phones, active calls and models "
+                       "on one screen (exit 1 unless everything is up)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("doctor", help="check every part (configuration, secrets, models, "
+                       "Asterisk, ARI/AMI, trunks, audio by a test call) and say how to fix "
+                       "what fails")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--no-call", action="store_true", help="skip the loopback test call")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("install-steps", help=argparse.SUPPRESS)
     p.add_argument("--root", default="/")

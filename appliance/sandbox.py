@@ -54,6 +54,7 @@ daemon:
   media_port_end: 31999
   max_concurrent_calls: 8
   metrics_port: 29108
+  drain_seconds: 2
 trunks:
   - name: carrier
     host: {CARRIER_IP}
@@ -220,17 +221,32 @@ class DaemonProcess:
                  extra_env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
         self.record_dir = record_dir
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
-        cmd = [sys.executable, "-m", "appliance.cli", "--config-dir", str(config_dir),
-               "--data-dir", str(data_dir), "run", "--record-dir", str(record_dir)]
+        self._cmd = [sys.executable, "-m", "appliance.cli", "--config-dir", str(config_dir),
+                     "--data-dir", str(data_dir), "run", "--record-dir", str(record_dir)]
         self._log = log_path.open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                     cwd=REPO)
+        self._log_start = 0
+        self._spawn(extra_env)
+
+    def _spawn(self, extra_env: dict[str, str] | None) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+        self._log_start = len(self.log_text())
+        self.proc = subprocess.Popen(self._cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=env, cwd=REPO)
+
+    def restart(self, extra_env: dict[str, str] | None = None, kill: bool = False) -> None:
+        """Stop (or SIGKILL) the daemon and start it again, e.g. with a notify socket."""
+        if kill:
+            self.proc.kill()
+            self.proc.wait()
+        else:
+            self.stop_process()
+        self._spawn(extra_env)
+        self.wait_connected()
 
     def wait_connected(self, timeout: float = 90) -> None:
         """Wait for the daemon's first ARI connection (models load first); stop it if not."""
-        ok = wait_until(lambda: "ARI connected" in self.log_text() or self.proc.poll()
-                        is not None, timeout)
+        ok = wait_until(lambda: "ARI connected" in self.log_text()[self._log_start:]
+                        or self.proc.poll() is not None, timeout)
         if not ok or self.proc.poll() is not None:
             self.stop()
             raise RuntimeError("daemon did not connect to ARI:\n" + self.log_text()[-3000:])
@@ -238,14 +254,18 @@ class DaemonProcess:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def stop(self) -> None:
+    def stop_process(self, timeout: float = 60) -> None:
+        """SIGTERM (the daemon drains its calls), then SIGKILL after ``timeout``."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def stop(self) -> None:
+        self.stop_process()
         self._log.close()
 
 

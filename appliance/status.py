@@ -1,0 +1,571 @@
+"""``switchboard status``: one screen on Asterisk, trunks, phones, calls and models.
+
+Asterisk is asked over AMI (panoramisk, loopback, the generated secret), falling back to
+``asterisk -rx`` when AMI cannot be reached; calls and loaded models come from the agent
+daemon's ``/status`` on loopback. Every probe has a short timeout and turns a failure into
+one plain "unreachable" line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from appliance import paths
+from appliance.config import ConfigError, Configuration, load_configuration
+from appliance.render import AMI_USER
+from appliance.secrets import AMI_SECRET, read_secret, secrets_dir
+
+AMI_TIMEOUT = 3.0
+HTTP_TIMEOUT = 2.0
+CLI_TIMEOUT = 4.0
+DEFAULT_METRICS_PORT = 9108
+LOOPBACK = "127.0.0.1"
+
+
+def _reason(exc: OSError) -> str:
+    """An OSError in plain words ("Connection refused"), without asyncio's decoration."""
+    return os.strerror(exc.errno) if exc.errno else (str(exc) or type(exc).__name__)
+
+
+# -- AMI ----------------------------------------------------------------------------------
+
+
+class AmiError(Exception):
+    """AMI could not be reached, refused the login, or an action failed or timed out."""
+
+
+def _manager_class() -> type:
+    from panoramisk import Manager
+
+    class OneShotManager(Manager):
+        """A Manager that never reconnects: a lost connection fails what is pending."""
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._connected = False
+            if self.pinger:
+                self.pinger.cancel()
+                self.pinger = None
+            while self.awaiting_actions:
+                action = self.awaiting_actions.popleft()
+                if not action.future.done():
+                    action.future.set_exception(AmiError("AMI closed the connection"))
+
+    return OneShotManager
+
+
+class AmiSession:
+    """One short AMI login over panoramisk: a few actions, then close."""
+
+    def __init__(self, host: str, port: int, username: str, secret: str,
+                 timeout: float = AMI_TIMEOUT) -> None:
+        self.host, self.port = host, port
+        self.username, self.secret = username, secret
+        self.timeout = timeout
+        self.manager: Any = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def __aenter__(self) -> AmiSession:
+        from panoramisk.ami_protocol import AMIProtocol
+
+        loop = asyncio.get_running_loop()
+        # panoramisk creates futures on construction: build it inside the running loop.
+        self.manager = _manager_class()(
+            host=self.host, port=self.port, username=self.username, secret=self.secret,
+            events="off", loop=loop, ping_delay=3600, ping_interval=3600)
+        try:
+            transport, protocol = await asyncio.wait_for(
+                loop.create_connection(AMIProtocol, self.host, self.port), self.timeout)
+        except TimeoutError:
+            raise AmiError(f"no answer from AMI at {self.where} within "
+                           f"{self.timeout:g} s") from None
+        except OSError as exc:
+            raise AmiError(f"cannot connect to AMI at {self.where}: {_reason(exc)}") from None
+        done = loop.create_future()
+        done.set_result((transport, protocol))
+        self.manager.connection_made(done)
+        login = self.manager.authenticated_future
+        try:
+            reply = await asyncio.wait_for(login, self.timeout)
+        except (TimeoutError, AmiError):
+            self.manager.close()
+            raise AmiError(f"AMI at {self.where} did not answer the login") from None
+        if not reply.success:
+            self.manager.close()
+            raise AmiError(f"AMI at {self.where} refused user '{self.username}': "
+                           f"{reply.get('Message') or 'authentication failed'}")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.manager is not None:
+            self.manager.close()
+
+    async def action(self, name: str, **fields: str) -> list[dict[str, Any]]:
+        """Send one action; the response first, then any list events (as plain dicts)."""
+        try:
+            reply = await asyncio.wait_for(
+                self.manager.send_action({"Action": name, **fields}), self.timeout)
+        except TimeoutError:
+            raise AmiError(f"AMI action {name} got no answer within {self.timeout:g} s"
+                           ) from None
+        messages = reply if isinstance(reply, list) else [reply]
+        return [dict(m) for m in messages]
+
+    async def single(self, name: str, **fields: str) -> dict[str, Any]:
+        """An action with a single response; AmiError when Asterisk says Error."""
+        reply = (await self.action(name, **fields))[0]
+        if reply.get("Response") not in ("Success", "Follows"):
+            raise AmiError(f"{name}: {reply.get('Message') or reply.get('Response')}")
+        return reply
+
+    async def events(self, name: str, event: str, **fields: str) -> list[dict[str, Any]]:
+        """The ``event`` events of a list action (empty when Asterisk found nothing)."""
+        return [m for m in await self.action(name, **fields) if m.get("Event") == event]
+
+
+def ami_session(cfg: Configuration, timeout: float = AMI_TIMEOUT) -> AmiSession:
+    """An AMI session with the generated credentials (AmiError if the secret is missing)."""
+    path = secrets_dir(cfg.config_dir) / AMI_SECRET
+    try:
+        secret = read_secret(path)
+    except OSError as exc:
+        raise AmiError(f"cannot read the AMI secret {path}: {exc.strerror or exc}") from None
+    return AmiSession(LOOPBACK, cfg.site.asterisk.ami_port, AMI_USER, secret, timeout)
+
+
+# -- Asterisk CLI (fallback) -------------------------------------------------------------
+
+
+def runtime_of(cfg: Configuration, data: Path) -> str:
+    """The runtime in use: recorded by the installer, else as configured."""
+    return paths.recorded_runtime(data) or cfg.site.asterisk.runtime
+
+
+def asterisk_cli(command: str, runtime: str, data: Path, root: Path | None = None,
+                 timeout: float = CLI_TIMEOUT) -> str | None:
+    """Output of ``asterisk -rx command`` (chrooted for the contained runtime); None if down."""
+    if runtime == "contained" or root is not None:
+        root = root or paths.contained_root(data)
+        if not (root / "usr/sbin/asterisk").exists() or shutil.which("chroot") is None:
+            return None
+        cmd = ["chroot", str(root), "/usr/sbin/asterisk", "-rx", command]
+    else:
+        exe = shutil.which("asterisk") or "/usr/sbin/asterisk"
+        if not Path(exe).exists():
+            return None
+        cmd = [exe, "-rx", command]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0 or "Unable to connect" in proc.stdout + proc.stderr:
+        return None
+    return proc.stdout
+
+
+# -- the daemon's loopback HTTP endpoint -------------------------------------------------
+
+
+def metrics_port(cfg: Configuration) -> int:
+    return int(getattr(cfg.site.daemon, "metrics_port", DEFAULT_METRICS_PORT))
+
+
+def daemon_url(cfg: Configuration) -> str:
+    return f"http://{LOOPBACK}:{metrics_port(cfg)}"
+
+
+async def http_get(url: str, timeout: float = HTTP_TIMEOUT,
+                   auth: tuple[str, str] | None = None) -> tuple[int, str]:
+    """(status, body) of a GET; OSError/TimeoutError when it cannot be reached."""
+    import aiohttp
+
+    headers = {}
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)
+                                         ) as session, session.get(url, headers=headers) as resp:
+            return resp.status, await resp.text()
+    except aiohttp.ClientConnectorError as exc:
+        raise OSError(_reason(exc.os_error)) from None
+    except aiohttp.ClientError as exc:
+        raise OSError(str(exc) or type(exc).__name__) from None
+
+
+async def daemon_status(cfg: Configuration) -> tuple[dict[str, Any] | None, str | None]:
+    """The daemon's /status document, or (None, why it could not be had)."""
+    url = f"{daemon_url(cfg)}/status"
+    try:
+        status, body = await http_get(url)
+    except TimeoutError:
+        return None, f"{url} did not answer within {HTTP_TIMEOUT:g} s"
+    except OSError as exc:
+        return None, f"{url}: {exc}"
+    if status != 200:
+        return None, f"{url} answered HTTP {status}"
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None, f"{url} did not return JSON"
+    return (data, None) if isinstance(data, dict) else (None, f"{url} returned no object")
+
+
+async def daemon_metrics(cfg: Configuration) -> dict[str, float] | None:
+    """The daemon's /metrics, summed per metric name (None when unreachable)."""
+    try:
+        status, body = await http_get(f"{daemon_url(cfg)}/metrics")
+    except (TimeoutError, OSError):
+        return None
+    return parse_prometheus(body) if status == 200 else None
+
+
+_SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
+
+
+def parse_prometheus(text: str) -> dict[str, float]:
+    """Prometheus text exposition → {metric name: sum of its samples over all labels}."""
+    sums: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = _SAMPLE.match(line)
+        if not match:
+            continue
+        try:
+            value = float(match.group(3))
+        except ValueError:
+            continue
+        sums[match.group(1)] = sums.get(match.group(1), 0.0) + value
+    return sums
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+@dataclass
+class AsteriskState:
+    """Whether Asterisk answers, and what it says about itself."""
+
+    up: bool
+    via: str = ""  # "ami" or "cli"
+    version: str | None = None
+    uptime_seconds: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class TrunkState:
+    name: str
+    registers: bool
+    state: str  # Registered, Unregistered, Rejected, ... or "unknown"
+    server: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.registers or self.state == "Registered"
+
+
+@dataclass
+class PhoneState:
+    extension: str
+    registered: bool
+    state: str
+    contacts: int = 0
+
+
+@dataclass
+class ModelState:
+    agent: str
+    models: dict[str, str]
+    loaded: bool | None  # None: not known (daemon unreachable)
+    missing: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StatusReport:
+    """Everything ``switchboard status`` shows."""
+
+    runtime: str
+    asterisk: AsteriskState
+    ami_error: str | None = None
+    trunks: list[TrunkState] = field(default_factory=list)
+    phones: list[PhoneState] = field(default_factory=list)
+    daemon: dict[str, Any] | None = None
+    daemon_error: str | None = None
+    models: list[ModelState] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        daemon_ok = self.daemon is not None and bool(self.daemon.get("ari_connected"))
+        models_ok = all(m.loaded is not False and not m.missing for m in self.models)
+        return (self.asterisk.up and self.ami_error is None and daemon_ok and models_ok
+                and all(t.ok for t in self.trunks))
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ok"] = self.ok
+        return data
+
+
+def _asterisk_tz(root: Path | None) -> tzinfo | None:
+    """The time zone the Asterisk reports its start time in."""
+    if root is not None and (root / "etc/localtime").exists():
+        with contextlib.suppress(OSError, ValueError), (root / "etc/localtime").open("rb") as f:
+            return ZoneInfo.from_file(f)
+    return datetime.now().astimezone().tzinfo
+
+
+def _uptime(core_status: dict[str, Any], tz: tzinfo | None) -> float | None:
+    stamp = f"{core_status.get('CoreStartupDate', '')} {core_status.get('CoreStartupTime', '')}"
+    try:
+        started = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=tz)
+    except ValueError:
+        return None
+    seconds = (datetime.now(tz) - started).total_seconds()
+    return round(seconds, 1) if seconds >= 0 else None
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds as a short human duration: 2 d 3 h, 4 h 12 min, 3 min 5 s, 12 s."""
+    if seconds is None:
+        return "?"
+    s = int(seconds)
+    if s >= 86400:
+        return f"{s // 86400} d {s % 86400 // 3600} h"
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    if s >= 60:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s} s"
+
+
+async def asterisk_via_ami(ami: AmiSession, root: Path | None) -> AsteriskState:
+    settings = await ami.single("CoreSettings")
+    core = await ami.single("CoreStatus")
+    return AsteriskState(up=True, via="ami", version=settings.get("AsteriskVersion"),
+                         uptime_seconds=_uptime(core, _asterisk_tz(root)))
+
+
+def asterisk_via_cli(runtime: str, data: Path, root: Path | None) -> AsteriskState | None:
+    version = asterisk_cli("core show version", runtime, data, root)
+    if version is None:
+        return None
+    match = re.search(r"Asterisk (\S+)", version)
+    uptime = asterisk_cli("core show uptime seconds", runtime, data, root) or ""
+    up = re.search(r"System uptime:\s*(\d+)", uptime)
+    return AsteriskState(up=True, via="cli", version=match.group(1) if match else None,
+                         uptime_seconds=float(up.group(1)) if up else None)
+
+
+async def trunk_states(ami: AmiSession, cfg: Configuration) -> list[TrunkState]:
+    regs = {e.get("ObjectName"): e for e in await ami.events(
+        "PJSIPShowRegistrationsOutbound", "OutboundRegistrationDetail")}
+    states = []
+    for trunk in cfg.site.trunks:
+        reg = regs.get(f"trunk-{trunk.name}")
+        if trunk.registration is None:
+            states.append(TrunkState(trunk.name, False, "no registration (matched by address)",
+                                     f"sip:{trunk.host}:{trunk.port}"))
+        elif reg is None:
+            states.append(TrunkState(trunk.name, True, "not configured in Asterisk",
+                                     f"sip:{trunk.host}:{trunk.port}"))
+        else:
+            states.append(TrunkState(trunk.name, True, str(reg.get("Status") or "unknown"),
+                                     str(reg.get("ServerUri") or "")))
+    return states
+
+
+async def phone_states(ami: AmiSession, cfg: Configuration) -> list[PhoneState]:
+    endpoints = {e.get("ObjectName"): e for e in await ami.events(
+        "PJSIPShowEndpoints", "EndpointList")}
+    phones = []
+    for phone in cfg.site.phones:
+        ep = endpoints.get(phone.extension)
+        if ep is None:
+            phones.append(PhoneState(phone.extension, False, "not configured in Asterisk"))
+            continue
+        contacts = [c for c in str(ep.get("Contacts") or "").split(",") if c.strip()]
+        phones.append(PhoneState(phone.extension, bool(contacts),
+                                 str(ep.get("DeviceState") or "unknown"), len(contacts)))
+    return phones
+
+
+def models_from_store(cfg: Configuration, data: Path) -> list[ModelState]:
+    """Each agent's models and whether the store has them (load state unknown)."""
+    from appliance.daemon_settings import model_store
+
+    try:
+        entries = model_store(data).entries()
+    except (OSError, ValueError, TypeError):
+        entries = {}
+    states = []
+    for name, agent in cfg.agents.items():
+        models = {"stt": agent.models.stt, "llm": agent.models.llm, "tts": agent.models.tts}
+        missing = [m for m in models.values() if m not in entries]
+        states.append(ModelState(name, models, None, missing))
+    return states
+
+
+def models_from_daemon(cfg: Configuration, status: dict[str, Any]) -> list[ModelState]:
+    """Each configured agent's models, loaded or not according to the daemon."""
+    agents = status.get("agents") or {}
+    states = []
+    for name, agent in cfg.agents.items():
+        info = agents.get(name)
+        models = {"stt": agent.models.stt, "llm": agent.models.llm, "tts": agent.models.tts}
+        loaded = bool(info.get("loaded")) if isinstance(info, dict) else False
+        states.append(ModelState(name, models, loaded))
+    return states
+
+
+async def collect_status(cfg: Configuration, data: Path,
+                         asterisk_root: Path | None = None) -> StatusReport:
+    """Probe Asterisk (AMI, else the CLI), the trunks, the phones and the daemon."""
+    runtime = runtime_of(cfg, data)
+    root = asterisk_root or (paths.contained_root(data) if runtime == "contained" else None)
+    report = StatusReport(runtime=runtime, asterisk=AsteriskState(up=False))
+    daemon_task = asyncio.create_task(daemon_status(cfg))
+    try:
+        async with ami_session(cfg) as ami:
+            report.asterisk = await asterisk_via_ami(ami, root)
+            report.trunks = await trunk_states(ami, cfg)
+            report.phones = await phone_states(ami, cfg)
+    except AmiError as exc:
+        report.ami_error = str(exc)
+    if not report.asterisk.up:
+        cli = await asyncio.to_thread(asterisk_via_cli, runtime, data, asterisk_root)
+        report.asterisk = cli or AsteriskState(up=False, error=report.ami_error)
+    report.daemon, report.daemon_error = await daemon_task
+    report.models = (models_from_daemon(cfg, report.daemon) if report.daemon is not None
+                     else models_from_store(cfg, data))
+    return report
+
+
+def asterisk_start_hint(runtime: str) -> str:
+    if runtime == "contained":
+        return ("start it with `systemctl start switchboard-asterisk` (or `switchboard "
+                "supervise` on a machine without systemd)")
+    return "start it with `systemctl start asterisk`"
+
+
+def _call_totals(daemon: dict[str, Any]) -> str:
+    totals = daemon.get("calls_total")
+    if not isinstance(totals, dict):
+        stats = daemon.get("stats") or {}
+        totals = {k.removeprefix("calls_"): v for k, v in stats.items()
+                  if k.startswith("calls_")} if isinstance(stats, dict) else {}
+    text = ", ".join(f"{k} {v}" for k, v in totals.items())
+    return f"; since the daemon started: {text}" if text else ""
+
+
+def format_status(report: StatusReport) -> str:
+    """The report as one screen of text."""
+    out: list[str] = []
+    ast = report.asterisk
+    if ast.up:
+        via = "" if ast.via == "ami" else " (via asterisk -rx)"
+        out.append(f"Asterisk   up, {ast.version or 'version unknown'} ({report.runtime} runtime), "
+                   f"running for {duration(ast.uptime_seconds)}{via}")
+    else:
+        out.append(f"Asterisk   NOT REACHABLE: {ast.error or 'no answer'}")
+        out.append(f"           {asterisk_start_hint(report.runtime)}; "
+                   "`switchboard doctor` explains more")
+    if report.ami_error and ast.up:
+        out.append(f"AMI        unreachable: {report.ami_error} (trunk and phone state unknown; "
+                   "run `switchboard doctor`)")
+    if report.ami_error is None:
+        if not report.trunks:
+            out.append("Trunks     none configured")
+        for i, t in enumerate(report.trunks):
+            label = "Trunks" if i == 0 else ""
+            mark = "" if t.ok else "  <-- not registered: run `switchboard doctor`"
+            out.append(f"{label:10} {t.name:12} {t.state:14} {t.server}{mark}")
+        if not report.phones:
+            out.append("Phones     none configured")
+        for i, p in enumerate(report.phones):
+            label = "Phones" if i == 0 else ""
+            reg = (f"registered ({p.contacts} contact{'s' if p.contacts != 1 else ''})"
+                   if p.registered else "not registered")
+            out.append(f"{label:10} {p.extension:12} {reg:26} {p.state}")
+    d = report.daemon
+    if d is None:
+        out.append("Daemon     not running / not reachable "
+                   f"({report.daemon_error})")
+        out.append("           start it with `systemctl start switchboard` (logs: "
+                   "`journalctl -u switchboard`)")
+    else:
+        ari = ("ARI connected" if d.get("ari_connected") else
+               "ARI NOT connected (is Asterisk up? see `switchboard doctor`)")
+        version = f", version {d['version']}" if d.get("version") else ""
+        draining = ", draining (stopping)" if d.get("draining") else ""
+        out.append(f"Daemon     up{version}, running for {duration(d.get('uptime_seconds'))}, "
+                   f"{ari}{draining}")
+        calls = d.get("calls") or []
+        out.append(f"Calls      {len(calls)} active{_call_totals(d)}")
+        for call in calls:
+            out.append(f"           {str(call.get('id', '?'))[:12]:12} "
+                       f"{call.get('agent', '?'):12} {call.get('direction', '?'):9} "
+                       f"{duration(call.get('seconds'))}")
+    groups: dict[tuple[str, str], list[str]] = {}
+    for m in report.models:
+        names = ", ".join(f"{role} {name}" for role, name in m.models.items())
+        if m.missing:
+            state = f"MISSING from the store: {', '.join(m.missing)}"
+        elif m.loaded is None:
+            state = "in the store (load state unknown: daemon not reachable)"
+        else:
+            state = "loaded" if m.loaded else "NOT loaded"
+        groups.setdefault((names, state), []).append(m.agent)
+    for i, ((names, state), agents) in enumerate(groups.items()):
+        label = "Models" if i == 0 else ""
+        out.append(f"{label:10} {', '.join(agents)}: {names} — {state}")
+    out.append("Overall    " + ("all up" if report.ok else
+                                "NOT all up (run `switchboard doctor` for causes and fixes)"))
+    return "\n".join(out)
+
+
+def quiet_probe_logs() -> None:
+    """Keep the probes' INFO chatter (AMI login, test calls) off a non-verbose screen."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in ("panoramisk", "appliance.sipphone"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def run_status(config_dir: Path, data_dir: Path, as_json: bool = False,
+               asterisk_root: Path | None = None) -> int:
+    """CLI entry: print the status; 0 when everything is up, 1 otherwise."""
+    quiet_probe_logs()
+    try:
+        cfg = load_configuration(config_dir)
+    except ConfigError as err:
+        if as_json:
+            print(json.dumps({"ok": False, "config_errors": [str(i) for i in err.errors]}))
+        else:
+            for issue in err.errors:
+                print(issue)
+            print("the configuration is invalid: fix the above (see `switchboard check`)")
+        return 1
+    report = asyncio.run(collect_status(cfg, data_dir, asterisk_root))
+    if as_json:
+        json.dump(report.to_json(), sys.stdout, indent=2)
+        print()
+    else:
+        print(format_status(report))
+    return 0 if report.ok else 1
