@@ -1,8 +1,9 @@
 """The agent definition: agents/<name>.yaml."""
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from appliance.config_base import (
     ConfigModel,
@@ -41,7 +42,15 @@ class AgentLimits(ConfigModel):
     )
 
 
-ToolName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+def _check_tool_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", value):
+        raise invalid(f"tool name {value!r} is not a valid name",
+                      "use lowercase letters, digits and _ (starting with a letter, at most "
+                      "40 characters), e.g. book_appointment")
+    return value
+
+
+ToolName = Annotated[str, AfterValidator(_check_tool_name)]
 
 
 class WebhookConfig(ConfigModel):

@@ -56,6 +56,7 @@ def semantic_issues(
     issues += _trunk_issues(site, at, locator, cfg_dir / SITE_FILE)
     issues += _phone_issues(site, at, locator, cfg_dir / SITE_FILE)
     issues += _route_issues(site, agents, at, locator, cfg_dir / SITE_FILE)
+    issues += _transfer_issues(site, agents, cfg_dir, locator)
     issues += _secret_issues(cfg_dir, site, at)
     issues += _port_issues(site, at)
     return issues
@@ -96,6 +97,59 @@ def _agent_issues(
             )
         else:
             owner[agent.name] = stem
+        issues += _agent_file_issues(cfg_dir, agent, file, locator)
+    return issues
+
+
+def _agent_file_issues(cfg_dir: Path, agent: AgentConfig, file: Path,
+                       locator: Locator) -> list[ConfigIssue]:
+    """Files an agent refers to, and its tools: unique names, readable secrets."""
+    issues: list[ConfigIssue] = []
+    if agent.knowledge_file:
+        path = resolve_secret_path(cfg_dir, agent.knowledge_file)
+        if not path.is_file():
+            issues.append(locator.issue(file, ("knowledge_file",),
+                                        f"knowledge file {path} does not exist",
+                                        "create it, or fix the path (relative paths start at "
+                                        "the configuration directory)"))
+    seen: set[str] = set()
+    for i, tool in enumerate(agent.tools):
+        if tool.name in seen:
+            issues.append(locator.issue(file, ("tools", i, "name"),
+                                        f'tool name "{tool.name}" is used twice',
+                                        "give every tool of an agent its own name"))
+        seen.add(tool.name)
+        if tool.webhook and tool.webhook.secret_file:
+            problem = _secret_file_problem(resolve_secret_path(cfg_dir,
+                                                               tool.webhook.secret_file))
+            if problem:
+                issues.append(locator.issue(file, ("tools", i, "webhook", "secret_file"),
+                                            *problem))
+    return issues
+
+
+def _transfer_issues(site: SiteConfig, agents: Mapping[str, AgentConfig | None],
+                     cfg_dir: Path, locator: Locator) -> list[ConfigIssue]:
+    """Transfer targets must be a phone of this site, or a number with a trunk to dial it."""
+    issues: list[ConfigIssue] = []
+    phones = {p.extension for p in site.phones}
+    for stem, agent in agents.items():
+        if agent is None:
+            continue
+        file = cfg_dir / AGENTS_DIR / f"{stem}{AGENT_SUFFIX}"
+        for i, tool in enumerate(agent.tools):
+            for label, target in tool.targets.items():
+                outside = target.lstrip("+").isdigit() and len(target.lstrip("+")) >= 7
+                if target in phones or (outside and site.trunks):
+                    continue
+                fix = ("use a phone extension from switchboard.yaml (" + ", ".join(
+                    sorted(phones)) + ")" if phones else "add the phone to switchboard.yaml")
+                if outside:
+                    fix = "configure a trunk in switchboard.yaml to reach outside numbers"
+                issues.append(locator.issue(file, ("tools", i, "targets", label),
+                                            f'transfer target "{target}" is neither a phone '
+                                            "nor an outside number reachable over a trunk",
+                                            fix))
     return issues
 
 

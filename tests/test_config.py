@@ -396,3 +396,13 @@ def test_configuration_secret_requires_a_source(tmp_path: Path) -> None:
     phone = Phone.model_construct(extension="101", secret=None, secret_file=None)
     with pytest.raises(ValueError):
         cfg.secret(phone)
+
+
+def test_feature_examples_are_valid(example_dir: Path) -> None:
+    """Every example agent in appliance/examples/features passes check beside the example."""
+    for agent in sorted((EXAMPLES / "features").glob("*.yaml")):
+        shutil.copyfile(agent, example_dir / "agents" / agent.name)
+    (example_dir / "secrets" / "appointments.key").write_text("k3y\n")
+    cfg = load_configuration(example_dir)
+    assert {"receptionist", "appointments", "balance", "afterhours"} <= set(cfg.agents)
+    assert cfg.agents["balance"].tools[0].dtmf is not None
