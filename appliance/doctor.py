@@ -700,20 +700,24 @@ async def check_call(site: Site) -> list[Check]:
         return [Check("test call", WARN, f"not run: phone {phone.extension} allows only "
                       f"{', '.join(phone.codecs)} and the test phone speaks G.711 (ulaw/alaw)",
                       "")]
+    try:
+        password = cfg.secret(phone)
+    except (OSError, ValueError) as exc:
+        return [Check("test call", FAIL, f"cannot read phone {phone.extension}'s secret: {exc}",
+                      "make its secret_file readable by this user (run doctor as root)")]
     host, port = sip_server(cfg)
     before = _rx_packets(await daemon_metrics(cfg))
     checks: list[Check] = []
     try:
-        async with SipPhone(host, (host, port), username=phone.extension,
-                            password=cfg.secret(phone), display_name="Switchboard doctor",
-                            codec=codec) as sip:
+        async with SipPhone(host, (host, port), username=phone.extension, password=password,
+                            display_name="Switchboard doctor", codec=codec) as sip:
             try:
                 dialog = await sip.call(number, timeout=CALL_TIMEOUT)
             except (SipError, TimeoutError) as exc:
                 return [classify_call_failure(exc, site, number, codec)]
             answered = time.monotonic()
             heard = await wait_for_speech(dialog, answered, timeout=SPEECH_TIMEOUT)
-            if not dialog.ended.is_set():
+            with contextlib.suppress(SipError):  # the agent may hang up meanwhile
                 await dialog.play(probe_signal())
                 await asyncio.sleep(0.2)
             packets = list(dialog.received_packets)
