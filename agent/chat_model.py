@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+from agent.tooluse import ReplyStreamParser, output_schema
+
+log = logging.getLogger(__name__)
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": ...}
 
@@ -39,6 +45,7 @@ class LlamaChatModel:
         self._lock = threading.Lock()
         self.max_tokens = max_tokens
         self.temperature = temperature
+        self._grammars: dict[str, Any] = {}
 
     def warm(self, messages: Sequence[Message]) -> None:
         """Evaluate ``messages`` once so calls starting with them answer sooner (blocking)."""
@@ -47,11 +54,12 @@ class LlamaChatModel:
                                              temperature=0.0)
 
     def _generate(self, messages: list[Message], put, cancelled: threading.Event,
-                  pause: threading.Event | None) -> None:
+                  pause: threading.Event | None, grammar: Any = None) -> None:
         with self._lock:
             stream = self._llm.create_chat_completion(
                 messages=messages, stream=True, max_tokens=self.max_tokens,
-                temperature=self.temperature, top_p=0.9, repeat_penalty=1.1)
+                temperature=self.temperature, top_p=0.9, repeat_penalty=1.1,
+                grammar=grammar)
             try:
                 for chunk in stream:
                     # Give the CPU to speech synthesis of the first clause: the rest of
@@ -66,8 +74,37 @@ class LlamaChatModel:
             finally:
                 stream.close()
 
-    async def stream(self, messages: Sequence[Message],
-                     pause: threading.Event | None = None) -> AsyncIterator[str]:
+    def _grammar(self, tools: Sequence[Any]) -> Any:
+        """The grammar for these tools' reply schema, compiled once."""
+        from llama_cpp import LlamaGrammar
+
+        key = json.dumps(output_schema(tools), sort_keys=True)
+        if key not in self._grammars:
+            self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+        return self._grammars[key]
+
+    async def respond(self, messages: Sequence[Message], tools: Sequence[Any],
+                      pause: threading.Event | None = None) -> AsyncIterator[str | Any]:
+        """Like ``stream``, but constrained: spoken text pieces, or one ToolCallRequest.
+
+        The system prompt must already describe the tools (``tooluse.tool_prompt``), so it
+        stays the same prefix from turn to turn and call to call (evaluated once).
+        """
+        grammar = await asyncio.to_thread(self._grammar, tools)
+        parser = ReplyStreamParser()
+        async for piece in self.stream(messages, pause, grammar=grammar):
+            for text in parser.feed(piece):
+                yield text
+        try:
+            call = parser.tool_call()
+        except (ValueError, KeyError) as exc:  # cut off by max_tokens mid-JSON
+            log.warning("constrained reply unfinished: %s", type(exc).__name__)
+            return
+        if call is not None:
+            yield call
+
+    async def stream(self, messages: Sequence[Message], pause: threading.Event | None = None,
+                     grammar: Any = None) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | None | BaseException] = asyncio.Queue()
         cancelled = threading.Event()
@@ -77,7 +114,7 @@ class LlamaChatModel:
 
         def work() -> None:
             try:
-                self._generate(list(messages), put, cancelled, pause)
+                self._generate(list(messages), put, cancelled, pause, grammar)
             except BaseException as exc:  # handed to the consumer, raised there
                 put(exc)
             finally:

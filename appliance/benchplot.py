@@ -61,7 +61,7 @@ def _plot_stages(ax, levels: list[dict[str, Any]]) -> None:
                 ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return
-    colours = dict(zip([*STAGE_LABELS.values(), "line + caller side"],
+    colours = dict(zip([*STAGE_LABELS.values(), "caller v2v beyond daemon"],
                        [f"C{i}" for i in range(7)], strict=True))
     used: set[str] = set()
     for pos, level in enumerate(staged):
@@ -69,7 +69,7 @@ def _plot_stages(ax, levels: list[dict[str, Any]]) -> None:
         total = sum(v for _label, v in parts)
         v2v = level["v2v_ms"].get("p50")
         if v2v is not None and v2v > total:
-            parts.append(("line + caller side", v2v - total))
+            parts.append(("caller v2v beyond daemon", v2v - total))
         bottom = 0.0
         for label, value in parts:
             ax.bar(pos, value, bottom=bottom, color=colours[label], width=0.6,

@@ -9,6 +9,7 @@ from pathlib import Path
 from agent.ari import AriSettings
 from agent.settings import AgentSpec, DaemonSettings, ModelPaths
 from agent.tools import ToolSpec
+from agent.tooluse import tool_prompt
 from appliance.agent_config import ToolConfig
 from appliance.config import AgentConfig, Configuration, resolve_secret_path
 from appliance.models.store import ModelStore
@@ -63,18 +64,22 @@ def agent_spec(agent: AgentConfig, store: ModelStore | None,
         models = ModelPaths(stt=store.path(agent.models.stt, "stt"),
                             llm=store.path(agent.models.llm, "llm"),
                             tts=store.path(agent.models.tts, "tts"))
+    tools = tuple(tool_spec(t, config_dir) for t in agent.tools)
+    prompt = instructions(agent, config_dir)
+    if tools:
+        prompt += "\n\n" + tool_prompt(tools)
     version = hashlib.sha256(json.dumps(agent.model_dump(), sort_keys=True).encode()
                              ).hexdigest()[:12]
     return AgentSpec(
         name=agent.name, greeting=agent.greeting, language=agent.language,
         max_call_seconds=agent.limits.max_call_seconds,
-        instructions=instructions(agent, config_dir),
+        instructions=prompt,
         models=models, end_silence=agent.turn.end_silence, min_speech=agent.turn.min_speech,
         max_utterance=agent.turn.max_utterance, barge_in=agent.barge_in.enabled,
         barge_in_min_speech=agent.barge_in.min_speech, error_phrase=agent.error_phrase,
         goodbye=agent.goodbye, silence_timeout=agent.limits.silence_timeout,
         reprompt=agent.limits.reprompt, max_turns=agent.limits.max_turns,
-        tools=tuple(tool_spec(t, config_dir) for t in agent.tools),
+        tools=tools,
         version=version,
     )
 
