@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from agent.priority import lower_thread_priority
 from agent.tooluse import ReplyStreamParser, output_schema
 
 log = logging.getLogger(__name__)
+MAX_PAUSE = 0.4  # seconds generation may wait for the first clause's synthesis
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": ...}
 
@@ -31,17 +33,17 @@ class LlamaChatModel:
     stops generation at the next token."""
 
     def __init__(self, model_path: Path, threads: int = 2, context: int = 2048,
-                 max_tokens: int = 120, temperature: float = 0.0,
-                 cache_bytes: int = 512 << 20) -> None:
-        from llama_cpp import Llama, LlamaRAMCache
+                 max_tokens: int = 120, temperature: float = 0.0) -> None:
+        from llama_cpp import Llama
 
         if not Path(model_path).is_file():
             raise FileNotFoundError(f"language model {model_path} not found")
         self._llm = Llama(model_path=str(model_path), n_ctx=context, n_threads=threads,
                           n_threads_batch=threads, verbose=False)
-        # Keep the evaluated state of recent conversations: a new turn (or a new call of the
-        # same agent) only evaluates what follows the longest prefix already seen.
-        self._llm.set_cache(LlamaRAMCache(capacity_bytes=cache_bytes))
+        # llama.cpp keeps the last evaluated sequence: the next turn of a conversation (or
+        # the next call of the agent warmed last) only evaluates what follows that prefix.
+        # (A state cache per prefix was measured: ~50 MB per entry, memory never returned,
+        # and slower than re-evaluating a short prompt.)
         self._lock = threading.Lock()
         self.max_tokens = max_tokens
         self.temperature = temperature
@@ -55,17 +57,22 @@ class LlamaChatModel:
 
     def _generate(self, messages: list[Message], put, cancelled: threading.Event,
                   pause: threading.Event | None, grammar: Any = None) -> None:
+        lower_thread_priority()
         with self._lock:
             stream = self._llm.create_chat_completion(
                 messages=messages, stream=True, max_tokens=self.max_tokens,
                 temperature=self.temperature, top_p=0.9, repeat_penalty=1.1,
                 grammar=grammar)
             try:
+                paused = 0.0
                 for chunk in stream:
-                    # Give the CPU to speech synthesis of the first clause: the rest of
-                    # the answer is not needed before that clause has been played.
-                    while pause is not None and pause.is_set() and not cancelled.is_set():
+                    # Give the CPU to speech synthesis of the first clause: the rest of the
+                    # answer is not needed before that clause has been played. Bounded, as
+                    # other calls may be waiting for this model.
+                    while (pause is not None and pause.is_set() and not cancelled.is_set()
+                           and paused < MAX_PAUSE):
                         time.sleep(0.005)
+                        paused += 0.005
                     if cancelled.is_set():
                         break
                     piece = chunk["choices"][0]["delta"].get("content")

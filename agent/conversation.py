@@ -203,7 +203,8 @@ class Conversation:
     @property
     def speaking(self) -> bool:
         """Agent audio is playing, or the answer in progress has begun to be heard."""
-        reply = self._turn.reply if self._turn else None
+        turn = self._active()  # a finished turn's reply is not "speaking" any more
+        reply = turn.reply if turn is not None else None
         return self.playout.busy or (reply is not None and reply.has_spoken)
 
     @property
@@ -284,7 +285,7 @@ class Conversation:
         self.barge_ins += 1
         log.info("barge-in after %.2fs of caller speech", self.speech_seconds)
         self.event("barge_in")
-        turn = self._turn
+        turn = self._active()
         if turn is not None:
             turn.task.cancel()
             if turn.reply is not None:

@@ -28,7 +28,7 @@ class AgentSpec:
     max_call_seconds: float = 3600.0
     instructions: str = "You are a friendly telephone assistant."
     models: ModelPaths | None = None  # None: no speech (bundled chime, record only)
-    end_silence: float = 0.45
+    end_silence: float = 0.4
     min_speech: float = 0.15
     max_utterance: float = 15.0
     barge_in: bool = True

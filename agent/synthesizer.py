@@ -11,6 +11,7 @@ from typing import Protocol
 import numpy as np
 
 from agent.audio import AudioChunk
+from agent.priority import lower_thread_priority
 
 
 class Synthesizer(Protocol):
@@ -40,6 +41,7 @@ class PiperSynthesizer:
 
     def synthesize_blocking(self, text: str) -> list[np.ndarray]:
         """Every sentence of ``text`` as int16 PCM at ``rate`` (blocks the calling thread)."""
+        lower_thread_priority()
         with self._lock:
             return [c.audio_int16_array for c in self._voice.synthesize(text)]
 

@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from agent.audio import AudioChunk
+from agent.priority import lower_thread_priority
 from agent.resample import resample, to_float32
 
 WHISPER_RATE = 16000
@@ -56,6 +57,7 @@ class WhisperTranscriber:
         self._run(np.zeros(WHISPER_RATE * 2, dtype=np.float32))
 
     def _run(self, samples: np.ndarray) -> Transcript:
+        lower_thread_priority()
         began = time.monotonic()
         seconds = len(samples) / WHISPER_RATE
         # The encoder only needs a window as long as the utterance (50 positions per second,
@@ -94,4 +96,8 @@ def _clean(text: str) -> str:
     # A decoder stuck in a loop repeats the same sentence: keep it once.
     sentences = re.split(r"(?<=[.!?])\s+", text)
     kept = [x for i, x in enumerate(sentences) if i == 0 or x.lower() != sentences[i - 1].lower()]
+    # ... or starts repeating it and is cut off: "Can I come? Can I" loses the fragment.
+    if len(kept) > 1 and kept[-1][-1:] not in ".!?" and \
+            kept[0].lower().startswith(kept[-1].lower()):
+        kept.pop()
     return " ".join(kept)

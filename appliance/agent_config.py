@@ -150,8 +150,8 @@ class AgentModels(ConfigModel):
 class TurnConfig(ConfigModel):
     """When the caller's turn is over."""
 
-    end_silence: float = Field(0.45, ge=0.15, le=3.0, description="Seconds of silence that "
-                               "end the caller's turn. Default: 0.45.")
+    end_silence: float = Field(0.4, ge=0.15, le=3.0, description="Seconds of silence that "
+                               "end the caller's turn. Default: 0.4.")
     min_speech: float = Field(0.15, ge=0.05, le=2.0, description="Shortest sound, in seconds, "
                               "that counts as speech. Default: 0.15.")
     max_utterance: float = Field(15.0, ge=2.0, le=120.0, description="Longest caller turn in "

@@ -303,7 +303,8 @@ def test_bench_in_a_sandbox(tmp_path: Path) -> None:
     png = tmp_path / "bench.png"
     # Ports shifted away from the session fixtures' sandbox, which may be running.
     cmd = [sys.executable, "-m", "appliance.cli", "bench", "--sandbox", "--concurrency", "1",
-           "--turns", "1", "--port-offset", "-12000", "--workdir", str(tmp_path / "work"),
+           "--turns", "1", "--no-warm-up", "--port-offset", "-12000",
+           "--workdir", str(tmp_path / "work"),
            "--json", str(out), "--plot", str(png)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=170)
     print(proc.stdout)

@@ -271,3 +271,16 @@ async def test_a_failing_webhook_is_spoken_and_the_call_goes_on(rig_factory) -> 
     assert any("Tool result" in m["content"] for m in rig.conv.history)
     assert not rig.conv.ended.is_set()  # the call goes on
     await rig.conv.tool_runner.close()
+
+
+async def test_speaking_after_the_answer_ended_is_not_a_barge_in(rig_factory) -> None:
+    rig = rig_factory("We open at nine.")
+    await rig.run(1.0, speaking=True)
+    await rig.run(2.0, speaking=False)  # answered, answer played to the end
+    assert not rig.playout.busy and rig.conv.records[0].agent_text
+    await rig.run(1.0, speaking=True)  # the next question
+    await rig.run(2.0, speaking=False)
+    assert rig.conv.barge_ins == 0
+    assert not any(r.interrupted for r in rig.conv.records)
+    assistant = [m["content"] for m in rig.conv.history if m["role"] == "assistant"]
+    assert assistant == ["We open at nine.", "We open at nine."]  # once per answer

@@ -14,3 +14,9 @@ def test_a_repeated_sentence_is_kept_once() -> None:
 
 def test_distinct_sentences_survive() -> None:
     assert _clean("Yes. No. Yes.") == "Yes. No. Yes."
+
+
+def test_a_cut_off_repeat_at_the_end_is_dropped() -> None:
+    assert _clean("Can I get a flu shot without an appointment? Can I get a") == \
+        "Can I get a flu shot without an appointment?"
+    assert _clean("Yes. And then") == "Yes. And then"
