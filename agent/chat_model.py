@@ -11,11 +11,19 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from agent.intent import (
+    choose,
+    known_arguments,
+    needs_number,
+    spoken_digits,
+    transfer_target,
+)
 from agent.priority import lower_thread_priority
-from agent.tooluse import ReplyStreamParser, output_schema
+from agent.tooluse import ToolCallRequest, argument_schema
 
 log = logging.getLogger(__name__)
 MAX_PAUSE = 0.4  # seconds generation may wait for the first clause's synthesis
+ARGUMENTS_TIMEOUT = 2.5  # seconds the model may take to fill in a tool's arguments
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": ...}
 
@@ -81,34 +89,70 @@ class LlamaChatModel:
             finally:
                 stream.close()
 
-    def _grammar(self, tools: Sequence[Any]) -> Any:
-        """The grammar for these tools' reply schema, compiled once."""
+    def _grammar(self, schema: dict[str, Any]) -> Any:
+        """The grammar of a JSON Schema, compiled once."""
         from llama_cpp import LlamaGrammar
 
-        key = json.dumps(output_schema(tools), sort_keys=True)
+        key = json.dumps(schema, sort_keys=True)
         if key not in self._grammars:
             self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
         return self._grammars[key]
 
+    def _arguments(self, tool: Any, utterance: str, schema: dict[str, Any]) -> dict[str, Any]:
+        """Arguments for ``tool`` from the caller's words, decoding constrained to its
+        schema so only a valid object can come out (blocking)."""
+        lower_thread_priority()
+        grammar = self._grammar(schema)
+        messages = [{"role": "system", "content": f"Fill in the arguments of the tool "
+                     f"{tool.name} ({tool.description}) from what the caller said. "
+                     "Reply with JSON only."},
+                    {"role": "user", "content": utterance}]
+        with self._lock:
+            out = self._llm.create_chat_completion(messages=messages, grammar=grammar,
+                                                   max_tokens=48, temperature=0.0)
+        return json.loads(out["choices"][0]["message"]["content"])
+
     async def respond(self, messages: Sequence[Message], tools: Sequence[Any],
                       pause: threading.Event | None = None) -> AsyncIterator[str | Any]:
-        """Like ``stream``, but constrained: spoken text pieces, or one ToolCallRequest.
+        """Speech as text pieces, or one ToolCallRequest when the caller asks for a tool.
 
-        The system prompt must already describe the tools (``tooluse.tool_prompt``), so it
-        stays the same prefix from turn to turn and call to call (evaluated once).
+        The tool is chosen from the caller's words (``agent.intent``); its arguments come
+        from the model with decoding constrained to the tool's schema. Words that are not
+        the caller's own (a tool result, keypad input) are answered in speech.
         """
-        grammar = await asyncio.to_thread(self._grammar, tools)
-        parser = ReplyStreamParser()
-        async for piece in self.stream(messages, pause, grammar=grammar):
-            for text in parser.feed(piece):
-                yield text
-        try:
-            call = parser.tool_call()
-        except (ValueError, KeyError) as exc:  # cut off by max_tokens mid-JSON
-            log.warning("constrained reply unfinished: %s", type(exc).__name__)
+        said = messages[-1]["content"] if messages and messages[-1]["role"] == "user" else ""
+        intent = None if said.startswith("(") else choose(said, tools)
+        if intent is None and spoken_digits(said):
+            # "What's your order number?" — "4 5 6": the request was in the turn before.
+            earlier = [m["content"] for m in messages[:-1] if m["role"] == "user"]
+            if earlier and not earlier[-1].startswith("("):
+                intent = choose(earlier[-1], tools)
+                said = f"{earlier[-1]} {said}"
+        if intent is None:
+            async for piece in self.stream(messages, pause):
+                yield piece
             return
-        if call is not None:
-            yield call
+        tool = intent.tool
+        if tool.kind == "transfer":
+            yield ToolCallRequest(tool.name, {"target": transfer_target(said, tool)})
+            return
+        schema = argument_schema(tool)
+        arguments = {} if not schema.get("properties") else \
+            known_arguments(tool, said, schema)
+        if arguments is None and not needs_number(schema):
+            try:
+                arguments = await asyncio.wait_for(
+                    asyncio.to_thread(self._arguments, tool, said, schema), ARGUMENTS_TIMEOUT)
+            except (TimeoutError, ValueError, KeyError) as exc:
+                log.warning("tool %s: no arguments from the model: %s", tool.name,
+                            type(exc).__name__)
+        if arguments is None:
+            # The caller has not said what the tool needs (e.g. the order number): talk,
+            # the model asks for it, and the next turn carries it.
+            async for piece in self.stream(messages, pause):
+                yield piece
+            return
+        yield ToolCallRequest(tool.name, arguments)
 
     async def stream(self, messages: Sequence[Message], pause: threading.Event | None = None,
                      grammar: Any = None) -> AsyncIterator[str]:

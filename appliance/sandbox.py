@@ -83,6 +83,8 @@ routes:
       agent: talker
     - extension: "503"
       agent: quiet
+    - extension: "504"
+      agent: reception
 """
 
 AGENT_YAML = """\
@@ -116,6 +118,48 @@ limits:
 goodbye: Goodbye.
 """
 
+TOOL_SERVER_PORT = 29500
+RECEPTION_AGENT_YAML = f"""\
+name: reception
+greeting: Oakwood Pharmacy, how can I help?
+instructions: You answer the phone for Oakwood Pharmacy. Answer in one short sentence.
+tools:
+  - name: transfer
+    builtin: transfer
+    description: Put the caller through to a person at the front desk.
+    targets:
+      front desk: "102"
+  - name: order_status
+    description: Look up the delivery status of an order by its order number.
+    parameters:
+      type: object
+      properties:
+        order_number: {{type: string, description: the order number}}
+      required: [order_number]
+    webhook:
+      url: http://127.0.0.1:{TOOL_SERVER_PORT}/orders
+      timeout: 1.0
+      retries: 1
+      secret_file: secrets/tools.key
+    failure_phrase: Sorry, the order system is not answering right now.
+  - name: account_balance
+    description: Tell the caller the balance of their account.
+    parameters:
+      type: object
+      properties:
+        account: {{type: string}}
+      required: [account]
+    dtmf:
+      parameter: account
+      prompt: Please enter your account number, then press hash.
+      timeout: 6
+    webhook:
+      url: http://127.0.0.1:{TOOL_SERVER_PORT}/balance
+      secret_file: secrets/tools.key
+    failure_phrase: Sorry, I cannot look up balances right now.
+"""
+TOOL_SECRET = "tool-hmac-test-key"
+
 BRIEF_AGENT_YAML = """\
 name: brief
 greeting: This agent hangs up after five seconds.
@@ -133,6 +177,8 @@ def write_test_config(config_dir: Path) -> Path:
     (config_dir / "agents/brief.yaml").write_text(BRIEF_AGENT_YAML)
     (config_dir / "agents/talker.yaml").write_text(TALKER_AGENT_YAML)
     (config_dir / "agents/quiet.yaml").write_text(QUIET_AGENT_YAML)
+    (config_dir / "agents/reception.yaml").write_text(RECEPTION_AGENT_YAML)
+    (config_dir / "secrets/tools.key").write_text(TOOL_SECRET + "\n")
     (config_dir / "secrets/carrier.secret").write_text(TRUNK_SECRET + "\n")
     for ext, secret in PHONE_SECRETS.items():
         (config_dir / f"secrets/phone-{ext}.secret").write_text(secret + "\n")

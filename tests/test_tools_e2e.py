@@ -1,0 +1,214 @@
+"""Tools end to end: a transfer to a real phone, a signed webhook, its failures, keypad entry.
+
+The agent decides with the real default model; the webhook is a real local HTTP server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from agent.audio import AudioChunk
+from agent.records import CallStore
+from agent.transcriber import WhisperTranscriber
+from appliance.listening import audio_between, wait_for_speech_then_quiet, word_overlap
+from appliance.models.store import ModelStore
+from appliance.phoneline import spoken
+from appliance.sandbox import TOOL_SECRET, TOOL_SERVER_PORT
+from appliance.sipphone import SipPhone
+from harness import (
+    APPLIANCE_IP,
+    PHONE_IP,
+    PHONE_SECRETS,
+    SIP_PORT,
+    AsteriskUnderTest,
+    DaemonProcess,
+    best_correlation,
+    speechlike_signal,
+)
+
+pytestmark = pytest.mark.asterisk
+RECEPTION = "504"
+
+
+class ToolServer:
+    """The business's system: records what it gets, answers as the test says."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.mode = "ok"  # ok | slow | error
+        self.runner: web.AppRunner | None = None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        expected = "sha256=" + hmac.new(TOOL_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        self.requests.append({"path": request.path, "body": json.loads(body),
+                              "signed": hmac.compare_digest(
+                                  request.headers.get("X-Switchboard-Signature", ""),
+                                  expected)})
+        if self.mode == "slow":
+            await asyncio.sleep(5)
+        if self.mode == "error":
+            return web.Response(status=500, text="boom")
+        if request.path == "/orders":
+            return web.json_response({"status": "shipped", "arrives": "Friday"})
+        return web.json_response({"balance": "42 dollars"})
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/{name}", self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", TOOL_SERVER_PORT).start()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+
+@pytest.fixture
+async def server():
+    srv = ToolServer()
+    await srv.start()
+    yield srv
+    await srv.stop()
+
+
+@pytest.fixture(scope="module")
+def stt(model_store: ModelStore) -> WhisperTranscriber:
+    return WhisperTranscriber(model_store.path("whisper-tiny-en", "stt"))
+
+
+@pytest.fixture(scope="module")
+def voice(model_store: ModelStore) -> Path:
+    return model_store.path("piper-joe-medium", "tts")
+
+
+def latest_record(workdir: Path, since: float, timeout: float = 10) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with CallStore(workdir / "data/calls.db") as store:
+            calls = [c for c in store.calls(since=since) if c["ended_at"]]
+            if calls:
+                return store.transcript(calls[0]["id"])
+        time.sleep(0.2)
+    raise AssertionError("no finished call record")
+
+
+async def ask(dialog, text: str, voice: Path, listen: float = 25):
+    await dialog.play(spoken(text, voice))
+    return await wait_for_speech_then_quiet(dialog, time.monotonic(), quiet=1.5,
+                                            timeout=listen)
+
+
+async def heard(stt: WhisperTranscriber, dialog, span) -> str:
+    pcm = audio_between(dialog.received_packets, span[0], span[1])
+    return (await stt.transcribe(AudioChunk(pcm, 8000))).text
+
+
+async def test_transfer_to_a_registered_phone(clean_asterisk: AsteriskUnderTest,
+                                              daemon: DaemonProcess, workdir: Path,
+                                              voice: Path) -> None:
+    since = time.time()
+    async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "102",
+                        PHONE_SECRETS["102"]) as desk, \
+            SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "101",
+                     PHONE_SECRETS["101"]) as caller:
+        await desk.register()
+        dialog = await caller.call(RECEPTION)
+        assert await wait_for_speech_then_quiet(dialog, time.monotonic(), quiet=0.8,
+                                                timeout=10)
+        await dialog.play(spoken("Please put me through to a person at the front desk.",
+                                 voice))
+        incoming = await desk.wait_incoming(timeout=20)  # the desk phone rings
+        await incoming.answer()
+        await asyncio.sleep(0.5)
+        app = clean_asterisk.ari("GET", "applications/switchboard")
+        assert app["channel_ids"] == [], "the agent must have left the call"
+        to_desk, to_caller = speechlike_signal(1.5, seed=3), speechlike_signal(1.5, seed=5)
+        await asyncio.gather(dialog.play(to_desk), incoming.play(to_caller))
+        await asyncio.sleep(0.5)
+        assert best_correlation(to_desk, incoming.received_pcm()) > 0.8
+        assert best_correlation(to_caller, dialog.received_pcm()) > 0.8
+        await dialog.hangup()
+        await asyncio.wait_for(incoming.ended.wait(), 10)
+        await desk.unregister()
+    record = latest_record(workdir, since)
+    assert record["end_reason"] == "transfer"
+    assert [t["name"] for t in record["tool_calls"]] == ["transfer"]
+
+
+async def test_signed_webhook_answer_is_spoken(clean_asterisk: AsteriskUnderTest,
+                                               daemon: DaemonProcess, workdir: Path,
+                                               server: ToolServer, voice: Path,
+                                               stt: WhisperTranscriber) -> None:
+    since = time.time()
+    async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "101",
+                        PHONE_SECRETS["101"]) as caller:
+        dialog = await caller.call(RECEPTION)
+        assert await wait_for_speech_then_quiet(dialog, time.monotonic(), quiet=0.8,
+                                                timeout=10)
+        answer = await ask(dialog, "What is the delivery status of my order 4 5 6?", voice)
+        await dialog.hangup()
+    assert server.requests, "the webhook was not called"
+    request = server.requests[0]
+    assert request["path"] == "/orders" and request["signed"]
+    assert set(request["body"]) == {"order_number"} and request["body"]["order_number"]
+    assert answer is not None
+    text = (await heard(stt, dialog, answer)).lower()
+    assert "ship" in text or "friday" in text, text
+    record = latest_record(workdir, since)
+    assert record["tool_calls"][0]["ok"]
+
+
+@pytest.mark.parametrize("failure", ["down", "slow", "error"])
+async def test_failing_webhook_is_spoken_within_two_seconds(
+        clean_asterisk: AsteriskUnderTest, daemon: DaemonProcess, workdir: Path,
+        server: ToolServer, voice: Path, stt: WhisperTranscriber, failure: str) -> None:
+    if failure == "down":
+        await server.stop()
+    server.mode = failure
+    since = time.time()
+    async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "101",
+                        PHONE_SECRETS["101"]) as caller:
+        dialog = await caller.call(RECEPTION)
+        assert await wait_for_speech_then_quiet(dialog, time.monotonic(), quiet=0.8,
+                                                timeout=10)
+        answer = await ask(dialog, "What is the delivery status of my order 4 5 6?", voice)
+        assert answer is not None, "dead air after a failed tool"
+        said = await heard(stt, dialog, answer)
+        assert word_overlap("the order system is not answering right now", said) >= 0.6, said
+        again = await ask(dialog, "What time do you open on Saturday?", voice)
+        assert again is not None, "the conversation must go on"
+        await dialog.hangup()
+    record = latest_record(workdir, since)
+    tool = record["tool_calls"][0]
+    assert not tool["ok"] and tool["latency_ms"] < 2000, tool
+    assert len(record["turns"]) >= 2
+
+
+async def test_keypad_digits_fill_a_tool_parameter(clean_asterisk: AsteriskUnderTest,
+                                                   daemon: DaemonProcess, workdir: Path,
+                                                   server: ToolServer, voice: Path) -> None:
+    async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "101",
+                        PHONE_SECRETS["101"]) as caller:
+        dialog = await caller.call(RECEPTION)
+        assert await wait_for_speech_then_quiet(dialog, time.monotonic(), quiet=0.8,
+                                                timeout=10)
+        prompt = await ask(dialog, "What is my account balance?", voice, listen=20)
+        assert prompt is not None, "no keypad prompt"
+        await dialog.send_dtmf("1234#")
+        answer = await wait_for_speech_then_quiet(dialog, time.monotonic(), quiet=1.5,
+                                                  timeout=20)
+        await dialog.hangup()
+    balance = [r for r in server.requests if r["path"] == "/balance"]
+    assert balance and balance[0]["body"] == {"account": "1234"}, server.requests
+    assert answer is not None
