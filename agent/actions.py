@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,12 @@ from agent.tools import ToolResult, ToolSpec, call_webhook
 
 log = logging.getLogger(__name__)
 WEBHOOK_DEADLINE = 2.0  # the failure phrase must start within 2 s of the decision
+
+
+def fill(template: str, data: Any) -> str:
+    """``template`` with {field} replaced from a JSON object (missing fields left blank)."""
+    values = data if isinstance(data, dict) else {}
+    return re.sub(r"\{(\w+)\}", lambda m: str(values.get(m.group(1), "")), template)
 
 
 class CallControl(Protocol):
@@ -43,6 +50,7 @@ class ToolOutcome:
     latency_ms: float = 0.0
     ends_call: bool = False  # transfer done or hangup requested: no more answers
     for_model: str = ""  # the tool result as the model will read it
+    spoken: str = ""  # the result already said to the caller (result_phrase)
 
 
 @dataclass
@@ -52,6 +60,7 @@ class ToolRunner:
     tools: dict[str, ToolSpec]
     control: CallControl
     say: Callable[[str], Awaitable[None]]  # speak a fixed phrase and wait until heard
+    speak: Callable[[str], Awaitable[None]]  # synthesize any text now and wait until heard
     collect_digits: Callable[[ToolSpec], Awaitable[str]]
     session_factory: Callable[[], aiohttp.ClientSession] = aiohttp.ClientSession
     _session: aiohttp.ClientSession | None = field(default=None, repr=False)
@@ -77,7 +86,8 @@ class ToolRunner:
             else:
                 await self._webhook(tool, outcome)
         finally:
-            outcome.latency_ms = (time.monotonic() - began) * 1000
+            if not outcome.latency_ms:  # webhooks: the request alone, not the phrase after
+                outcome.latency_ms = (time.monotonic() - began) * 1000
         log.info("tool %s: %s in %.0f ms", name, "ok" if outcome.ok else outcome.error,
                  outcome.latency_ms)
         outcome.for_model = json.dumps(
@@ -109,5 +119,9 @@ class ToolRunner:
         if waiting is not None:
             await waiting
         outcome.ok, outcome.result, outcome.error = result.ok, result.data, result.error
+        outcome.latency_ms = result.latency * 1000
         if not result.ok:
             await self.say(tool.failure_phrase)
+        elif tool.result_phrase:
+            outcome.spoken = fill(tool.result_phrase, result.data)
+            await self.speak(outcome.spoken)

@@ -123,7 +123,8 @@ class Call:
                 self.end_reason = "error"
                 self.hung_up.set()
         elif chan == self.channel.id:
-            if event.type in HANGUP_EVENTS and not self.hung_up.is_set():
+            if event.type in HANGUP_EVENTS and not self.hung_up.is_set() \
+                    and not self.transferred:
                 self.end_reason = "caller hangup"
                 self.hung_up.set()
             elif event.type == "ChannelDtmfReceived" and event.digit:
@@ -270,9 +271,7 @@ class Call:
     async def transfer(self, target: str) -> bool:
         """Blind transfer: the caller goes back to the dialplan toward ``target`` (a phone
         extension or an outside number) and the agent leaves the call."""
-        self.end_reason = "transfer"
-        self.transferred = True
-        self.hung_up.set()
+        self.transferred = True  # the caller's StasisEnd that follows is not a hangup
         if self.recorder is not None:
             self.recorder.add_event(self.id, time.time(), "transfer", target)
         try:
@@ -281,9 +280,10 @@ class Call:
         except AriError as exc:
             log.warning("call %s: transfer failed: %s", self.id, exc)
             self.transferred = False
-            self.end_reason = "error"
             return False
         log.info("call %s: transferred", self.id)
+        self.end_reason = "transfer"
+        self.hung_up.set()
         return True
 
     async def send_dtmf(self, digits: str) -> None:

@@ -26,6 +26,7 @@ from agent.clock import Clock
 from agent.engines import Engines
 from agent.playout import Playout
 from agent.reply import Reply
+from agent.resample import resample
 from agent.settings import AgentSpec
 from agent.timings import TurnTimings
 from agent.turns import SpeechStarted, TurnSettings, TurnTaker, Utterance
@@ -97,7 +98,7 @@ class Conversation:
         self._on_tool = on_tool
         self._collector: asyncio.Queue[str] | None = None  # keypad entry for a tool
         self.tool_runner = ToolRunner({t.name: t for t in spec.tools}, control,
-                                      say=self._say_and_wait,
+                                      say=self._say_and_wait, speak=self._speak_and_wait,
                                       collect_digits=self._collect_digits) \
             if spec.tools and control is not None else None
 
@@ -122,6 +123,15 @@ class Conversation:
 
     async def _say_and_wait(self, text: str) -> None:
         self.say(text)
+        await self.playout.flush()
+
+    async def _speak_and_wait(self, text: str) -> None:
+        """Say text that is not a cached phrase (a tool result): synthesize it now."""
+        async for chunk in self.engines.synth.synthesize(text):
+            pcm = chunk.pcm if chunk.rate == self.playout.rate else \
+                resample(chunk.pcm, chunk.rate, self.playout.rate)
+            self.playout.write(AudioChunk(pcm, self.playout.rate))
+        self.history.append({"role": "assistant", "content": text})
         await self.playout.flush()
 
     async def _collect_digits(self, tool) -> str:
@@ -337,8 +347,10 @@ class Conversation:
                 kind = self.tool_runner.tools[call.name].kind
                 self.finish("transfer" if kind == "transfer" else "agent hangup")
                 break
-            if not outcome.ok:
-                break  # the failure phrase was said; the caller goes on
+            if outcome.spoken:
+                spoken.append(outcome.spoken)
+            if not outcome.ok or outcome.spoken:
+                break  # failure phrase or result phrase said; the caller goes on
         return " ".join(spoken)
 
 

@@ -57,6 +57,7 @@ class ToolSpec:
     secret: bytes | None = field(default=None, repr=False)  # HMAC-SHA256 key
     wait_phrase: str | None = None  # said while waiting for the webhook
     failure_phrase: str = "Sorry, I could not do that right now."
+    result_phrase: str | None = None  # "Your order is {status}." filled from the JSON answer
     # builtin transfer: label → extension or outside number; blind or attended
     targets: dict[str, str] = field(default_factory=dict)
     mode: Literal["blind", "attended"] = "blind"

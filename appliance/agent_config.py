@@ -103,6 +103,10 @@ class ToolConfig(ConfigModel):
         description="JSON Schema (type: object) of the arguments. Default: no arguments.")
     wait_phrase: str | None = Field(None, description="Said while the webhook runs. "
                                     "Default: nothing.")
+    result_phrase: str | None = Field(
+        None, description="Said after a successful webhook, with {field} replaced from its "
+        "JSON answer, e.g. \"Your order is {status}.\" Default: none (the model words the "
+        "result).")
     failure_phrase: Text = Field(
         "Sorry, I could not do that right now.",
         description="Said when the webhook fails or times out (within 2 s); the call goes on. "

@@ -34,7 +34,7 @@ def tool_spec(tool: ToolConfig, config_dir: Path) -> ToolSpec:
         url=hook.url if hook else "", method=hook.method if hook else "POST",
         headers=dict(hook.headers) if hook else {}, timeout=hook.timeout if hook else 1.5,
         retries=hook.retries if hook else 0, secret=secret, wait_phrase=tool.wait_phrase,
-        failure_phrase=tool.failure_phrase,
+        failure_phrase=tool.failure_phrase, result_phrase=tool.result_phrase,
         targets=dict(tool.targets), mode=tool.mode,
         dtmf_parameter=tool.dtmf.parameter if tool.dtmf else None,
         dtmf_prompt=tool.dtmf.prompt if tool.dtmf else None,

@@ -141,6 +141,7 @@ tools:
       timeout: 1.0
       retries: 1
       secret_file: secrets/tools.key
+    result_phrase: Your order has {{status}} and arrives on {{arrives}}.
     failure_phrase: Sorry, the order system is not answering right now.
   - name: account_balance
     description: Tell the caller the balance of their account.
