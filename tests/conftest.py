@@ -97,3 +97,17 @@ def clean_asterisk(asterisk: AsteriskUnderTest) -> Iterator[AsteriskUnderTest]:
     channels, bridges = asterisk.wait_clean()
     assert not channels, f"channels left behind: {[c['name'] for c in channels]}"
     assert not bridges, f"bridges left behind: {[b['id'] for b in bridges]}"
+
+
+@pytest.fixture(scope="session")
+def stt(model_store: ModelStore):
+    """The project's own speech-to-text, to check what callers heard."""
+    from agent.transcriber import WhisperTranscriber
+
+    return WhisperTranscriber(model_store.path("whisper-tiny-en", "stt"))
+
+
+@pytest.fixture(scope="session")
+def voice(model_store: ModelStore) -> Path:
+    """The Piper voice that speaks the callers' test prompts."""
+    return model_store.path("piper-joe-medium", "tts")

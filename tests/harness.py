@@ -55,3 +55,20 @@ def best_correlation(reference: np.ndarray, recorded: np.ndarray) -> float:
     window = np.convolve(b ** 2, np.ones(len(a)), mode="valid")
     norm = np.sqrt(np.maximum(window, 1e-9) * np.sum(a ** 2))
     return float(np.max(corr / norm))
+
+
+def latest_record(workdir: Path, since: float, timeout: float = 10) -> dict:
+    """The newest finished call record after ``since``, with turns, tool calls and events
+    (the daemon writes records as the call goes)."""
+    import time
+
+    from agent.records import CallStore
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with CallStore(workdir / "data/calls.db") as store:
+            calls = [c for c in store.calls(since=since) if c["ended_at"]]
+            if calls:
+                return store.transcript(calls[0]["id"])
+        time.sleep(0.2)
+    raise AssertionError("no finished call record")

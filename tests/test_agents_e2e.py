@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from agent.records import CallStore
 from agent.transcriber import WhisperTranscriber
 from appliance.listening import voiced_spans, wait_for_speech_then_quiet
 from appliance.models.store import ModelStore
@@ -21,27 +20,11 @@ from harness import (
     SIP_PORT,
     AsteriskUnderTest,
     DaemonProcess,
+    latest_record,
 )
 from test_speech_e2e import reload_daemon
 
 pytestmark = pytest.mark.asterisk
-
-
-@pytest.fixture(scope="module")
-def stt(model_store: ModelStore) -> WhisperTranscriber:
-    return WhisperTranscriber(model_store.path("whisper-tiny-en", "stt"))
-
-
-def newest_call(workdir: Path, since: float, timeout: float = 8) -> dict:
-    """The newest finished call record after ``since`` (the daemon writes as it goes)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with CallStore(workdir / "data/calls.db") as store:
-            calls = [c for c in store.calls(since=since) if c["ended_at"]]
-            if calls:
-                return store.transcript(calls[0]["id"])
-        time.sleep(0.2)
-    raise AssertionError("no finished call record")
 
 
 async def test_silence_gets_a_reprompt_then_a_polite_hangup(clean_asterisk: AsteriskUnderTest,
@@ -60,7 +43,7 @@ async def test_silence_gets_a_reprompt_then_a_polite_hangup(clean_asterisk: Aste
     assert 2.5 <= spans[1][0] - spans[0][1] <= 4.5
     assert 2.5 <= spans[2][0] - spans[1][1] <= 4.5
     assert held < 15
-    record = newest_call(workdir, since)
+    record = latest_record(workdir, since)
     assert record["end_reason"] == "timeout"
     kinds = [e["kind"] for e in record["events"]]
     assert kinds.count("reprompt") == 1 and "silence_timeout" in kinds
@@ -80,7 +63,7 @@ async def test_keypad_digits_reach_the_model_and_the_record(clean_asterisk: Aste
                                                     timeout=20)
         await dialog.hangup()
     assert answered is not None, "the agent did not react to the keypad entry"
-    record = newest_call(workdir, since)
+    record = latest_record(workdir, since)
     digits = [e["detail"] for e in record["events"] if e["kind"] == "dtmf"]
     assert digits == ["4", "2", "#"]
     assert "4 2" in record["turns"][0]["user_text"]
@@ -106,7 +89,7 @@ async def test_records_and_transcript_match_the_conversation(
                                                   timeout=20)
         await dialog.hangup()
     assert answer is not None
-    record = newest_call(workdir, since)
+    record = latest_record(workdir, since)
     assert record["agent"] == "demo" and record["direction"] == "inbound"
     assert record["from_number"] == "102" and record["to_number"] == AGENT_EXTENSION
     assert record["end_reason"] == "caller hangup"

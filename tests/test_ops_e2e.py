@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from agent.records import CallStore
 from appliance.listening import voiced_spans, wait_for_speech, wait_for_speech_then_quiet
 from appliance.runtime import wait_until
 from appliance.sipphone import SipPhone
@@ -28,6 +27,7 @@ from harness import (
     SIP_PORT,
     AsteriskUnderTest,
     DaemonProcess,
+    latest_record,
 )
 from test_speech_e2e import reload_daemon
 
@@ -37,17 +37,6 @@ METRICS = "http://127.0.0.1:29108"
 
 def phone(ext: str = "101") -> SipPhone:
     return SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), ext, PHONE_SECRETS[ext])
-
-
-def record_of(workdir: Path, since: float, timeout: float = 10) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with CallStore(workdir / "data/calls.db") as store:
-            calls = [c for c in store.calls(since=since) if c["ended_at"]]
-            if calls:
-                return calls[0]
-        time.sleep(0.2)
-    raise AssertionError("no finished call record")
 
 
 def in_stasis(ast: AsteriskUnderTest) -> tuple[list, list]:
@@ -70,7 +59,7 @@ async def test_asterisk_restart_mid_call(clean_asterisk: AsteriskUnderTest,
         clean_asterisk.process.start()
         assert wait_until(clean_asterisk.ari_up, timeout=20)
         ari_back = time.monotonic()
-        record = await asyncio.to_thread(record_of, workdir, since, 15)
+        record = await asyncio.to_thread(latest_record, workdir, since, 15)
         assert record["end_reason"] == "lost"
         dialog.ended.set()
     # a new call is answered within 10 s of ARI coming back
@@ -123,7 +112,7 @@ async def test_third_caller_hears_busy_prompt(clean_asterisk: AsteriskUnderTest,
             assert not first.ended.is_set() and not second.ended.is_set()
             for d in (first, second):
                 await d.hangup()
-        record = await asyncio.to_thread(record_of, workdir, since)
+        record = await asyncio.to_thread(latest_record, workdir, since)
         assert record["end_reason"] == "rejected"
     finally:
         site.write_text(original)

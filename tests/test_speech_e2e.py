@@ -24,7 +24,6 @@ from appliance.listening import (
     wait_for_speech_then_quiet,
     word_overlap,
 )
-from appliance.models.store import ModelStore
 from appliance.phoneline import spoken
 from appliance.sipphone import SipPhone
 from harness import (
@@ -41,16 +40,6 @@ pytestmark = pytest.mark.asterisk
 QUESTION = "What time does the pharmacy open on Saturday?"
 LONG_QUESTION = "Please tell me everything about your opening hours and services."
 INTERRUPTION = "Sorry, stop, I have another question."
-
-
-@pytest.fixture(scope="module")
-def stt(model_store: ModelStore) -> WhisperTranscriber:
-    return WhisperTranscriber(model_store.path("whisper-tiny-en", "stt"))
-
-
-@pytest.fixture(scope="module")
-def voice(model_store: ModelStore) -> Path:
-    return model_store.path("piper-joe-medium", "tts")
 
 
 def call_summary(daemon: DaemonProcess, before: set[Path], timeout: float = 8) -> dict:

@@ -16,10 +16,8 @@ import pytest
 from aiohttp import web
 
 from agent.audio import AudioChunk
-from agent.records import CallStore
 from agent.transcriber import WhisperTranscriber
 from appliance.listening import audio_between, wait_for_speech_then_quiet, word_overlap
-from appliance.models.store import ModelStore
 from appliance.phoneline import spoken
 from appliance.sandbox import TOOL_SECRET, TOOL_SERVER_PORT
 from appliance.sipphone import SipPhone
@@ -31,6 +29,7 @@ from harness import (
     AsteriskUnderTest,
     DaemonProcess,
     best_correlation,
+    latest_record,
     speechlike_signal,
 )
 
@@ -80,27 +79,6 @@ async def server():
     await srv.start()
     yield srv
     await srv.stop()
-
-
-@pytest.fixture(scope="module")
-def stt(model_store: ModelStore) -> WhisperTranscriber:
-    return WhisperTranscriber(model_store.path("whisper-tiny-en", "stt"))
-
-
-@pytest.fixture(scope="module")
-def voice(model_store: ModelStore) -> Path:
-    return model_store.path("piper-joe-medium", "tts")
-
-
-def latest_record(workdir: Path, since: float, timeout: float = 10) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with CallStore(workdir / "data/calls.db") as store:
-            calls = [c for c in store.calls(since=since) if c["ended_at"]]
-            if calls:
-                return store.transcript(calls[0]["id"])
-        time.sleep(0.2)
-    raise AssertionError("no finished call record")
 
 
 async def ask(dialog, text: str, voice: Path, listen: float = 25):
