@@ -324,11 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stdout,
-    )
+    if args.func in (cmd_run, cmd_supervise):  # services: structured lines for journald
+        from appliance.logfmt import setup
+
+        setup(args.verbose)
+    else:
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                            format="%(levelname)s %(name)s: %(message)s", stream=sys.stdout)
     if args.config_dir:
         os.environ["SWITCHBOARD_CONFIG_DIR"] = args.config_dir
     return int(args.func(args) or 0)
