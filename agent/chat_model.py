@@ -122,7 +122,7 @@ class LlamaChatModel:
         """
         said = messages[-1]["content"] if messages and messages[-1]["role"] == "user" else ""
         intent = None if said.startswith("(") else choose(said, tools)
-        if intent is None and spoken_digits(said):
+        if intent is None and not said.startswith("(") and spoken_digits(said):
             # "What's your order number?" — "4 5 6": the request was in the turn before.
             earlier = [m["content"] for m in messages[:-1] if m["role"] == "user"]
             if earlier and not earlier[-1].startswith("("):

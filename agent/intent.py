@@ -26,7 +26,7 @@ CUES = {
                  "connect", "operator", "representative", "speak", "talk", "staff",
                  "pharmacist", "doctor", "nurse", "reception", "desk"},
     "hangup": {"bye", "goodbye", "hang", "that's all", "thats all", "nothing else",
-               "all set", "done"},
+               "all set", "done", "end the call", "end this call"},
     "send_dtmf": {"press", "dial", "tone", "tones", "keypad"},
 }
 THRESHOLD = 1.0
@@ -59,8 +59,10 @@ def words(text: str) -> list[str]:
 
 def _vocabulary(tool: Any) -> tuple[set[str], set[str]]:
     """(tool words from its own text, built-in cue phrases)."""
-    text = " ".join([tool.name.replace("_", " "), tool.description, *tool.targets,
-                     *(tool.parameters or {}).get("properties", {})])
+    props = (tool.parameters or {}).get("properties", {})
+    enums = [str(v) for spec in props.values() for v in spec.get("enum", [])]
+    text = " ".join([tool.name.replace("_", " "), tool.description, *tool.targets, *props,
+                     *enums])
     return set(words(text)), CUES.get(tool.kind, set())
 
 
@@ -81,7 +83,8 @@ def choose(utterance: str, tools: Sequence[Any]) -> Intent | None:
     return best
 
 
-NUMERIC_HINTS = ("number", "id", "account", "code", "order", "reference", "pin", "zip")
+NUMERIC_HINTS = ("number", "id", "account", "code", "order", "reference", "pin", "zip",
+                 "digits")
 NUMBER_WORDS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
                 "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9"}
 

@@ -68,3 +68,30 @@ def test_numbers_are_read_from_the_words() -> None:
     assert known_arguments(TOOLS[1], "my order 1 2 3", schema) == {"order_number": "123"}
     assert known_arguments(TOOLS[1], "has my order shipped", schema) is None
     assert argument_schema(TOOLS[2])["properties"] == {}  # the keypad fills it
+
+
+def test_a_tool_result_is_never_taken_for_a_new_request() -> None:
+    """Digits inside "(Tool result: …)" must not re-run the tool (it would loop)."""
+    import asyncio
+
+    from agent.chat_model import LlamaChatModel
+
+    class Model(LlamaChatModel):
+        def __init__(self) -> None:  # no weights: only the decision is under test
+            self.streamed = False
+
+        async def stream(self, messages, pause=None, grammar=None):
+            self.streamed = True
+            yield "It arrives on Friday."
+
+    async def run() -> list:
+        model = Model()
+        history = [{"role": "user", "content": "Where is my order 456?"},
+                   {"role": "user", "content": '(Tool result: {"eta": "2 days", "id": 456})'}]
+        return [item async for item in model.respond(history, TOOLS)]
+
+    assert asyncio.run(run()) == ["It arrives on Friday."]
+
+
+def test_hanging_up_in_plain_words() -> None:
+    assert choose("I want to end the call now.", TOOLS).tool.name == "hangup"
