@@ -33,7 +33,7 @@ def fill(template: str, data: Any) -> str:
 class CallControl(Protocol):
     """What the call lets tools do to it."""
 
-    async def transfer(self, target: str) -> bool: ...
+    async def transfer(self, target: str, attended: bool = False) -> bool: ...
 
     async def send_dtmf(self, digits: str) -> None: ...
 
@@ -100,7 +100,7 @@ class ToolRunner:
         target = tool.targets.get(label) or next(iter(tool.targets.values()))
         if tool.wait_phrase:
             await self.say(tool.wait_phrase)
-        outcome.ok = await self.control.transfer(target)
+        outcome.ok = await self.control.transfer(target, attended=tool.mode == "attended")
         outcome.ends_call = outcome.ok
         outcome.result = {"transferred_to": label or target}
         if not outcome.ok:

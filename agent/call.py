@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -26,7 +27,7 @@ from agent.metrics import Metrics
 from agent.playout import Playout
 from agent.records import END_REASONS, CallRecorder
 from agent.rtp import RtpPacket
-from agent.settings import AgentSpec, DaemonSettings
+from agent.settings import ANNOUNCEMENT, AgentSpec, DaemonSettings
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ RATE = 8000
 CLEANUP_TIMEOUT = 5.0
 MEDIA_START_TIMEOUT = 5.0
 HANGUP_EVENTS = {"StasisEnd", "ChannelHangupRequest", "ChannelDestroyed"}
+TRANSFER_RING_SECONDS = 20
 
 
 @dataclass
@@ -99,7 +101,11 @@ class Call:
         self.direction = direction
         self.started = time.monotonic()
         self.conversation: Conversation | None = None
-        self.transferred = False
+        self.transferred = False  # blind: the caller went back to the dialplan
+        self.bridged = False  # attended: caller and target talk in our bridge, agent gone
+        self.target_channel_id = f"sb-xfer-{self.id}"
+        self._target_up = asyncio.Event()
+        self._target_gone = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._group: asyncio.TaskGroup | None = None
         self._clock = LoopClock()
@@ -119,13 +125,22 @@ class Call:
         if chan == self.media_channel_id:
             if event.type == "StasisStart":
                 self.media_started.set()
-            elif event.type in HANGUP_EVENTS and not self.hung_up.is_set():
+            elif event.type in HANGUP_EVENTS and not self.hung_up.is_set() \
+                    and not self.bridged:
                 self.end_reason = "error"
                 self.hung_up.set()
+        elif chan == self.target_channel_id:
+            if event.type == "StasisStart":
+                self._target_up.set()
+            elif event.type in HANGUP_EVENTS:
+                self._target_gone.set()
+                if self.bridged:
+                    self.hung_up.set()  # the person we handed over to hung up
         elif chan == self.channel.id:
             if event.type in HANGUP_EVENTS and not self.hung_up.is_set() \
                     and not self.transferred:
-                self.end_reason = "caller hangup"
+                if not self.bridged:
+                    self.end_reason = "caller hangup"
                 self.hung_up.set()
             elif event.type == "ChannelDtmfReceived" and event.digit:
                 self.dtmf.put_nowait(event.digit)
@@ -239,6 +254,9 @@ class Call:
         finally:
             ended.cancel()
             hung_up.cancel()
+        if self.bridged:  # caller and target talk; the call ends when either hangs up
+            await self.hung_up.wait()
+            return
         if self.hung_up.is_set():
             return
         reason = conv.end_reason or "timeout"
@@ -250,8 +268,8 @@ class Call:
         self.end_reason = reason
         await self.hangup()
 
-    def channel_ids(self) -> tuple[str, str]:
-        return self.channel.id, self.media_channel_id
+    def channel_ids(self) -> tuple[str, ...]:
+        return self.channel.id, self.media_channel_id, self.target_channel_id
 
     def end_with_goodbye(self, reason: str) -> None:
         """Ask the call to end: the agent says goodbye, then hangs up (daemon stopping)."""
@@ -268,9 +286,16 @@ class Call:
             self.end_reason = "lost"
             self.hung_up.set()
 
-    async def transfer(self, target: str) -> bool:
-        """Blind transfer: the caller goes back to the dialplan toward ``target`` (a phone
-        extension or an outside number) and the agent leaves the call."""
+    async def transfer(self, target: str, attended: bool = False) -> bool:
+        """Hand the caller over to ``target`` (a phone extension or an outside number).
+
+        Blind: the caller goes back to the dialplan toward the target and the agent leaves.
+        Attended (phones only): the target is called first and hears an announcement; only
+        when it answers is the caller put through; otherwise the caller stays with the
+        agent (False is returned and the agent says so).
+        """
+        if attended and target.isdigit() and len(target) <= 6:
+            return await self._attended_transfer(target)
         self.transferred = True  # the caller's StasisEnd that follows is not a hangup
         if self.recorder is not None:
             self.recorder.add_event(self.id, time.time(), "transfer", target)
@@ -284,6 +309,49 @@ class Call:
         log.info("call %s: transferred", self.id)
         self.end_reason = "transfer"
         self.hung_up.set()
+        return True
+
+    async def _attended_transfer(self, target: str) -> bool:
+        assert self.playout is not None
+        self._register(self.target_channel_id, self)
+        try:
+            await self.ari.request("POST", f"channels/{self.target_channel_id}", params={
+                "endpoint": f"PJSIP/{target}", "app": self.settings.ari.app,
+                "appArgs": "transfer-target", "timeout": TRANSFER_RING_SECONDS})
+        except AriError as exc:
+            log.warning("call %s: could not call the transfer target: %s", self.id, exc)
+            self._register(self.target_channel_id, None)
+            return False
+        up = asyncio.ensure_future(self._target_up.wait())
+        gone = asyncio.ensure_future(self._target_gone.wait())
+        await asyncio.wait({up, gone}, timeout=TRANSFER_RING_SECONDS + 5,
+                           return_when=asyncio.FIRST_COMPLETED)
+        up.cancel()
+        gone.cancel()
+        if not self._target_up.is_set() or self._target_gone.is_set():
+            with contextlib.suppress(AriError, OSError):
+                await self.ari.hangup(self.target_channel_id)
+            self._register(self.target_channel_id, None)
+            log.info("call %s: transfer target did not answer", self.id)
+            return False
+        hold = f"sb-hold-{self.id}"
+        await self.ari.create_bridge(hold, kind="holding")
+        await self.ari.add_to_bridge(hold, [self.channel.id])  # caller waits, agent talks
+        await self.ari.add_to_bridge(self.bridge_id, [self.target_channel_id])
+        self.playout.clear()
+        if self.engines is not None:
+            self.playout.write(self.engines.at_rate(self.rate).phrase(ANNOUNCEMENT))
+        await self.playout.flush()
+        self.bridged = True  # from here the media leg going away is expected
+        self.end_reason = "transfer"
+        await self.ari.add_to_bridge(self.bridge_id, [self.channel.id])  # put through
+        with contextlib.suppress(AriError, OSError):
+            await self.ari.destroy_bridge(hold)
+        with contextlib.suppress(AriError, OSError):
+            await self.ari.hangup(self.media_channel_id)  # the agent leaves the call
+        if self.recorder is not None:
+            self.recorder.add_event(self.id, time.time(), "transfer", target)
+        log.info("call %s: put through after announcement", self.id)
         return True
 
     async def send_dtmf(self, digits: str) -> None:
@@ -366,6 +434,9 @@ class Call:
                    lambda: self.ari.destroy_bridge(self.bridge_id)]
         if not self.transferred:  # a transferred caller now belongs to the dialplan
             actions.append(lambda: self.ari.hangup(self.channel.id))
+        if self.bridged or self._target_up.is_set():
+            actions.append(lambda: self.ari.hangup(self.target_channel_id))
+        self._register(self.target_channel_id, None)
         for action in actions:
             try:
                 await action()

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from agent.ari import AriSettings
 
+ANNOUNCEMENT = "I have a caller for you from the phone agent. Connecting you now."
+
 
 @dataclass(frozen=True)
 class ModelPaths:
@@ -47,6 +49,8 @@ class AgentSpec:
         for tool in self.tools:
             texts += [t for t in (tool.wait_phrase, tool.failure_phrase,
                                   getattr(tool, "dtmf_prompt", None)) if t]
+            if tool.kind == "transfer" and tool.mode == "attended":
+                texts.append(ANNOUNCEMENT)
         return list(dict.fromkeys(texts))
 
 

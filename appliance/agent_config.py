@@ -119,18 +119,15 @@ class ToolConfig(ConfigModel):
         "the model uses mapped to a phone extension or an outside number. Default: none.",
         examples=[{"reception": "101", "sales": "102"}])
     mode: Literal["blind", "attended"] = Field(
-        "blind", description="For builtin: transfer — blind hands the call over at once "
-        "(attended, announcing the caller first, is planned and rejected for now). "
-        "Default: blind.")
+        "blind", description="For builtin: transfer — blind hands the call over at once; "
+        "attended (phone extensions) calls the target first, announces the caller, and "
+        "stays with the caller if nobody answers. Default: blind.")
 
     @model_validator(mode="after")
     def _one_action(self) -> "ToolConfig":
         if (self.builtin is None) == (self.webhook is None):
             raise invalid("a tool needs exactly one of builtin / webhook",
                           "add webhook: {url: ...} or builtin: transfer|hangup|send_dtmf")
-        if self.mode == "attended":
-            raise invalid("attended transfer is not available in this version",
-                          "use mode: blind (the caller is handed over at once)")
         if self.builtin == "transfer" and not self.targets:
             raise invalid("a transfer tool needs targets",
                           "add targets: {reception: \"101\"} (label: extension or number)")

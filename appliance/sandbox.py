@@ -85,6 +85,8 @@ routes:
       agent: quiet
     - extension: "504"
       agent: reception
+    - extension: "505"
+      agent: concierge
 """
 
 AGENT_YAML = """\
@@ -160,6 +162,20 @@ tools:
     failure_phrase: Sorry, I cannot look up balances right now.
 """
 TOOL_SECRET = "tool-hmac-test-key"
+CONCIERGE_AGENT_YAML = """\
+name: concierge
+greeting: Hello, concierge desk.
+instructions: You answer the phone for Oakwood Pharmacy. Answer in one short sentence.
+tools:
+  - name: transfer
+    builtin: transfer
+    mode: attended
+    description: Put the caller through to a person at the front desk.
+    targets:
+      front desk: "102"
+    wait_phrase: One moment, I will see if someone is free.
+    failure_phrase: Sorry, nobody at the front desk is answering. Can I help you instead?
+"""
 
 BRIEF_AGENT_YAML = """\
 name: brief
@@ -179,6 +195,7 @@ def write_test_config(config_dir: Path) -> Path:
     (config_dir / "agents/talker.yaml").write_text(TALKER_AGENT_YAML)
     (config_dir / "agents/quiet.yaml").write_text(QUIET_AGENT_YAML)
     (config_dir / "agents/reception.yaml").write_text(RECEPTION_AGENT_YAML)
+    (config_dir / "agents/concierge.yaml").write_text(CONCIERGE_AGENT_YAML)
     (config_dir / "secrets/tools.key").write_text(TOOL_SECRET + "\n")
     (config_dir / "secrets/carrier.secret").write_text(TRUNK_SECRET + "\n")
     for ext, secret in PHONE_SECRETS.items():

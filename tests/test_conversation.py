@@ -236,7 +236,7 @@ class Control:
     def __init__(self) -> None:
         self.transfers: list[str] = []
 
-    async def transfer(self, target: str) -> bool:
+    async def transfer(self, target: str, attended: bool = False) -> bool:
         self.transfers.append(target)
         return True
 

@@ -190,3 +190,66 @@ async def test_keypad_digits_fill_a_tool_parameter(clean_asterisk: AsteriskUnder
     balance = [r for r in server.requests if r["path"] == "/balance"]
     assert balance and balance[0]["body"] == {"account": "1234"}, server.requests
     assert answer is not None
+
+
+async def test_attended_transfer_announces_then_puts_through(
+        clean_asterisk: AsteriskUnderTest, daemon: DaemonProcess, workdir: Path,
+        voice: Path) -> None:
+    from appliance.listening import voiced_spans
+
+    since = time.time()
+    async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "102",
+                        PHONE_SECRETS["102"]) as desk, \
+            SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "101",
+                     PHONE_SECRETS["101"]) as caller:
+        await desk.register()
+        dialog = await caller.call("505")
+        assert await wait_for_speech_then_quiet(dialog, time.monotonic(), quiet=0.8,
+                                                timeout=10)
+        await dialog.play(spoken("Please put me through to the front desk.", voice))
+        incoming = await desk.wait_incoming(timeout=25)
+        await incoming.answer()
+        answered = time.monotonic()
+        # the desk first hears the agent's announcement, then the caller is put through
+        assert await wait_for_speech_then_quiet(incoming, answered, quiet=0.6, timeout=10)
+        assert voiced_spans(incoming.received_packets, answered)
+        await asyncio.sleep(0.5)
+        app = clean_asterisk.ari("GET", "applications/switchboard")
+        media = [c for c in clean_asterisk.ari("GET", "channels")
+                 if c["name"].startswith("UnicastRTP")]
+        assert not media, "the agent's media leg must be gone"
+        assert app["bridge_ids"], "caller and desk talk through the agent's bridge"
+        to_desk, to_caller = speechlike_signal(1.5, seed=13), speechlike_signal(1.5, seed=17)
+        await asyncio.gather(dialog.play(to_desk), incoming.play(to_caller))
+        await asyncio.sleep(0.5)
+        assert best_correlation(to_desk, incoming.received_pcm()) > 0.8
+        assert best_correlation(to_caller, dialog.received_pcm()) > 0.8
+        await incoming.hangup()  # the desk ends the call; the caller is hung up too
+        await asyncio.wait_for(dialog.ended.wait(), 10)
+        await desk.unregister()
+    record = latest_record(workdir, since)
+    assert record["end_reason"] == "transfer"
+
+
+async def test_attended_transfer_nobody_answers_caller_stays(
+        clean_asterisk: AsteriskUnderTest, daemon: DaemonProcess, workdir: Path,
+        voice: Path, stt) -> None:
+    async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "102",
+                        PHONE_SECRETS["102"]) as desk, \
+            SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "101",
+                     PHONE_SECRETS["101"]) as caller:
+        await desk.register()
+        dialog = await caller.call("505")
+        assert await wait_for_speech_then_quiet(dialog, time.monotonic(), quiet=0.8,
+                                                timeout=10)
+        await dialog.play(spoken("Please put me through to the front desk.", voice))
+        incoming = await desk.wait_incoming(timeout=25)
+        await incoming.reject(486)  # busy
+        said = await wait_for_speech_then_quiet(dialog, time.monotonic(), quiet=1.2,
+                                                timeout=15)
+        assert said is not None, "the caller must hear that nobody answered"
+        text = await heard(stt, dialog, said)
+        assert word_overlap("nobody at the front desk is answering", text) >= 0.5, text
+        assert not dialog.ended.is_set()  # still with the agent
+        await dialog.hangup()
+        await desk.unregister()
