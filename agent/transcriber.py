@@ -67,8 +67,21 @@ class WhisperTranscriber:
         with self._lock:
             segments = self._model.transcribe(samples, audio_ctx=ctx,
                                               max_tokens=int(seconds * 8) + 16)
+            confidence = self._confidence()
         text = " ".join(s.text.strip() for s in segments).strip()
-        return Transcript(_clean(text), None, time.monotonic() - began)
+        return Transcript(_clean(text), confidence, time.monotonic() - began)
+
+    def _confidence(self) -> float | None:
+        """Mean probability of the text tokens just decoded (None when there are none)."""
+        import _pywhispercpp as pw
+
+        ctx = self._model._ctx
+        eot = pw.whisper_token_eot(ctx)
+        probs = [pw.whisper_full_get_token_p(ctx, i, j)
+                 for i in range(pw.whisper_full_n_segments(ctx))
+                 for j in range(pw.whisper_full_n_tokens(ctx, i))
+                 if pw.whisper_full_get_token_id(ctx, i, j) < eot]
+        return round(float(np.mean(probs)), 3) if probs else None
 
     async def transcribe(self, audio: AudioChunk) -> Transcript:
         pcm = audio.pcm if audio.rate == WHISPER_RATE else resample(audio.pcm, audio.rate,
