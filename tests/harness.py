@@ -57,9 +57,10 @@ def best_correlation(reference: np.ndarray, recorded: np.ndarray) -> float:
     return float(np.max(corr / norm))
 
 
-def latest_record(workdir: Path, since: float, timeout: float = 10) -> dict:
-    """The newest finished call record after ``since``, with turns, tool calls and events
-    (the daemon writes records as the call goes)."""
+def latest_record(workdir: Path, since: float, timeout: float = 10,
+                  agent: str | None = None, tool: str | None = None) -> dict:
+    """The newest finished call record after ``since`` (of ``agent``, with a call of
+    ``tool``), with turns, tool calls and events (the daemon writes as the call goes)."""
     import time
 
     from agent.records import CallStore
@@ -67,8 +68,11 @@ def latest_record(workdir: Path, since: float, timeout: float = 10) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with CallStore(workdir / "data/calls.db") as store:
-            calls = [c for c in store.calls(since=since) if c["ended_at"]]
-            if calls:
-                return store.transcript(calls[0]["id"])
+            for call in store.calls(since=since):
+                if not call["ended_at"] or (agent and call["agent"] != agent):
+                    continue
+                record = store.transcript(call["id"])
+                if tool is None or any(t["name"] == tool for t in record["tool_calls"]):
+                    return record
         time.sleep(0.2)
     raise AssertionError("no finished call record")

@@ -42,12 +42,17 @@ LONG_QUESTION = "Please tell me everything about your opening hours and services
 INTERRUPTION = "Sorry, stop, I have another question."
 
 
-def call_summary(daemon: DaemonProcess, before: set[Path], timeout: float = 8) -> dict:
+def call_summary(daemon: DaemonProcess, before: set[Path], timeout: float = 8,
+                 agent: str | None = None) -> dict:
+    """The summary of the call the test placed: new since ``before``, of ``agent``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        new = sorted(set(daemon.record_dir.glob("*.json")) - before)
-        if new:
-            return json.loads(new[0].read_text())
+        new = sorted(set(daemon.record_dir.glob("*.json")) - before,
+                     key=lambda f: f.stat().st_mtime)
+        for path in new:
+            summary = json.loads(path.read_text())
+            if agent is None or summary["agent"] == agent:
+                return summary
         time.sleep(0.1)
     raise AssertionError("the daemon wrote no call summary")
 
@@ -166,7 +171,7 @@ async def test_wideband_g722_leg_after_reload(clean_asterisk: AsteriskUnderTest,
                                                       timeout=20)
             await dialog.hangup()
         assert answer is not None, "no answer over the G.722 leg"
-        summary = call_summary(daemon, before)
+        summary = call_summary(daemon, before, agent="demo")
         assert "pharmacy" in summary["turns"][0]["user"].lower()
         recording = read_wav(daemon.record_dir / f"{summary['id']}.rx.wav")
         assert recording.rate == 16000
