@@ -91,10 +91,11 @@ class Call:
         self.end_reason = "unknown"
         self.codec = media_codec(settings.media_codec)
         self.rate = self.codec.rate
-        self.recording = Recording(self.rate, self.codec.clock_rate)
+        # Caller audio is kept only when debug recordings were asked for (--record-dir).
+        self.recording = Recording(self.rate, self.codec.clock_rate) \
+            if settings.record_dir is not None else None
         self.media: RtpEndpoint | None = None
         self.playout: Playout | None = None
-        self.dtmf: asyncio.Queue[str] = asyncio.Queue()
         self.engines = engines
         self.recorder = recorder
         self.metrics = metrics
@@ -142,10 +143,9 @@ class Call:
                 if not self.bridged:
                     self.end_reason = "caller hangup"
                 self.hung_up.set()
-            elif event.type == "ChannelDtmfReceived" and event.digit:
-                self.dtmf.put_nowait(event.digit)
-                if self.conversation is not None:
-                    self.conversation.on_dtmf(event.digit)
+            elif (event.type == "ChannelDtmfReceived" and event.digit
+                  and self.conversation is not None):
+                self.conversation.on_dtmf(event.digit)
 
     # -- lifecycle ---------------------------------------------------------------------
     async def run(self) -> None:
@@ -204,7 +204,8 @@ class Call:
         return task
 
     def _heard(self, pcm: np.ndarray, packet: RtpPacket) -> None:
-        self.recording.add(pcm, packet)
+        if self.recording is not None:
+            self.recording.add(pcm, packet)
         self.jitter.push(packet, pcm, self._clock.now())
         self._last_rx = self._clock.now()
 
@@ -425,7 +426,7 @@ class Call:
             await self.conversation.tool_runner.close()
         if self.media is not None:
             self.media.close()
-        if self.settings.record_dir is not None:
+        if self.settings.record_dir is not None and self.recording is not None:
             record_dir = Path(self.settings.record_dir)
             write_wav(record_dir / f"{self.id}.rx.wav",
                       AudioChunk(self.recording.pcm(), self.rate))
