@@ -15,19 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.actions import ToolOutcome
 from agent.ari import AriClient, AriError, Channel, Event
-from agent.audio import AudioChunk, chime, write_wav
 from agent.clock import LoopClock
 from agent.conversation import Conversation, TurnRecord
-from agent.engines import Engines
-from agent.jitter import JitterBuffer
-from agent.media import RtpEndpoint, media_codec
+from agent.media.audio import AudioChunk, chime, write_wav
+from agent.media.endpoint import RtpEndpoint, media_codec
+from agent.media.jitter import JitterBuffer
+from agent.media.playout import Playout
+from agent.media.rtp import RtpPacket
 from agent.metrics import Metrics
-from agent.playout import Playout
 from agent.records import END_REASONS, CallRecorder
-from agent.rtp import RtpPacket
 from agent.settings import ANNOUNCEMENT, AgentSpec, DaemonSettings
+from agent.speech.engines import Engines
+from agent.tools.runner import ToolOutcome
 
 log = logging.getLogger(__name__)
 

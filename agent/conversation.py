@@ -19,17 +19,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agent.actions import CallControl, ToolOutcome, ToolRunner
-from agent.audio import AudioChunk
-from agent.chat_model import Message
 from agent.clock import Clock
-from agent.engines import Engines
-from agent.playout import Playout
+from agent.media.audio import AudioChunk
+from agent.media.playout import Playout
+from agent.media.resample import resample
 from agent.reply import Reply
-from agent.resample import resample
 from agent.settings import AgentSpec
+from agent.speech.chat_model import Message
+from agent.speech.engines import Engines
+from agent.speech.turns import SpeechStarted, TurnSettings, TurnTaker, Utterance
 from agent.timings import TurnTimings
-from agent.turns import SpeechStarted, TurnSettings, TurnTaker, Utterance
+from agent.tools.runner import CallControl, ToolOutcome, ToolRunner
 
 log = logging.getLogger(__name__)
 SPECULATE_AFTER = 0.12  # seconds of caller silence before speculative work starts

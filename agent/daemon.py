@@ -18,11 +18,11 @@ from collections.abc import Callable
 
 from agent.ari import CONNECTED, AriClient, AriError, Event
 from agent.call import Call
-from agent.engines import EngineRegistry, Engines
 from agent.metrics import Metrics, StatusServer
 from agent.notify import notify, watchdog_interval
 from agent.records import CallRecorder
 from agent.settings import DaemonSettings
+from agent.speech.engines import EngineRegistry, Engines
 
 log = logging.getLogger(__name__)
 BUSY_PROMPT = "sound:all-circuits-busy-now"

@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.audio import AudioChunk
-from agent.chat_model import ChatModel, Message
-from agent.clauses import ClauseSplitter
 from agent.clock import Clock
-from agent.playout import Playout
-from agent.resample import resample
-from agent.synthesizer import Synthesizer
+from agent.media.audio import AudioChunk
+from agent.media.playout import Playout
+from agent.media.resample import resample
+from agent.speech.chat_model import ChatModel, Message
+from agent.speech.clauses import ClauseSplitter
+from agent.speech.synthesizer import Synthesizer
 from agent.timings import TurnTimings
 
 

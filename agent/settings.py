@@ -40,7 +40,7 @@ class AgentSpec:
     silence_timeout: float = 10.0
     reprompt: str = "Are you still there?"
     max_turns: int = 50
-    tools: tuple = ()  # agent.tools.ToolSpec, one per declared tool
+    tools: tuple = ()  # agent.tools.webhook.ToolSpec, one per declared tool
     version: str = ""  # hash of the agent's configuration, for call records
 
     def phrases(self) -> list[str]:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.audio import AudioChunk
+from agent.media.audio import AudioChunk
 from appliance.config import ConfigError, Configuration, load_configuration
 from appliance.listening import audio_between, wait_for_speech_then_quiet
 from appliance.sipphone import SipError, SipPhone
@@ -79,7 +79,7 @@ async def wait_for_agent_app(cfg: Configuration, timeout: float = 60.0) -> bool:
 async def place_demo_call(cfg: Configuration, number: str, question: str, voice: Path,
                           stt_model: Path, save: Path | None) -> DemoResult:
     """Call ``number`` as the first phone, listen, ask ``question``, listen, hang up."""
-    from agent.transcriber import WhisperTranscriber
+    from agent.speech.transcriber import WhisperTranscriber
     from appliance.phoneline import spoken
 
     if not cfg.site.phones:

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from agent.audio import rms_dbfs
+from agent.media.audio import rms_dbfs
 
 VOICED_DBFS = -42.0
 

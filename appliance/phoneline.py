@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.g711 import ulaw_decode, ulaw_encode
-from agent.resample import resample
+from agent.media.g711 import ulaw_decode, ulaw_encode
+from agent.media.resample import resample
 
 LINE_RATE = 8000
 
@@ -21,7 +21,7 @@ def telephone_line(pcm: np.ndarray, rate: int) -> np.ndarray:
 
 @cache
 def _voice(path: Path):
-    from agent.synthesizer import PiperSynthesizer
+    from agent.speech.synthesizer import PiperSynthesizer
 
     return PiperSynthesizer(path, threads=2)
 

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.tools import ToolSpec, schema_errors
-from agent.tooluse import ToolCallRequest, argument_schema, tool_prompt
+from agent.tools.spec import ToolCallRequest, argument_schema, tool_prompt
+from agent.tools.webhook import ToolSpec, schema_errors
 
 DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
         "today", "tomorrow"]
@@ -212,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="limit for spoken answers (the decision comes before it)")
     args = parser.parse_args(argv)
 
-    from agent.chat_model import LlamaChatModel
+    from agent.speech.chat_model import LlamaChatModel
 
     model = args.model or default_model_path()
     chat = LlamaChatModel(model, threads=args.threads, max_tokens=args.max_tokens)

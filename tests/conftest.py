@@ -102,7 +102,7 @@ def clean_asterisk(asterisk: AsteriskUnderTest) -> Iterator[AsteriskUnderTest]:
 @pytest.fixture(scope="session")
 def stt(model_store: ModelStore):
     """The project's own speech-to-text, to check what callers heard."""
-    from agent.transcriber import WhisperTranscriber
+    from agent.speech.transcriber import WhisperTranscriber
 
     return WhisperTranscriber(model_store.path("whisper-tiny-en", "stt"))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.transcriber import WhisperTranscriber
+from agent.speech.transcriber import WhisperTranscriber
 from appliance.listening import voiced_spans, wait_for_speech_then_quiet
 from appliance.models.store import ModelStore
 from appliance.sipphone import SipPhone
@@ -73,7 +73,7 @@ async def test_keypad_digits_reach_the_model_and_the_record(clean_asterisk: Aste
 async def test_records_and_transcript_match_the_conversation(
         clean_asterisk: AsteriskUnderTest, daemon: DaemonProcess, workdir: Path,
         stt: WhisperTranscriber) -> None:
-    from agent.audio import AudioChunk
+    from agent.media.audio import AudioChunk
     from appliance.listening import audio_between, word_overlap
     from appliance.phoneline import spoken
 

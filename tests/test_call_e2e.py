@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.audio import read_wav, rms_dbfs
+from agent.media.audio import read_wav, rms_dbfs
 from appliance.listening import wait_for_speech_then_quiet
 from appliance.runtime import wait_until
 from appliance.sipphone import SipPhone

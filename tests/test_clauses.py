@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from agent.clauses import ClauseSplitter, clean
+from agent.speech.clauses import ClauseSplitter, clean
 
 
 def split(text: str, **options: int) -> list[str]:

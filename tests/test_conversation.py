@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator, Sequence
 import numpy as np
 import pytest
 
-from agent.audio import AudioChunk
 from agent.conversation import Conversation
-from agent.engines import Engines
-from agent.playout import Playout
+from agent.media.audio import AudioChunk
+from agent.media.playout import Playout
 from agent.settings import AgentSpec
+from agent.speech.engines import Engines
+from agent.speech.transcriber import Transcript
 from agent.timings import TurnTimings
-from agent.transcriber import Transcript
 from harness import speechlike_signal
 from virtual_time import VirtualClock
 
@@ -245,7 +245,7 @@ class Control:
 
 
 async def test_a_failing_webhook_is_spoken_and_the_call_goes_on(rig_factory) -> None:
-    from agent.tools import ToolSpec
+    from agent.tools.webhook import ToolSpec
 
     rig = rig_factory("unused")
     failure = "Sorry, the order system is not answering."

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from agent.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from agent.media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 
 ALL_PCM = np.arange(-32768, 32768, dtype=np.int32).astype(np.int16)
 ALL_CODES = bytes(range(256))

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("G722", reason="the G722 package (libg722) is not installed")
 
-from agent.g722 import PAYLOAD_TYPE, RTP_CLOCK_RATE, SAMPLE_RATE, G722Codec  # noqa: E402
+from agent.media.g722 import PAYLOAD_TYPE, RTP_CLOCK_RATE, SAMPLE_RATE, G722Codec  # noqa: E402
 
 FRAME = SAMPLE_RATE // 50  # 20 ms
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.intent import choose, known_arguments, spoken_digits, transfer_target
-from agent.tools import ToolSpec
-from agent.tooluse import argument_schema
+from agent.tools.choice import choose, known_arguments, spoken_digits, transfer_target
+from agent.tools.spec import argument_schema
+from agent.tools.webhook import ToolSpec
 
 TOOLS = (
     ToolSpec(name="transfer", kind="transfer",
@@ -74,7 +74,7 @@ def test_a_tool_result_is_never_taken_for_a_new_request() -> None:
     """Digits inside "(Tool result: …)" must not re-run the tool (it would loop)."""
     import asyncio
 
-    from agent.chat_model import LlamaChatModel
+    from agent.speech.chat_model import LlamaChatModel
 
     class Model(LlamaChatModel):
         def __init__(self) -> None:  # no weights: only the decision is under test

@@ -7,9 +7,9 @@ import random
 import numpy as np
 import pytest
 
-from agent.audio import AudioChunk
-from agent.jitter import JitterBuffer, SlidingMinimum, unwrap
-from agent.rtp import RtpPacket
+from agent.media.audio import AudioChunk
+from agent.media.jitter import JitterBuffer, SlidingMinimum, unwrap
+from agent.media.rtp import RtpPacket
 
 SSRC = 0x1234ABCD
 

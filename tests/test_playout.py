@@ -7,8 +7,8 @@ import asyncio
 import numpy as np
 import pytest
 
-from agent.audio import AudioChunk
-from agent.playout import Playout
+from agent.media.audio import AudioChunk
+from agent.media.playout import Playout
 from virtual_time import VirtualClock
 
 RATE = 8000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.resample import StreamResampler, resample, to_float32, to_int16
+from agent.media.resample import StreamResampler, resample, to_float32, to_int16
 
 RATES = [8000, 16000, 22050, 24000]
 PAIRS = [(src, dst) for src in RATES for dst in RATES if src != dst]

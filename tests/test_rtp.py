@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from agent.rtp import RtpError, RtpPacket, RtpSequencer
+from agent.media.rtp import RtpError, RtpPacket, RtpSequencer
 
 SSRC = bytes.fromhex("deadbeef")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.g711 import ulaw_decode, ulaw_encode
-from agent.rtp import RtpPacket
+from agent.media.g711 import ulaw_decode, ulaw_encode
+from agent.media.rtp import RtpPacket
 from appliance.sipphone import Dialog, SipError, SipMessage, SipPhone, SipTimeoutError
 from appliance.sipphone.digest import (
     Challenge,

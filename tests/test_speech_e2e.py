@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.audio import AudioChunk, read_wav
-from agent.transcriber import WhisperTranscriber
+from agent.media.audio import AudioChunk, read_wav
+from agent.speech.transcriber import WhisperTranscriber
 from appliance.listening import (
     audio_between,
     voiced_spans,

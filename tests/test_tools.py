@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from agent.tools import (
+from agent.tools.webhook import (
     REQUEST_ID_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from agent.audio import AudioChunk
-from agent.transcriber import WhisperTranscriber
+from agent.media.audio import AudioChunk
+from agent.speech.transcriber import WhisperTranscriber
 from appliance.listening import audio_between, wait_for_speech_then_quiet, word_overlap
 from appliance.phoneline import spoken
 from appliance.sandbox import TOOL_SECRET, TOOL_SERVER_PORT

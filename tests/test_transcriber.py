@@ -1,6 +1,6 @@
 """Transcript clean-up: annotations dropped, decoder loops collapsed."""
 
-from agent.transcriber import _clean
+from agent.speech.transcriber import _clean
 
 
 def test_non_speech_annotations_are_dropped() -> None:
@@ -24,7 +24,7 @@ def test_a_cut_off_repeat_at_the_end_is_dropped() -> None:
 
 async def test_confidence_is_reported_for_speech(stt, voice) -> None:
     """Real whisper.cpp: a clear spoken question is transcribed with high confidence."""
-    from agent.audio import AudioChunk
+    from agent.media.audio import AudioChunk
     from appliance.phoneline import spoken
 
     result = await stt.transcribe(AudioChunk(spoken("What time do you open on Saturday?",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.turns import (
+from agent.speech.turns import (
     SampleRing,
     SpeechStarted,
     TurnDetector,

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from agent.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
-from agent.rtp import RtpError, RtpPacket, RtpSequencer
+from agent.media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from agent.media.rtp import RtpError, RtpPacket, RtpSequencer
 
 from .message import NameAddr, SipError, SipMessage, SipTimeoutError, SipUri, new_branch
 from .sdp import CODECS, SdpError, SessionDescription, build_sdp

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent.audio import AudioChunk
-from agent.rtp import RtpPacket
+from agent.media.audio import AudioChunk
+from agent.media.rtp import RtpPacket
 
 _SEQ_MOD = 1 << 16
 _TS_MOD = 1 << 32

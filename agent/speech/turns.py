@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import webrtcvad
 
-from agent.audio import AudioChunk, rms_dbfs
+from agent.media.audio import AudioChunk, rms_dbfs
 
 _EPSILON = 1e-9  # seconds; sums of frame lengths are not exact in binary floating point
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from agent.audio import AudioChunk
 from agent.clock import Clock
+from agent.media.audio import AudioChunk
 
 # If the loop stalls for longer than this, restart the schedule instead of sending a burst.
 MAX_LAG = 0.2

@@ -11,15 +11,15 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.intent import (
+from agent.speech.priority import lower_thread_priority
+from agent.tools.choice import (
     choose,
     known_arguments,
     needs_number,
     spoken_digits,
     transfer_target,
 )
-from agent.priority import lower_thread_priority
-from agent.tooluse import ToolCallRequest, argument_schema
+from agent.tools.spec import ToolCallRequest, argument_schema
 
 log = logging.getLogger(__name__)
 MAX_PAUSE = 0.4  # seconds generation may wait for the first clause's synthesis
@@ -116,7 +116,7 @@ class LlamaChatModel:
                       pause: threading.Event | None = None) -> AsyncIterator[str | Any]:
         """Speech as text pieces, or one ToolCallRequest when the caller asks for a tool.
 
-        The tool is chosen from the caller's words (``agent.intent``); its arguments come
+        The tool is chosen from the caller's words (``agent.tools.choice``); its arguments come
         from the model with decoding constrained to the tool's schema. Words that are not
         the caller's own (a tool result, keypad input) are answered in speech.
         """

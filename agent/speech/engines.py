@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.audio import AudioChunk
-from agent.chat_model import ChatModel, LlamaChatModel
-from agent.resample import resample
+from agent.media.audio import AudioChunk
+from agent.media.resample import resample
 from agent.settings import AgentSpec
-from agent.synthesizer import PiperSynthesizer, Synthesizer
-from agent.transcriber import Transcriber, WhisperTranscriber
+from agent.speech.chat_model import ChatModel, LlamaChatModel
+from agent.speech.synthesizer import PiperSynthesizer, Synthesizer
+from agent.speech.transcriber import Transcriber, WhisperTranscriber
 
 log = logging.getLogger(__name__)
 PLAYOUT_RATE = 8000

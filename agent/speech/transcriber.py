@@ -13,9 +13,9 @@ from typing import Protocol
 
 import numpy as np
 
-from agent.audio import AudioChunk
-from agent.priority import lower_thread_priority
-from agent.resample import resample, to_float32
+from agent.media.audio import AudioChunk
+from agent.media.resample import resample, to_float32
+from agent.speech.priority import lower_thread_priority
 
 WHISPER_RATE = 16000
 logging.getLogger("pywhispercpp").setLevel(logging.WARNING)  # it logs every inference

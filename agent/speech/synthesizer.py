@@ -10,8 +10,8 @@ from typing import Protocol
 
 import numpy as np
 
-from agent.audio import AudioChunk
-from agent.priority import lower_thread_priority
+from agent.media.audio import AudioChunk
+from agent.speech.priority import lower_thread_priority
 
 
 class Synthesizer(Protocol):

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from agent.tools import ToolResult, ToolSpec, call_webhook
+from agent.tools.webhook import ToolResult, ToolSpec, call_webhook
 
 log = logging.getLogger(__name__)
 WEBHOOK_DEADLINE = 2.0  # the failure phrase must start within 2 s of the decision

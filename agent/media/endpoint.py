@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from agent.g711 import ulaw_decode, ulaw_encode
-from agent.g722 import G722Codec
-from agent.rtp import RtpError, RtpPacket
+from agent.media.g711 import ulaw_decode, ulaw_encode
+from agent.media.g722 import G722Codec
+from agent.media.rtp import RtpError, RtpPacket
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Caller audio in and agent audio out: RTP, codecs, jitter buffer, playout."""

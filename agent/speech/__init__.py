@@ -1,0 +1,1 @@
+"""The engines (speech to text, language model, speech) and turn-taking."""
