@@ -162,10 +162,6 @@ class AriClient:
         await self.request("POST", f"channels/{channel_id}/dtmf",
                            params={"dtmf": digits, "duration": duration_ms})
 
-    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
-        await self.request("POST", f"channels/{channel_id}/variable",
-                           params={"variable": name, "value": value})
-
     # -- bridges -----------------------------------------------------------------------
     async def create_bridge(self, bridge_id: str, kind: str = "mixing") -> None:
         await self.request("POST", f"bridges/{bridge_id}",

@@ -1,389 +1,177 @@
-"""The dialogue of one call: turn-taking, one ``Reply`` per caller turn, barge-in, history.
+"""Who has the floor: a synchronous state machine that decides, frame by frame.
 
-Caller audio (8 kHz, in order) goes in through ``hear``; everything the agent says goes out
-through the call's ``Playout``. Failures are spoken (the agent's error phrase), never
-silent.
+It sees only facts — the caller started or stopped speaking, how long they have been
+silent, whether the agent is speaking, the clock, keys pressed — and returns decisions:
+start work on a turn (speculatively or for good), release a speculative turn, drop a
+turn, interrupt the agent, reprompt, finish, hand keypad digits on. It never touches
+audio, tasks or history: ``agent.dialogue`` acts on its decisions. So it is tested with
+booleans on a virtual clock.
 
-To answer quickly, work on a turn starts speculatively once the caller has been quiet for
-``SPECULATE_AFTER`` seconds: transcription, the model and the first clause's audio run
-while the end-of-turn silence is still being confirmed, and the audio is held back until
-it is. If the caller goes on talking, the speculative work is thrown away unheard.
+Speculation: once the caller has been quiet for ``SPECULATE_AFTER`` seconds, work on the
+turn starts while the end-of-turn silence is still being confirmed; its audio is held
+back until the turn is released. If the caller goes on talking, it is dropped unheard.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import enum
+from dataclasses import dataclass
 
-import numpy as np
-
-from agent.clock import Clock
-from agent.media.audio import AudioChunk
-from agent.media.playout import Playout
-from agent.media.resample import resample
-from agent.reply import Reply
-from agent.settings import AgentSpec
-from agent.speech.chat_model import Message
-from agent.speech.engines import Engines
-from agent.speech.turns import SpeechStarted, TurnSettings, TurnTaker, Utterance
-from agent.timings import TurnTimings
-from agent.tools.runner import CallControl, ToolOutcome, ToolRunner
-
-log = logging.getLogger(__name__)
 SPECULATE_AFTER = 0.12  # seconds of caller silence before speculative work starts
-MAX_TOOL_ROUNDS = 3
-DIGIT_GAP = 2.0  # seconds after the last key press before the digits go to the model
+DIGIT_GAP = 2.0  # seconds after the last key press before the digits are handed on
 KEY_TONE_SECONDS = 0.4  # caller audio ignored after a key press (its in-band tone)
 
 
+class Act(enum.Enum):
+    """What the conversation decided; ``Decision.detail`` carries digits or a reason."""
+
+    SPECULATE = "speculate"  # start a turn from the speech so far, audio held back
+    START = "start"  # start a turn from the finished utterance
+    RELEASE = "release"  # the speculative turn is the real one: let its audio out
+    DROP = "drop"  # abandon the turn in progress (nobody heard an answer)
+    DROP_CARRY = "drop_carry"  # abandon it, but keep the caller's words for the next turn
+    INTERRUPT = "interrupt"  # the caller barges in: stop the agent, keep what was heard
+    REPROMPT = "reprompt"  # the caller has been silent: ask if they are still there
+    FINISH = "finish"  # end the call (detail: the reason), goodbye first
+    DIGITS = "digits"  # keypad digits for the model (detail: the digits)
+    KEY = "key"  # one key for a tool that is collecting digits (detail: the key)
+
+
+@dataclass(frozen=True)
+class Decision:
+    act: Act
+    detail: str = ""
+
+
+class TurnPhase(enum.Enum):
+    NONE = "none"
+    SPECULATIVE = "speculative"  # started before the end of the turn was confirmed
+    RELEASED = "released"  # the end of the turn is confirmed; the answer may be heard
+
+
 @dataclass
-class TurnRecord:
-    """One exchange, for the call record (text never goes to the log)."""
+class Timers:
+    """The conversation's time limits, in seconds."""
 
-    index: int
-    user_text: str = ""
-    agent_text: str = ""
-    interrupted: bool = False
-    stt_confidence: float | None = None
-    timings: TurnTimings = field(default_factory=TurnTimings)
-
-
-@dataclass
-class _Turn:
-    """Work in progress on one caller turn."""
-
-    task: asyncio.Task
-    timings: TurnTimings
-    release: asyncio.Event  # set once the end of the turn is confirmed
-    user: str = ""  # what the caller said, once transcribed
-    reply: Reply | None = None
+    silence_timeout: float = 10.0
+    barge_in: bool = True
+    barge_in_min_speech: float = 0.3
 
 
 class Conversation:
-    """Owns the turn detector, the history and the turn in progress."""
+    """Decides; never acts. Feed it ``frame``/``tick``/``key``; tell it ``turn_done``."""
 
-    def __init__(self, spec: AgentSpec, engines: Engines, playout: Playout, clock: Clock,
-                 spawn: Callable[..., asyncio.Task],
-                 on_turn: Callable[[TurnRecord], None] | None = None,
-                 on_event: Callable[[str, str], None] | None = None,
-                 control: CallControl | None = None,
-                 on_tool: Callable[[int, ToolOutcome], None] | None = None) -> None:
-        self.spec = spec
-        self.engines = engines
-        self.playout = playout
-        self.clock = clock
-        self._spawn = spawn
-        self._on_turn = on_turn
-        self._on_event = on_event
-        self.turns = TurnTaker(playout.rate, TurnSettings(min_speech=spec.min_speech,
-                                                  end_silence=spec.end_silence,
-                                                  max_utterance=spec.max_utterance))
-        self.history: list[Message] = [{"role": "system", "content": spec.instructions}]
-        self.records: list[TurnRecord] = []
+    def __init__(self, timers: Timers, now: float = 0.0) -> None:
+        self.timers = timers
+        self.phase = TurnPhase.NONE
+        self.finished = False
+        self.collecting = False  # a tool is collecting keypad digits itself
         self.barge_ins = 0
-        self.speculations_discarded = 0
-        self._turn: _Turn | None = None
-        self._carry = ""  # words of a turn the caller talked over before it was answered
-        self._speech_start: float | None = None  # detector time the current speech began
-        self.ended = asyncio.Event()  # the agent wants to end the call (see end_reason)
-        self.end_reason = ""
-        self._last_activity = clock.now()
+        self.speculations_dropped = 0
+        self._last_activity = now
         self._reprompted = False
-        self._digits = ""  # keypad digits not yet given to the model
-        self._keys_until = 0.0  # caller audio is key tones until then
+        self._digits = ""
         self._digits_at = 0.0
-        self.events: list[tuple[float, str, str]] = []  # (clock time, kind, detail)
-        self._on_tool = on_tool
-        self._collector: asyncio.Queue[str] | None = None  # keypad entry for a tool
-        self.tool_runner = ToolRunner({t.name: t for t in spec.tools}, control,
-                                      say=self._say_and_wait, speak=self._speak_and_wait,
-                                      collect_digits=self._collect_digits) \
-            if spec.tools and control is not None else None
+        self._keys_until = float("-inf")
 
-    def greet(self) -> None:
-        """Play the greeting from the phrase cache at once."""
-        self.say(self.spec.greeting)
+    # -- facts from the caller's audio -----------------------------------------------------
+    def frame(self, *, started: bool, ended: bool, caller_speaking: bool, silence: float,
+              speech_seconds: float, agent_speaking: bool) -> list[Decision]:
+        """One frame of caller audio was taken in by the turn detector."""
+        out: list[Decision] = []
+        if started:
+            self._reprompted = False
+            if self.phase is TurnPhase.RELEASED and not agent_speaking:
+                # The caller goes on talking while we think: drop that answer; their words
+                # join what they say next.
+                out.append(self._end_turn(Act.DROP_CARRY))
+        if ended:
+            if self.phase is TurnPhase.SPECULATIVE:
+                self.phase = TurnPhase.RELEASED
+                out.append(Decision(Act.RELEASE))
+            else:
+                if self.phase is TurnPhase.RELEASED and not agent_speaking:
+                    out.append(self._end_turn(Act.DROP_CARRY))
+                # (with barge-in off the agent may still be answering: the new turn waits)
+                self.phase = TurnPhase.RELEASED
+                out.append(Decision(Act.START))
+        elif self.phase is TurnPhase.SPECULATIVE and silence < SPECULATE_AFTER:
+            self.speculations_dropped += 1  # they went on speaking
+            out.append(self._end_turn(Act.DROP))
+        elif (self.phase is TurnPhase.NONE and caller_speaking
+              and silence >= SPECULATE_AFTER and not agent_speaking):
+            self.phase = TurnPhase.SPECULATIVE
+            out.append(Decision(Act.SPECULATE))
+        if (self.timers.barge_in and agent_speaking and caller_speaking
+                and speech_seconds >= self.timers.barge_in_min_speech):
+            out.append(self._interrupt())
+        return out
 
-    def say(self, text: str) -> None:
-        """Speak one of the agent's fixed phrases (synthesized when the agent loaded)."""
-        self.playout.write(self.engines.phrase(text))
-        self.history.append({"role": "assistant", "content": text})
+    def key_tone(self, now: float) -> bool:
+        """Caller audio now is the in-band tone of a key press, not speech."""
+        return now < self._keys_until
 
-    async def say_goodbye(self) -> None:
-        """Stop whatever is going on, say goodbye and wait until it has been heard."""
-        turn = self._turn
-        if turn is not None:
-            turn.task.cancel()
-            self._turn = None
-        self.playout.clear()
-        self.say(self.spec.goodbye)
-        await self.playout.flush()
-
-    async def _say_and_wait(self, text: str) -> None:
-        self.say(text)
-        await self.playout.flush()
-
-    async def _speak_and_wait(self, text: str) -> None:
-        """Say text that is not a cached phrase (a tool result): synthesize it now."""
-        async for chunk in self.engines.synth.synthesize(text):
-            pcm = chunk.pcm if chunk.rate == self.playout.rate else \
-                resample(chunk.pcm, chunk.rate, self.playout.rate)
-            self.playout.write(AudioChunk(pcm, self.playout.rate))
-        self.history.append({"role": "assistant", "content": text})
-        await self.playout.flush()
-
-    async def _collect_digits(self, tool) -> str:
-        """Ask for keypad digits and collect them until the terminator, a pause or enough."""
-        self._collector = asyncio.Queue()
-        digits = ""
-        try:
-            if tool.dtmf_prompt:
-                await self._say_and_wait(tool.dtmf_prompt)
-            while len(digits) < tool.dtmf_max_digits:
-                try:
-                    digit = await asyncio.wait_for(self._collector.get(), tool.dtmf_timeout)
-                except TimeoutError:
-                    break
-                if digit == tool.dtmf_terminator:
-                    break
-                digits += digit
-        finally:
-            self._collector = None
-        return digits
-
-    def finish(self, reason: str) -> None:
-        """Ask the call to end (goodbye first): timeout, max turns, or the hangup tool."""
-        if not self.ended.is_set():
-            self.end_reason = reason
-            self.ended.set()
-
-    def event(self, kind: str, detail: str = "") -> None:
-        self.events.append((self.clock.now(), kind, detail))
-        if self._on_event is not None:
-            self._on_event(kind, detail)
-
-    def tick(self) -> None:
-        """Once per frame: silence timeout (reprompt, then goodbye) and keypad entries."""
-        now = self.clock.now()
-        if self.speaking or self._active() is not None or self.turns.detector.speaking:
+    # -- time ------------------------------------------------------------------------------
+    def tick(self, now: float, *, agent_speaking: bool,
+             caller_speaking: bool) -> list[Decision]:
+        """Once per frame: silence timeout (reprompt, then finish) and keypad pauses."""
+        out: list[Decision] = []
+        if agent_speaking or caller_speaking or self.phase is not TurnPhase.NONE:
             self._last_activity = now
         if self._digits and now - self._digits_at >= DIGIT_GAP:
-            self._submit_digits()
-        if self.ended.is_set() or now - self._last_activity < self.spec.silence_timeout:
-            return
+            out += self._hand_on_digits(agent_speaking)
+        if self.finished or now - self._last_activity < self.timers.silence_timeout:
+            return out
         self._last_activity = now
         if not self._reprompted:
             self._reprompted = True
-            self.event("reprompt")
-            self.say(self.spec.reprompt)
+            out.append(Decision(Act.REPROMPT))
         else:
-            self.event("silence_timeout")
-            self.finish("timeout")
+            out.append(self.finish("timeout"))
+        return out
 
-    def on_dtmf(self, digit: str) -> None:
-        """A key the caller pressed: '#' (or a pause) hands the digits to the model."""
-        self.event("dtmf", digit)
+    # -- keys --------------------------------------------------------------------------------
+    def key(self, now: float, digit: str, *, agent_speaking: bool) -> list[Decision]:
+        """A key the caller pressed: '#' (or a pause) hands the digits on."""
         self._reprompted = False
-        self._last_activity = self.clock.now()
-        self._keys_until = self._last_activity + KEY_TONE_SECONDS
-        if self._collector is not None:
-            self._collector.put_nowait(digit)
-            return
+        self._last_activity = now
+        self._keys_until = now + KEY_TONE_SECONDS
+        if self.collecting:
+            return [Decision(Act.KEY, digit)]
         if digit == "#":
-            self._submit_digits()
-            return
+            return self._hand_on_digits(agent_speaking)
+        if not self._digits:
+            self._digits_at = now
         self._digits += digit
-        self._digits_at = self.clock.now()
+        self._digits_at = now
+        return []
 
-    def _submit_digits(self) -> None:
+    def _hand_on_digits(self, agent_speaking: bool) -> list[Decision]:
         digits, self._digits = self._digits, ""
         if not digits:
-            return
-        if self.speaking:
-            self.barge_in()
-        timings = TurnTimings(index=len(self.records) + 1)
-        timings.mark("speech_end", self.clock.now())
-        timings.mark("turn_detected", self.clock.now())
-        text = f"(The caller pressed these keys on the keypad: {' '.join(digits)})"
-        self._start(None, timings, released=True, typed=text)
+            return []
+        out = []
+        if agent_speaking or self.phase is not TurnPhase.NONE:
+            out.append(self._interrupt())
+        self.phase = TurnPhase.RELEASED
+        out.append(Decision(Act.DIGITS, digits))
+        return out
 
-    # -- state ---------------------------------------------------------------------------
-    @property
-    def speaking(self) -> bool:
-        """Agent audio is playing, or the answer in progress has begun to be heard."""
-        turn = self._active()  # a finished turn's reply is not "speaking" any more
-        reply = turn.reply if turn is not None else None
-        return self.playout.busy or (reply is not None and reply.has_spoken)
+    # -- from the one who acts ----------------------------------------------------------
+    def turn_done(self) -> None:
+        """The turn in progress has finished (answered, failed or was abandoned)."""
+        self.phase = TurnPhase.NONE
 
-    @property
-    def speech_seconds(self) -> float:
-        """How long the caller has been speaking in the current turn (0 when silent)."""
-        detector = self.turns.detector
-        if self._speech_start is None or not detector.speaking:
-            return 0.0
-        return detector.time - self._speech_start
+    def finish(self, reason: str) -> Decision:
+        """End the call (goodbye first): timeout, max turns, or the hangup tool."""
+        self.finished = True
+        return Decision(Act.FINISH, reason)
 
-    def _active(self) -> _Turn | None:
-        turn = self._turn
-        return turn if turn is not None and not turn.task.done() else None
-
-    # -- caller audio ----------------------------------------------------------------------
-    def hear(self, pcm: np.ndarray) -> None:
-        """Caller audio, in order, as it arrives."""
-        if self.clock.now() < self._keys_until:
-            # Asterisk plays key presses in-band to the agent's leg too: not speech.
-            pcm = np.zeros_like(pcm)
-        for event in self.turns.feed(pcm):
-            if isinstance(event, Utterance):
-                self._speech_start = None
-                self._turn_ended(event)
-            elif isinstance(event, SpeechStarted):
-                self._speech_start = event.start
-                self._reprompted = False
-                turn = self._active()
-                if turn is not None and turn.release.is_set() and not self.speaking:
-                    # The caller goes on talking while we think: drop that answer; their
-                    # words join what they say next.
-                    self._drop(turn, carry=True)
-        detector = self.turns.detector
-        turn = self._active()
-        if turn is not None and not turn.release.is_set():
-            if detector.silence < SPECULATE_AFTER:  # they went on speaking
-                self._drop(turn, carry=False)
-                self.speculations_discarded += 1
-        elif (turn is None and detector.speaking and detector.silence >= SPECULATE_AFTER
-              and not self.speaking):
-            self._speculate()
-        if self.spec.barge_in and self.speaking and \
-                self.speech_seconds >= self.spec.barge_in_min_speech:
-            self.barge_in()
-
-    def _speculate(self) -> None:
-        pending = self.turns.detector.pending_turn()
-        assert pending is not None
-        timings = TurnTimings(index=len(self.records) + 1)
-        timings.mark("speech_end", self.clock.now() - (pending.at - pending.end))
-        self._start(self.turns.audio(pending), timings, released=False)
-
-    def _turn_ended(self, utterance: Utterance) -> None:
-        now = self.clock.now()
-        turn = self._active()
-        if turn is not None and not turn.release.is_set():
-            turn.timings.mark("turn_detected", now)
-            turn.release.set()
-            return
-        timings = TurnTimings(index=len(self.records) + 1)
-        timings.mark("speech_end", now - (utterance.turn.at - utterance.turn.end))
-        timings.mark("turn_detected", now)
-        self._start(utterance.audio, timings, released=True)
-
-    def _start(self, audio: AudioChunk | None, timings: TurnTimings, released: bool,
-               typed: str = "") -> None:
-        release = asyncio.Event()
-        if released:
-            release.set()
-        turn = _Turn(task=None, timings=timings, release=release,  # type: ignore[arg-type]
-                     user=typed)
-        turn.task = self._spawn(self._answer(turn, audio, typed), name="turn")
-        self._turn = turn
-
-    # -- interruptions -----------------------------------------------------------------
-    def barge_in(self) -> None:
-        """The caller interrupts: silence at once, stop the work, keep only what was heard."""
+    def _interrupt(self) -> Decision:
         self.barge_ins += 1
-        log.info("barge-in after %.2fs of caller speech", self.speech_seconds)
-        self.event("barge_in")
-        turn = self._active()
-        if turn is not None:
-            turn.task.cancel()
-            if turn.reply is not None:
-                heard = turn.reply.heard_text()
-                if heard:
-                    self.history.append({"role": "assistant", "content": heard})
-                if self.records and self.records[-1].timings is turn.timings:
-                    self.records[-1].agent_text = heard
-                    self.records[-1].interrupted = True
-            self._turn = None
-        self._carry = ""
-        self.playout.clear()
+        self.phase = TurnPhase.NONE
+        return Decision(Act.INTERRUPT)
 
-    def _drop(self, turn: _Turn, carry: bool) -> None:
-        """Abandon a turn nobody has heard an answer to; ``carry`` keeps the caller's words."""
-        turn.task.cancel()
-        if turn.user:
-            if self.history[-1] == {"role": "user", "content": turn.user}:
-                self.history.pop()
-            if self.records and self.records[-1].timings is turn.timings:
-                self.records.pop()
-            if carry:
-                self._carry = turn.user
-        self._turn = None
-
-    # -- answering ---------------------------------------------------------------------
-    async def _reply_with_tools(self, turn: _Turn, record: TurnRecord) -> str:
-        """Answer; when the model calls a tool, carry it out and let the model go on (at
-        most MAX_TOOL_ROUNDS times). Returns everything the agent said."""
-        spoken: list[str] = []
-        tools = self.spec.tools if self.tool_runner is not None else ()
-        for _ in range(MAX_TOOL_ROUNDS + 1):
-            turn.reply = Reply(self.engines.chat, self.engines.synth, self.playout, self.clock,
-                               list(self.history), turn.timings, gate=turn.release,
-                               tools=tools)
-            text = await turn.reply.run()
-            if text:
-                spoken.append(text)
-                self.history.append({"role": "assistant", "content": text})
-            call = turn.reply.tool_call
-            if call is None or self.tool_runner is None:
-                break
-            outcome = await self.tool_runner.run(call.name, dict(call.arguments))
-            self.event("tool", call.name)
-            if self._on_tool is not None:
-                self._on_tool(record.index, outcome)
-            self.history.append({"role": "user", "content": f"(Tool result: {outcome.for_model})"})
-            if outcome.ends_call:
-                kind = self.tool_runner.tools[call.name].kind
-                self.finish("transfer" if kind == "transfer" else "agent hangup")
-                break
-            if outcome.spoken:
-                spoken.append(outcome.spoken)
-            if not outcome.ok or outcome.spoken:
-                break  # failure phrase or result phrase said; the caller goes on
-        return " ".join(spoken)
-
-
-    async def _answer(self, turn: _Turn, audio: AudioChunk | None, typed: str = "") -> None:
-        timings = turn.timings
-        record = TurnRecord(index=timings.index, timings=timings)
-        try:
-            said = typed
-            if audio is not None:
-                transcript = await self.engines.transcriber.transcribe(audio)
-                said = transcript.text
-                record.stt_confidence = transcript.confidence
-            timings.mark("stt_done", self.clock.now())
-            turn.user = " ".join(filter(None, (self._carry, said))).strip()
-            if not turn.user:
-                return
-            record.user_text = turn.user
-            self.records.append(record)
-            self.history.append({"role": "user", "content": turn.user})
-            text = await self._reply_with_tools(turn, record)
-            self._carry = ""
-            record.agent_text = text
-            log.info("turn %d timings ms: %s", timings.index, timings.log_line())
-            if self._on_turn is not None:
-                self._on_turn(record)
-            if len(self.records) >= self.spec.max_turns:
-                self.finish("agent hangup")
-        except asyncio.CancelledError:
-            if record.interrupted and self._on_turn is not None:
-                self._on_turn(record)
-            raise
-        except Exception:
-            log.exception("turn %d failed; speaking the error phrase", timings.index)
-            await turn.release.wait()
-            self.playout.clear()
-            self.playout.write(self.engines.phrase(self.spec.error_phrase))
+    def _end_turn(self, act: Act) -> Decision:
+        self.phase = TurnPhase.NONE
+        return Decision(act)

@@ -18,6 +18,9 @@ from collections.abc import Callable
 
 from agent.ari import CONNECTED, AriClient, AriError, Event
 from agent.call import Call
+from agent.clock import Clock
+from agent.media.endpoint import RtpEndpoint
+from agent.media.leg import OpenEndpoint
 from agent.metrics import Metrics, StatusServer
 from agent.notify import notify, watchdog_interval
 from agent.records import CallRecorder
@@ -32,9 +35,13 @@ BUSY_PROMPT_MAX_SECONDS = 6.0
 class Daemon:
     """Routes ARI events to calls and owns every call task."""
 
-    def __init__(self, settings: DaemonSettings, ari: AriClient | None = None) -> None:
+    def __init__(self, settings: DaemonSettings, ari: AriClient | None = None,
+                 registry: EngineRegistry | None = None, clock: Clock | None = None,
+                 open_endpoint: OpenEndpoint = RtpEndpoint.open) -> None:
         self.settings = settings
         self.ari = ari or AriClient(settings.ari)
+        self.clock = clock
+        self.open_endpoint = open_endpoint
         self.calls: dict[str, Call] = {}  # by channel id (caller and media legs)
         self.connected = asyncio.Event()
         self.draining = False
@@ -42,18 +49,17 @@ class Daemon:
                       "ari_connections": 0}
         self.metrics = Metrics()
         self._tasks: asyncio.TaskGroup | None = None
-        self.registry = EngineRegistry(settings.engine_threads)
+        self.registry = registry or EngineRegistry(settings.engine_threads)
         self.recorder: CallRecorder | None = None
         self._reloads: asyncio.Queue[Callable[[], DaemonSettings]] = asyncio.Queue()
         self._playbacks: dict[str, asyncio.Future[None]] = {}
         self.engines: dict[str, Engines] = {}
 
     # -- configuration -------------------------------------------------------------------
-    def load_engines(self) -> None:
-        """Load every agent's models and phrases (blocking; before READY and on reload)."""
-        for name, spec in self.settings.agents.items():
-            if spec.models is not None:
-                self.engines[name] = self.registry.for_agent(spec)
+    def build_engines(self, settings: DaemonSettings) -> dict[str, Engines]:
+        """Every agent's models and phrases (blocking; before READY and on reload)."""
+        return {name: self.registry.for_agent(spec)
+                for name, spec in settings.agents.items() if spec.models is not None}
 
     def request_reload(self, load: Callable[[], DaemonSettings]) -> None:
         """Queue a reload (from a signal handler); ``load`` raises if the new config is bad."""
@@ -63,17 +69,22 @@ class Daemon:
         while True:
             load = await self._reloads.get()
             notify("RELOADING=1")
-            old = self.settings
             try:
-                self.settings = await asyncio.to_thread(load)
-                await asyncio.to_thread(self.load_engines)
+                settings, engines = await asyncio.to_thread(self._prepare, load)
             except Exception as exc:  # any failure keeps the previous configuration serving
-                self.settings = old
                 log.error("reload rejected, the previous configuration stays in use: %s", exc)
             else:
-                log.info("configuration reloaded: %d agent(s)", len(self.settings.agents))
+                # Swapped together: a call starting now gets the new agent with its own
+                # phrases, never the new spec with old engines (or the reverse).
+                self.settings, self.engines = settings, engines
+                log.info("configuration reloaded: %d agent(s)", len(settings.agents))
             finally:
                 notify("READY=1")
+
+    def _prepare(self, load: Callable[[], DaemonSettings]
+                 ) -> tuple[DaemonSettings, dict[str, Engines]]:
+        settings = load()
+        return settings, self.build_engines(settings)
 
     # -- state -----------------------------------------------------------------------------
     @property
@@ -106,7 +117,7 @@ class Daemon:
     # -- main loop -------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then drain and hang up, and return."""
-        await asyncio.to_thread(self.load_engines)
+        self.engines = await asyncio.to_thread(self.build_engines, self.settings)
         if self.settings.records_path is not None:
             self.recorder = CallRecorder(self.settings.records_path)
             lost = await asyncio.to_thread(self.recorder.close_unfinished, "lost", time.time())
@@ -228,7 +239,7 @@ class Daemon:
                 log.warning("call %s: channel gone while ARI was away", call.id)
                 call.lost()
         ours = {cid for call in self.active_calls for cid in call.channel_ids()}
-        ours_bridges = {call.bridge_id for call in self.active_calls}
+        ours_bridges = {bid for call in self.active_calls for bid in call.bridge_ids()}
         for channel_id in app.get("channel_ids", []):
             if channel_id not in ours:
                 await self._quietly(self.ari.hangup(channel_id))
@@ -259,8 +270,15 @@ class Daemon:
         self.stats["calls_total"] += 1
         call = Call(self.ari, self.settings, agent, event.channel, self._register,
                     engines=self.engines.get(agent.name), recorder=self.recorder,
-                    metrics=self.metrics)
-        self._tasks.create_task(call.run(), name=f"call-{call.id}")
+                    metrics=self.metrics, clock=self.clock, open_endpoint=self.open_endpoint)
+        self._tasks.create_task(self._serve(call), name=f"call-{call.id}")
+
+    async def _serve(self, call: Call) -> None:
+        """Run one call; whatever happens inside it stays inside it."""
+        try:
+            await call.run()
+        except Exception as exc:  # Call.run handles its own failures; this is the backstop
+            log.error("call %s: escaped its sandbox: %s", call.id, type(exc).__name__)
 
     async def _reject(self, event: Event, agent_name: str) -> None:
         """Never silence: an answered 'all lines are busy' prompt, or a busy signal."""

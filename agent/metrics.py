@@ -15,11 +15,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from agent.timings import LATENCY_STAGES
+
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0)
-STAGES = ("turn_detected", "stt_done", "llm_first_token", "first_clause", "tts_first_audio",
-          "first_audio_out")
 
 
 class Metrics:
@@ -67,7 +67,7 @@ class Metrics:
 
     def observe_turn(self, marks_ms: dict[str, float]) -> None:
         """One finished turn's timings (milliseconds after the end of caller speech)."""
-        for stage in STAGES:
+        for stage in LATENCY_STAGES:
             if stage in marks_ms:
                 self.stage_latency.labels(stage).observe(max(0.0, marks_ms[stage]) / 1000)
         if "first_audio_out" in marks_ms:

@@ -196,16 +196,6 @@ class CallRecorder:
                     (call_id, idx, started_at, user_text, agent_text, stt_confidence, int(low),
                      int(bool(interrupted)), _json(dict(timings or {}))))
 
-    def update_turn(self, call_id: str, idx: int, agent_text: str | None = None,
-                    interrupted: bool | None = None) -> None:
-        """Change a recorded turn after the fact, e.g. the agent's text cut by a barge-in."""
-        if agent_text is None and interrupted is None:
-            return
-        self._write("update_turn", "UPDATE turns SET agent_text = COALESCE(?, agent_text), "
-                    "interrupted = COALESCE(?, interrupted) WHERE call_id = ? AND idx = ?",
-                    (agent_text, None if interrupted is None else int(interrupted),
-                     call_id, idx))
-
     def add_tool_call(self, call_id: str, turn_idx: int | None, at: float, name: str,
                       arguments: Mapping[str, Any] | None, ok: bool, result: Any,
                       error: str | None, latency_ms: float | None) -> None:

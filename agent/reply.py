@@ -1,19 +1,21 @@
-"""One cancellable think-and-speak task per caller turn.
+"""One reply: what the agent says in one go, and the one way to stop it.
 
-The language model streams text; the clause splitter cuts it at the first sensible
-boundary; each clause is synthesized, resampled and queued on the playout while the model
-keeps writing. ``interrupt()`` (barge-in) works in a fixed order: cancel and await the
-producing tasks, clear the playout, then cut the reply down to what the caller heard.
+An answer streams from the language model; the clause splitter cuts it at the first
+sensible boundary; each clause is synthesized, resampled and queued on the playout while
+the model keeps writing. A fixed text (a tool's result) is synthesized the same way, and a
+cached phrase (greeting, reprompt) is queued as it is.
+
+The reply owns its assistant message in the history: it appears once the reply's audio is
+queued and grows with it. ``interrupt()`` works in a fixed order: cancel and await the
+producing tasks, clear the playout, then cut the message down to what the caller heard.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from agent.clock import Clock
 from agent.media.audio import AudioChunk
@@ -23,6 +25,8 @@ from agent.speech.chat_model import ChatModel, Message
 from agent.speech.clauses import ClauseSplitter
 from agent.speech.synthesizer import Synthesizer
 from agent.timings import TurnTimings
+
+MAX_CLAUSES = 8  # a phone answer longer than this is cut (and so is a loop)
 
 
 @dataclass
@@ -35,112 +39,53 @@ class SpokenClause:
 
 @dataclass
 class Reply:
-    """Think and speak one answer; ``interrupt()`` stops it and says what was heard."""
+    """Say one thing; ``interrupt()`` stops it and keeps only what was heard."""
 
-    chat: ChatModel
-    synth: Synthesizer
     playout: Playout
     clock: Clock
-    messages: Sequence[Message]
-    timings: TurnTimings
-    text: str = ""  # the answer as spoken (clauses joined)
+    history: list[Message]
+    timings: TurnTimings = field(default_factory=TurnTimings)
+    gate: asyncio.Event | None = None  # audio is held back until this is set (speculation)
     clauses: list[SpokenClause] = field(default_factory=list)
     interrupted: bool = False
-    gate: asyncio.Event | None = None  # audio is held back until this is set (speculation)
-    tools: Sequence[Any] = ()  # ToolSpecs: the model may answer with a call of one of them
-    tool_call: Any = None  # the call it chose (has .name and .arguments), if any
-    max_clauses: int = 8  # a phone answer longer than this is cut (and so is a loop)
     _start_played: int = 0
-    _task: asyncio.Task | None = None
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+    _message: Message | None = None  # our entry in the history, once audio is queued
     _first_clause: threading.Event = field(default_factory=threading.Event)
 
-    async def run(self) -> str:
-        """Speak the whole answer (returns once it is queued and played) and return it."""
+    # -- the three ways to speak ---------------------------------------------------------
+    async def answer(self, chat: ChatModel, synth: Synthesizer,
+                     messages: Sequence[Message]) -> str:
+        """Stream the model's answer to ``messages`` into speech; return what was said."""
+        return await self._speak_stream(
+            synth, chat.stream(list(messages), pause=self._first_clause), model=True)
+
+    async def say(self, synth: Synthesizer, text: str) -> str:
+        """Synthesize a fixed text now (e.g. a tool's result) and wait until it is heard."""
+        return await self._speak_stream(synth, _once(text), model=False)
+
+    def say_phrase(self, audio: AudioChunk, text: str) -> None:
+        """Queue a cached phrase at once (greeting, reprompt, goodbye, error)."""
         self._start_played = self.playout.played_total
-        self._task = asyncio.current_task()
-        queue: asyncio.Queue[str | None] = asyncio.Queue()
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._think(queue))
-            tasks.create_task(self._speak(queue))
-        await self.playout.flush()
-        return self.text
+        self.clauses.append(SpokenClause(text, len(audio.pcm)))
+        self.playout.write(audio)
+        self._publish()
 
-    async def _think(self, queue: asyncio.Queue[str | None]) -> None:
-        splitter = ClauseSplitter(first_comma_chars=12)
-        said: list[str] = []
-        kept: list[str] = []
-
-        def take(clause: str) -> bool:
-            """Queue a clause; False once the answer should stop (too long or looping)."""
-            key = " ".join(clause.lower().split())
-            if key in said or len(said) >= self.max_clauses:
-                return False
-            said.append(key)
-            kept.append(clause)
-            self.timings.mark("first_clause", self.clock.now())
-            queue.put_nowait(clause)
-            return True
-
-        if self.tools:
-            source = self.chat.respond(self.messages, self.tools, pause=self._first_clause)
-        else:
-            source = self.chat.stream(self.messages, pause=self._first_clause)
-        try:
-            async for item in source:
-                self.timings.mark("llm_first_token", self.clock.now())
-                piece = item if isinstance(item, str) else getattr(item, "text", None)
-                if piece is None:  # the model chose a tool call
-                    self.tool_call = item
-                    continue
-                if not all([take(c) for c in splitter.push(piece)]):
-                    break  # small models repeat themselves: a repeated clause ends the answer
-            else:
-                for clause in splitter.flush():
-                    take(clause)
-        finally:
-            queue.put_nowait(None)
-        self.text = " ".join(kept)  # what is spoken: cleaned, without any cut-off loop
-
-    async def _speak(self, queue: asyncio.Queue[str | None]) -> None:
-        rate = self.playout.rate
-        while (clause := await queue.get()) is not None:
-            spoken = SpokenClause(clause)
-            self.clauses.append(spoken)
-            if len(self.clauses) == 1:
-                self._first_clause.set()  # the model waits while the first clause is voiced
-            try:
-                await self._voice(spoken, rate)
-            finally:
-                self._first_clause.clear()
-
-    async def _voice(self, spoken: SpokenClause, rate: int) -> None:
-        async for chunk in self.synth.synthesize(spoken.text):
-            self.timings.mark("tts_first_audio", self.clock.now())
-            pcm = chunk.pcm if chunk.rate == rate else resample(chunk.pcm, chunk.rate, rate)
-            if self.gate is not None and not self.gate.is_set():
-                await self.gate.wait()
-            if not self.timings.has("first_audio_out"):
-                sent = self.playout.next_audio_sent()
-                sent.add_done_callback(
-                    lambda f: f.cancelled() or self.timings.mark("first_audio_out",
-                                                                 f.result()))
-            self.playout.write(AudioChunk(pcm, rate))
-            spoken.samples += len(pcm)
-
-    async def interrupt(self) -> str:
-        """Barge-in: stop thinking and speaking now; return the text the caller heard."""
-        self.interrupted = True
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self.playout.clear()
-        return self.heard_text()
-
+    # -- state ---------------------------------------------------------------------------
     @property
     def has_spoken(self) -> bool:
         """Some of this reply's audio has reached the playout."""
         return any(c.samples for c in self.clauses)
+
+    @property
+    def producing(self) -> bool:
+        """The model or the voice is still at work on this reply."""
+        return any(not t.done() for t in self._tasks)
+
+    @property
+    def text(self) -> str:
+        """Everything this reply queued for the caller."""
+        return " ".join(c.text for c in self.clauses if c.samples)
 
     def heard_text(self) -> str:
         """The part of the reply the caller actually heard (whole clauses, then words)."""
@@ -156,3 +101,109 @@ class Reply:
                 words.extend(parts[: int(len(parts) * heard / clause.samples)])
             break
         return " ".join(words)
+
+    async def interrupt(self) -> str:
+        """Stop now: cancel and await the producers, clear the playout, cut the history."""
+        self.interrupted = True
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if not t.done() and t is not current]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        heard = self.heard_text()  # before clear(): it counts what has left so far
+        if self.has_spoken:
+            self.playout.clear()
+        self._publish(heard)
+        return heard
+
+    # -- inside ----------------------------------------------------------------------------
+    async def _speak_stream(self, synth: Synthesizer, source: AsyncIterator[str],
+                            model: bool) -> str:
+        self._start_played = self.playout.played_total
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._tasks = [group.create_task(self._think(source, queue, model)),
+                               group.create_task(self._voice_all(synth, queue))]
+        except* Exception as failed:  # the model or the voice failed: say which
+            raise failed.exceptions[0] from None
+        if not self.interrupted:
+            await self.playout.flush()
+            self._publish()
+        return self.text
+
+    async def _think(self, source: AsyncIterator[str], queue: asyncio.Queue[str | None],
+                     model: bool) -> None:
+        splitter = ClauseSplitter(first_comma_chars=12)
+        said: set[str] = set()
+
+        def take(clause: str) -> bool:
+            """Queue a clause; False once the answer should stop (too long or looping)."""
+            key = " ".join(clause.lower().split())
+            if key in said or len(said) >= MAX_CLAUSES:
+                return False
+            said.add(key)
+            self.timings.mark("first_clause", self.clock.now())
+            queue.put_nowait(clause)
+            return True
+
+        try:
+            async for piece in source:
+                if model:
+                    self.timings.mark("llm_first_token", self.clock.now())
+                if not all([take(c) for c in splitter.push(piece)]):
+                    break  # small models repeat themselves: a repeated clause ends the answer
+            else:
+                for clause in splitter.flush():
+                    take(clause)
+        finally:
+            queue.put_nowait(None)
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _voice_all(self, synth: Synthesizer, queue: asyncio.Queue[str | None]) -> None:
+        rate = self.playout.rate
+        while (clause := await queue.get()) is not None:
+            spoken = SpokenClause(clause)
+            self.clauses.append(spoken)
+            if len(self.clauses) == 1:
+                self._first_clause.set()  # the model waits while the first clause is voiced
+            try:
+                async for chunk in synth.synthesize(spoken.text):
+                    self.timings.mark("tts_first_audio", self.clock.now())
+                    pcm = chunk.pcm if chunk.rate == rate else \
+                        resample(chunk.pcm, chunk.rate, rate)
+                    if self.gate is not None and not self.gate.is_set():
+                        await self.gate.wait()
+                    if not self.timings.has("first_audio_out"):
+                        sent = self.playout.next_audio_sent()
+                        sent.add_done_callback(
+                            lambda f: f.cancelled() or self.timings.mark("first_audio_out",
+                                                                         f.result()))
+                    self.playout.write(AudioChunk(pcm, rate))
+                    spoken.samples += len(pcm)
+                    self._publish()
+            finally:
+                self._first_clause.clear()
+
+    def _publish(self, text: str | None = None) -> None:
+        """Our message in the history says ``text`` (default: all queued); empty: none."""
+        text = self.text if text is None else text
+        index = next((i for i, m in enumerate(self.history) if m is self._message), None)
+        if not text:
+            if index is not None:
+                del self.history[index]
+            self._message = None
+            return
+        message: Message = {"role": "assistant", "content": text}
+        if index is None:
+            self.history.append(message)
+        else:
+            self.history[index] = message
+        self._message = message
+
+
+async def _once(text: str) -> AsyncIterator[str]:
+    yield text

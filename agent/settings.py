@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.ari import AriSettings
+from agent.speech.turns import TurnSettings
 
 ANNOUNCEMENT = "I have a caller for you from the phone agent. Connecting you now."
 
@@ -30,9 +31,9 @@ class AgentSpec:
     max_call_seconds: float = 3600.0
     instructions: str = "You are a friendly telephone assistant."
     models: ModelPaths | None = None  # None: no speech (bundled chime, record only)
-    end_silence: float = 0.4
-    min_speech: float = 0.15
-    max_utterance: float = 15.0
+    end_silence: float = TurnSettings.end_silence
+    min_speech: float = TurnSettings.min_speech
+    max_utterance: float = TurnSettings.max_utterance
     barge_in: bool = True
     barge_in_min_speech: float = 0.3
     error_phrase: str = "Sorry, I am having a problem right now. Please say that again."

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 STAGES = ("speech_end", "turn_detected", "stt_done", "llm_first_token", "first_clause",
           "tts_first_audio", "first_audio_out")
+LATENCY_STAGES = STAGES[1:]  # measured from the first: the end of the caller's speech
 
 
 @dataclass

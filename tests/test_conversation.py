@@ -1,286 +1,124 @@
-"""The dialogue logic with fake engines on a virtual clock: turns, replies, barge-in."""
+"""Who has the floor, with booleans on virtual time: no audio, no tasks."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Sequence
+from agent.conversation import SPECULATE_AFTER, Act, Conversation, Timers
 
-import numpy as np
-import pytest
-
-from agent.conversation import Conversation
-from agent.media.audio import AudioChunk
-from agent.media.playout import Playout
-from agent.settings import AgentSpec
-from agent.speech.engines import Engines
-from agent.speech.transcriber import Transcript
-from agent.timings import TurnTimings
-from harness import speechlike_signal
-from virtual_time import VirtualClock
-
-RATE = 8000
-FRAME = RATE // 50
-CLAUSE_SECONDS = 0.6
+FRAME = 0.02
 
 
-class FakeTranscriber:
-    def __init__(self, text: str = "what time do you open") -> None:
-        self.text = text
-        self.calls = 0
+class Floor:
+    """Drives a Conversation frame by frame from plain facts."""
 
-    async def transcribe(self, audio: AudioChunk) -> Transcript:
-        self.calls += 1
-        return Transcript(self.text, None, 0.0)
+    def __init__(self, **timers) -> None:
+        self.now = 0.0
+        self.conv = Conversation(Timers(**timers), self.now)
+        self.agent_speaking = False
+        self._speech = 0.0
+        self._silence = 0.0
+        self._speaking = False
 
-
-class FakeChat:
-    def __init__(self, answer: str) -> None:
-        self.answer = answer
-        self.seen: list[list[dict]] = []
-        self.closed = False
-
-    async def stream(self, messages: Sequence[dict], pause=None) -> AsyncIterator[str]:
-        self.seen.append(list(messages))
-        try:
-            for word in self.answer.split(" "):
-                await asyncio.sleep(0)
-                yield word + " "
-        finally:
-            self.closed = True
-
-
-class FakeSynth:
-    """Every clause becomes CLAUSE_SECONDS of a constant tone."""
-
-    async def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
-        await asyncio.sleep(0)
-        yield AudioChunk(np.full(int(CLAUSE_SECONDS * RATE), 3000, dtype=np.int16), RATE)
-
-
-class Rig:
-    def __init__(self, answer: str, barge_in_min: float = 0.3) -> None:
-        self.clock = VirtualClock()
-        self.sent: list[tuple[float, np.ndarray]] = []
-        self.playout = Playout(lambda f: self.sent.append((self.clock.now(), f.copy())),
-                               self.clock, RATE)
-        self.chat = FakeChat(answer)
-        spec = AgentSpec(name="t", greeting="Hi.", end_silence=0.4,
-                         barge_in_min_speech=barge_in_min)
-        engines = Engines(FakeTranscriber(), self.chat, FakeSynth(),
-                          {"Hi.": AudioChunk(np.zeros(0, np.int16), RATE),
-                           spec.error_phrase: AudioChunk(np.full(800, 100, np.int16), RATE)})
-        self.tasks: list[asyncio.Task] = []
-        self.conv = Conversation(spec, engines, self.playout, self.clock, self._spawn)
-        self.speech = speechlike_signal(3.0)
-
-    def _spawn(self, coro, name: str = "") -> asyncio.Task:
-        task = asyncio.ensure_future(coro)
-        self.tasks.append(task)
-        return task
-
-    async def run(self, seconds: float, speaking: bool) -> None:
-        """Caller audio (speech or silence) frame by frame while time passes."""
-        for i in range(round(seconds * 50)):
-            pcm = self.speech[(i * FRAME) % (len(self.speech) - FRAME):][:FRAME] if speaking \
-                else np.zeros(FRAME, dtype=np.int16)
-            self.conv.hear(pcm)
-            await self.clock.advance(0.02)
-            for _ in range(3):
-                await asyncio.sleep(0)
-
-    def agent_audio_times(self) -> list[float]:
-        return [t for t, f in self.sent if f.any()]
+    def frames(self, seconds: float, *, speech: bool, started: bool = False,
+               ended_after: float | None = None) -> list[Act]:
+        acts: list[Act] = []
+        for i in range(round(seconds / FRAME)):
+            self.now += FRAME
+            if speech:
+                self._speaking, self._silence = True, 0.0
+                self._speech += FRAME
+            elif self._speaking:
+                self._silence += FRAME
+            ended = (ended_after is not None and self._speaking
+                     and self._silence >= ended_after - 1e-9)
+            decisions = self.conv.frame(started=started and i == 0, ended=ended,
+                                        caller_speaking=self._speaking,
+                                        silence=self._silence, speech_seconds=self._speech,
+                                        agent_speaking=self.agent_speaking)
+            if ended:
+                self._speaking, self._speech, self._silence = False, 0.0, 0.0
+            decisions += self.conv.tick(self.now, agent_speaking=self.agent_speaking,
+                                        caller_speaking=self._speaking)
+            acts += [d.act for d in decisions]
+        return acts
 
 
-@pytest.fixture
-async def rig_factory():
-    made: list[Rig] = []
-    playouts: list[asyncio.Task] = []
-
-    def make(*args, **kw) -> Rig:
-        rig = Rig(*args, **kw)
-        playouts.append(asyncio.ensure_future(rig.playout.run()))
-        made.append(rig)
-        return rig
-
-    yield make
-    for task in playouts + [t for r in made for t in r.tasks]:
-        task.cancel()
-    await asyncio.gather(*playouts, *[t for r in made for t in r.tasks],
-                         return_exceptions=True)
+def test_a_pause_starts_speculation_and_the_end_of_turn_releases_it() -> None:
+    floor = Floor()
+    assert floor.frames(1.0, speech=True, started=True) == []
+    acts = floor.frames(0.6, speech=False, ended_after=0.4)
+    assert acts == [Act.SPECULATE, Act.RELEASE]
 
 
-async def test_a_turn_is_answered_after_the_end_silence(rig_factory) -> None:
-    rig = rig_factory("We open at nine. See you then.")
-    rig.conv.greet()
-    await rig.run(1.0, speaking=True)
-    await rig.run(0.3, speaking=False)
-    # 0.3 s of silence does not end a 0.4 s turn: the answer is prepared, not heard
-    assert rig.agent_audio_times() == []
-    await rig.run(2.0, speaking=False)
-    record = rig.conv.records[0]
-    assert record.user_text == "what time do you open"
-    assert record.agent_text.strip() == "We open at nine. See you then."
-    assert rig.conv.history[-1] == {"role": "assistant",
-                                    "content": "We open at nine. See you then."}
-    marks = record.timings.relative_ms()
-    assert 380 <= marks["turn_detected"] <= 440
-    assert marks["first_audio_out"] >= marks["turn_detected"]
+def test_speculation_is_dropped_when_the_caller_goes_on() -> None:
+    floor = Floor()
+    floor.frames(1.0, speech=True, started=True)
+    assert floor.frames(SPECULATE_AFTER + 0.04, speech=False) == [Act.SPECULATE]
+    assert floor.frames(0.1, speech=True) == [Act.DROP]
+    assert floor.conv.speculations_dropped == 1
 
 
-async def test_barge_in_clears_playout_within_a_frame_and_cuts_history(rig_factory) -> None:
-    answer = "First clause here, and the second part. Third sentence follows. Fourth one."
-    rig = rig_factory(answer, barge_in_min=0.3)
-    await rig.run(1.0, speaking=True)
-    await rig.run(1.0, speaking=False)  # agent answers and speaks for ~0.5 s
-    assert rig.playout.busy
-    before = len(rig.agent_audio_times())
-    await rig.run(0.5, speaking=True)  # caller talks over the agent
-    assert rig.conv.barge_ins == 1
-    last_audio = rig.agent_audio_times()[-1]
-    # speech confirmed (0.15 s) + barge-in threshold (0.3 s) after the caller began,
-    # then at most one more frame of agent audio
-    caller_began = rig.clock.now() - 0.5
-    assert last_audio - caller_began <= 0.3 + 0.04 + 1e-6
-    assert len(rig.agent_audio_times()) > before
-    record = rig.conv.records[0]
-    assert record.interrupted
-    heard = record.agent_text
-    assert heard and len(heard) < len(answer)
-    assert answer.startswith(heard.rstrip(".,"))
-    assert {"role": "assistant", "content": heard} in rig.conv.history
-    assert rig.chat.closed  # the model stopped generating
+def test_talking_on_while_the_agent_thinks_carries_the_words_over() -> None:
+    floor = Floor()
+    floor.frames(1.0, speech=True, started=True)
+    floor.frames(0.6, speech=False, ended_after=0.4)  # released, thinking
+    assert floor.frames(0.2, speech=True, started=True) == [Act.DROP_CARRY]
 
 
-async def test_a_cough_does_not_interrupt(rig_factory) -> None:
-    rig = rig_factory("One. Two more. Three here. Four now. Five then.", barge_in_min=0.5)
-    await rig.run(1.0, speaking=True)
-    await rig.run(1.0, speaking=False)
-    assert rig.playout.busy
-    await rig.run(0.2, speaking=True)  # shorter than the agent's barge-in threshold
-    await rig.run(0.1, speaking=False)
-    assert rig.conv.barge_ins == 0 and rig.playout.busy
+def test_barge_in_needs_enough_caller_speech() -> None:
+    floor = Floor(barge_in_min_speech=0.3)
+    floor.agent_speaking = True
+    assert Act.INTERRUPT not in floor.frames(0.2, speech=True, started=True)  # a cough
+    floor._speech = 0.0
+    acts = floor.frames(0.4, speech=True, started=True)
+    assert acts.count(Act.INTERRUPT) >= 1
+    assert floor.conv.barge_ins >= 1
 
 
-async def test_speech_while_thinking_merges_into_the_next_turn(rig_factory) -> None:
-    rig = rig_factory("Sure.")
-    slow = asyncio.Event()
-    original = rig.conv.engines.transcriber.transcribe
-
-    async def held(audio: AudioChunk) -> Transcript:
-        await slow.wait()
-        return await original(audio)
-
-    rig.conv.engines.transcriber.transcribe = held  # type: ignore[method-assign]
-    await rig.run(1.0, speaking=True)
-    await rig.run(0.5, speaking=False)  # turn ended, STT pending
-    await rig.run(0.5, speaking=True)   # the caller goes on
-    slow.set()
-    await rig.run(1.0, speaking=False)
-    users = [m for m in rig.conv.history if m["role"] == "user"]
-    assert len(users) == 1, rig.conv.history
+def test_no_barge_in_when_it_is_off() -> None:
+    floor = Floor(barge_in=False)
+    floor.agent_speaking = True
+    assert Act.INTERRUPT not in floor.frames(1.0, speech=True, started=True)
 
 
-async def test_speculation_is_dropped_unheard_when_the_caller_goes_on(rig_factory) -> None:
-    rig = rig_factory("Sure thing.")
-    await rig.run(1.0, speaking=True)
-    await rig.run(0.25, speaking=False)  # speculative answer under way
-    await rig.run(0.8, speaking=True)  # not the end of the turn after all
-    assert rig.agent_audio_times() == []
-    assert rig.conv.speculations_discarded == 1
-    await rig.run(1.5, speaking=False)
-    assert [m["role"] for m in rig.conv.history] == ["system", "user", "assistant"]
-    assert len(rig.conv.records) == 1
-    first_audio = rig.agent_audio_times()[0]
-    end_of_speech = 2.05
-    assert first_audio >= end_of_speech + 0.4 - 0.021  # only once the end silence is confirmed
+def test_an_utterance_over_the_agent_without_barge_in_is_still_a_turn() -> None:
+    floor = Floor(barge_in=False)
+    floor.agent_speaking = True
+    floor.frames(1.0, speech=True, started=True)
+    assert floor.frames(0.5, speech=False, ended_after=0.4) == [Act.START]
 
 
-async def test_a_looping_model_is_cut_at_the_first_repeat(rig_factory) -> None:
-    rig = rig_factory("How can I help? " * 6)
-    await rig.run(1.0, speaking=True)
-    await rig.run(3.0, speaking=False)
-    assert rig.conv.records[0].agent_text == "How can I help?"
-    assert rig.chat.closed
+def test_silence_reprompts_then_finishes() -> None:
+    floor = Floor(silence_timeout=5.0)
+    assert floor.frames(4.9, speech=False) == []
+    assert floor.frames(0.2, speech=False) == [Act.REPROMPT]
+    assert floor.frames(5.0, speech=False) == [Act.FINISH]
+    assert floor.conv.finished
 
 
-def test_timings_are_numbers_relative_to_speech_end() -> None:
-    t = TurnTimings(index=1)
-    t.mark("speech_end", 10.0)
-    t.mark("stt_done", 10.25)
-    t.mark("stt_done", 11.0)  # only the first counts
-    assert t.relative_ms() == {"speech_end": 0.0, "stt_done": 250.0}
-    assert t.log_line() == "speech_end=0 stt_done=250"
-    with pytest.raises(ValueError):
-        t.mark("nonsense", 1.0)
+def test_speech_resets_the_silence_timer() -> None:
+    floor = Floor(silence_timeout=5.0)
+    floor.frames(4.0, speech=False)
+    floor.frames(0.5, speech=True, started=True)
+    floor.conv.turn_done()
+    assert Act.REPROMPT not in floor.frames(0.5, speech=False, ended_after=0.4)
 
 
-class ToolCall:
-    def __init__(self, name: str, arguments: dict) -> None:
-        self.name = name
-        self.arguments = arguments
+def test_keys_go_on_after_a_pause_or_hash() -> None:
+    floor = Floor()
+    assert floor.conv.key(floor.now, "4", agent_speaking=False) == []
+    assert floor.conv.key(floor.now, "2", agent_speaking=False) == []
+    assert floor.conv.key_tone(floor.now + 0.1) and not floor.conv.key_tone(floor.now + 0.5)
+    acts = floor.frames(2.1, speech=False)
+    assert acts == [Act.DIGITS]
+    floor.conv.turn_done()
+    floor.conv.key(floor.now, "7", agent_speaking=False)
+    decisions = floor.conv.key(floor.now, "#", agent_speaking=True)
+    assert [d.act for d in decisions] == [Act.INTERRUPT, Act.DIGITS]
+    assert decisions[-1].detail == "7"
 
 
-class ToolChat(FakeChat):
-    """First answer: a tool call; after the tool result: a sentence using it."""
-
-    async def respond(self, messages, tools, pause=None):
-        self.seen.append(list(messages))
-        if "Tool result" in messages[-1]["content"]:
-            yield "Your order has shipped."
-        else:
-            yield ToolCall("order_status", {"order": "42"})
-
-
-class Control:
-    def __init__(self) -> None:
-        self.transfers: list[str] = []
-
-    async def transfer(self, target: str, attended: bool = False) -> bool:
-        self.transfers.append(target)
-        return True
-
-    async def send_dtmf(self, digits: str) -> None:
-        pass
-
-
-async def test_a_failing_webhook_is_spoken_and_the_call_goes_on(rig_factory) -> None:
-    from agent.tools.webhook import ToolSpec
-
-    rig = rig_factory("unused")
-    failure = "Sorry, the order system is not answering."
-    tool = ToolSpec(name="order_status", url="http://127.0.0.1:9/", failure_phrase=failure,
-                    parameters={"type": "object", "properties": {"order": {"type": "string"}}})
-    spec = AgentSpec(name="t", greeting="Hi.", end_silence=0.4, tools=(tool,))
-    phrases = {t: AudioChunk(np.full(800, 100, np.int16), RATE) for t in spec.phrases()}
-    chat = ToolChat("")
-    outcomes = []
-    rig.conv = Conversation(spec, Engines(FakeTranscriber("where is my order"), chat,
-                                          FakeSynth(), phrases),
-                            rig.playout, rig.clock, rig._spawn, control=Control(),
-                            on_tool=lambda i, o: outcomes.append(o))
-    await rig.run(1.0, speaking=True)
-    await rig.run(1.5, speaking=False)
-    for _ in range(200):  # the refused connection is real network I/O
-        if outcomes:
-            break
-        await asyncio.sleep(0.01)
-    await rig.run(0.5, speaking=False)
-    assert outcomes and not outcomes[0].ok and outcomes[0].error
-    assert {"role": "assistant", "content": failure} in rig.conv.history
-    assert any("Tool result" in m["content"] for m in rig.conv.history)
-    assert not rig.conv.ended.is_set()  # the call goes on
-    await rig.conv.tool_runner.close()
-
-
-async def test_speaking_after_the_answer_ended_is_not_a_barge_in(rig_factory) -> None:
-    rig = rig_factory("We open at nine.")
-    await rig.run(1.0, speaking=True)
-    await rig.run(2.0, speaking=False)  # answered, answer played to the end
-    assert not rig.playout.busy and rig.conv.records[0].agent_text
-    await rig.run(1.0, speaking=True)  # the next question
-    await rig.run(2.0, speaking=False)
-    assert rig.conv.barge_ins == 0
-    assert not any(r.interrupted for r in rig.conv.records)
-    assistant = [m["content"] for m in rig.conv.history if m["role"] == "assistant"]
-    assert assistant == ["We open at nine.", "We open at nine."]  # once per answer
+def test_keys_for_a_collecting_tool_pass_straight_through() -> None:
+    floor = Floor()
+    floor.conv.collecting = True
+    decisions = floor.conv.key(floor.now, "5", agent_speaking=False)
+    assert [(d.act, d.detail) for d in decisions] == [(Act.KEY, "5")]

@@ -1,4 +1,4 @@
-"""Paced playout on a virtual clock: timing, clear() accounting, flush, stalls."""
+"""Playout paced by the ticker on a virtual clock: timing, clear() accounting, flush, stalls."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
+from agent.clock import Ticker
 from agent.media.audio import AudioChunk
 from agent.media.playout import Playout
 from virtual_time import VirtualClock
@@ -28,9 +29,10 @@ async def running():
     clock = VirtualClock(100.0)
     sink = Sink(clock)
     playout = Playout(sink, clock, rate=RATE)
-    task = asyncio.create_task(playout.run())
+    ticker = Ticker(clock)
+    task = asyncio.create_task(ticker.run(lambda now: playout.send_frame()))
     await asyncio.sleep(0)
-    yield clock, sink, playout
+    yield clock, sink, playout, ticker
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 
@@ -40,7 +42,7 @@ def tone(seconds: float, value: int = 1000) -> AudioChunk:
 
 
 async def test_frames_leave_on_a_fixed_schedule(running) -> None:
-    clock, sink, _ = running
+    clock, sink, _, ticker = running
     await clock.advance(1.0)
     times = [t for t, _ in sink.frames]
     assert len(times) == 51  # frames at 0, 20, ..., 1000 ms
@@ -49,14 +51,14 @@ async def test_frames_leave_on_a_fixed_schedule(running) -> None:
 
 
 async def test_idle_playout_sends_silence(running) -> None:
-    clock, sink, playout = running
+    clock, sink, playout, ticker = running
     await clock.advance(0.1)
     assert sink.frames and all(not f.any() for _, f in sink.frames)
     assert not playout.busy
 
 
 async def test_audio_is_sent_in_order_then_silence(running) -> None:
-    clock, sink, playout = running
+    clock, sink, playout, ticker = running
     ramp = np.arange(1, 801, dtype=np.int16)  # 100 ms
     playout.write(AudioChunk(ramp, RATE))
     await clock.advance(0.2)
@@ -67,7 +69,7 @@ async def test_audio_is_sent_in_order_then_silence(running) -> None:
 
 
 async def test_clear_reports_what_was_heard(running) -> None:
-    clock, sink, playout = running
+    clock, sink, playout, ticker = running
     playout.write(tone(2.0))
     await clock.advance(0.5)
     heard = playout.clear()
@@ -79,7 +81,7 @@ async def test_clear_reports_what_was_heard(running) -> None:
 
 
 async def test_flush_waits_until_everything_is_sent(running) -> None:
-    clock, _, playout = running
+    clock, _, playout, ticker = running
     playout.write(tone(0.3))
     done = asyncio.ensure_future(playout.flush())
     await clock.advance(0.2)
@@ -90,11 +92,11 @@ async def test_flush_waits_until_everything_is_sent(running) -> None:
 
 
 async def test_a_stall_restarts_the_schedule_instead_of_bursting(running) -> None:
-    clock, sink, playout = running
+    clock, sink, playout, ticker = running
     await clock.advance(0.1)
     clock.jump(1.0)  # the loop was blocked for a second
     await clock.advance(0.1)
-    assert playout.restarts == 1
+    assert ticker.restarts == 1
     after = [t for t, _ in sink.frames if t > 100.1]
     assert len(after) <= 7  # no burst of 50 catch-up frames
 

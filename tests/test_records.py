@@ -46,7 +46,8 @@ def record_full_call(rec: CallRecorder, call_id: str = CALL_ID, t0: float = T0) 
     rec.add_turn(call_id, 2, t0 + 5.0, "mumble", "Your order shipped yesterday and will", 0.31,
                  False, {"stt_done": 300.0})
     rec.add_event(call_id, t0 + 6.0, "barge_in")
-    rec.update_turn(call_id, 2, agent_text="Your order shipped", interrupted=True)
+    rec.add_turn(call_id, 2, t0 + 5.0, "mumble", "Your order shipped", 0.31, True,  # cut short
+                 {"stt_done": 300.0})
     rec.add_tool_call(call_id, 2, t0 + 6.5, "transfer", {"to": "sales"}, False, None,
                       "no such queue", 3.0)
     rec.end_call(call_id, t0 + 30.0, "caller hangup")

@@ -1,11 +1,11 @@
-"""soxr wrappers: one-shot and streaming conversion, float conversion for Whisper."""
+"""soxr wrappers: one-shot conversion, float conversion for Whisper."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from agent.media.resample import StreamResampler, resample, to_float32, to_int16
+from agent.media.resample import resample, to_float32, to_int16
 
 RATES = [8000, 16000, 22050, 24000]
 PAIRS = [(src, dst) for src in RATES for dst in RATES if src != dst]
@@ -18,14 +18,6 @@ def tone(freq: float, rate: int, seconds: float = 1.0, level: float = 0.5) -> np
 
 def noise(n: int, seed: int = 7) -> np.ndarray:
     return (np.random.default_rng(seed).standard_normal(n) * 4000).astype(np.int16)
-
-
-def stream_in_chunks(pcm: np.ndarray, src: int, dst: int, chunk_ms: int = 20) -> np.ndarray:
-    resampler = StreamResampler(src, dst)
-    step = src * chunk_ms // 1000
-    parts = [resampler.process(pcm[i:i + step]) for i in range(0, len(pcm), step)]
-    parts.append(resampler.flush())
-    return np.concatenate(parts)
 
 
 def peak_frequency(pcm: np.ndarray, rate: int) -> float:
@@ -43,18 +35,8 @@ def test_one_shot_length(src: int, dst: int) -> None:
 
 
 @pytest.mark.parametrize(("src", "dst"), PAIRS)
-def test_streaming_in_20ms_chunks_matches_one_shot(src: int, dst: int) -> None:
-    pcm = noise(src + 123)  # not a whole number of chunks
-    one_shot = resample(pcm, src, dst)
-    streamed = stream_in_chunks(pcm, src, dst)
-    assert len(streamed) == len(one_shot)
-    diff = np.abs(streamed.astype(np.int32) - one_shot.astype(np.int32))
-    assert diff.max() <= 2
-
-
-@pytest.mark.parametrize(("src", "dst"), PAIRS)
 def test_tone_frequency_and_level_preserved(src: int, dst: int) -> None:
-    out = stream_in_chunks(tone(1000, src), src, dst)
+    out = resample(tone(1000, src), src, dst)
     assert peak_frequency(out, dst) == pytest.approx(1000, abs=2)
     middle = out[len(out) // 4: -len(out) // 4].astype(np.float64)
     rms = np.sqrt(np.mean(middle**2)) / 32767
@@ -73,47 +55,21 @@ def test_content_above_new_nyquist_is_removed() -> None:
     assert np.abs(out[800:-800]).max() < 50
 
 
-def test_stream_output_is_delay_compensated() -> None:
+def test_output_is_delay_compensated() -> None:
     impulse = np.zeros(16000, dtype=np.int16)
     impulse[4000] = 30000
-    out = stream_in_chunks(impulse, 16000, 8000)
+    out = resample(impulse, 16000, 8000)
     assert int(np.argmax(np.abs(out))) == 2000
-
-
-def test_streaming_output_catches_up_while_running() -> None:
-    """Held-back audio stays bounded (MQ measured well under 150 ms)."""
-    for src, dst in PAIRS:
-        resampler = StreamResampler(src, dst)
-        step = src // 50
-        pcm = noise(src * 2)
-        produced = 0
-        for i in range(0, len(pcm), step):
-            produced += len(resampler.process(pcm[i:i + step]))
-            held = (i + step) / src - produced / dst
-            assert held < 0.15, (src, dst, held)
-
-
-def test_flush_starts_a_fresh_stream() -> None:
-    resampler = StreamResampler(8000, 16000)
-    pcm = tone(440, 8000, 0.5)
-    first = np.concatenate([resampler.process(pcm), resampler.flush()])
-    second = np.concatenate([resampler.process(pcm), resampler.flush()])
-    np.testing.assert_array_equal(first, second)
-    assert len(first) == 8000
 
 
 def test_same_rate_is_passthrough() -> None:
     pcm = noise(333)
     np.testing.assert_array_equal(resample(pcm, 8000, 8000), pcm)
-    resampler = StreamResampler(16000, 16000)
-    np.testing.assert_array_equal(resampler.process(pcm), pcm)
-    assert len(resampler.flush()) == 0
 
 
 def test_empty_input() -> None:
     assert len(resample(np.zeros(0, dtype=np.int16), 8000, 16000)) == 0
-    resampler = StreamResampler(8000, 16000)
-    assert resampler.process(np.zeros(0, dtype=np.int16)).dtype == np.int16
+    assert resample(np.zeros(0, dtype=np.int16), 8000, 16000).dtype == np.int16
 
 
 def test_loud_input_clips_instead_of_wrapping() -> None:
@@ -127,9 +83,7 @@ def test_rejects_non_int16() -> None:
     with pytest.raises(TypeError):
         resample(np.zeros(10, dtype=np.float32), 8000, 16000)
     with pytest.raises(TypeError):
-        StreamResampler(8000, 16000).process(np.zeros(10, dtype=np.int32))
-    with pytest.raises(ValueError):
-        StreamResampler(0, 16000)
+        resample(np.zeros(10, dtype=np.int32), 8000, 16000)
 
 
 def test_to_float32_range_and_round_trip() -> None:

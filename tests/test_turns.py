@@ -18,6 +18,8 @@ from agent.speech.turns import (
 
 FRAME = 0.02
 
+HALF = TurnSettings(end_silence=0.5)  # the timings below were worked out for 0.5 s
+
 
 def feed(detector: TurnDetector, pattern: list[tuple[bool, float]],
          frame: float = FRAME) -> list[SpeechStarted | TurnEnded]:
@@ -35,7 +37,7 @@ SPEECH, SILENCE = True, False
 # --- TurnDetector -------------------------------------------------------------------------
 
 def test_blip_below_min_speech_is_ignored() -> None:
-    detector = TurnDetector()
+    detector = TurnDetector(HALF)
     events = feed(detector, [(SILENCE, 0.5), (SPEECH, 0.1), (SILENCE, 2.0)])
     assert events == []
     assert not detector.speaking
@@ -43,7 +45,7 @@ def test_blip_below_min_speech_is_ignored() -> None:
 
 
 def test_normal_utterance() -> None:
-    detector = TurnDetector()
+    detector = TurnDetector(HALF)
     events = feed(detector, [(SILENCE, 0.5), (SPEECH, 1.0), (SILENCE, 1.0)])
     assert len(events) == 2
     started, ended = events
@@ -59,14 +61,14 @@ def test_normal_utterance() -> None:
 
 
 def test_speech_exactly_min_speech_starts() -> None:
-    detector = TurnDetector(TurnSettings(min_speech=0.15))
+    detector = TurnDetector(TurnSettings(end_silence=0.5, min_speech=0.15))
     events = feed(detector, [(SPEECH, 0.15), (SILENCE, 1.0)], frame=0.01)
     assert [type(e) for e in events] == [SpeechStarted, TurnEnded]
     assert events[0].at == pytest.approx(0.15)
 
 
 def test_gap_inside_speech_is_one_utterance() -> None:
-    detector = TurnDetector()
+    detector = TurnDetector(HALF)
     events = feed(detector, [(SPEECH, 0.5), (SILENCE, 0.48), (SPEECH, 0.5), (SILENCE, 0.6)])
     assert [type(e) for e in events] == [SpeechStarted, TurnEnded]
     assert events[1].speech_seconds == pytest.approx(1.48)
@@ -74,7 +76,7 @@ def test_gap_inside_speech_is_one_utterance() -> None:
 
 
 def test_gap_of_end_silence_splits_turns() -> None:
-    detector = TurnDetector()
+    detector = TurnDetector(HALF)
     events = feed(detector, [(SPEECH, 0.5), (SILENCE, 0.5), (SPEECH, 0.5), (SILENCE, 0.5)])
     assert [type(e) for e in events] == [SpeechStarted, TurnEnded, SpeechStarted, TurnEnded]
     assert events[1].at == pytest.approx(1.0)
@@ -83,7 +85,7 @@ def test_gap_of_end_silence_splits_turns() -> None:
 
 def test_start_tolerates_vad_flicker() -> None:
     """Voiced frames broken by gaps shorter than min_speech still add up (hysteresis)."""
-    detector = TurnDetector()
+    detector = TurnDetector(HALF)
     pattern = [(SPEECH, 0.06), (SILENCE, 0.04)] * 2 + [(SPEECH, 0.06)]
     events = feed(detector, pattern)
     assert len(events) == 1
@@ -93,13 +95,13 @@ def test_start_tolerates_vad_flicker() -> None:
 
 
 def test_separated_blips_do_not_add_up() -> None:
-    detector = TurnDetector()
+    detector = TurnDetector(HALF)
     events = feed(detector, [(SPEECH, 0.1), (SILENCE, 0.16), (SPEECH, 0.1), (SILENCE, 1.0)])
     assert events == []
 
 
 def test_short_pause_does_not_end_but_resets_the_silence_count() -> None:
-    detector = TurnDetector()
+    detector = TurnDetector(HALF)
     pattern = [(SPEECH, 0.3)] + [(SILENCE, 0.4), (SPEECH, 0.04)] * 5 + [(SILENCE, 0.5)]
     events = feed(detector, pattern)
     assert [type(e) for e in events] == [SpeechStarted, TurnEnded]
@@ -107,7 +109,7 @@ def test_short_pause_does_not_end_but_resets_the_silence_count() -> None:
 
 
 def test_max_utterance_forces_end_and_speech_goes_on() -> None:
-    detector = TurnDetector(TurnSettings(max_utterance=15.0))
+    detector = TurnDetector(TurnSettings(end_silence=0.5, max_utterance=15.0))
     events = feed(detector, [(SILENCE, 1.0), (SPEECH, 20.0), (SILENCE, 0.6)])
     assert [type(e) for e in events] == [SpeechStarted, TurnEnded, SpeechStarted, TurnEnded]
     forced = events[1]
@@ -123,7 +125,7 @@ def test_max_utterance_forces_end_and_speech_goes_on() -> None:
 
 
 def test_max_utterance_counts_pauses_too() -> None:
-    detector = TurnDetector(TurnSettings(max_utterance=2.0))
+    detector = TurnDetector(TurnSettings(end_silence=0.5, max_utterance=2.0))
     events = feed(detector, [(SPEECH, 1.0), (SILENCE, 0.4), (SPEECH, 0.4), (SILENCE, 0.4)])
     assert [type(e) for e in events] == [SpeechStarted, TurnEnded]
     assert events[1].reason == "max_utterance"
@@ -132,7 +134,7 @@ def test_max_utterance_counts_pauses_too() -> None:
 
 
 def test_pre_roll_length() -> None:
-    detector = TurnDetector(TurnSettings(pre_roll=0.3))
+    detector = TurnDetector(TurnSettings(end_silence=0.5, pre_roll=0.3))
     events = feed(detector, [(SILENCE, 2.0), (SPEECH, 1.0), (SILENCE, 0.5)])
     assert events[0].audio_start == pytest.approx(1.7)
     assert events[1].audio_start == pytest.approx(1.7)
@@ -140,7 +142,7 @@ def test_pre_roll_length() -> None:
 
 
 def test_pre_roll_is_clipped_at_stream_start() -> None:
-    detector = TurnDetector(TurnSettings(pre_roll=0.3))
+    detector = TurnDetector(TurnSettings(end_silence=0.5, pre_roll=0.3))
     events = feed(detector, [(SILENCE, 0.1), (SPEECH, 0.5)])
     assert events[0].audio_start == 0.0
 
@@ -154,7 +156,7 @@ def test_pre_roll_never_reaches_into_previous_speech() -> None:
 
 
 def test_reset_drops_turn_in_progress() -> None:
-    detector = TurnDetector()
+    detector = TurnDetector(HALF)
     events = feed(detector, [(SPEECH, 0.5)])
     assert [type(e) for e in events] == [SpeechStarted]
     detector.reset()
@@ -166,7 +168,7 @@ def test_reset_drops_turn_in_progress() -> None:
 
 
 def test_reset_during_pending_speech() -> None:
-    detector = TurnDetector()
+    detector = TurnDetector(HALF)
     feed(detector, [(SPEECH, 0.1)])
     detector.reset()
     assert feed(detector, [(SPEECH, 0.1), (SILENCE, 1.0)]) == []
@@ -183,7 +185,7 @@ def test_end_silence_setting_is_respected_and_changeable() -> None:
 
 
 def test_uneven_frame_sizes() -> None:
-    detector = TurnDetector()
+    detector = TurnDetector(HALF)
     events = []
     for seconds, voiced in [(0.2, False), (0.03, True), (0.01, True), (0.12, True),
                             (0.25, True), (0.3, False), (0.21, False)]:
@@ -280,7 +282,7 @@ def test_voice_activity_at_16k() -> None:
 
 
 def test_turn_taker_collects_the_utterance_with_pre_roll() -> None:
-    taker = TurnTaker(RATE)
+    taker = TurnTaker(RATE, HALF)
     speech = speech_like(1.0)
     audio = np.concatenate([low_noise(1.0), speech, silence(1.0)])
     events: list[SpeechStarted | Utterance] = []
@@ -318,8 +320,7 @@ def test_turn_taker_ignores_a_click_and_finds_two_turns() -> None:
 
 
 def test_turn_taker_reset_and_end_silence() -> None:
-    taker = TurnTaker(RATE)
-    taker.set_end_silence(1.0)
+    taker = TurnTaker(RATE, TurnSettings(end_silence=1.0))
     assert taker.settings.end_silence == 1.0
     events = taker.feed(np.concatenate([speech_like(0.5), silence(0.8)]))
     assert [type(e) for e in events] == [SpeechStarted]
@@ -328,7 +329,7 @@ def test_turn_taker_reset_and_end_silence() -> None:
 
 
 def test_turn_taker_long_utterance_is_cut_with_its_audio() -> None:
-    taker = TurnTaker(RATE, TurnSettings(max_utterance=3.0))
+    taker = TurnTaker(RATE, TurnSettings(end_silence=0.5, max_utterance=3.0))
     events = taker.feed(np.concatenate([silence(0.5), speech_like(4.0), silence(0.6)]))
     utterances = [e for e in events if isinstance(e, Utterance)]
     assert utterances[0].turn.reason == "max_utterance"

@@ -1,4 +1,4 @@
-"""The daemon's RTP leg toward Asterisk's ExternalMedia channel (G.711 µ-law)."""
+"""The daemon's RTP socket toward Asterisk's ExternalMedia channel, and its codecs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from agent.media.g711 import ulaw_decode, ulaw_encode
 from agent.media.g722 import G722Codec
-from agent.media.rtp import RtpError, RtpPacket
+from agent.media.rtp import RtpError, RtpPacket, RtpSequencer
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,7 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.local: tuple[str, int] = ("", 0)
         self.remote: tuple[str, int] | None = None
         self.ssrc = random.getrandbits(32)
-        self._seq = random.getrandbits(16)
-        self._ts = random.getrandbits(32)
+        self._clock = RtpSequencer(self.codec.clock_rate // 50)  # 20 ms frames
         self.stats = {"rx": 0, "tx": 0, "rx_bad": 0, "rx_foreign": 0, "rx_wrong_pt": 0}
 
     @classmethod
@@ -133,12 +132,11 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         payload = self.codec.encode(frame)
         if self.transport is None or self.remote is None or self.transport.is_closing():
             return
-        packet = RtpPacket(payload_type=self.codec.payload_type, sequence=self._seq,
-                           timestamp=self._ts, ssrc=self.ssrc, payload=payload)
+        sequence, timestamp = self._clock.next(len(frame) * self.codec.clock_rate
+                                               // self.codec.rate)
+        packet = RtpPacket(payload_type=self.codec.payload_type, sequence=sequence,
+                           timestamp=timestamp, ssrc=self.ssrc, payload=payload)
         self.transport.sendto(packet.serialize(), self.remote)
-        self._seq = (self._seq + 1) & 0xFFFF
-        ticks = len(frame) * self.codec.clock_rate // self.codec.rate
-        self._ts = (self._ts + ticks) & 0xFFFFFFFF
         self.stats["tx"] += 1
 
     def close(self) -> None:

@@ -1,9 +1,9 @@
 """Paced audio output toward the caller: ``write``, ``flush``, ``clear() -> seconds played``.
 
-The sender runs from a fixed start time: frame *n* leaves at ``start + n * frame`` so
-scheduling errors never accumulate. While nothing is queued it sends silence, so the
-media path is alive from the first moment of the call (a mixing bridge makes no frames
-from silence, and an agent that waited for the caller could deadlock).
+The call's media leg sends one frame per tick (``send_frame``) from a fixed schedule
+(``agent.clock.Ticker``). While nothing is queued a frame is silence, so the media path is
+alive from the first moment of the call (a mixing bridge makes no frames from silence, and
+an agent that waited for the caller could deadlock).
 """
 
 from __future__ import annotations
@@ -17,12 +17,9 @@ import numpy as np
 from agent.clock import Clock
 from agent.media.audio import AudioChunk
 
-# If the loop stalls for longer than this, restart the schedule instead of sending a burst.
-MAX_LAG = 0.2
-
 
 class Playout:
-    """Queue of caller-bound PCM at ``rate``, sent one frame per ``frame_ms``."""
+    """Queue of caller-bound PCM at ``rate``, sent one ``frame_ms`` frame per tick."""
 
     def __init__(self, send_frame: Callable[[np.ndarray], None], clock: Clock,
                  rate: int = 8000, frame_ms: int = 20) -> None:
@@ -40,8 +37,6 @@ class Playout:
         self._idle.set()
         self._silence = np.zeros(self.frame_samples, dtype=np.int16)
         self.frames_sent = 0
-        self.restarts = 0
-        self.lateness: list[float] = []  # send time minus scheduled time, per frame
 
     def write(self, chunk: AudioChunk) -> None:
         """Queue audio for the caller (must already be at the playout rate)."""
@@ -69,10 +64,6 @@ class Playout:
         fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._audio_waiters.append(fut)
         return fut
-
-    @property
-    def queued_seconds(self) -> float:
-        return self._queued / self.rate
 
     @property
     def busy(self) -> bool:
@@ -106,20 +97,7 @@ class Playout:
             self._idle.set()
         return out
 
-    async def run(self) -> None:
-        """Send frames forever (cancel to stop)."""
-        start = self._clock.now()
-        n = 0
-        while True:
-            due = start + n * self.frame_seconds
-            await self._clock.sleep_until(due)
-            now = self._clock.now()
-            if now - due > MAX_LAG:
-                self.restarts += 1
-                start, n, due = now, 0, now
-            self.lateness.append(now - due)
-            if len(self.lateness) > 3000:
-                del self.lateness[:1500]
-            self._send_frame(self._next_frame())
-            self.frames_sent += 1
-            n += 1
+    def send_frame(self) -> None:
+        """Send the next frame: queued audio, or silence when there is none."""
+        self._send_frame(self._next_frame())
+        self.frames_sent += 1

@@ -10,7 +10,7 @@ utterance's audio, including a little from before the speech started.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -26,7 +26,7 @@ class TurnSettings:
     """Timing of turn detection, all in seconds."""
 
     min_speech: float = 0.15  # voiced audio needed before speech counts; shorter blips are noise
-    end_silence: float = 0.5  # silence that ends the turn
+    end_silence: float = 0.4  # silence that ends the turn
     max_utterance: float = 15.0  # a turn this long is ended even while speech goes on
     pre_roll: float = 0.3  # audio kept from before the speech start, for the first syllable
 
@@ -284,10 +284,6 @@ class TurnTaker:
     def settings(self, settings: TurnSettings) -> None:
         self.detector.settings = settings
         self._ring.resize(self._needed(settings))
-
-    def set_end_silence(self, seconds: float) -> None:
-        """Change only the silence that ends a turn (agents tune this per question)."""
-        self.settings = replace(self.settings, end_silence=seconds)
 
     def feed(self, pcm: np.ndarray) -> list[SpeechStarted | Utterance]:
         """Take caller audio at ``rate``; return what it completed."""

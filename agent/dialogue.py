@@ -1,0 +1,420 @@
+"""The agent's side of one call: acts on what the ``Conversation`` decides.
+
+Caller audio (in order) goes in through ``hear``, key presses through ``on_dtmf``, and
+``tick`` runs once per frame; everything the agent says goes out through the call's
+``Playout`` as a ``Reply``. Each caller turn is one task: transcribe, plan (is a tool
+asked for?), carry out tools, answer. Every stop of the agent's audio — barge-in,
+goodbye, an error, keypad entry, a transfer — is one awaited ``interrupt()``.
+Failures are spoken (the agent's error phrase), never silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agent.clock import Clock
+from agent.conversation import Act, Conversation, Decision, Timers
+from agent.media.audio import AudioChunk
+from agent.media.playout import Playout
+from agent.reply import Reply
+from agent.settings import AgentSpec
+from agent.speech.chat_model import Message
+from agent.speech.engines import Engines
+from agent.speech.turns import SpeechStarted, TurnSettings, TurnTaker, Utterance
+from agent.timings import TurnTimings
+from agent.tools.runner import CallControl, ToolOutcome, ToolRunner
+
+log = logging.getLogger(__name__)
+MAX_TOOL_ROUNDS = 3
+MAX_FAILED_TURNS = 2  # turns in a row that fail before the call is ended
+
+
+@dataclass
+class TurnRecord:
+    """One exchange, for the call record (text never goes to the log)."""
+
+    index: int
+    user_text: str = ""
+    agent_text: str = ""
+    interrupted: bool = False
+    stt_confidence: float | None = None
+    timings: TurnTimings = field(default_factory=TurnTimings)
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """Something that happened in the call: barge_in, dtmf, tool, reprompt, error, …"""
+
+    kind: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    """A tool was carried out during turn ``turn``."""
+
+    turn: int
+    outcome: ToolOutcome
+
+
+Sink = Callable[[TurnRecord | ToolUse | CallEvent], None]
+
+
+@dataclass
+class _Turn:
+    """Work in progress on one caller turn."""
+
+    record: TurnRecord
+    release: asyncio.Event  # set once the end of the turn is confirmed
+    task: asyncio.Task | None = None
+    user: str = ""  # what the caller said, once transcribed
+    message: Message | None = None  # the caller's words in the history
+
+
+class Dialogue:
+    """Owns the turn detector, the history, the turn in progress and what is being said."""
+
+    def __init__(self, spec: AgentSpec, engines: Engines, playout: Playout, clock: Clock,
+                 spawn: Callable[..., asyncio.Task], sink: Sink | None = None,
+                 control: CallControl | None = None) -> None:
+        self.spec = spec
+        self.engines = engines
+        self.playout = playout
+        self.clock = clock
+        self._spawn = spawn
+        self._sink = sink or (lambda event: None)
+        self.turns = TurnTaker(playout.rate, TurnSettings(min_speech=spec.min_speech,
+                                                          end_silence=spec.end_silence,
+                                                          max_utterance=spec.max_utterance))
+        self.conversation = Conversation(
+            Timers(spec.silence_timeout, spec.barge_in, spec.barge_in_min_speech), clock.now())
+        self.history: list[Message] = [{"role": "system", "content": spec.instructions}]
+        self.records: list[TurnRecord] = []
+        self.ended = asyncio.Event()  # the agent wants to end the call (see end_reason)
+        self.end_reason = ""
+        self._turn: _Turn | None = None
+        self._reply: Reply | None = None  # what the agent is saying (or preparing) now
+        self._carry = ""  # words of a turn the caller talked over before it was answered
+        self._speech_start: float | None = None
+        self._failed_turns = 0
+        self._collector: asyncio.Queue[str] | None = None  # keypad entry for a tool
+        self.tool_runner = ToolRunner({t.name: t for t in spec.tools}, control,
+                                      say=self._say_and_wait, speak=self._speak_and_wait,
+                                      collect_digits=self._collect_digits) \
+            if spec.tools and control is not None else None
+
+    # -- state -------------------------------------------------------------------------------
+    @property
+    def barge_ins(self) -> int:
+        return self.conversation.barge_ins
+
+    @property
+    def speaking(self) -> bool:
+        """Agent audio is playing, or the reply in progress has begun to be heard."""
+        reply = self._reply
+        return self.playout.busy or (reply is not None and reply.producing
+                                     and reply.has_spoken)
+
+    def _speech_seconds(self) -> float:
+        detector = self.turns.detector
+        if self._speech_start is None or not detector.speaking:
+            return 0.0
+        return detector.time - self._speech_start
+
+    # -- inputs ------------------------------------------------------------------------------
+    def hear(self, pcm: np.ndarray) -> None:
+        """Caller audio, in order, as it arrives."""
+        if self.conversation.key_tone(self.clock.now()):
+            # Asterisk plays key presses in-band to the agent's leg too: not speech.
+            pcm = np.zeros_like(pcm)
+        started, utterance = False, None
+        for event in self.turns.feed(pcm):
+            if isinstance(event, Utterance):
+                self._speech_start, utterance = None, event
+            elif isinstance(event, SpeechStarted):
+                self._speech_start, started = event.start, True
+        detector = self.turns.detector
+        self._act(self.conversation.frame(
+            started=started, ended=utterance is not None, caller_speaking=detector.speaking,
+            silence=detector.silence, speech_seconds=self._speech_seconds(),
+            agent_speaking=self.speaking), utterance)
+
+    def tick(self) -> None:
+        """Once per frame: timers (silence reprompt, keypad pauses)."""
+        self._act(self.conversation.tick(self.clock.now(), agent_speaking=self.speaking,
+                                         caller_speaking=self.turns.detector.speaking))
+
+    def on_dtmf(self, digit: str) -> None:
+        """A key the caller pressed."""
+        self._sink(CallEvent("dtmf", digit))
+        self._act(self.conversation.key(self.clock.now(), digit,
+                                        agent_speaking=self.speaking))
+
+    # -- acting on decisions -------------------------------------------------------------------
+    def _act(self, decisions: list[Decision], utterance: Utterance | None = None) -> None:
+        for i, decision in enumerate(decisions):
+            if decision.act is Act.INTERRUPT:
+                log.info("barge-in after %.2fs of caller speech", self._speech_seconds())
+                self._sink(CallEvent("barge_in"))
+                stopping = self._stop(*self._detach())  # detached now, stopped at once
+                self._spawn(self._then(stopping, decisions[i + 1:], utterance),
+                            name="interrupt")
+                return
+            self._do(decision, utterance)
+
+    async def _then(self, stopping, rest: list[Decision], utterance: Utterance | None) -> None:
+        await stopping
+        for decision in rest:
+            self._do(decision, utterance)
+
+    def _do(self, decision: Decision, utterance: Utterance | None) -> None:
+        now = self.clock.now()
+        act = decision.act
+        if act is Act.SPECULATE:
+            pending = self.turns.detector.pending_turn()
+            assert pending is not None
+            timings = self._timings(now - (pending.at - pending.end))
+            self._start(self.turns.audio(pending), timings, released=False)
+        elif act is Act.START and utterance is not None:
+            timings = self._timings(now - (utterance.turn.at - utterance.turn.end))
+            timings.mark("turn_detected", now)
+            self._start(utterance.audio, timings, released=True)
+        elif act is Act.RELEASE and self._turn is not None:
+            self._turn.record.timings.mark("turn_detected", now)
+            self._turn.release.set()
+        elif act in (Act.DROP, Act.DROP_CARRY):
+            self._drop(carry=act is Act.DROP_CARRY)
+        elif act is Act.REPROMPT:
+            self._sink(CallEvent("reprompt"))
+            self._say_phrase(self.spec.reprompt)
+        elif act is Act.FINISH:
+            if decision.detail == "timeout":
+                self._sink(CallEvent("silence_timeout"))
+            self.finish(decision.detail)
+        elif act is Act.DIGITS:
+            timings = self._timings(now)
+            timings.mark("turn_detected", now)
+            self._start(None, timings, released=True, keys=decision.detail)
+        elif act is Act.KEY and self._collector is not None:
+            self._collector.put_nowait(decision.detail)
+
+    def _timings(self, speech_end: float) -> TurnTimings:
+        timings = TurnTimings(index=len(self.records) + 1)
+        timings.mark("speech_end", speech_end)
+        return timings
+
+    def _start(self, audio: AudioChunk | None, timings: TurnTimings, released: bool,
+               keys: str = "") -> None:
+        turn = _Turn(TurnRecord(index=timings.index, timings=timings), asyncio.Event())
+        if released:
+            turn.release.set()
+        # With barge-in off the caller may finish a question while the agent still
+        # answers the previous one: the new turn waits for it, answers never overlap.
+        before = self._turn.task if self._turn is not None else None
+        turn.task = self._spawn(self._answer(turn, audio, keys, before), name="turn")
+        self._turn = turn
+
+    def _drop(self, carry: bool) -> None:
+        """Abandon a turn nobody has heard an answer to; ``carry`` keeps the caller's words."""
+        turn, self._turn = self._turn, None
+        if turn is None:
+            return
+        assert turn.task is not None
+        turn.task.cancel()
+        self._forget(turn)
+        if carry and turn.user:
+            self._carry = turn.user
+
+    def _forget(self, turn: _Turn) -> None:
+        """Take a turn that was never answered out of the history and the records."""
+        if turn.message is not None:
+            with contextlib.suppress(ValueError):
+                self.history.remove(turn.message)
+        if turn.record in self.records:
+            self.records.remove(turn.record)
+
+    # -- the one way to stop -------------------------------------------------------------------
+    async def interrupt(self) -> None:
+        """Stop the agent: cancel and await the turn's work, clear the playout, keep in the
+        history only what the caller heard."""
+        await self._stop(*self._detach())
+
+    def _detach(self) -> tuple[_Turn | None, Reply | None]:
+        turn, self._turn = self._turn, None
+        reply, self._reply = self._reply, None
+        return turn, reply
+
+    async def _stop(self, turn: _Turn | None, reply: Reply | None) -> None:
+        current = asyncio.current_task()
+        if turn is not None and turn.task is not None and turn.task is not current \
+                and not turn.task.done():
+            turn.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await turn.task
+        heard = await reply.interrupt() if reply is not None else ""
+        self.playout.clear()
+        self.conversation.turn_done()
+        if turn is not None:
+            if turn.record in self.records:
+                turn.record.agent_text = heard
+                turn.record.interrupted = True
+                self._sink(turn.record)
+            elif turn.user:
+                self._carry = turn.user  # stopped before it was answered at all
+
+    # -- speaking ------------------------------------------------------------------------------
+    def greet(self) -> None:
+        """Play the greeting from the phrase cache at once."""
+        self._say_phrase(self.spec.greeting)
+
+    def _say_phrase(self, text: str, timings: TurnTimings | None = None) -> Reply:
+        reply = Reply(self.playout, self.clock, self.history, timings or TurnTimings())
+        reply.say_phrase(self.engines.phrase(text), text)
+        self._reply = reply
+        return reply
+
+    async def _say_and_wait(self, text: str) -> None:
+        self._say_phrase(text)
+        await self.playout.flush()
+
+    async def _speak_and_wait(self, text: str) -> None:
+        """Say text that is not a cached phrase (a tool result): synthesize it now."""
+        reply = Reply(self.playout, self.clock, self.history)
+        self._reply = reply
+        await reply.say(self.engines.synth, text)
+
+    async def say_goodbye(self) -> None:
+        """Stop whatever is going on, say goodbye and wait until it has been heard."""
+        await self.interrupt()
+        self._say_phrase(self.spec.goodbye)
+        await self.playout.flush()
+
+    def finish(self, reason: str) -> None:
+        """Ask the call to end (goodbye first): timeout, max turns, or the hangup tool."""
+        if not self.ended.is_set():
+            self.conversation.finished = True
+            self.end_reason = reason
+            self.ended.set()
+
+    # -- a turn ----------------------------------------------------------------------------------
+    async def _answer(self, turn: _Turn, audio: AudioChunk | None, keys: str,
+                      before: asyncio.Task | None = None) -> None:
+        record = turn.record
+        timings = record.timings
+        try:
+            if before is not None and not before.done():
+                await asyncio.wait({before})
+            said = ""
+            if audio is not None:
+                transcript = await self.engines.transcriber.transcribe(audio)
+                said = transcript.text
+                record.stt_confidence = transcript.confidence
+            timings.mark("stt_done", self.clock.now())
+            turn.user = " ".join(filter(None, (self._carry, said))).strip()
+            if keys:
+                turn.user = f"(The caller pressed these keys on the keypad: {' '.join(keys)})"
+            if not turn.user:
+                return
+            record.user_text = turn.user
+            self.records.append(record)
+            turn.message = {"role": "user", "content": turn.user}
+            self.history.append(turn.message)
+            record.agent_text = await self._respond(turn)
+            self._carry = ""
+            self._failed_turns = 0
+            log.info("turn %d timings ms: %s", timings.index, timings.log_line())
+            self._sink(record)
+            if len(self.records) >= self.spec.max_turns:
+                self.finish("agent hangup")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._turn_failed(turn, exc)
+        finally:
+            if self._turn is turn:
+                self._turn = None
+                self.conversation.turn_done()
+
+    async def _respond(self, turn: _Turn) -> str:
+        """Answer; when the caller asks for a tool, carry it out and let the model tell the
+        result (at most MAX_TOOL_ROUNDS tools). Returns everything the agent said."""
+        spoken: list[str] = []
+        for _ in range(MAX_TOOL_ROUNDS + 1):
+            call = await self._plan()
+            if call is None or self.tool_runner is None:
+                reply = Reply(self.playout, self.clock, self.history, turn.record.timings,
+                              gate=turn.release)
+                self._reply = reply
+                text = await reply.answer(self.engines.chat, self.engines.synth,
+                                          list(self.history))
+                if text:
+                    spoken.append(text)
+                break
+            await turn.release.wait()  # no tool is carried out on a guess
+            outcome = await self.tool_runner.run(call.name, dict(call.arguments))
+            self._sink(CallEvent("tool", call.name))
+            self._sink(ToolUse(turn.record.index, outcome))
+            self.history.append({"role": "user",
+                                 "content": f"(Tool result: {outcome.for_model})"})
+            if outcome.ends_call:
+                kind = self.tool_runner.tools[call.name].kind
+                self.finish("transfer" if kind == "transfer" else "agent hangup")
+                break
+            if outcome.spoken:
+                spoken.append(outcome.spoken)
+            if not outcome.ok or outcome.spoken:
+                break  # failure phrase or result phrase said; the caller goes on
+        return " ".join(spoken)
+
+    async def _plan(self):
+        """The tool the caller's last words ask for, decided before the model talks."""
+        respond = getattr(self.engines.chat, "respond", None)
+        if self.tool_runner is None or respond is None:
+            return None
+        async for item in respond(list(self.history), self.spec.tools):
+            if not isinstance(item, str):
+                return item
+        return None
+
+    async def _turn_failed(self, turn: _Turn, exc: Exception) -> None:
+        """A turn failed: the caller hears the error phrase; twice in a row ends the call."""
+        log.warning("turn %d failed: %s; speaking the error phrase", turn.record.index,
+                    type(exc).__name__)
+        self._sink(CallEvent("error", type(exc).__name__))
+        await turn.release.wait()
+        await self.playout.flush()  # what was already said is heard to its end
+        reply = self._reply
+        if reply is not None:
+            await reply.interrupt()  # the history keeps what was heard
+        self._say_phrase(self.spec.error_phrase)
+        self._failed_turns += 1
+        if self._failed_turns >= MAX_FAILED_TURNS:
+            await self.playout.flush()
+            self.finish("error")
+
+    async def _collect_digits(self, tool) -> str:
+        """Ask for keypad digits and collect them until the terminator, a pause or enough."""
+        self._collector = asyncio.Queue()
+        self.conversation.collecting = True
+        digits = ""
+        try:
+            if tool.dtmf_prompt:
+                await self._say_and_wait(tool.dtmf_prompt)
+            while len(digits) < tool.dtmf_max_digits:
+                try:
+                    digit = await asyncio.wait_for(self._collector.get(), tool.dtmf_timeout)
+                except TimeoutError:
+                    break
+                if digit == tool.dtmf_terminator:
+                    break
+                digits += digit
+        finally:
+            self._collector = None
+            self.conversation.collecting = False
+        return digits
