@@ -20,6 +20,8 @@ from dataclasses import dataclass
 SPECULATE_AFTER = 0.12  # seconds of caller silence before speculative work starts
 DIGIT_GAP = 2.0  # seconds after the last key press before the digits are handed on
 KEY_TONE_SECONDS = 0.4  # caller audio ignored after a key press (its in-band tone)
+PAUSE_AFTER = 0.06  # seconds of caller sound over the agent before its audio is held
+RESUME_AFTER = 0.25  # seconds of quiet after a sound that was not an interruption
 
 
 class Act(enum.Enum):
@@ -30,6 +32,8 @@ class Act(enum.Enum):
     RELEASE = "release"  # the speculative turn is the real one: let its audio out
     DROP = "drop"  # abandon the turn in progress (nobody heard an answer)
     DROP_CARRY = "drop_carry"  # abandon it, but keep the caller's words for the next turn
+    PAUSE = "pause"  # a sound from the caller over the agent: hold its audio at once
+    RESUME = "resume"  # it was not an interruption (a cough, "mm-hm", noise): go on
     INTERRUPT = "interrupt"  # the caller barges in: stop the agent, keep what was heard
     REPROMPT = "reprompt"  # the caller has been silent: ask if they are still there
     FINISH = "finish"  # end the call (detail: the reason), goodbye first
@@ -67,6 +71,8 @@ class Conversation:
         self.finished = False
         self.collecting = False  # a tool is collecting keypad digits itself
         self.barge_ins = 0
+        self.resumes = 0  # sounds over the agent that turned out not to be interruptions
+        self.paused = False
         self.speculations_dropped = 0
         self._last_activity = now
         self._reprompted = False
@@ -76,8 +82,13 @@ class Conversation:
 
     # -- facts from the caller's audio -----------------------------------------------------
     def frame(self, *, started: bool, ended: bool, caller_speaking: bool, silence: float,
-              speech_seconds: float, agent_speaking: bool) -> list[Decision]:
-        """One frame of caller audio was taken in by the turn detector."""
+              speech_seconds: float, agent_speaking: bool, onset: float = 0.0,
+              quiet: float = 0.0) -> list[Decision]:
+        """One frame of caller audio was taken in by the turn detector.
+
+        ``onset`` is how long the caller's sound in progress has lasted (0 when quiet),
+        ``quiet`` how long since their last voiced frame.
+        """
         out: list[Decision] = []
         if started:
             self._reprompted = False
@@ -102,9 +113,18 @@ class Conversation:
               and silence >= SPECULATE_AFTER and not agent_speaking):
             self.phase = TurnPhase.SPECULATIVE
             out.append(Decision(Act.SPECULATE))
-        if (self.timers.barge_in and agent_speaking and caller_speaking
+        if not self.timers.barge_in:
+            return out
+        if (agent_speaking and caller_speaking
                 and speech_seconds >= self.timers.barge_in_min_speech):
             out.append(self._interrupt())
+        elif self.paused and quiet >= RESUME_AFTER:
+            self.paused = False
+            self.resumes += 1
+            out.append(Decision(Act.RESUME))
+        elif agent_speaking and not self.paused and onset >= PAUSE_AFTER:
+            self.paused = True  # silence at once; whether it is an interruption comes next
+            out.append(Decision(Act.PAUSE))
         return out
 
     def key_tone(self, now: float) -> bool:
@@ -169,6 +189,7 @@ class Conversation:
 
     def _interrupt(self) -> Decision:
         self.barge_ins += 1
+        self.paused = False
         self.phase = TurnPhase.NONE
         return Decision(Act.INTERRUPT)
 

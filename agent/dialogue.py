@@ -101,7 +101,6 @@ class Dialogue:
         self._turn: _Turn | None = None
         self._reply: Reply | None = None  # what the agent is saying (or preparing) now
         self._carry = ""  # words of a turn the caller talked over before it was answered
-        self._speech_start: float | None = None
         self._failed_turns = 0
         self._collector: asyncio.Queue[str] | None = None  # keypad entry for a tool
         self.tool_runner = ToolRunner({t.name: t for t in spec.tools}, control,
@@ -121,12 +120,6 @@ class Dialogue:
         return self.playout.busy or (reply is not None and reply.producing
                                      and reply.has_spoken)
 
-    def _speech_seconds(self) -> float:
-        detector = self.turns.detector
-        if self._speech_start is None or not detector.speaking:
-            return 0.0
-        return detector.time - self._speech_start
-
     # -- inputs ------------------------------------------------------------------------------
     def hear(self, pcm: np.ndarray) -> None:
         """Caller audio, in order, as it arrives."""
@@ -136,14 +129,15 @@ class Dialogue:
         started, utterance = False, None
         for event in self.turns.feed(pcm):
             if isinstance(event, Utterance):
-                self._speech_start, utterance = None, event
+                utterance = event
             elif isinstance(event, SpeechStarted):
-                self._speech_start, started = event.start, True
+                started = True
         detector = self.turns.detector
         self._act(self.conversation.frame(
             started=started, ended=utterance is not None, caller_speaking=detector.speaking,
-            silence=detector.silence, speech_seconds=self._speech_seconds(),
-            agent_speaking=self.speaking), utterance)
+            silence=detector.silence, speech_seconds=self.turns.detector.span,
+            agent_speaking=self.speaking, onset=detector.onset, quiet=detector.quiet),
+            utterance)
 
     def tick(self) -> None:
         """Once per frame: timers (silence reprompt, keypad pauses)."""
@@ -160,7 +154,7 @@ class Dialogue:
     def _act(self, decisions: list[Decision], utterance: Utterance | None = None) -> None:
         for i, decision in enumerate(decisions):
             if decision.act is Act.INTERRUPT:
-                log.info("barge-in after %.2fs of caller speech", self._speech_seconds())
+                log.info("barge-in after %.2fs of caller speech", self.turns.detector.span)
                 self._sink(CallEvent("barge_in"))
                 stopping = self._stop(*self._detach())  # detached now, stopped at once
                 self._spawn(self._then(stopping, decisions[i + 1:], utterance),
@@ -190,6 +184,11 @@ class Dialogue:
             self._turn.release.set()
         elif act in (Act.DROP, Act.DROP_CARRY):
             self._drop(carry=act is Act.DROP_CARRY)
+        elif act is Act.PAUSE:
+            self.playout.pause()
+        elif act is Act.RESUME:
+            self.playout.resume()
+            self._sink(CallEvent("resume"))  # a sound over the agent, not an interruption
         elif act is Act.REPROMPT:
             self._sink(CallEvent("reprompt"))
             self._say_phrase(self.spec.reprompt)

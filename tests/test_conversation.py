@@ -122,3 +122,39 @@ def test_keys_for_a_collecting_tool_pass_straight_through() -> None:
     floor.conv.collecting = True
     decisions = floor.conv.key(floor.now, "5", agent_speaking=False)
     assert [(d.act, d.detail) for d in decisions] == [(Act.KEY, "5")]
+
+
+def test_a_sound_over_the_agent_pauses_it_then_a_cough_resumes_it() -> None:
+    floor = Floor(barge_in_min_speech=0.3)
+    floor.agent_speaking = True
+    conv = floor.conv
+    d = conv.frame(started=False, ended=False, caller_speaking=False, silence=0.0,
+                   speech_seconds=0.0, agent_speaking=True, onset=0.06, quiet=0.0)
+    assert [x.act for x in d] == [Act.PAUSE]
+    # confirmed speech, but only 0.2 s of it: not yet an interruption
+    d = conv.frame(started=True, ended=False, caller_speaking=True, silence=0.0,
+                   speech_seconds=0.2, agent_speaking=True, onset=0.2, quiet=0.0)
+    assert d == []
+    d = conv.frame(started=False, ended=False, caller_speaking=True, silence=0.26,
+                   speech_seconds=0.2, agent_speaking=True, onset=0.0, quiet=0.26)
+    assert [x.act for x in d] == [Act.RESUME]
+    assert conv.resumes == 1 and conv.barge_ins == 0 and not conv.paused
+
+
+def test_real_speech_over_the_agent_pauses_then_interrupts() -> None:
+    conv = Conversation(Timers(barge_in_min_speech=0.3))
+    acts = []
+    for i in range(1, 20):
+        t = i * FRAME
+        acts += [x.act for x in conv.frame(
+            started=t >= 0.15, ended=False, caller_speaking=t >= 0.15, silence=0.0,
+            speech_seconds=t if t >= 0.15 else 0.0, agent_speaking=Act.INTERRUPT not in acts,
+            onset=t, quiet=0.0)]
+    assert acts[:1] == [Act.PAUSE] and acts.count(Act.INTERRUPT) == 1
+    assert acts.index(Act.PAUSE) < acts.index(Act.INTERRUPT)
+
+
+def test_no_pause_when_barge_in_is_off() -> None:
+    conv = Conversation(Timers(barge_in=False))
+    assert conv.frame(started=False, ended=False, caller_speaking=False, silence=0.0,
+                      speech_seconds=0.0, agent_speaking=True, onset=0.5) == []

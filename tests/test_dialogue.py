@@ -124,10 +124,9 @@ async def test_barge_in_clears_playout_within_a_frame_and_cuts_history(rig_facto
     await rig.run(0.5, speaking=True)  # caller talks over the agent
     assert rig.conv.barge_ins == 1
     last_audio = rig.agent_audio_times()[-1]
-    # speech confirmed (0.15 s) + barge-in threshold (0.3 s) after the caller began,
-    # then at most one more frame of agent audio
+    # held as soon as 60 ms of caller sound were heard, then at most one more frame
     caller_began = rig.clock.now() - 0.5
-    assert last_audio - caller_began <= 0.3 + 0.04 + 1e-6
+    assert last_audio - caller_began <= 0.06 + 0.04 + 1e-6
     assert len(rig.agent_audio_times()) > before
     record = rig.conv.records[0]
     assert record.interrupted
@@ -136,6 +135,24 @@ async def test_barge_in_clears_playout_within_a_frame_and_cuts_history(rig_facto
     assert answer.startswith(heard.rstrip(".,"))
     assert {"role": "assistant", "content": heard} in rig.conv.history
     assert rig.chat.closed  # the model stopped generating
+
+
+async def test_a_cough_over_an_answer_pauses_it_and_the_whole_answer_is_heard(
+        rig_factory) -> None:
+    answer = "One thing first. Two more things. Three here now. Four is the end."
+    rig = rig_factory(answer, barge_in_min=0.3)
+    await rig.run(1.0, speaking=True)
+    await rig.run(0.8, speaking=False)
+    assert rig.playout.busy
+    began = rig.clock.now()
+    await rig.run(0.2, speaking=True)  # a cough
+    audio = [t for t in rig.agent_audio_times() if t >= began]
+    assert audio and audio[-1] - began <= 0.1 + 1e-6  # held within 100 ms of the sound
+    await rig.run(4.0, speaking=False)
+    assert rig.conv.barge_ins == 0 and rig.conv.conversation.resumes == 1
+    record = rig.conv.records[0]
+    assert not record.interrupted and record.agent_text.strip() == answer
+    assert rig.conv.history[-1] == {"role": "assistant", "content": answer}
 
 
 async def test_a_cough_does_not_interrupt(rig_factory) -> None:

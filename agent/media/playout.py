@@ -1,4 +1,5 @@
-"""Paced audio output toward the caller: ``write``, ``flush``, ``clear() -> seconds played``.
+"""Paced audio output toward the caller: ``write``, ``flush``, ``clear() -> seconds played``,
+and ``pause``/``resume`` (a sound from the caller that may not be an interruption).
 
 The call's media leg sends one frame per tick (``send_frame``) from a fixed schedule
 (``agent.clock.Ticker``). While nothing is queued a frame is silence, so the media path is
@@ -37,6 +38,15 @@ class Playout:
         self._idle.set()
         self._silence = np.zeros(self.frame_samples, dtype=np.int16)
         self.frames_sent = 0
+        self.paused = False
+
+    def pause(self) -> None:
+        """Hold the queued audio: silence goes out until ``resume`` or ``clear``."""
+        self.paused = True
+
+    def resume(self) -> None:
+        """Go on from exactly where ``pause`` held the audio."""
+        self.paused = False
 
     def write(self, chunk: AudioChunk) -> None:
         """Queue audio for the caller (must already be at the playout rate)."""
@@ -55,6 +65,7 @@ class Playout:
         """Drop queued audio at once; return the seconds of it the caller actually heard."""
         self._queue.clear()
         self._queued = 0
+        self.paused = False
         self._idle.set()
         played, self._played = self._played, 0
         return played / self.rate
@@ -70,7 +81,7 @@ class Playout:
         return self._queued > 0
 
     def _next_frame(self) -> np.ndarray:
-        if not self._queued:
+        if not self._queued or self.paused:
             return self._silence
         out = np.empty(self.frame_samples, dtype=np.int16)
         filled = 0

@@ -81,6 +81,7 @@ class TurnDetector:
     def __init__(self, settings: TurnSettings | None = None) -> None:
         self.settings = settings or TurnSettings()
         self._time = 0.0
+        self._quiet = 0.0
         self._floor = 0.0  # pre-roll never reaches back into the previous turn's speech
         self.reset()
 
@@ -99,6 +100,22 @@ class TurnDetector:
     @property
     def speaking(self) -> bool:
         return self._state is _State.SPEAKING
+
+    @property
+    def onset(self) -> float:
+        """Seconds since the caller's sound in progress began (0 when there is none)."""
+        return 0.0 if self._state is _State.IDLE or self._quiet > 0 else \
+            self._time - self._start
+
+    @property
+    def span(self) -> float:
+        """Seconds from the start of the confirmed speech to its last voiced frame."""
+        return self._last_voiced - self._start if self._state is _State.SPEAKING else 0.0
+
+    @property
+    def quiet(self) -> float:
+        """Seconds since the last voiced frame (any state)."""
+        return self._quiet
 
     @property
     def silence(self) -> float:
@@ -121,6 +138,7 @@ class TurnDetector:
         begin, self._time = self._time, self._time + seconds
         now = self._time
         events: list[TurnEvent] = []
+        self._quiet = 0.0 if is_speech else self._quiet + seconds
 
         if self._state is _State.IDLE:
             if is_speech:
