@@ -29,7 +29,9 @@ from agent.speech.chat_model import Message
 from agent.speech.engines import Engines
 from agent.speech.turns import SpeechStarted, TurnSettings, TurnTaker, Utterance
 from agent.timings import TurnTimings
+from agent.tools.choice import plan
 from agent.tools.runner import CallControl, ToolOutcome, ToolRunner
+from agent.tools.spec import ToolSpec
 
 log = logging.getLogger(__name__)
 SPECULATE_AFTER = 0.12  # seconds of caller silence before speculative work starts
@@ -57,7 +59,8 @@ class _Turn:
     task: asyncio.Task
     timings: TurnTimings
     release: asyncio.Event  # set once the end of the turn is confirmed
-    user: str = ""  # what the caller said, once transcribed
+    user: str = ""  # what the caller said, once transcribed (or the keys pressed)
+    said: Message | None = None  # the caller's entry in the history, once added
     reply: Reply | None = None
 
 
@@ -80,7 +83,7 @@ class Conversation:
         self.turns = TurnTaker(playout.rate, TurnSettings(min_speech=spec.min_speech,
                                                   end_silence=spec.end_silence,
                                                   max_utterance=spec.max_utterance))
-        self.history: list[Message] = [{"role": "system", "content": spec.instructions}]
+        self.history: list[Message] = [Message(role="system", content=spec.instructions)]
         self.records: list[TurnRecord] = []
         self.barge_ins = 0
         self.speculations_discarded = 0
@@ -109,7 +112,7 @@ class Conversation:
     def say(self, text: str) -> None:
         """Speak one of the agent's fixed phrases (synthesized when the agent loaded)."""
         self.playout.write(self.engines.phrase(text))
-        self.history.append({"role": "assistant", "content": text})
+        self.history.append(Message(role="assistant", content=text))
 
     async def say_goodbye(self) -> None:
         """Stop whatever is going on, say goodbye and wait until it has been heard."""
@@ -131,10 +134,10 @@ class Conversation:
             pcm = chunk.pcm if chunk.rate == self.playout.rate else \
                 resample(chunk.pcm, chunk.rate, self.playout.rate)
             self.playout.write(AudioChunk(pcm, self.playout.rate))
-        self.history.append({"role": "assistant", "content": text})
+        self.history.append(Message(role="assistant", content=text))
         await self.playout.flush()
 
-    async def _collect_digits(self, tool) -> str:
+    async def _collect_digits(self, tool: ToolSpec) -> str:
         """Ask for keypad digits and collect them until the terminator, a pause or enough."""
         self._collector = asyncio.Queue()
         digits = ""
@@ -206,8 +209,7 @@ class Conversation:
         timings = TurnTimings(index=len(self.records) + 1)
         timings.mark("speech_end", self.clock.now())
         timings.mark("turn_detected", self.clock.now())
-        text = f"(The caller pressed these keys on the keypad: {' '.join(digits)})"
-        self._start(None, timings, released=True, typed=text)
+        self._start(None, timings, released=True, keys=digits)
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -280,13 +282,13 @@ class Conversation:
         self._start(utterance.audio, timings, released=True)
 
     def _start(self, audio: AudioChunk | None, timings: TurnTimings, released: bool,
-               typed: str = "") -> None:
+               keys: str = "") -> None:
         release = asyncio.Event()
         if released:
             release.set()
         turn = _Turn(task=None, timings=timings, release=release,  # type: ignore[arg-type]
-                     user=typed)
-        turn.task = self._spawn(self._answer(turn, audio, typed), name="turn")
+                     user=keys)
+        turn.task = self._spawn(self._answer(turn, audio, keys), name="turn")
         self._turn = turn
 
     # -- interruptions -----------------------------------------------------------------
@@ -301,7 +303,7 @@ class Conversation:
             if turn.reply is not None:
                 heard = turn.reply.heard_text()
                 if heard:
-                    self.history.append({"role": "assistant", "content": heard})
+                    self.history.append(Message(role="assistant", content=heard))
                 if self.records and self.records[-1].timings is turn.timings:
                     self.records[-1].agent_text = heard
                     self.records[-1].interrupted = True
@@ -313,7 +315,7 @@ class Conversation:
         """Abandon a turn nobody has heard an answer to; ``carry`` keeps the caller's words."""
         turn.task.cancel()
         if turn.user:
-            if self.history[-1] == {"role": "user", "content": turn.user}:
+            if turn.said is not None and self.history[-1] is turn.said:
                 self.history.pop()
             if self.records and self.records[-1].timings is turn.timings:
                 self.records.pop()
@@ -323,26 +325,28 @@ class Conversation:
 
     # -- answering ---------------------------------------------------------------------
     async def _reply_with_tools(self, turn: _Turn, record: TurnRecord) -> str:
-        """Answer; when the model calls a tool, carry it out and let the model go on (at
-        most MAX_TOOL_ROUNDS times). Returns everything the agent said."""
+        """Plan, then act: when the caller's words ask for a tool, carry it out (once the
+        end of the turn is confirmed) and let the model answer with its result; otherwise
+        the model answers. At most MAX_TOOL_ROUNDS tools. Returns everything said."""
         spoken: list[str] = []
         tools = self.spec.tools if self.tool_runner is not None else ()
         for _ in range(MAX_TOOL_ROUNDS + 1):
-            turn.reply = Reply(self.engines.chat, self.engines.synth, self.playout, self.clock,
-                               list(self.history), turn.timings, gate=turn.release,
-                               tools=tools)
-            text = await turn.reply.run()
-            if text:
-                spoken.append(text)
-                self.history.append({"role": "assistant", "content": text})
-            call = turn.reply.tool_call
+            call = await plan(self.history, tools, self.engines.chat)
             if call is None or self.tool_runner is None:
+                turn.reply = Reply(self.engines.chat, self.engines.synth, self.playout,
+                                   self.clock, list(self.history), turn.timings,
+                                   gate=turn.release)
+                text = await turn.reply.run()
+                if text:
+                    spoken.append(text)
+                    self.history.append(Message(role="assistant", content=text))
                 break
-            outcome = await self.tool_runner.run(call.name, dict(call.arguments))
+            await turn.release.wait()  # a speculative turn plans, but never acts
+            outcome = await self.tool_runner.run(call)
             self.event("tool", call.name)
             if self._on_tool is not None:
                 self._on_tool(record.index, outcome)
-            self.history.append({"role": "user", "content": f"(Tool result: {outcome.for_model})"})
+            self.history.append(Message(role="tool", content=outcome.for_model))
             if outcome.ends_call:
                 kind = self.tool_runner.tools[call.name].kind
                 self.finish("transfer" if kind == "transfer" else "agent hangup")
@@ -353,23 +357,28 @@ class Conversation:
                 break  # failure phrase or result phrase said; the caller goes on
         return " ".join(spoken)
 
-
-    async def _answer(self, turn: _Turn, audio: AudioChunk | None, typed: str = "") -> None:
+    async def _answer(self, turn: _Turn, audio: AudioChunk | None, keys: str = "") -> None:
         timings = turn.timings
         record = TurnRecord(index=timings.index, timings=timings)
         try:
-            said = typed
-            if audio is not None:
+            if audio is None:  # keys pressed: no transcription
+                turn.user = keys
+                said = Message(role="keypad", content=keys)
+                record.user_text = f"keypad: {keys}"
+                if self._carry:  # words the caller talked over an answer with come first
+                    self.history.append(Message(role="user", content=self._carry))
+            else:
                 transcript = await self.engines.transcriber.transcribe(audio)
-                said = transcript.text
                 record.stt_confidence = transcript.confidence
+                turn.user = " ".join(filter(None, (self._carry, transcript.text))).strip()
+                said = Message(role="user", content=turn.user)
+                record.user_text = turn.user
             timings.mark("stt_done", self.clock.now())
-            turn.user = " ".join(filter(None, (self._carry, said))).strip()
             if not turn.user:
                 return
-            record.user_text = turn.user
             self.records.append(record)
-            self.history.append({"role": "user", "content": turn.user})
+            turn.said = said
+            self.history.append(said)
             text = await self._reply_with_tools(turn, record)
             self._carry = ""
             record.agent_text = text

@@ -13,7 +13,6 @@ import contextlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from agent.clock import Clock
 from agent.media.audio import AudioChunk
@@ -47,8 +46,6 @@ class Reply:
     clauses: list[SpokenClause] = field(default_factory=list)
     interrupted: bool = False
     gate: asyncio.Event | None = None  # audio is held back until this is set (speculation)
-    tools: Sequence[Any] = ()  # ToolSpecs: the model may answer with a call of one of them
-    tool_call: Any = None  # the call it chose (has .name and .arguments), if any
     max_clauses: int = 8  # a phone answer longer than this is cut (and so is a loop)
     _start_played: int = 0
     _task: asyncio.Task | None = None
@@ -81,17 +78,9 @@ class Reply:
             queue.put_nowait(clause)
             return True
 
-        if self.tools:
-            source = self.chat.respond(self.messages, self.tools, pause=self._first_clause)
-        else:
-            source = self.chat.stream(self.messages, pause=self._first_clause)
         try:
-            async for item in source:
+            async for piece in self.chat.stream(self.messages, pause=self._first_clause):
                 self.timings.mark("llm_first_token", self.clock.now())
-                piece = item if isinstance(item, str) else getattr(item, "text", None)
-                if piece is None:  # the model chose a tool call
-                    self.tool_call = item
-                    continue
                 if not all([take(c) for c in splitter.push(piece)]):
                     break  # small models repeat themselves: a repeated clause ends the answer
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Sequence
 
 import numpy as np
@@ -215,23 +216,6 @@ def test_timings_are_numbers_relative_to_speech_end() -> None:
         t.mark("nonsense", 1.0)
 
 
-class ToolCall:
-    def __init__(self, name: str, arguments: dict) -> None:
-        self.name = name
-        self.arguments = arguments
-
-
-class ToolChat(FakeChat):
-    """First answer: a tool call; after the tool result: a sentence using it."""
-
-    async def respond(self, messages, tools, pause=None):
-        self.seen.append(list(messages))
-        if "Tool result" in messages[-1]["content"]:
-            yield "Your order has shipped."
-        else:
-            yield ToolCall("order_status", {"order": "42"})
-
-
 class Control:
     def __init__(self) -> None:
         self.transfers: list[str] = []
@@ -245,7 +229,7 @@ class Control:
 
 
 async def test_a_failing_webhook_is_spoken_and_the_call_goes_on(rig_factory) -> None:
-    from agent.tools.webhook import ToolSpec
+    from agent.tools.spec import ToolSpec
 
     rig = rig_factory("unused")
     failure = "Sorry, the order system is not answering."
@@ -253,9 +237,9 @@ async def test_a_failing_webhook_is_spoken_and_the_call_goes_on(rig_factory) -> 
                     parameters={"type": "object", "properties": {"order": {"type": "string"}}})
     spec = AgentSpec(name="t", greeting="Hi.", end_silence=0.4, tools=(tool,))
     phrases = {t: AudioChunk(np.full(800, 100, np.int16), RATE) for t in spec.phrases()}
-    chat = ToolChat("")
+    chat = FakeChat("Your order has shipped.")
     outcomes = []
-    rig.conv = Conversation(spec, Engines(FakeTranscriber("where is my order"), chat,
+    rig.conv = Conversation(spec, Engines(FakeTranscriber("where is my order 42"), chat,
                                           FakeSynth(), phrases),
                             rig.playout, rig.clock, rig._spawn, control=Control(),
                             on_tool=lambda i, o: outcomes.append(o))
@@ -267,8 +251,11 @@ async def test_a_failing_webhook_is_spoken_and_the_call_goes_on(rig_factory) -> 
         await asyncio.sleep(0.01)
     await rig.run(0.5, speaking=False)
     assert outcomes and not outcomes[0].ok and outcomes[0].error
+    assert outcomes[0].arguments == {"order": "42"}  # planned from the words, model not asked
+    assert chat.seen == []
     assert {"role": "assistant", "content": failure} in rig.conv.history
-    assert any("Tool result" in m["content"] for m in rig.conv.history)
+    results = [json.loads(m["content"]) for m in rig.conv.history if m["role"] == "tool"]
+    assert results == [{"tool": "order_status", "ok": False, "error": outcomes[0].error}]
     assert not rig.conv.ended.is_set()  # the call goes on
     await rig.conv.tool_runner.close()
 
@@ -284,3 +271,14 @@ async def test_speaking_after_the_answer_ended_is_not_a_barge_in(rig_factory) ->
     assert not any(r.interrupted for r in rig.conv.records)
     assistant = [m["content"] for m in rig.conv.history if m["role"] == "assistant"]
     assert assistant == ["We open at nine.", "We open at nine."]  # once per answer
+
+
+async def test_keys_pressed_reach_the_model_as_keypad_input(rig_factory) -> None:
+    rig = rig_factory("Thank you.")
+    for key in "42#":
+        rig.conv.on_dtmf(key)
+    await rig.run(1.0, speaking=False)
+    assert rig.chat.seen[0][-1] == {"role": "keypad", "content": "42"}
+    assert rig.conv.history[-2:] == [{"role": "keypad", "content": "42"},
+                                     {"role": "assistant", "content": "Thank you."}]
+    assert rig.conv.records[0].agent_text == "Thank you."
