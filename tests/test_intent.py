@@ -182,3 +182,17 @@ def test_only_the_adapter_turns_tool_results_and_keys_into_text() -> None:
 
 def test_hanging_up_in_plain_words() -> None:
     assert choose("I want to end the call now.", TOOLS).tool.name == "hangup"
+
+
+async def test_the_tool_bench_measures_the_planner() -> None:
+    from appliance import toolbench
+
+    billing = toolbench.Case("Can I speak to someone in billing?", "transfer",
+                             {"target": "billing"})
+    outcome = await toolbench.run_case(Model("Hello."), billing, toolbench.TOOLS)
+    assert outcome.right and outcome.valid and outcome.arguments_right
+    assert outcome.arguments == {"target": "billing"}
+    result = toolbench.CASES[-1]  # a tool result: answered in words
+    assert result.role == "tool"
+    outcome = await toolbench.run_case(Model("We open at nine."), result, toolbench.TOOLS)
+    assert outcome.right and outcome.got is None and outcome.text == "We open at nine."
