@@ -364,7 +364,7 @@ class Conversation:
             if audio is None:  # keys pressed: no transcription
                 turn.user = keys
                 said = Message(role="keypad", content=keys)
-                record.user_text = f"keypad: {keys}"
+                record.user_text = f"keypad: {' '.join(keys)}"
                 if self._carry:  # words the caller talked over an answer with come first
                     self.history.append(Message(role="user", content=self._carry))
             else:

@@ -282,3 +282,4 @@ async def test_keys_pressed_reach_the_model_as_keypad_input(rig_factory) -> None
     assert rig.conv.history[-2:] == [{"role": "keypad", "content": "42"},
                                      {"role": "assistant", "content": "Thank you."}]
     assert rig.conv.records[0].agent_text == "Thank you."
+    assert rig.conv.records[0].user_text == "keypad: 4 2"
