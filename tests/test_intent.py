@@ -196,3 +196,8 @@ async def test_the_tool_bench_measures_the_planner() -> None:
     assert result.role == "tool"
     outcome = await toolbench.run_case(Model("We open at nine."), result, toolbench.TOOLS)
     assert outcome.right and outcome.got is None and outcome.text == "We open at nine."
+
+
+def test_a_transfer_without_targets_is_refused() -> None:
+    with pytest.raises(ValueError, match="target"):
+        ToolSpec(name="transfer", kind="transfer")

@@ -26,7 +26,7 @@ class ToolSpec:
     """A tool the agent may use: what it is for, its arguments, and how it is carried out.
 
     ``kind`` says how: a webhook, or one of the built-ins (transfer, hangup, send_dtmf).
-    The fields after ``kind`` belong to one kind each, as the comments say.
+    The fields after ``kind`` are grouped by the kinds they serve, as the comments say.
     """
 
     name: str
@@ -53,6 +53,10 @@ class ToolSpec:
     dtmf_terminator: str = "#"
     dtmf_timeout: float = 8.0  # seconds to wait for the next key
     dtmf_max_digits: int = 16
+
+    def __post_init__(self) -> None:
+        if self.kind == "transfer" and not self.targets:
+            raise ValueError(f"tool {self.name}: a transfer needs at least one target")
 
 
 @dataclass(frozen=True)
