@@ -28,6 +28,7 @@ from agent.speech.chat_model import Message
 from agent.speech.engines import Engines
 from agent.speech.turns import SpeechStarted, TurnSettings, TurnTaker, Utterance
 from agent.timings import TurnTimings
+from agent.tools.choice import plan
 from agent.tools.runner import CallControl, ToolOutcome, ToolRunner
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class Dialogue:
                                                           max_utterance=spec.max_utterance))
         self.conversation = Conversation(
             Timers(spec.silence_timeout, spec.barge_in, spec.barge_in_min_speech), clock.now())
-        self.history: list[Message] = [{"role": "system", "content": spec.instructions}]
+        self.history: list[Message] = [Message(role="system", content=spec.instructions)]
         self.records: list[TurnRecord] = []
         self.ended = asyncio.Event()  # the agent wants to end the call (see end_reason)
         self.end_reason = ""
@@ -309,20 +310,22 @@ class Dialogue:
         try:
             if before is not None and not before.done():
                 await asyncio.wait({before})
-            said = ""
-            if audio is not None:
+            if audio is None:  # keys pressed: no transcription
+                turn.user = keys
+                record.user_text = f"keypad: {' '.join(keys)}"
+                if self._carry:  # words the caller talked over an answer with come first
+                    self.history.append(Message(role="user", content=self._carry))
+                turn.message = Message(role="keypad", content=keys)
+            else:
                 transcript = await self.engines.transcriber.transcribe(audio)
-                said = transcript.text
                 record.stt_confidence = transcript.confidence
+                turn.user = " ".join(filter(None, (self._carry, transcript.text))).strip()
+                record.user_text = turn.user
+                turn.message = Message(role="user", content=turn.user)
             timings.mark("stt_done", self.clock.now())
-            turn.user = " ".join(filter(None, (self._carry, said))).strip()
-            if keys:
-                turn.user = f"(The caller pressed these keys on the keypad: {' '.join(keys)})"
             if not turn.user:
                 return
-            record.user_text = turn.user
             self.records.append(record)
-            turn.message = {"role": "user", "content": turn.user}
             self.history.append(turn.message)
             record.agent_text = await self._respond(turn)
             self._carry = ""
@@ -344,8 +347,9 @@ class Dialogue:
         """Answer; when the caller asks for a tool, carry it out and let the model tell the
         result (at most MAX_TOOL_ROUNDS tools). Returns everything the agent said."""
         spoken: list[str] = []
+        tools = self.spec.tools if self.tool_runner is not None else ()
         for _ in range(MAX_TOOL_ROUNDS + 1):
-            call = await self._plan()
+            call = await plan(self.history, tools, self.engines.chat)
             if call is None or self.tool_runner is None:
                 reply = Reply(self.playout, self.clock, self.history, turn.record.timings,
                               gate=turn.release)
@@ -355,12 +359,11 @@ class Dialogue:
                 if text:
                     spoken.append(text)
                 break
-            await turn.release.wait()  # no tool is carried out on a guess
-            outcome = await self.tool_runner.run(call.name, dict(call.arguments))
+            await turn.release.wait()  # a speculative turn plans, but never acts
+            outcome = await self.tool_runner.run(call)
             self._sink(CallEvent("tool", call.name))
             self._sink(ToolUse(turn.record.index, outcome))
-            self.history.append({"role": "user",
-                                 "content": f"(Tool result: {outcome.for_model})"})
+            self.history.append(Message(role="tool", content=outcome.for_model))
             if outcome.ends_call:
                 kind = self.tool_runner.tools[call.name].kind
                 self.finish("transfer" if kind == "transfer" else "agent hangup")
@@ -370,16 +373,6 @@ class Dialogue:
             if not outcome.ok or outcome.spoken:
                 break  # failure phrase or result phrase said; the caller goes on
         return " ".join(spoken)
-
-    async def _plan(self):
-        """The tool the caller's last words ask for, decided before the model talks."""
-        respond = getattr(self.engines.chat, "respond", None)
-        if self.tool_runner is None or respond is None:
-            return None
-        async for item in respond(list(self.history), self.spec.tools):
-            if not isinstance(item, str):
-                return item
-        return None
 
     async def _turn_failed(self, turn: _Turn, exc: Exception) -> None:
         """A turn failed: the caller hears the error phrase; twice in a row ends the call."""

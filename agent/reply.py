@@ -197,7 +197,7 @@ class Reply:
                 del self.history[index]
             self._message = None
             return
-        message: Message = {"role": "assistant", "content": text}
+        message = Message(role="assistant", content=text)
         if index is None:
             self.history.append(message)
         else:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from agent.ari import AriSettings
 from agent.speech.turns import TurnSettings
+from agent.tools.spec import ToolSpec
 
 ANNOUNCEMENT = "I have a caller for you from the phone agent. Connecting you now."
 
@@ -41,15 +42,15 @@ class AgentSpec:
     silence_timeout: float = 10.0
     reprompt: str = "Are you still there?"
     max_turns: int = 50
-    tools: tuple = ()  # agent.tools.webhook.ToolSpec, one per declared tool
+    tools: tuple[ToolSpec, ...] = ()  # one per declared tool
     version: str = ""  # hash of the agent's configuration, for call records
 
     def phrases(self) -> list[str]:
         """Fixed texts the agent may say, synthesized once when it loads."""
         texts = [self.greeting, self.error_phrase, self.goodbye, self.reprompt]
         for tool in self.tools:
-            texts += [t for t in (tool.wait_phrase, tool.failure_phrase,
-                                  getattr(tool, "dtmf_prompt", None)) if t]
+            texts += [t for t in (tool.wait_phrase, tool.failure_phrase, tool.dtmf_prompt)
+                      if t]
             if tool.kind == "transfer" and tool.mode == "attended":
                 texts.append(ANNOUNCEMENT)
         return list(dict.fromkeys(texts))

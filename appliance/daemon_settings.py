@@ -8,8 +8,7 @@ from pathlib import Path
 
 from agent.ari import AriSettings
 from agent.settings import AgentSpec, DaemonSettings, ModelPaths
-from agent.tools.spec import tool_prompt
-from agent.tools.webhook import ToolSpec
+from agent.tools.spec import ToolSpec, tool_prompt
 from appliance.agent_config import ToolConfig
 from appliance.config import AgentConfig, Configuration, resolve_secret_path
 from appliance.models.store import ModelStore

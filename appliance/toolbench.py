@@ -1,10 +1,11 @@
 """Tool-use reliability of the language model path: ``python -m appliance.toolbench OUT.json``.
 
-Scripted caller requests go through ``LlamaChatModel.respond`` with a front-desk tool set
-(opening hours, booking, transfer, hang-up, keypad) and no telephony: what is measured is
-the decision (which tool, or speech), whether the call is valid for the tool's schema,
-whether the arguments are the ones asked for, and the time until the decision is known
-(the first text piece, or the tool call).
+Scripted caller requests go through the planner (``agent.tools.choice.plan``) and, when it
+chooses no tool, ``LlamaChatModel.stream``, with a front-desk tool set (opening hours,
+booking, transfer, hang-up, keypad) and no telephony: what is measured is the decision
+(which tool, or speech), whether the call is valid for the tool's schema, whether the
+arguments are the ones asked for, and the time until the decision is known (the tool call,
+or the first text piece).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.tools.spec import ToolCallRequest, argument_schema, tool_prompt
-from agent.tools.webhook import ToolSpec, schema_errors
+from agent.speech.chat_model import ChatModel, Message, Role
+from agent.tools.choice import plan
+from agent.tools.spec import ToolCall, ToolSpec, argument_schema, schema_errors, tool_prompt
 
 DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
         "today", "tomorrow"]
@@ -59,7 +61,8 @@ class Case:
     said: str
     tool: str | None
     arguments: dict[str, Any] = field(default_factory=dict)  # expected (a subset)
-    history: tuple[tuple[str, str], ...] = ()  # earlier (role, content) turns
+    history: tuple[tuple[Role, str], ...] = ()  # earlier (role, content) turns
+    role: Role = "user"  # whose words ``said`` is: the caller's, or a tool result
 
 
 CASES = (
@@ -90,7 +93,7 @@ CASES = (
     Case("What is your address?", None),
     Case("Do you treat children?", None),
     Case("How much is a consultation without insurance?", None),
-    Case("(Tool result: open 09:00 to 13:00)", None,
+    Case("open 09:00 to 13:00", None, role="tool",
          history=(("user", "Are you open on Saturday?"),)),
 )
 
@@ -111,12 +114,12 @@ class Outcome:
     error: str | None = None
 
 
-def messages_for(case: Case, tools: Sequence[ToolSpec]) -> list[dict[str, str]]:
+def messages_for(case: Case, tools: Sequence[ToolSpec]) -> list[Message]:
     """The conversation as the reply loop would pass it."""
     system = SYSTEM + "\n\n" + tool_prompt(tools)
-    return ([{"role": "system", "content": system}]
-            + [{"role": role, "content": content} for role, content in case.history]
-            + [{"role": "user", "content": case.said}])
+    return ([Message(role="system", content=system)]
+            + [Message(role=role, content=content) for role, content in case.history]
+            + [Message(role=case.role, content=case.said)])
 
 
 def _matches(expected: dict[str, Any], got: dict[str, Any]) -> bool:
@@ -126,22 +129,25 @@ def _matches(expected: dict[str, Any], got: dict[str, Any]) -> bool:
     return all(name in got and same(value, got[name]) for name, value in expected.items())
 
 
-async def run_case(chat: Any, case: Case, tools: Sequence[ToolSpec]) -> Outcome:
-    """Ask once; time until the decision (first text piece or the tool call)."""
+async def run_case(chat: ChatModel, case: Case, tools: Sequence[ToolSpec]) -> Outcome:
+    """Plan once, then (no tool) let the model answer; time until the decision (the tool
+    call, or the first text piece)."""
     by_name = {tool.name: tool for tool in tools}
+    messages = messages_for(case, tools)
     start = time.perf_counter()
     decision: float | None = None
-    call: ToolCallRequest | None = None
+    call: ToolCall | None = None
     text = ""
     error = None
     try:
-        async for event in chat.respond(messages_for(case, tools), tools):
-            if decision is None:
-                decision = time.perf_counter() - start
-            if isinstance(event, ToolCallRequest):
-                call = event
-                break
-            text += event
+        call = await plan(messages, tools, chat)
+        if call is not None:
+            decision = time.perf_counter() - start
+        else:
+            async for piece in chat.stream(messages):
+                if decision is None:
+                    decision = time.perf_counter() - start
+                text += piece
     except Exception as exc:  # a failure is a result here, not the end of the bench
         error = f"{type(exc).__name__}: {exc}"
     if decision is None:
@@ -186,7 +192,7 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     }
 
 
-async def bench(chat: Any, cases: Sequence[Case] = CASES,
+async def bench(chat: ChatModel, cases: Sequence[Case] = CASES,
                 tools: Sequence[ToolSpec] = TOOLS) -> dict[str, Any]:
     """Run every case once (after one warm-up request) and summarize."""
     await run_case(chat, Case("Hello?", None), tools)  # first evaluation of the prompt

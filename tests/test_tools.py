@@ -14,14 +14,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from agent.tools.spec import ToolSpec, schema_errors
 from agent.tools.webhook import (
     REQUEST_ID_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
-    ToolSpec,
     call_webhook,
     encode_body,
-    schema_errors,
     sign,
     verify_signature,
 )

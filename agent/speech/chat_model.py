@@ -1,38 +1,60 @@
-"""Language model: the ``ChatModel`` protocol and llama.cpp behind it."""
+"""Language model: the conversation's ``Message``, the ``ChatModel`` protocol, and
+llama.cpp behind it."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, TypedDict
 
 from agent.speech.priority import lower_thread_priority
-from agent.tools.choice import (
-    choose,
-    known_arguments,
-    needs_number,
-    spoken_digits,
-    transfer_target,
-)
-from agent.tools.spec import ToolCallRequest, argument_schema
 
-log = logging.getLogger(__name__)
 MAX_PAUSE = 0.4  # seconds generation may wait for the first clause's synthesis
-ARGUMENTS_TIMEOUT = 2.5  # seconds the model may take to fill in a tool's arguments
 
-Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": ...}
+Role = Literal["system", "user", "assistant", "tool", "keypad"]
+TOOL_RESULT_PREFIX = "Tool result: "
+KEYPAD_PREFIX = "The caller pressed these keys on the keypad: "
+
+
+class Message(TypedDict):
+    """One entry of the conversation.
+
+    Besides the usual roles, ``tool`` is a tool's result (JSON, for the model) and
+    ``keypad`` the keys the caller pressed (the digits). Only the model adapter turns these
+    two into text; a plain dict, so histories go into JSON (call summaries) as they are.
+    """
+
+    role: Role
+    content: str
+
+
+def for_template(messages: Iterable[Message]) -> list[dict[str, str]]:
+    """The conversation as chat templates know it (system, user, assistant): a tool result
+    and keypad input become user lines that say what they are."""
+    out = []
+    for message in messages:
+        role, content = message["role"], message["content"]
+        if role == "tool":
+            role, content = "user", TOOL_RESULT_PREFIX + content
+        elif role == "keypad":
+            role, content = "user", KEYPAD_PREFIX + " ".join(content)
+        out.append({"role": role, "content": content})
+    return out
 
 
 class ChatModel(Protocol):
-    """One method: the conversation so far in, the reply out as a stream of text pieces."""
+    """One method: the conversation so far in, the reply out as a stream of text pieces.
 
-    def stream(self, messages: Sequence[Message],
-               pause: threading.Event | None = None) -> AsyncIterator[str]: ...
+    ``pause``, while set, lets generation wait (the first clause is being synthesized);
+    ``schema`` (a JSON Schema) constrains decoding so only a matching JSON text comes out.
+    """
+
+    def stream(self, messages: Sequence[Message], pause: threading.Event | None = None,
+               schema: dict[str, Any] | None = None) -> AsyncIterator[str]: ...
 
 
 class LlamaChatModel:
@@ -60,17 +82,22 @@ class LlamaChatModel:
     def warm(self, messages: Sequence[Message]) -> None:
         """Evaluate ``messages`` once so calls starting with them answer sooner (blocking)."""
         with self._lock:
-            self._llm.create_chat_completion(messages=list(messages), max_tokens=1,
+            self._llm.create_chat_completion(messages=for_template(messages), max_tokens=1,
                                              temperature=0.0)
 
-    def _generate(self, messages: list[Message], put, cancelled: threading.Event,
-                  pause: threading.Event | None, grammar: Any = None) -> None:
+    def _generate(self, messages: list[dict[str, str]], put, cancelled: threading.Event,
+                  pause: threading.Event | None, schema: dict[str, Any] | None) -> None:
         lower_thread_priority()
         with self._lock:
+            if schema is None:
+                grammar, sampling = None, {"temperature": self.temperature, "top_p": 0.9,
+                                           "repeat_penalty": 1.1}
+            else:  # data, not speech: greedy, and repeated tokens are no fault in JSON
+                grammar, sampling = self._grammar(schema), {"temperature": 0.0,
+                                                            "repeat_penalty": 1.0}
             stream = self._llm.create_chat_completion(
                 messages=messages, stream=True, max_tokens=self.max_tokens,
-                temperature=self.temperature, top_p=0.9, repeat_penalty=1.1,
-                grammar=grammar)
+                grammar=grammar, **sampling)
             try:
                 paused = 0.0
                 for chunk in stream:
@@ -90,7 +117,7 @@ class LlamaChatModel:
                 stream.close()
 
     def _grammar(self, schema: dict[str, Any]) -> Any:
-        """The grammar of a JSON Schema, compiled once."""
+        """The grammar of a JSON Schema, compiled once (called holding the model lock)."""
         from llama_cpp import LlamaGrammar
 
         key = json.dumps(schema, sort_keys=True)
@@ -98,64 +125,8 @@ class LlamaChatModel:
             self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
         return self._grammars[key]
 
-    def _arguments(self, tool: Any, utterance: str, schema: dict[str, Any]) -> dict[str, Any]:
-        """Arguments for ``tool`` from the caller's words, decoding constrained to its
-        schema so only a valid object can come out (blocking)."""
-        lower_thread_priority()
-        grammar = self._grammar(schema)
-        messages = [{"role": "system", "content": f"Fill in the arguments of the tool "
-                     f"{tool.name} ({tool.description}) from what the caller said. "
-                     "Reply with JSON only."},
-                    {"role": "user", "content": utterance}]
-        with self._lock:
-            out = self._llm.create_chat_completion(messages=messages, grammar=grammar,
-                                                   max_tokens=48, temperature=0.0)
-        return json.loads(out["choices"][0]["message"]["content"])
-
-    async def respond(self, messages: Sequence[Message], tools: Sequence[Any],
-                      pause: threading.Event | None = None) -> AsyncIterator[str | Any]:
-        """Speech as text pieces, or one ToolCallRequest when the caller asks for a tool.
-
-        The tool is chosen from the caller's words (``agent.tools.choice``); its arguments come
-        from the model with decoding constrained to the tool's schema. Words that are not
-        the caller's own (a tool result, keypad input) are answered in speech.
-        """
-        said = messages[-1]["content"] if messages and messages[-1]["role"] == "user" else ""
-        intent = None if said.startswith("(") else choose(said, tools)
-        if intent is None and not said.startswith("(") and spoken_digits(said):
-            # "What's your order number?" — "4 5 6": the request was in the turn before.
-            earlier = [m["content"] for m in messages[:-1] if m["role"] == "user"]
-            if earlier and not earlier[-1].startswith("("):
-                intent = choose(earlier[-1], tools)
-                said = f"{earlier[-1]} {said}"
-        if intent is None:
-            async for piece in self.stream(messages, pause):
-                yield piece
-            return
-        tool = intent.tool
-        if tool.kind == "transfer":
-            yield ToolCallRequest(tool.name, {"target": transfer_target(said, tool)})
-            return
-        schema = argument_schema(tool)
-        arguments = {} if not schema.get("properties") else \
-            known_arguments(tool, said, schema)
-        if arguments is None and not needs_number(schema):
-            try:
-                arguments = await asyncio.wait_for(
-                    asyncio.to_thread(self._arguments, tool, said, schema), ARGUMENTS_TIMEOUT)
-            except (TimeoutError, ValueError, KeyError) as exc:
-                log.warning("tool %s: no arguments from the model: %s", tool.name,
-                            type(exc).__name__)
-        if arguments is None:
-            # The caller has not said what the tool needs (e.g. the order number): talk,
-            # the model asks for it, and the next turn carries it.
-            async for piece in self.stream(messages, pause):
-                yield piece
-            return
-        yield ToolCallRequest(tool.name, arguments)
-
     async def stream(self, messages: Sequence[Message], pause: threading.Event | None = None,
-                     grammar: Any = None) -> AsyncIterator[str]:
+                     schema: dict[str, Any] | None = None) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | None | BaseException] = asyncio.Queue()
         cancelled = threading.Event()
@@ -165,7 +136,7 @@ class LlamaChatModel:
 
         def work() -> None:
             try:
-                self._generate(list(messages), put, cancelled, pause, grammar)
+                self._generate(for_template(messages), put, cancelled, pause, schema)
             except BaseException as exc:  # handed to the consumer, raised there
                 put(exc)
             finally:

@@ -1,4 +1,5 @@
-"""Carrying out the tools an agent calls: webhooks, transfer, hangup, keypad tones.
+"""Carrying out the tools an agent calls: webhooks and the built-ins (transfer, hangup,
+keypad tones).
 
 Every failure is spoken: a webhook that times out, answers 500, returns garbage or cannot
 be reached gives the caller the tool's failure phrase within two seconds, and the call goes
@@ -18,7 +19,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from agent.tools.webhook import ToolResult, ToolSpec, call_webhook
+from agent.tools.spec import ToolCall, ToolSpec
+from agent.tools.webhook import ToolResult, call_webhook
 
 log = logging.getLogger(__name__)
 WEBHOOK_DEADLINE = 2.0  # the failure phrase must start within 2 s of the decision
@@ -69,8 +71,9 @@ class ToolRunner:
         if self._session is not None:
             await self._session.close()
 
-    async def run(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
-        """Carry out one call of tool ``name`` (the grammar guarantees it is declared)."""
+    async def run(self, call: ToolCall) -> ToolOutcome:
+        """Carry out one call of a declared tool (the planner only chooses those)."""
+        name, arguments = call.name, call.arguments
         tool = self.tools[name]
         began = time.monotonic()
         outcome = ToolOutcome(name, dict(arguments), ok=False)
