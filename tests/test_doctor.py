@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from appliance.models.store import ModelStore
 from appliance.runtime import wait_until
 from appliance.sipphone import SipError, SipTimeoutError
 from appliance.status import collect_status, format_status, parse_prometheus
-from harness import AsteriskUnderTest, DaemonProcess
+from harness import AsteriskUnderTest, DaemonProcess, ports
 
 pytestmark = pytest.mark.asterisk
 
@@ -44,9 +43,8 @@ def config_copy(site_config: Path, tmp_path: Path, **changes: dict) -> Path:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port of this run's plan that nothing listens on (no other run takes it)."""
+    return ports().closed
 
 
 def wait_registered(asterisk: AsteriskUnderTest) -> None:
