@@ -10,12 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from appliance.sandbox import *  # noqa: F403  (the shared loopback plan and processes)
-from appliance.sandbox import (  # this run's ports: chosen free on first use, then held
-    AMI_PORT as AMI_PORT,
-)
-from appliance.sandbox import (
-    ARI_PORT as ARI_PORT,
-)
 from appliance.sandbox import (
     CARRIER_IP,
     PSTN_IP,
@@ -24,18 +18,10 @@ from appliance.sandbox import (
     DaemonProcess,
     ports,
 )
-from appliance.sandbox import (
-    CARRIER_PORT as CARRIER_PORT,
-)
-from appliance.sandbox import (
-    METRICS_PORT as METRICS_PORT,
-)
-from appliance.sandbox import (
-    SIP_PORT as SIP_PORT,
-)
-from appliance.sandbox import (
-    TOOL_SERVER_PORT as TOOL_SERVER_PORT,
-)
+
+PORTS = ports()  # this run's ports: chosen free when first asked for, held until it ends
+SIP_PORT, CARRIER_PORT, ARI_PORT, AMI_PORT = PORTS.sip, PORTS.carrier, PORTS.ari, PORTS.ami
+METRICS_PORT, TOOL_SERVER_PORT = PORTS.metrics, PORTS.tool_server
 
 HERE = Path(__file__).parent
 REPO = HERE.parent
@@ -43,11 +29,10 @@ REPO = HERE.parent
 
 def write_carrier_config(etc: Path) -> None:
     """The carrier Asterisk's configuration (templates in tests/carrier) on this run's ports."""
-    plan = ports()
     values = {
-        "carrier_ip": CARRIER_IP, "carrier_port": plan.carrier, "trunk_user": TRUNK_USER,
-        "trunk_secret": TRUNK_SECRET, "pstn_ip": PSTN_IP, "rtp_start": plan.carrier_rtp.start,
-        "rtp_end": plan.carrier_rtp[-1],
+        "carrier_ip": CARRIER_IP, "carrier_port": PORTS.carrier, "trunk_user": TRUNK_USER,
+        "trunk_secret": TRUNK_SECRET, "pstn_ip": PSTN_IP, "rtp_start": PORTS.carrier_rtp.start,
+        "rtp_end": PORTS.carrier_rtp[-1],
     }
     for src in (HERE / "carrier").glob("*.conf"):
         text = src.read_text()
