@@ -419,8 +419,9 @@ class DaemonProcess:
         self._spawn(extra_env)
         self.wait_connected()
 
-    def wait_connected(self, timeout: float = 90) -> None:
-        """Wait for the daemon's first ARI connection (models load first); stop it if not."""
+    def wait_connected(self, timeout: float = 300) -> None:
+        """Wait for the daemon's first ARI connection (models load and agents' phrases are
+        synthesized first: minutes on a busy 2-core machine); stop it if it does not come."""
         ok = wait_until(lambda: "ARI connected" in self.log_text()[self._log_start:]
                         or self.proc.poll() is not None, timeout)
         if not ok or self.proc.poll() is not None:
