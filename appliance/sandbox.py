@@ -7,11 +7,14 @@ directory is touched (the caches in the cache dir are reused).
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -28,37 +31,144 @@ APPLIANCE_IP = "127.0.0.1"
 CARRIER_IP = "127.0.0.2"
 PHONE_IP = "127.0.0.3"
 PSTN_IP = "127.0.0.4"
-SIP_PORT = 25060
-CARRIER_PORT = 25070
-ARI_PORT = 28088
-AMI_PORT = 25038
 TRUNK_USER = "acme"
 TRUNK_SECRET = "carrier-test-secret"
 PHONE_SECRETS = {"101": "phone-101-secret", "102": "phone-102-secret"}
 DID = "+15551230001"
 AGENT_EXTENSION = "500"
 
-SITE_YAML = f"""\
+# Ports are chosen at run time so that sandboxes (test runs, benches) can run side by side.
+# They come from blocks of the pool below Linux's ephemeral ports (32768+, which outgoing
+# connections take at random); a block is held with a lock file for the life of the process
+# and used only if every port in it is free to bind.
+PORT_POOL = range(20000, 32700)
+PORT_BLOCK = 100
+PORT_LOCKS = Path(tempfile.gettempdir()) / "switchboard-ports"
+
+
+@dataclass(frozen=True)
+class PortPlan:
+    """The ports of one sandbox: single services, and ranges (both ends inclusive)."""
+
+    sip: int
+    carrier: int
+    ari: int
+    ami: int
+    metrics: int
+    tool_server: int
+    closed: int  # reserved and never bound: connections to it are refused
+    rtp: range  # the appliance Asterisk's RTP (4 ports per call)
+    media: range  # the daemon's ExternalMedia ports
+    carrier_rtp: range
+
+
+def _port_free(port: int) -> bool:
+    """Nothing has ``port`` bound, TCP or UDP, on any address."""
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("", port))
+            except OSError:
+                return False
+    return True
+
+
+def _lock(path: Path, wait: bool = False) -> int | None:
+    """An open, flock()ed ``path``; None if another process holds it (and not ``wait``)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    except PermissionError:  # another user's lock file, unreadable: theirs
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _reserve(blocks: int, held: list[int], pool: range) -> range:
+    start = pool.start
+    while start + blocks * PORT_BLOCK <= pool.stop:
+        fds: list[int] = []
+        for block in range(start, start + blocks * PORT_BLOCK, PORT_BLOCK):
+            fd = _lock(PORT_LOCKS / f"{block}.lock")
+            if fd is None:
+                break
+            fds.append(fd)
+            if not all(map(_port_free, range(block, block + PORT_BLOCK))):
+                break
+        else:
+            held.extend(fds)
+            return range(start, start + blocks * PORT_BLOCK)
+        for fd in fds:
+            os.close(fd)
+        start = block + PORT_BLOCK
+    raise RuntimeError(f"no {blocks * PORT_BLOCK} free ports left in {pool.start}-"
+                       f"{pool.stop - 1} (other sandboxes or services hold them)")
+
+
+def reserve_ports(sizes: list[int], held: list[int], pool: range = PORT_POOL) -> list[range]:
+    """A range of ``n`` adjacent free blocks of the pool for each ``n`` in ``sizes``, locked
+    (the lock files go to ``held``). One process allocates at a time."""
+    try:
+        PORT_LOCKS.mkdir()
+        PORT_LOCKS.chmod(0o1777)  # shared by every user's sandboxes, like /tmp
+    except FileExistsError:
+        pass
+    allocating = _lock(PORT_LOCKS / "allocating.lock", wait=True)
+    try:
+        return [_reserve(n, held, pool) for n in sizes]
+    finally:
+        if allocating is not None:
+            os.close(allocating)
+
+
+_held_locks: list[int] = []  # kept open: the blocks stay ours until this process exits
+_plan: PortPlan | None = None
+
+
+def ports() -> PortPlan:
+    """This process's port plan, reserved on first use."""
+    global _plan
+    if _plan is None:
+        singles, rtp, media, carrier_rtp = reserve_ports([1, 4, 2, 1], _held_locks)
+        _plan = PortPlan(*singles[:7], rtp=rtp, media=media, carrier_rtp=carrier_rtp)
+    return _plan
+
+
+_PORT_NAMES = {"SIP_PORT": "sip", "CARRIER_PORT": "carrier", "ARI_PORT": "ari",
+               "AMI_PORT": "ami", "METRICS_PORT": "metrics", "TOOL_SERVER_PORT": "tool_server"}
+
+
+def __getattr__(name: str) -> int:
+    """``SIP_PORT``, ``ARI_PORT``, …: the ports of this process's plan (reserved on use)."""
+    if name in _PORT_NAMES:
+        return getattr(ports(), _PORT_NAMES[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+SITE_YAML = """\
 network:
   bind_address: {APPLIANCE_IP}
-  sip_port: {SIP_PORT}
-  rtp_port_start: 30000
-  rtp_port_end: 30999
+  sip_port: {plan.sip}
+  rtp_port_start: {plan.rtp.start}
+  rtp_port_end: {rtp_end}
 asterisk:
   runtime: contained
-  ari_port: {ARI_PORT}
-  ami_port: {AMI_PORT}
+  ari_port: {plan.ari}
+  ami_port: {plan.ami}
 daemon:
   media_address: 127.0.0.1
-  media_port_start: 31000
-  media_port_end: 31999
+  media_port_start: {plan.media.start}
+  media_port_end: {media_end}
   max_concurrent_calls: 8
-  metrics_port: 29108
+  metrics_port: {plan.metrics}
   drain_seconds: 2
 trunks:
   - name: carrier
     host: {CARRIER_IP}
-    port: {CARRIER_PORT}
+    port: {plan.carrier}
     registration:
       username: {TRUNK_USER}
       secret_file: secrets/carrier.secret
@@ -120,8 +230,7 @@ limits:
 goodbye: Goodbye.
 """
 
-TOOL_SERVER_PORT = 29500
-RECEPTION_AGENT_YAML = f"""\
+RECEPTION_AGENT_YAML = """\
 name: reception
 greeting: Oakwood Pharmacy, how can I help?
 instructions: You answer the phone for Oakwood Pharmacy. Answer in one short sentence.
@@ -139,7 +248,7 @@ tools:
         order_number: {{type: string, description: the order number}}
       required: [order_number]
     webhook:
-      url: http://127.0.0.1:{TOOL_SERVER_PORT}/orders
+      url: http://127.0.0.1:{plan.tool_server}/orders
       timeout: 1.0
       retries: 1
       secret_file: secrets/tools.key
@@ -157,7 +266,7 @@ tools:
       prompt: Please enter your account number, then press hash.
       timeout: 6
     webhook:
-      url: http://127.0.0.1:{TOOL_SERVER_PORT}/balance
+      url: http://127.0.0.1:{plan.tool_server}/balance
       secret_file: secrets/tools.key
     failure_phrase: Sorry, I cannot look up balances right now.
 """
@@ -185,16 +294,19 @@ limits:
 """
 
 
-def write_test_config(config_dir: Path) -> Path:
-    """A complete site configuration on loopback test ports."""
+def write_test_config(config_dir: Path, plan: PortPlan | None = None) -> Path:
+    """A complete site configuration on loopback, on the ports of ``plan`` (this process's)."""
+    plan = plan or ports()
     (config_dir / "agents").mkdir(parents=True, exist_ok=True)
     (config_dir / "secrets").mkdir(exist_ok=True)
-    (config_dir / "switchboard.yaml").write_text(SITE_YAML)
+    (config_dir / "switchboard.yaml").write_text(SITE_YAML.format(
+        plan=plan, rtp_end=plan.rtp[-1], media_end=plan.media[-1], APPLIANCE_IP=APPLIANCE_IP,
+        CARRIER_IP=CARRIER_IP, TRUNK_USER=TRUNK_USER, DID=DID, AGENT_EXTENSION=AGENT_EXTENSION))
     (config_dir / "agents/demo.yaml").write_text(AGENT_YAML)
     (config_dir / "agents/brief.yaml").write_text(BRIEF_AGENT_YAML)
     (config_dir / "agents/talker.yaml").write_text(TALKER_AGENT_YAML)
     (config_dir / "agents/quiet.yaml").write_text(QUIET_AGENT_YAML)
-    (config_dir / "agents/reception.yaml").write_text(RECEPTION_AGENT_YAML)
+    (config_dir / "agents/reception.yaml").write_text(RECEPTION_AGENT_YAML.format(plan=plan))
     (config_dir / "agents/concierge.yaml").write_text(CONCIERGE_AGENT_YAML)
     (config_dir / "secrets/tools.key").write_text(TOOL_SECRET + "\n")
     (config_dir / "secrets/carrier.secret").write_text(TRUNK_SECRET + "\n")
@@ -307,8 +419,9 @@ class DaemonProcess:
         self._spawn(extra_env)
         self.wait_connected()
 
-    def wait_connected(self, timeout: float = 90) -> None:
-        """Wait for the daemon's first ARI connection (models load first); stop it if not."""
+    def wait_connected(self, timeout: float = 300) -> None:
+        """Wait for the daemon's first ARI connection (models load and agents' phrases are
+        synthesized first: minutes on a busy 2-core machine); stop it if it does not come."""
         ok = wait_until(lambda: "ARI connected" in self.log_text()[self._log_start:]
                         or self.proc.poll() is not None, timeout)
         if not ok or self.proc.poll() is not None:

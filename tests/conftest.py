@@ -19,6 +19,7 @@ from appliance.secrets import ARI_SECRET, read_secret, secrets_dir
 from harness import (
     ARI_PORT,
     AsteriskUnderTest,
+    DaemonConfig,
     DaemonProcess,
     fresh_root,
     start_asterisk,
@@ -88,6 +89,17 @@ def daemon(asterisk: AsteriskUnderTest, site_config: Path, workdir: Path,
     proc.wait_connected()
     yield proc
     proc.stop()
+
+
+@pytest.fixture
+def daemon_config(site_config: Path, daemon: DaemonProcess) -> Iterator[DaemonConfig]:
+    """Change the running daemon's configuration for one test; put back (and reloaded)
+    afterwards, whatever happened, so later tests see the original."""
+    config = DaemonConfig(site_config, daemon)
+    try:
+        yield config
+    finally:
+        config.restore()
 
 
 @pytest.fixture

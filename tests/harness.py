@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -9,21 +12,27 @@ import numpy as np
 from appliance.sandbox import *  # noqa: F403  (the shared loopback plan and processes)
 from appliance.sandbox import (
     CARRIER_IP,
-    CARRIER_PORT,
     PSTN_IP,
     TRUNK_SECRET,
     TRUNK_USER,
+    DaemonProcess,
+    ports,
 )
+
+PORTS = ports()  # this run's ports: chosen free when first asked for, held until it ends
+SIP_PORT, CARRIER_PORT, ARI_PORT, AMI_PORT = PORTS.sip, PORTS.carrier, PORTS.ari, PORTS.ami
+METRICS_PORT, TOOL_SERVER_PORT = PORTS.metrics, PORTS.tool_server
 
 HERE = Path(__file__).parent
 REPO = HERE.parent
 
+
 def write_carrier_config(etc: Path) -> None:
-    """The carrier Asterisk's configuration (templates in tests/carrier)."""
+    """The carrier Asterisk's configuration (templates in tests/carrier) on this run's ports."""
     values = {
-        "carrier_ip": CARRIER_IP, "carrier_port": CARRIER_PORT, "trunk_user": TRUNK_USER,
-        "trunk_secret": TRUNK_SECRET, "pstn_ip": PSTN_IP, "rtp_start": 32000,
-        "rtp_end": 32999,
+        "carrier_ip": CARRIER_IP, "carrier_port": PORTS.carrier, "trunk_user": TRUNK_USER,
+        "trunk_secret": TRUNK_SECRET, "pstn_ip": PSTN_IP, "rtp_start": PORTS.carrier_rtp.start,
+        "rtp_end": PORTS.carrier_rtp[-1],
     }
     for src in (HERE / "carrier").glob("*.conf"):
         text = src.read_text()
@@ -76,3 +85,47 @@ def latest_record(workdir: Path, since: float, timeout: float = 10,
                     return record
         time.sleep(0.2)
     raise AssertionError("no finished call record")
+
+
+def reload_daemon(daemon: DaemonProcess, timeout: float = 30) -> str:
+    """SIGHUP the daemon and wait for its verdict; the log text of the reload."""
+    before = len(daemon.log_text())
+    daemon.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = daemon.log_text()[before:]
+        if "configuration reloaded" in new or "reload rejected" in new:
+            return new
+        time.sleep(0.1)
+    raise AssertionError("the daemon did not finish reloading")
+
+
+class DaemonConfig:
+    """Changes to the shared daemon's configuration files, each followed by a reload;
+    :meth:`restore` puts every changed file back as it was and reloads once more."""
+
+    def __init__(self, config_dir: Path, daemon: DaemonProcess) -> None:
+        self.config_dir = config_dir
+        self.daemon = daemon
+        self._originals: dict[Path, str] = {}
+
+    def edit(self, name: str, change: Callable[[str], str]) -> str:
+        """Rewrite ``name`` (relative to the config dir) with ``change``, reload, return the
+        reload's log text (its verdict)."""
+        path = self.config_dir / name
+        text = path.read_text()
+        self._originals.setdefault(path, text)
+        changed = change(text)
+        assert changed != text, f"the edit left {name} unchanged"
+        path.write_text(changed)
+        return reload_daemon(self.daemon)
+
+    def restore(self) -> None:
+        if not self._originals:
+            return
+        for path, text in self._originals.items():
+            path.write_text(text)
+        self._originals.clear()
+        if self.daemon.proc.poll() is None:  # a stopped daemon reads the files when started
+            verdict = reload_daemon(self.daemon)
+            assert "configuration reloaded" in verdict, verdict

@@ -19,10 +19,10 @@ from harness import (
     PHONE_SECRETS,
     SIP_PORT,
     AsteriskUnderTest,
+    DaemonConfig,
     DaemonProcess,
     latest_record,
 )
-from test_speech_e2e import reload_daemon
 
 pytestmark = pytest.mark.asterisk
 
@@ -102,23 +102,15 @@ async def test_records_and_transcript_match_the_conversation(
 
 
 async def test_reload_with_a_broken_agent_keeps_the_old_one(clean_asterisk: AsteriskUnderTest,
-                                                            daemon: DaemonProcess,
-                                                            site_config: Path) -> None:
-    agent_file = site_config / "agents/demo.yaml"
-    original = agent_file.read_text()
-    agent_file.write_text(original + "greting: typo\n")
-    try:
-        verdict = reload_daemon(daemon)
-        assert "reload rejected" in verdict
-        assert "demo.yaml:" in verdict and "greting" in verdict  # file:line and the field
-        async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "101",
-                            PHONE_SECRETS["101"]) as phone:
-            dialog = await phone.call(AGENT_EXTENSION)
-            greeting = await wait_for_speech_then_quiet(dialog, time.monotonic(), quiet=0.8,
-                                                        timeout=10)
-            await dialog.hangup()
-        assert greeting is not None, "the old configuration must keep serving"
-    finally:
-        agent_file.write_text(original)
-        assert "configuration reloaded" in reload_daemon(daemon)
+                                                            daemon_config: DaemonConfig) -> None:
+    verdict = daemon_config.edit("agents/demo.yaml", lambda text: text + "greting: typo\n")
+    assert "reload rejected" in verdict
+    assert "demo.yaml:" in verdict and "greting" in verdict  # file:line and the field
+    async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "101",
+                        PHONE_SECRETS["101"]) as phone:
+        dialog = await phone.call(AGENT_EXTENSION)
+        greeting = await wait_for_speech_then_quiet(dialog, time.monotonic(), quiet=0.8,
+                                                    timeout=10)
+        await dialog.hangup()
+    assert greeting is not None, "the old configuration must keep serving"
     await asyncio.sleep(0)

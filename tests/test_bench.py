@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -294,6 +295,30 @@ def test_sandbox_config_is_shifted_and_valid(tmp_path: Path) -> None:
     assert all(rule.extension for rule in cfg.site.routes.rules)
 
 
+def test_sandbox_ports_are_free_locked_and_apart() -> None:
+    import socket
+
+    from appliance.sandbox import PORT_BLOCK, reserve_ports
+
+    held: list[int] = []
+    pool = range(26000, 28000)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        first = reserve_ports([1], held, pool)[0]
+        busy.bind(("127.0.0.1", first.stop + 5))  # the next block has a port in use
+        second, third = reserve_ports([1, 2], held, pool)
+    try:
+        assert len(first) == len(second) == PORT_BLOCK and len(third) == 2 * PORT_BLOCK
+        assert first.stop + 5 not in second and first.stop + 5 not in third
+        taken = [*first, *second, *third]
+        assert len(set(taken)) == len(taken)  # no port handed out twice
+    finally:
+        for fd in held:
+            os.close(fd)
+    again: list[int] = []
+    assert reserve_ports([1], again, first) == [first]  # free again once the locks are closed
+    os.close(again[0])
+
+
 # -- one real run ----------------------------------------------------------------------
 
 @pytest.mark.asterisk
@@ -301,9 +326,9 @@ def test_bench_in_a_sandbox(tmp_path: Path) -> None:
     """One call, one question and the barge-in turn through a throwaway appliance."""
     out = tmp_path / "bench.json"
     png = tmp_path / "bench.png"
-    # Ports shifted away from the session fixtures' sandbox, which may be running.
+    # The bench process reserves its own free ports, apart from this session's sandbox.
     cmd = [sys.executable, "-m", "appliance.cli", "bench", "--sandbox", "--concurrency", "1",
-           "--turns", "1", "--no-warm-up", "--port-offset", "-12000",
+           "--turns", "1", "--no-warm-up",
            "--workdir", str(tmp_path / "work"),
            "--json", str(out), "--plot", str(png)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=170)

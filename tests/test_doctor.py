@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from appliance.models.store import ModelStore
 from appliance.runtime import wait_until
 from appliance.sipphone import SipError, SipTimeoutError
 from appliance.status import collect_status, format_status, parse_prometheus
-from harness import AsteriskUnderTest, DaemonProcess
+from harness import PORTS, AsteriskUnderTest, DaemonProcess
 
 pytestmark = pytest.mark.asterisk
 
@@ -41,12 +40,6 @@ def config_copy(site_config: Path, tmp_path: Path, **changes: dict) -> Path:
         site[section].update(values)
     site_file.write_text(yaml.safe_dump(site, sort_keys=False))
     return copy
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_registered(asterisk: AsteriskUnderTest) -> None:
@@ -210,7 +203,7 @@ def test_world_readable_secret(site_config: Path, workdir: Path, tmp_path: Path)
 
 def test_unreachable_ari(asterisk: AsteriskUnderTest, site_config: Path, workdir: Path,
                          tmp_path: Path) -> None:
-    port = free_port()
+    port = PORTS.closed  # reserved for this run, nothing listens on it
     config = config_copy(site_config, tmp_path, asterisk={"ari_port": port})
     checks = by_name(run_doctor(config, workdir / "data", call=False))
     ari = checks["ARI"]
@@ -224,7 +217,7 @@ def test_unreachable_ari(asterisk: AsteriskUnderTest, site_config: Path, workdir
 def test_unreachable_ami_falls_back_to_the_cli(asterisk: AsteriskUnderTest, site_config: Path,
                                                workdir: Path, appliance_root: Path,
                                                tmp_path: Path) -> None:
-    config = config_copy(site_config, tmp_path, asterisk={"ami_port": free_port()})
+    config = config_copy(site_config, tmp_path, asterisk={"ami_port": PORTS.closed})
     checks = by_name(run_doctor(config, workdir / "data", call=False,
                                 asterisk_root=appliance_root))
     assert checks["Asterisk (AMI)"].status == FAIL

@@ -22,17 +22,18 @@ from appliance.sipphone import SipPhone
 from harness import (
     AGENT_EXTENSION,
     APPLIANCE_IP,
+    METRICS_PORT,
     PHONE_IP,
     PHONE_SECRETS,
     SIP_PORT,
     AsteriskUnderTest,
+    DaemonConfig,
     DaemonProcess,
     latest_record,
 )
-from test_speech_e2e import reload_daemon
 
 pytestmark = pytest.mark.asterisk
-METRICS = "http://127.0.0.1:29108"
+METRICS = f"http://127.0.0.1:{METRICS_PORT}"
 
 
 def phone(ext: str = "101") -> SipPhone:
@@ -95,28 +96,23 @@ async def test_daemon_killed_mid_call_is_cleaned_up_at_next_start(
 
 
 async def test_third_caller_hears_busy_prompt(clean_asterisk: AsteriskUnderTest,
-                                             daemon: DaemonProcess, site_config: Path,
+                                             daemon_config: DaemonConfig,
                                              workdir: Path) -> None:
-    site = site_config / "switchboard.yaml"
-    original = site.read_text()
-    site.write_text(original.replace("max_concurrent_calls: 8", "max_concurrent_calls: 2"))
-    try:
-        assert "configuration reloaded" in reload_daemon(daemon)
-        async with phone("101") as a, phone("102") as b, phone("101") as c:
-            first = await greeted_call(a)
-            second = await greeted_call(b)
-            since = time.time()
-            third = await c.call(AGENT_EXTENSION)
-            await asyncio.wait_for(third.ended.wait(), 12)
-            assert voiced_spans(third.received_packets), "the third caller heard silence"
-            assert not first.ended.is_set() and not second.ended.is_set()
-            for d in (first, second):
-                await d.hangup()
-        record = await asyncio.to_thread(latest_record, workdir, since)
-        assert record["end_reason"] == "rejected"
-    finally:
-        site.write_text(original)
-        assert "configuration reloaded" in reload_daemon(daemon)
+    verdict = daemon_config.edit("switchboard.yaml", lambda text: text.replace(
+        "max_concurrent_calls: 8", "max_concurrent_calls: 2"))
+    assert "configuration reloaded" in verdict
+    async with phone("101") as a, phone("102") as b, phone("101") as c:
+        first = await greeted_call(a)
+        second = await greeted_call(b)
+        since = time.time()
+        third = await c.call(AGENT_EXTENSION)
+        await asyncio.wait_for(third.ended.wait(), 12)
+        assert voiced_spans(third.received_packets), "the third caller heard silence"
+        assert not first.ended.is_set() and not second.ended.is_set()
+        for d in (first, second):
+            await d.hangup()
+    record = await asyncio.to_thread(latest_record, workdir, since)
+    assert record["end_reason"] == "rejected"
 
 
 async def test_sigterm_says_goodbye_and_notifies_systemd(clean_asterisk: AsteriskUnderTest,

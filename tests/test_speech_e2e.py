@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from harness import (
     PHONE_SECRETS,
     SIP_PORT,
     AsteriskUnderTest,
+    DaemonConfig,
     DaemonProcess,
 )
 
@@ -137,44 +137,25 @@ async def test_caller_interrupts_a_long_answer(clean_asterisk: AsteriskUnderTest
     assert len(heard.split()) < 40, heard  # about one second of speech, not the whole answer
 
 
-def reload_daemon(daemon: DaemonProcess, timeout: float = 30) -> str:
-    """SIGHUP the daemon and wait for its verdict; the log text of the reload."""
-    before = len(daemon.log_text())
-    daemon.proc.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        new = daemon.log_text()[before:]
-        if "configuration reloaded" in new or "reload rejected" in new:
-            return new
-        time.sleep(0.1)
-    raise AssertionError("the daemon did not finish reloading")
-
-
 async def test_wideband_g722_leg_after_reload(clean_asterisk: AsteriskUnderTest,
-                                              daemon: DaemonProcess, site_config: Path,
-                                              voice: Path) -> None:
+                                              daemon: DaemonProcess,
+                                              daemon_config: DaemonConfig, voice: Path) -> None:
     """daemon.media_codec: g722 — the ExternalMedia leg runs at 16 kHz, both ways."""
-    site = site_config / "switchboard.yaml"
-    original = site.read_text()
-    site.write_text(original.replace("  max_concurrent_calls: 8",
-                                     "  max_concurrent_calls: 8\n  media_codec: g722"))
-    try:
-        assert "configuration reloaded" in reload_daemon(daemon)
-        before = set(daemon.record_dir.glob("*.json"))
-        async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "101",
-                            PHONE_SECRETS["101"]) as phone:
-            dialog = await phone.call(AGENT_EXTENSION)
-            answered = time.monotonic()
-            assert await wait_for_speech_then_quiet(dialog, answered, quiet=0.8, timeout=10)
-            await dialog.play(spoken(QUESTION, voice))
-            answer = await wait_for_speech_then_quiet(dialog, time.monotonic(), quiet=1.2,
-                                                      timeout=20)
-            await dialog.hangup()
-        assert answer is not None, "no answer over the G.722 leg"
-        summary = call_summary(daemon, before, agent="demo")
-        assert "pharmacy" in summary["turns"][0]["user"].lower()
-        recording = read_wav(daemon.record_dir / f"{summary['id']}.rx.wav")
-        assert recording.rate == 16000
-    finally:
-        site.write_text(original)
-        assert "configuration reloaded" in reload_daemon(daemon)
+    verdict = daemon_config.edit("switchboard.yaml", lambda text: text.replace(
+        "  max_concurrent_calls: 8", "  max_concurrent_calls: 8\n  media_codec: g722"))
+    assert "configuration reloaded" in verdict
+    before = set(daemon.record_dir.glob("*.json"))
+    async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "101",
+                        PHONE_SECRETS["101"]) as phone:
+        dialog = await phone.call(AGENT_EXTENSION)
+        answered = time.monotonic()
+        assert await wait_for_speech_then_quiet(dialog, answered, quiet=0.8, timeout=10)
+        await dialog.play(spoken(QUESTION, voice))
+        answer = await wait_for_speech_then_quiet(dialog, time.monotonic(), quiet=1.2,
+                                                  timeout=20)
+        await dialog.hangup()
+    assert answer is not None, "no answer over the G.722 leg"
+    summary = call_summary(daemon, before, agent="demo")
+    assert "pharmacy" in summary["turns"][0]["user"].lower()
+    recording = read_wav(daemon.record_dir / f"{summary['id']}.rx.wav")
+    assert recording.rate == 16000
