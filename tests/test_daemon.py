@@ -22,6 +22,7 @@ from fakes import (
 
 from agent.ari import AriError, AriSettings
 from agent.daemon import Daemon
+from agent.records import CallStore
 from agent.settings import AgentSpec, DaemonSettings
 from agent.tools.webhook import ToolSpec
 from harness import speechlike_signal
@@ -148,14 +149,23 @@ async def test_a_call_is_answered_greeted_and_cleaned_up() -> None:
         assert rig.ari.channels_up == set()
 
 
-async def test_media_ports_exhausted_ends_that_call_only_aloud() -> None:
-    async with Rig(ports=1) as rig:
+async def test_media_ports_exhausted_ends_that_call_only_aloud(tmp_path) -> None:
+    async with Rig(agent("alpha"), agent("beta"), ports=1,
+                   records_path=tmp_path / "calls.db") as rig:
         await rig.ring("a", "alpha")
         await rig.ring("b", "beta")
         await rig.advance(3.0)
         assert ended(rig, "b")
         assert rig.ari.made("POST channels/b/play")  # Asterisk said the error for us
         await assert_serves(rig, "a")
+        await rig.daemon.recorder.flush()
+        with CallStore(tmp_path / "calls.db") as store:
+            calls = {c["agent"]: c for c in store.calls()}
+            beta = store.transcript(calls["beta"]["id"])
+        assert beta["end_reason"] == "error"
+        assert {"kind": "error", "detail": "MediaPortsExhausted"} in \
+            [{k: e[k] for k in ("kind", "detail")} for e in beta["events"]]
+        assert calls["alpha"]["end_reason"] is None  # still in progress
 
 
 async def test_ari_500_on_answer_ends_that_call_only() -> None:
@@ -236,7 +246,9 @@ async def test_a_tool_raising_unexpectedly_is_said_aloud() -> None:
         before = rig.clock.now()
         await rig.say("b")
         await rig.quiet("b", 2.0)
-        assert endpoint.audio_seconds(since=before) > 0  # something was said, not silence
+        error = rig.registry.engines["beta"].phrases[beta.error_phrase].pcm
+        assert any(t >= before and (f == error[0]).all() for t, f in endpoint.sent)
+        assert rig.call("b") is not None  # the caller is still with the agent
         await assert_serves(rig, "a")
 
 
