@@ -27,6 +27,7 @@ RESUME_AFTER = 0.25  # seconds of quiet after a sound that was not an interrupti
 class Act(enum.Enum):
     """What the conversation decided; ``Decision.detail`` carries digits or a reason."""
 
+    END_TURN = "end_turn"  # the turn is judged complete: end it now, before the full silence
     SPECULATE = "speculate"  # start a turn from the speech so far, audio held back
     START = "start"  # start a turn from the finished utterance
     RELEASE = "release"  # the speculative turn is the real one: let its audio out
@@ -60,6 +61,8 @@ class Timers:
     silence_timeout: float = 10.0
     barge_in: bool = True
     barge_in_min_speech: float = 0.3
+    end_silence: float = 0.4  # silence that ends a turn when nothing says if it is complete
+    quick_end: float = 0.2  # silence that ends a turn judged complete
 
 
 class Conversation:
@@ -83,13 +86,21 @@ class Conversation:
     # -- facts from the caller's audio -----------------------------------------------------
     def frame(self, *, started: bool, ended: bool, caller_speaking: bool, silence: float,
               speech_seconds: float, agent_speaking: bool, onset: float = 0.0,
-              quiet: float = 0.0) -> list[Decision]:
+              quiet: float = 0.0, complete: bool | None = None) -> list[Decision]:
         """One frame of caller audio was taken in by the turn detector.
 
         ``onset`` is how long the caller's sound in progress has lasted (0 when quiet),
-        ``quiet`` how long since their last voiced frame.
+        ``quiet`` how long since their last voiced frame, ``complete`` whether the speech
+        so far is judged a whole turn (None: no judgement). The detector itself ends a
+        turn only after its longest silence: a complete turn ends after ``quick_end``, an
+        unjudged one after ``end_silence``, an unfinished one waits for the detector.
         """
         out: list[Decision] = []
+        if caller_speaking and not ended and (
+                (complete is True and silence >= self.timers.quick_end - 1e-9)
+                or (complete is None and silence >= self.timers.end_silence - 1e-9)):
+            out.append(Decision(Act.END_TURN))
+            ended = True
         if started:
             self._reprompted = False
             if self.phase is TurnPhase.RELEASED and not agent_speaking:

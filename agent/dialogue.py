@@ -25,6 +25,7 @@ from agent.media.playout import Playout
 from agent.reply import Reply
 from agent.settings import AgentSpec
 from agent.speech.chat_model import Message
+from agent.speech.completion import looks_unfinished
 from agent.speech.engines import Engines
 from agent.speech.turns import SpeechStarted, TurnSettings, TurnTaker, Utterance
 from agent.timings import TurnTimings
@@ -90,11 +91,15 @@ class Dialogue:
         self.clock = clock
         self._spawn = spawn
         self._sink = sink or (lambda event: None)
-        self.turns = TurnTaker(playout.rate, TurnSettings(min_speech=spec.min_speech,
-                                                          end_silence=spec.end_silence,
-                                                          max_utterance=spec.max_utterance))
+        # The detector waits for the longest silence; the conversation ends a turn sooner
+        # when it is judged complete (or after end_silence when there is no judgement).
+        self.turns = TurnTaker(playout.rate, TurnSettings(
+            min_speech=spec.min_speech, end_silence=max(spec.max_end_silence, spec.end_silence),
+            max_utterance=spec.max_utterance))
         self.conversation = Conversation(
-            Timers(spec.silence_timeout, spec.barge_in, spec.barge_in_min_speech), clock.now())
+            Timers(spec.silence_timeout, spec.barge_in, spec.barge_in_min_speech,
+                   end_silence=spec.end_silence, quick_end=spec.quick_end), clock.now())
+        self._complete: bool | None = None  # is the caller's speech so far a whole turn?
         self.history: list[Message] = [Message(role="system", content=spec.instructions)]
         self.records: list[TurnRecord] = []
         self.ended = asyncio.Event()  # the agent wants to end the call (see end_reason)
@@ -134,11 +139,13 @@ class Dialogue:
             elif isinstance(event, SpeechStarted):
                 started = True
         detector = self.turns.detector
+        if detector.quiet == 0 or utterance is not None:
+            self._complete = None  # more speech (or a new turn): judge afresh
         self._act(self.conversation.frame(
             started=started, ended=utterance is not None, caller_speaking=detector.speaking,
-            silence=detector.silence, speech_seconds=self.turns.detector.span,
-            agent_speaking=self.speaking, onset=detector.onset, quiet=detector.quiet),
-            utterance)
+            silence=detector.silence, speech_seconds=detector.span,
+            agent_speaking=self.speaking, onset=detector.onset, quiet=detector.quiet,
+            complete=self._complete), utterance)
 
     def tick(self) -> None:
         """Once per frame: timers (silence reprompt, keypad pauses)."""
@@ -161,21 +168,28 @@ class Dialogue:
                 self._spawn(self._then(stopping, decisions[i + 1:], utterance),
                             name="interrupt")
                 return
-            self._do(decision, utterance)
+            utterance = self._do(decision, utterance)
 
     async def _then(self, stopping, rest: list[Decision], utterance: Utterance | None) -> None:
         await stopping
         for decision in rest:
-            self._do(decision, utterance)
+            utterance = self._do(decision, utterance)
 
-    def _do(self, decision: Decision, utterance: Utterance | None) -> None:
+    def _do(self, decision: Decision, utterance: Utterance | None) -> Utterance | None:
+        """Carry out one decision; returns the utterance in hand (END_TURN makes one)."""
         now = self.clock.now()
         act = decision.act
+        if act is Act.END_TURN:
+            self._complete = None
+            return self.turns.end_now()
         if act is Act.SPECULATE:
             pending = self.turns.detector.pending_turn()
             assert pending is not None
             timings = self._timings(now - (pending.at - pending.end))
-            self._start(self.turns.audio(pending), timings, released=False)
+            audio = self.turns.audio(pending)
+            self._start(audio, timings, released=False)
+            if self.engines.turn_model is not None:
+                self._spawn(self._judge_audio(audio, self._turn), name="turn-model")
         elif act is Act.START and utterance is not None:
             timings = self._timings(now - (utterance.turn.at - utterance.turn.end))
             timings.mark("turn_detected", now)
@@ -203,6 +217,28 @@ class Dialogue:
             self._start(None, timings, released=True, keys=decision.detail)
         elif act is Act.KEY and self._collector is not None:
             self._collector.put_nowait(decision.detail)
+        return utterance
+
+    def _judging(self, turn: _Turn | None) -> bool:
+        """``turn`` is still the speculative turn the caller has not added to."""
+        return turn is not None and turn is self._turn and not turn.release.is_set()
+
+    async def _judge_audio(self, audio: AudioChunk, turn: _Turn | None) -> None:
+        """The turn model's judgement of the speech so far (off the event loop)."""
+        model = self.engines.turn_model
+        assert model is not None
+        probability = await asyncio.to_thread(model.complete, audio)
+        if self._judging(turn) and self._complete is not False:
+            self._complete = probability >= self.spec.turn_threshold
+
+    def _judge_words(self, turn: _Turn) -> None:
+        """The speculative transcript: words that stop mid-sentence make the turn wait."""
+        if not self._judging(turn):
+            return
+        if looks_unfinished(turn.user):
+            self._complete = False
+        elif self.engines.turn_model is None:
+            self._complete = True
 
     def _timings(self, speech_end: float) -> TurnTimings:
         timings = TurnTimings(index=len(self.records) + 1)
@@ -322,6 +358,7 @@ class Dialogue:
                 turn.user = " ".join(filter(None, (self._carry, transcript.text))).strip()
                 record.user_text = turn.user
                 turn.message = Message(role="user", content=turn.user)
+                self._judge_words(turn)
             timings.mark("stt_done", self.clock.now())
             if not turn.user:
                 return

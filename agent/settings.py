@@ -32,7 +32,10 @@ class AgentSpec:
     max_call_seconds: float = 3600.0
     instructions: str = "You are a friendly telephone assistant."
     models: ModelPaths | None = None  # None: no speech (bundled chime, record only)
-    end_silence: float = TurnSettings.end_silence
+    end_silence: float = TurnSettings.end_silence  # when nothing judges the turn complete
+    quick_end: float = 0.2  # silence that ends a turn judged complete
+    max_end_silence: float = 1.2  # the longest a turn judged unfinished waits
+    turn_threshold: float = 0.5  # turn model probability from which a turn is complete
     min_speech: float = TurnSettings.min_speech
     max_utterance: float = TurnSettings.max_utterance
     barge_in: bool = True

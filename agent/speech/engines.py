@@ -14,6 +14,7 @@ from agent.media.audio import AudioChunk
 from agent.media.resample import resample
 from agent.settings import AgentSpec
 from agent.speech.chat_model import ChatModel, LlamaChatModel
+from agent.speech.completion import TurnModel
 from agent.speech.synthesizer import PiperSynthesizer, Synthesizer
 from agent.speech.transcriber import Transcriber, WhisperTranscriber
 
@@ -29,6 +30,7 @@ class Engines:
     chat: ChatModel
     synth: Synthesizer
     phrases: dict[str, AudioChunk]  # at PLAYOUT_RATE
+    turn_model: TurnModel | None = None  # judges whether the caller's turn is complete
 
     def phrase(self, text: str) -> AudioChunk:
         return self.phrases[text]

@@ -170,6 +170,13 @@ class TurnDetector:
             events.append(self._end("max_utterance", now))
         return events
 
+    def end_now(self) -> TurnEnded | None:
+        """End the speech in progress now (the turn was judged complete before the full
+        end silence); None when there is no confirmed speech."""
+        if self._state is not _State.SPEAKING:
+            return None
+        return self._end("silence", self._time)
+
     def _audio_start(self) -> float:
         return max(self._floor, self._start - self.settings.pre_roll, 0.0)
 
@@ -321,6 +328,11 @@ class TurnTaker:
         stop = min(turn.end + self.trailing, turn.at)
         return AudioChunk(self._ring.slice(self._sample(turn.audio_start), self._sample(stop)),
                           self.rate)
+
+    def end_now(self) -> Utterance | None:
+        """End the caller's turn now, before the full end silence; None if none is going."""
+        turn = self.detector.end_now()
+        return Utterance(turn, self.audio(turn)) if turn is not None else None
 
     def reset(self) -> None:
         """Drop any turn in progress (the audio ring and time axis carry on)."""

@@ -1,0 +1,46 @@
+"""Is the caller's turn finished? Cheap signals that end a turn early or make it wait.
+
+The words so far (the speculative transcript) say "not finished" when they stop on a word
+that cannot end a sentence ("and", "my", "is", …) or in the middle of a phone number. An
+audio turn model (``TurnModel``) may add its own judgement from the sound of the voice.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+from agent.media.audio import AudioChunk
+
+# Words a sentence does not end on: conjunctions, articles, possessives, prepositions,
+# copulas, fillers. ("I'm done." or "That's it." end on other words.)
+UNFINISHED_ENDINGS = frozenset({
+    "and", "or", "but", "so", "because", "the", "a", "an", "my", "your", "our", "their",
+    "his", "her", "its", "is", "are", "was", "were", "am", "be", "to", "for", "of", "with",
+    "at", "on", "in", "from", "into", "by", "about", "than", "as", "if", "then", "that",
+    "which", "who", "whose", "when", "where", "um", "uh", "er", "erm", "like", "i", "i'm",
+    "we", "you", "he", "she", "they", "it's", "there's", "let's", "please", "also",
+})
+NUMBER_WORDS = re.compile(r"\b(number|phone|cell|mobile|digits|zip|postcode|code)\b", re.I)
+PHONE_DIGITS = 10  # a phone number read out in groups is complete at ten digits
+
+
+class TurnModel(Protocol):
+    """An audio end-of-turn model: the probability that the speech so far is a whole turn."""
+
+    def complete(self, audio: AudioChunk) -> float: ...
+
+
+def looks_unfinished(text: str) -> bool:
+    """The words stop where a sentence cannot end."""
+    stripped = text.strip()
+    if stripped.endswith(("...", "…", ",", "-")):
+        return True
+    words = re.findall(r"[\w'’]+", stripped.lower())
+    if not words:
+        return False
+    if words[-1] in UNFINISHED_ENDINGS:
+        return True
+    digits = sum(len(w) for w in words if w.isdigit())
+    return bool(NUMBER_WORDS.search(stripped)) and words[-1].isdigit() and \
+        0 < digits < PHONE_DIGITS
