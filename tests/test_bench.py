@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from appliance.bench import (
+from appliance.bench.bench import (
     CallRun,
     MemorySampler,
     TurnMark,
@@ -236,14 +236,14 @@ def test_level_result_and_json_shape(tmp_path: Path) -> None:
     report = format_report(data)
     assert "700" in report and "first_audio_out" in report and "a note" in report
 
-    from appliance.benchplot import plot
+    from appliance.bench.plot import plot
 
     plot(data, tmp_path / "bench.png")
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_stage_bands_follow_the_medians() -> None:
-    from appliance.benchplot import stage_increments
+    from appliance.bench.plot import stage_increments
 
     stages = {"turn_detected": {"p50": 460.0}, "stt_done": {"p50": 260.0},
               "llm_first_token": {"p50": None}, "first_audio_out": {"p50": 700.0}}
@@ -281,8 +281,8 @@ def test_memory_of_this_process() -> None:
 
 
 def test_sandbox_config_is_shifted_and_valid(tmp_path: Path) -> None:
-    from appliance.config import load_configuration
-    from appliance.sandbox import SIP_PORT, write_test_config
+    from appliance.bench.sandbox import SIP_PORT, write_test_config
+    from appliance.config.schema import load_configuration
 
     config = write_test_config(tmp_path / "config")
     site = config / "switchboard.yaml"

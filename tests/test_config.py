@@ -1,4 +1,4 @@
-"""Tests for the site configuration loader (appliance.config) and `check` (appliance.check)."""
+"""Tests for the site configuration loader (appliance.config) and `check`."""
 
 import io
 import shutil
@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from appliance import config as config_module
-from appliance.check import run_check, summary
-from appliance.config import (
+from appliance.config import schema as config_module
+from appliance.config.check import run_check, summary
+from appliance.config.schema import (
     AgentConfig,
     ConfigError,
     ConfigIssue,

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from appliance import doctor
-from appliance.config import load_configuration
-from appliance.doctor import FAIL, OK, WARN, Check, Site, check_advertise, run_doctor
+from appliance.config.schema import load_configuration
 from appliance.models.store import ModelStore
-from appliance.runtime import wait_until
+from appliance.ops import doctor
+from appliance.ops.doctor import FAIL, OK, WARN, Check, Site, check_advertise, run_doctor
+from appliance.ops.status import collect_status, format_status, parse_prometheus
+from appliance.pbx.runtime import wait_until
 from appliance.sipphone import SipError, SipTimeoutError
-from appliance.status import collect_status, format_status, parse_prometheus
 from harness import AsteriskUnderTest, DaemonProcess
 
 pytestmark = pytest.mark.asterisk

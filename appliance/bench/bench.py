@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from agent.timings import STAGES as _ALL_STAGES
-from appliance.listening import voiced, voiced_spans
+from appliance.bench.listening import voiced, voiced_spans
 
 RATE = 8000
 FRAME_SAMPLES = 160
@@ -420,7 +420,7 @@ class Prompts:
 
 def synthesize_prompts(voice: Path) -> Prompts:
     """All prompts spoken by ``voice`` through a G.711 line, leading/trailing quiet trimmed."""
-    from appliance.phoneline import spoken
+    from appliance.bench.phoneline import spoken
 
     def say(text: str) -> tuple[str, np.ndarray]:
         return text, trim_silence(spoken(text, voice))
@@ -529,7 +529,7 @@ def _target_from_config(cfg, mode: str, extension: str | None, store, local_ip: 
                         ) -> Target:
     import ipaddress
 
-    from appliance.demo import demo_target, sip_server
+    from appliance.bench.demo import demo_target, sip_server
 
     if not cfg.site.phones:
         raise BenchError("the bench calls as a configured phone: add one under phones:")
@@ -551,7 +551,7 @@ class BenchError(Exception):
 def installed_target(config_dir: Path, data_dir: Path | None, extension: str | None
                      ) -> Target:
     """The installed appliance: only what a caller sees (plus Asterisk's memory if found)."""
-    from appliance.config import ConfigError, load_configuration
+    from appliance.config.schema import ConfigError, load_configuration
     from appliance.daemon_settings import model_store
     from appliance.models.store import ModelError
 
@@ -605,13 +605,13 @@ def sandbox_target(workdir: Path, extension: str | None, port_offset: int = 0,
                    max_calls: int = 8, progress: Callable[[str], None] = print
                    ) -> Iterator[Target]:
     """Build a loopback appliance in ``workdir``, yield it as a target, always tear down."""
-    from appliance import sandbox
-    from appliance.config import load_configuration
+    from appliance.bench import sandbox
+    from appliance.config.schema import load_configuration
+    from appliance.config.secrets import ARI_SECRET, read_secret, secrets_dir
     from appliance.models.defaults import install_defaults
     from appliance.models.store import ModelStore
-    from appliance.render import ARI_USER, render
-    from appliance.runtime import asterisk_ids, restore_root, wait_until
-    from appliance.secrets import ARI_SECRET, read_secret, secrets_dir
+    from appliance.pbx.render import ARI_USER, render
+    from appliance.pbx.runtime import asterisk_ids, restore_root, wait_until
 
     config_dir = sandbox.write_test_config(workdir / "config")
     site = config_dir / "switchboard.yaml"
@@ -965,7 +965,7 @@ def run_bench(opts: BenchOptions, progress: Callable[[str], None] = _progress) -
 def _open_target(opts: BenchOptions, stack: contextlib.ExitStack,
                  progress: Callable[[str], None]) -> Target:
     if not opts.sandbox:
-        from appliance import paths
+        from appliance.config import paths
 
         return installed_target(opts.config_dir or paths.config_dir(), opts.data_dir,
                                 opts.extension)
@@ -1026,7 +1026,7 @@ def _write_outputs(results: dict[str, Any], opts: BenchOptions,
         opts.json_path.write_text(json.dumps(results, indent=1, default=_jsonable) + "\n")
         progress(f"wrote {opts.json_path}")
     if opts.plot_path is not None:
-        from appliance.benchplot import plot
+        from appliance.bench.plot import plot
 
         opts.plot_path.parent.mkdir(parents=True, exist_ok=True)
         plot(results, opts.plot_path)

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from appliance import paths
-from appliance.config import ConfigError, Configuration, load_configuration
-from appliance.render import AMI_USER
-from appliance.secrets import AMI_SECRET, read_secret, secrets_dir
+from appliance.config import paths
+from appliance.config.schema import ConfigError, Configuration, load_configuration
+from appliance.config.secrets import AMI_SECRET, read_secret, secrets_dir
+from appliance.pbx.render import AMI_USER
 
 AMI_TIMEOUT = 3.0
 HTTP_TIMEOUT = 2.0

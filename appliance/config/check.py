@@ -8,15 +8,8 @@ from functools import partial
 from pathlib import Path
 from typing import TextIO
 
-from appliance.agent_config import AgentConfig
-from appliance.config import (
-    Configuration,
-    SiteConfig,
-    default_config_dir,
-    load_configuration,
-    resolve_secret_path,
-)
-from appliance.config_base import (
+from appliance.config.agent import AgentConfig
+from appliance.config.base import (
     AGENT_SUFFIX,
     AGENTS_DIR,
     CONFIG_DIR_ENV,
@@ -27,6 +20,13 @@ from appliance.config_base import (
     FieldPath,
     Locator,
     dotted,
+)
+from appliance.config.schema import (
+    Configuration,
+    SiteConfig,
+    default_config_dir,
+    load_configuration,
+    resolve_secret_path,
 )
 
 IssueAt = Callable[[FieldPath, str, str], ConfigIssue]
@@ -527,7 +527,7 @@ def run_check(config_dir: Path, out: TextIO | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m appliance.check [--config-dir DIR]`."""
+    """`python -m appliance.config.check [--config-dir DIR]`."""
     parser = argparse.ArgumentParser(description="Check the Switchboard configuration.")
     parser.add_argument(
         "--config-dir",

@@ -1,4 +1,4 @@
-"""Tool-use reliability of the language model path: ``python -m appliance.toolbench OUT.json``.
+"""Tool-use reliability of the language model path: ``python -m appliance.bench.tools OUT.json``.
 
 Scripted caller requests go through ``LlamaChatModel.respond`` with a front-desk tool set
 (opening hours, booking, transfer, hang-up, keypad) and no telephony: what is measured is
@@ -203,7 +203,7 @@ def default_model_path() -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m appliance.toolbench",
+    parser = argparse.ArgumentParser(prog="python -m appliance.bench.tools",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="where to write the JSON results")
     parser.add_argument("--model", type=Path, help="GGUF file (default: the store's default)")

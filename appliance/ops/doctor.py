@@ -27,11 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from appliance import paths
-from appliance.config import ConfigError, Configuration, load_configuration, resolve_secret_path
-from appliance.render import APP_NAME, ARI_USER, MODULES
-from appliance.secrets import AMI_SECRET, ARI_SECRET, read_secret, secrets_dir
-from appliance.status import (
+from appliance.config import paths
+from appliance.config.schema import (
+    ConfigError,
+    Configuration,
+    load_configuration,
+    resolve_secret_path,
+)
+from appliance.config.secrets import AMI_SECRET, ARI_SECRET, read_secret, secrets_dir
+from appliance.ops.status import (
     AmiError,
     AmiSession,
     ami_session,
@@ -44,6 +48,7 @@ from appliance.status import (
     quiet_probe_logs,
     runtime_of,
 )
+from appliance.pbx.render import APP_NAME, ARI_USER, MODULES
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 
@@ -644,7 +649,7 @@ def _rx_packets(metrics: dict[str, float] | None) -> float | None:
 
 def classify_call_failure(exc: Exception, site: Site, number: str, codec: str) -> Check:
     """A failed test call as "wrong codec", "refused" or "unreachable", with the fix."""
-    from appliance.demo import sip_server
+    from appliance.bench.demo import sip_server
     from appliance.sipphone import SipTimeoutError
     from appliance.sipphone.sdp import SdpError
 
@@ -681,8 +686,8 @@ def classify_call_failure(exc: Exception, site: Site, number: str, codec: str) -
 
 async def check_call(site: Site) -> list[Check]:
     """Call the default agent as the first phone; check audio out, audio in and the codec."""
-    from appliance.demo import demo_target, sip_server
-    from appliance.listening import VOICED_DBFS, wait_for_speech
+    from appliance.bench.demo import demo_target, sip_server
+    from appliance.bench.listening import VOICED_DBFS, wait_for_speech
     from appliance.sipphone import SipError, SipPhone
 
     cfg = site.cfg

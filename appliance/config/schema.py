@@ -22,8 +22,8 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
-from appliance.agent_config import AgentConfig
-from appliance.config_base import (
+from appliance.config.agent import AgentConfig
+from appliance.config.base import (
     _M,
     AGENT_HINT,
     AGENT_SUFFIX,
@@ -867,7 +867,7 @@ def agent_files(config_dir: Path) -> tuple[list[Path], list[ConfigIssue]]:
 
 def load_configuration(config_dir: Path) -> Configuration:
     """Load and fully check a configuration directory; raise ConfigError listing every issue."""
-    from appliance.check import semantic_issues
+    from appliance.config.check import semantic_issues
 
     config_dir = Path(config_dir)
     if not config_dir.is_dir():
