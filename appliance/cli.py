@@ -18,13 +18,14 @@ def _config_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from appliance.config.check import run_check
+    from appliance.config.summary import run_check
 
     return run_check(_config_dir(args))
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from appliance.config.schema import ConfigError, load_configuration
+    from appliance.config.base import ConfigError
+    from appliance.config.load import load_configuration
     from appliance.pbx.render import render
 
     try:
@@ -45,7 +46,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.daemon import Daemon
-    from appliance.config.schema import ConfigError, load_configuration
+    from appliance.config.base import ConfigError
+    from appliance.config.load import load_configuration
     from appliance.daemon_settings import daemon_settings
     from appliance.models.store import ModelError
 
@@ -80,7 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _reload_loader(config_dir: Path, record_dir: Path | None, data: Path):
     """A loader for Daemon.request_reload: validates first, raises with every error."""
-    from appliance.config.schema import ConfigError, load_configuration
+    from appliance.config.base import ConfigError
+    from appliance.config.load import load_configuration
     from appliance.daemon_settings import daemon_settings
 
     def load():

@@ -10,9 +10,9 @@ from agent.ari import AriSettings
 from agent.settings import AgentSpec, DaemonSettings, ModelPaths
 from agent.tools.spec import tool_prompt
 from agent.tools.webhook import ToolSpec
-from appliance.config.agent import ToolConfig
+from appliance.config.agent import AgentConfig, ToolConfig
 from appliance.config.paths import data_dir
-from appliance.config.schema import AgentConfig, Configuration, resolve_secret_path
+from appliance.config.schema import Configuration, resolve_secret_path
 from appliance.config.secrets import ARI_SECRET, read_secret, secrets_dir
 from appliance.models.store import ModelStore
 from appliance.pbx.render import APP_NAME, ARI_USER

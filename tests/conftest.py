@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config.schema import load_configuration
+from appliance.config.load import load_configuration
 from appliance.config.secrets import ARI_SECRET, read_secret, secrets_dir
 from appliance.models.defaults import install_defaults
 from appliance.models.store import ModelStore

@@ -282,7 +282,7 @@ def test_memory_of_this_process() -> None:
 
 def test_sandbox_config_is_shifted_and_valid(tmp_path: Path) -> None:
     from appliance.bench.sandbox import SIP_PORT, write_test_config
-    from appliance.config.schema import load_configuration
+    from appliance.config.load import load_configuration
 
     config = write_test_config(tmp_path / "config")
     site = config / "switchboard.yaml"

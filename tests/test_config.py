@@ -8,18 +8,11 @@ import pytest
 from pydantic import BaseModel
 
 from appliance.config import schema as config_module
-from appliance.config.check import run_check, summary
-from appliance.config.schema import (
-    AgentConfig,
-    ConfigError,
-    ConfigIssue,
-    Configuration,
-    Phone,
-    Registration,
-    SiteConfig,
-    default_config_dir,
-    load_configuration,
-)
+from appliance.config.agent import AgentConfig
+from appliance.config.base import ConfigError, ConfigIssue
+from appliance.config.load import default_config_dir, load_configuration
+from appliance.config.schema import Configuration, Phone, Registration, SiteConfig
+from appliance.config.summary import run_check, summary
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "appliance" / "examples"

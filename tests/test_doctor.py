@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from appliance.config.schema import load_configuration
+from appliance.config.load import load_configuration
 from appliance.models.store import ModelStore
 from appliance.ops import doctor
 from appliance.ops.doctor import FAIL, OK, WARN, Check, Site, check_advertise, run_doctor

@@ -551,7 +551,8 @@ class BenchError(Exception):
 def installed_target(config_dir: Path, data_dir: Path | None, extension: str | None
                      ) -> Target:
     """The installed appliance: only what a caller sees (plus Asterisk's memory if found)."""
-    from appliance.config.schema import ConfigError, load_configuration
+    from appliance.config.base import ConfigError
+    from appliance.config.load import load_configuration
     from appliance.daemon_settings import model_store
     from appliance.models.store import ModelError
 
@@ -606,7 +607,7 @@ def sandbox_target(workdir: Path, extension: str | None, port_offset: int = 0,
                    ) -> Iterator[Target]:
     """Build a loopback appliance in ``workdir``, yield it as a target, always tear down."""
     from appliance.bench import sandbox
-    from appliance.config.schema import load_configuration
+    from appliance.config.load import load_configuration
     from appliance.config.secrets import ARI_SECRET, read_secret, secrets_dir
     from appliance.models.defaults import install_defaults
     from appliance.models.store import ModelStore

@@ -16,7 +16,9 @@ from pathlib import Path
 
 from agent.media.audio import AudioChunk
 from appliance.bench.listening import audio_between, wait_for_speech_then_quiet
-from appliance.config.schema import ConfigError, Configuration, load_configuration
+from appliance.config.base import ConfigError
+from appliance.config.load import load_configuration
+from appliance.config.schema import Configuration
 from appliance.sipphone import SipError, SipPhone
 
 RATE = 8000

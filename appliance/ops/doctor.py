@@ -28,12 +28,9 @@ from typing import Any
 import numpy as np
 
 from appliance.config import paths
-from appliance.config.schema import (
-    ConfigError,
-    Configuration,
-    load_configuration,
-    resolve_secret_path,
-)
+from appliance.config.base import ConfigError
+from appliance.config.load import load_configuration
+from appliance.config.schema import Configuration, resolve_secret_path
 from appliance.config.secrets import AMI_SECRET, ARI_SECRET, read_secret, secrets_dir
 from appliance.ops.status import (
     AmiError,

@@ -120,7 +120,8 @@ def step_example_config(inst: Installer) -> None:
 
 def step_secrets(inst: Installer) -> None:
     """Generate every secret file the configuration names and that does not exist yet."""
-    from appliance.config.schema import load_configuration, resolve_secret_path
+    from appliance.config.load import load_configuration
+    from appliance.config.schema import resolve_secret_path
     from appliance.config.secrets import AMI_SECRET, ARI_SECRET, ensure_secret, secrets_dir
 
     uid, gid = inst.ids()
@@ -163,7 +164,7 @@ def _secret_files_named(config_dir: Path) -> list[Path]:
 
 def step_runtime(inst: Installer) -> None:
     """Resolve and prepare the Asterisk runtime (contained root restored from cache)."""
-    from appliance.config.schema import load_configuration
+    from appliance.config.load import load_configuration
 
     wanted = load_configuration(inst.config_dir).site.asterisk.runtime
     recorded = paths.recorded_runtime(inst.data_dir)
@@ -188,7 +189,7 @@ def step_runtime(inst: Installer) -> None:
 
 def step_render(inst: Installer) -> None:
     """Write the Asterisk configuration from the site configuration."""
-    from appliance.config.schema import load_configuration
+    from appliance.config.load import load_configuration
     from appliance.pbx.render import render
 
     cfg = load_configuration(inst.config_dir)
@@ -297,7 +298,7 @@ def run_install(root: Path, share: Path, start: bool = True, code_changed: bool 
         try:
             step(inst)
         except Exception as exc:  # report which step failed and how, then stop
-            from appliance.config.schema import ConfigError
+            from appliance.config.base import ConfigError
 
             print(f"    FAILED: {exc}", file=sys.stderr)
             if isinstance(exc, ConfigError):

@@ -25,7 +25,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from appliance.config import paths
-from appliance.config.schema import ConfigError, Configuration, load_configuration
+from appliance.config.base import ConfigError
+from appliance.config.load import load_configuration
+from appliance.config.schema import Configuration
 from appliance.config.secrets import AMI_SECRET, read_secret, secrets_dir
 from appliance.pbx.render import AMI_USER
 
