@@ -11,22 +11,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from appliance.bench.bench import (
+from appliance.bench.bench import parse_concurrency
+from appliance.bench.report import build_results, format_report, level_result
+from appliance.bench.targets import MemorySampler, read_memory, sandbox_site_yaml
+from appliance.bench.timeline import (
     CallRun,
-    MemorySampler,
     TurnMark,
     answer_gaps,
     barge_in_cutoff,
-    build_results,
     caller_speech,
     caller_stalls,
-    format_report,
-    level_result,
     pacing,
-    parse_concurrency,
     percentile,
-    read_memory,
-    sandbox_site_yaml,
     span_pacing,
     summarize,
     trim_silence,
