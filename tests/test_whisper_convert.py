@@ -15,13 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from appliance.models.ct2 import CT2Error, parse_ct2_model, read_ct2_model
 from appliance.models.whisper_ct2 import (
-    CT2Error,
     bytes_to_unicode,
     convert_ct2_whisper,
     mel_filterbank,
-    parse_ct2_model,
-    read_ct2_model,
     token_bytes,
 )
 from appliance.pbx.runtime import cache_dir
