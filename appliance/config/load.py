@@ -34,8 +34,6 @@ def default_config_dir() -> Path:
     return Path(env) if env else DEFAULT_CONFIG_DIR
 
 
-
-
 def load_document(
     file: Path,
     model: type[_M],

@@ -67,7 +67,7 @@ class Dialog(RtpSession):
     def key(self) -> tuple[str, str]:
         return self.call_id, self.local_tag
 
-    # -- SDP -------------------------------------------------------------------------------
+    # -- SDP -----------------------------------------------------------------------------
 
     def _make_local_sdp(self, dtmf_payload_type: int | None) -> bytes:
         """Our offer (outgoing call) or answer (incoming call); kept for re-INVITEs."""

@@ -13,30 +13,15 @@ from .headers import NameAddr, SipUri
 from .message import SipMessage, new_branch, new_call_id, new_tag
 from .sdp import CODECS, SdpError
 from .transactions import ClientTransaction, ServerTransaction, server_key
-from .transport import ALLOW
+from .transport import ALLOW, UserAgentCore
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "Switchboard-TestPhone"
 
 
-class _SipProtocol(asyncio.DatagramProtocol):
-    def __init__(self, phone: SipPhone) -> None:
-        self.phone = phone
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.phone._on_datagram(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("SIP socket error: %s", exc)
-
-
-
-class SipPhone:
+class SipPhone(UserAgentCore):
     """A UDP SIP user agent (one registration, any number of calls) for tests and diagnostics."""
-
-    T1 = 0.5
-    T2 = 4.0
 
     def __init__(
         self,
