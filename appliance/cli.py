@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from appliance import paths
+from appliance.config import paths
 
 
 def _config_dir(args: argparse.Namespace) -> Path:
@@ -18,14 +18,15 @@ def _config_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from appliance.check import run_check
+    from appliance.config.summary import run_check
 
     return run_check(_config_dir(args))
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from appliance.config import ConfigError, load_configuration
-    from appliance.render import render
+    from appliance.config.base import ConfigError
+    from appliance.config.load import load_configuration
+    from appliance.pbx.render import render
 
     try:
         cfg = load_configuration(_config_dir(args))
@@ -45,7 +46,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.daemon import Daemon
-    from appliance.config import ConfigError, load_configuration
+    from appliance.config.base import ConfigError
+    from appliance.config.load import load_configuration
     from appliance.daemon_settings import daemon_settings
     from appliance.models.store import ModelError
 
@@ -80,7 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _reload_loader(config_dir: Path, record_dir: Path | None, data: Path):
     """A loader for Daemon.request_reload: validates first, raises with every error."""
-    from appliance.config import ConfigError, load_configuration
+    from appliance.config.base import ConfigError
+    from appliance.config.load import load_configuration
     from appliance.daemon_settings import daemon_settings
 
     def load():
@@ -96,7 +99,7 @@ def _reload_loader(config_dir: Path, record_dir: Path | None, data: Path):
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from appliance.demo import run_demo
+    from appliance.bench.demo import run_demo
 
     return run_demo(_config_dir(args), number=args.number, question=args.question,
                     save=Path(args.save) if args.save else None,
@@ -144,8 +147,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     import json
 
-    from appliance.agent_config import AgentConfig
-    from appliance.config import SiteConfig
+    from appliance.config.agent import AgentConfig
+    from appliance.config.schema import SiteConfig
 
     model = AgentConfig if args.kind == "agent" else SiteConfig
     schema = model.model_json_schema()
@@ -162,20 +165,20 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
-    from appliance.supervise import run_supervisor
+    from appliance.ops.supervise import run_supervisor
 
     return run_supervisor(paths.data_dir(args.data_dir), _config_dir(args))
 
 
 def cmd_install_steps(args: argparse.Namespace) -> int:
-    from appliance.install import run_install
+    from appliance.ops.install import run_install
 
     return run_install(Path(args.root), share=Path(args.share), start=not args.no_start,
                        code_changed=args.code_changed)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from appliance.bench import BenchOptions, parse_concurrency, run_bench
+    from appliance.bench.bench import BenchOptions, parse_concurrency, run_bench
 
     try:
         levels = parse_concurrency(args.concurrency)
@@ -194,25 +197,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_calls(args: argparse.Namespace) -> int:
-    from appliance.calls import cmd_calls as run
+    from appliance.ops.calls import cmd_calls as run
 
     return run(args)
 
 
 def cmd_transcript(args: argparse.Namespace) -> int:
-    from appliance.calls import cmd_transcript as run
+    from appliance.ops.calls import cmd_transcript as run
 
     return run(args)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from appliance.status import run_status
+    from appliance.ops.status import run_status
 
     return run_status(_config_dir(args), paths.data_dir(args.data_dir), as_json=args.json)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from appliance.doctor import main as run_doctor
+    from appliance.ops.doctor import main as run_doctor
 
     return run_doctor(_config_dir(args), paths.data_dir(args.data_dir), as_json=args.json,
                       call=not args.no_call)
@@ -325,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.func in (cmd_run, cmd_supervise):  # services: structured lines for journald
-        from appliance.logfmt import setup
+        from appliance.ops.logfmt import setup
 
         setup(args.verbose)
     else:

@@ -9,12 +9,12 @@ from pathlib import Path
 from agent.ari import AriSettings
 from agent.settings import AgentSpec, DaemonSettings, ModelPaths
 from agent.tools.spec import ToolSpec, tool_prompt
-from appliance.agent_config import ToolConfig
-from appliance.config import AgentConfig, Configuration, resolve_secret_path
+from appliance.config.agent import AgentConfig, ToolConfig
+from appliance.config.paths import data_dir
+from appliance.config.schema import Configuration, resolve_secret_path
+from appliance.config.secrets import ARI_SECRET, read_secret, secrets_dir
 from appliance.models.store import ModelStore
-from appliance.paths import data_dir
-from appliance.render import APP_NAME, ARI_USER
-from appliance.secrets import ARI_SECRET, read_secret, secrets_dir
+from appliance.pbx.render import APP_NAME, ARI_USER
 
 
 def model_store(data: Path | None = None) -> ModelStore:
@@ -85,7 +85,7 @@ def agent_spec(agent: AgentConfig, store: ModelStore | None,
 
 def transfer_context(cfg: Configuration) -> str:
     """The dialplan context transfers go to (prefixed on an operator's own Asterisk)."""
-    from appliance.paths import recorded_runtime
+    from appliance.config.paths import recorded_runtime
 
     runtime = recorded_runtime(data_dir()) or cfg.site.asterisk.runtime
     return "switchboard-transfer" if runtime == "system" else "transfer"

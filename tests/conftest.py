@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config import load_configuration
+from appliance.config.load import load_configuration
+from appliance.config.secrets import ARI_SECRET, read_secret, secrets_dir
 from appliance.models.defaults import install_defaults
 from appliance.models.store import ModelStore
-from appliance.render import ARI_USER, render
-from appliance.runtime import asterisk_ids, wait_until
-from appliance.secrets import ARI_SECRET, read_secret, secrets_dir
+from appliance.pbx.render import ARI_USER, render
+from appliance.pbx.runtime import asterisk_ids, wait_until
 from harness import (
     ARI_PORT,
     AsteriskUnderTest,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.sandbox import *  # noqa: F403  (the shared loopback plan and processes)
-from appliance.sandbox import (
+from appliance.bench.sandbox import *  # noqa: F403  (the shared loopback plan and processes)
+from appliance.bench.sandbox import (
     CARRIER_IP,
     PSTN_IP,
     TRUNK_SECRET,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.speech.transcriber import WhisperTranscriber
-from appliance.listening import voiced_spans, wait_for_speech_then_quiet
+from appliance.bench.listening import voiced_spans, wait_for_speech_then_quiet
 from appliance.models.store import ModelStore
 from appliance.sipphone import SipPhone
 from harness import (
@@ -74,8 +74,8 @@ async def test_records_and_transcript_match_the_conversation(
         clean_asterisk: AsteriskUnderTest, daemon: DaemonProcess, workdir: Path,
         stt: WhisperTranscriber) -> None:
     from agent.media.audio import AudioChunk
-    from appliance.listening import audio_between, word_overlap
-    from appliance.phoneline import spoken
+    from appliance.bench.listening import audio_between, word_overlap
+    from appliance.bench.phoneline import spoken
 
     voice = ModelStore(workdir / "data/models").path("piper-joe-medium", "tts")
     since = time.time()

@@ -12,22 +12,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from appliance.bench import (
+from appliance.bench.bench import parse_concurrency
+from appliance.bench.report import build_results, format_report, level_result
+from appliance.bench.targets import MemorySampler, read_memory, sandbox_site_yaml
+from appliance.bench.timeline import (
     CallRun,
-    MemorySampler,
     TurnMark,
     answer_gaps,
     barge_in_cutoff,
-    build_results,
     caller_speech,
     caller_stalls,
-    format_report,
-    level_result,
     pacing,
-    parse_concurrency,
     percentile,
-    read_memory,
-    sandbox_site_yaml,
     span_pacing,
     summarize,
     trim_silence,
@@ -237,14 +233,14 @@ def test_level_result_and_json_shape(tmp_path: Path) -> None:
     report = format_report(data)
     assert "700" in report and "first_audio_out" in report and "a note" in report
 
-    from appliance.benchplot import plot
+    from appliance.bench.plot import plot
 
     plot(data, tmp_path / "bench.png")
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_stage_bands_follow_the_medians() -> None:
-    from appliance.benchplot import stage_increments
+    from appliance.bench.plot import stage_increments
 
     stages = {"turn_detected": {"p50": 460.0}, "stt_done": {"p50": 260.0},
               "llm_first_token": {"p50": None}, "first_audio_out": {"p50": 700.0}}
@@ -282,8 +278,8 @@ def test_memory_of_this_process() -> None:
 
 
 def test_sandbox_config_is_shifted_and_valid(tmp_path: Path) -> None:
-    from appliance.config import load_configuration
-    from appliance.sandbox import SIP_PORT, write_test_config
+    from appliance.bench.sandbox import SIP_PORT, write_test_config
+    from appliance.config.load import load_configuration
 
     config = write_test_config(tmp_path / "config")
     site = config / "switchboard.yaml"
@@ -298,7 +294,7 @@ def test_sandbox_config_is_shifted_and_valid(tmp_path: Path) -> None:
 def test_sandbox_ports_are_free_locked_and_apart() -> None:
     import socket
 
-    from appliance.sandbox import PORT_BLOCK, reserve_ports
+    from appliance.bench.sandbox import PORT_BLOCK, reserve_ports
 
     held: list[int] = []
     pool = range(26000, 28000)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from agent.media.audio import read_wav, rms_dbfs
-from appliance.listening import wait_for_speech_then_quiet
-from appliance.runtime import wait_until
+from appliance.bench.listening import wait_for_speech_then_quiet
+from appliance.pbx.runtime import wait_until
 from appliance.sipphone import SipPhone
 from harness import (
     AGENT_EXTENSION,

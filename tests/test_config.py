@@ -1,4 +1,4 @@
-"""Tests for the site configuration loader (appliance.config) and `check` (appliance.check)."""
+"""Tests for the site configuration loader (appliance.config) and `check`."""
 
 import io
 import shutil
@@ -7,19 +7,12 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from appliance import config as config_module
-from appliance.check import run_check, summary
-from appliance.config import (
-    AgentConfig,
-    ConfigError,
-    ConfigIssue,
-    Configuration,
-    Phone,
-    Registration,
-    SiteConfig,
-    default_config_dir,
-    load_configuration,
-)
+from appliance.config import schema as config_module
+from appliance.config.agent import AgentConfig
+from appliance.config.base import ConfigError, ConfigIssue
+from appliance.config.load import default_config_dir, load_configuration
+from appliance.config.schema import Configuration, Phone, Registration, SiteConfig
+from appliance.config.summary import run_check, summary
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "appliance" / "examples"

@@ -14,13 +14,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from appliance import doctor
-from appliance.config import load_configuration
-from appliance.doctor import FAIL, OK, WARN, Check, Site, check_advertise, run_doctor
+from appliance.config.load import load_configuration
 from appliance.models.store import ModelStore
-from appliance.runtime import wait_until
+from appliance.ops import doctor_call, doctor_models
+from appliance.ops.doctor import run_doctor
+from appliance.ops.doctor_check import FAIL, OK, WARN, Check, Site, format_checks
+from appliance.ops.doctor_files import check_advertise
+from appliance.ops.probes import parse_prometheus
+from appliance.ops.status import collect_status, format_status
+from appliance.pbx.runtime import wait_until
 from appliance.sipphone import SipError, SipTimeoutError
-from appliance.status import collect_status, format_status, parse_prometheus
 from harness import PORTS, AsteriskUnderTest, DaemonProcess
 
 pytestmark = pytest.mark.asterisk
@@ -53,7 +56,7 @@ def test_healthy_appliance_passes_every_check_with_a_test_call(
     wait_registered(clean_asterisk)
     checks = run_doctor(site_config, workdir / "data", asterisk_root=appliance_root)
     problems = [c for c in checks if c.status != OK]
-    assert not problems, doctor.format_checks(checks)
+    assert not problems, format_checks(checks)
     names = by_name(checks)
     for name in ("configuration", "secret files", "model whisper-tiny-en", "model smollm2-135m",
                  "model piper-joe-medium", "Asterisk (AMI)", "Asterisk modules", "ARI",
@@ -96,7 +99,7 @@ def test_missing_model(layout: str, site_config: Path, model_store: ModelStore,
         shutil.copytree(model_store.root, store.root,
                         ignore=lambda d, names: [n for n in names if n.endswith(".gguf")])
     cfg = load_configuration(site_config)
-    names = by_name(doctor.check_models(cfg, data))
+    names = by_name(doctor_models.check_models(cfg, data))
     llm = names["model smollm2-135m"]
     assert llm.status == FAIL
     if layout == "empty store":
@@ -116,7 +119,8 @@ def test_damaged_model_is_caught_by_its_hash(site_config: Path, model_store: Mod
     with voice.open("r+b") as f:
         f.seek(1000)
         f.write(b"\0" * 64)
-    checks = by_name(doctor.check_models(load_configuration(site_config), tmp_path / "data"))
+    checks = by_name(doctor_models.check_models(load_configuration(site_config),
+                                                tmp_path / "data"))
     assert checks["model piper-joe-medium"].status == FAIL
     assert "sha256" in checks["model piper-joe-medium"].detail
 
@@ -124,10 +128,10 @@ def test_damaged_model_is_caught_by_its_hash(site_config: Path, model_store: Mod
 def test_loaders_reject_garbage(tmp_path: Path) -> None:
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"GGUF" + b"\0" * 200)
-    assert doctor.load_gguf(bad)
+    assert doctor_models.load_gguf(bad)
     whisper = tmp_path / "bad.bin"
     whisper.write_bytes(b"lmgg" + b"\1" * 60)
-    assert "Whisper" in (doctor.load_whisper(whisper) or "")
+    assert "Whisper" in (doctor_models.load_whisper(whisper) or "")
 
 
 def test_wildcard_address_with_a_trunk(site_config: Path, workdir: Path,
@@ -167,8 +171,8 @@ def test_unloaded_module(asterisk: AsteriskUnderTest, site_config: Path, workdir
                          monkeypatch: pytest.MonkeyPatch) -> None:
     # Without chan_rtp the agent's ExternalMedia leg cannot exist: the test call is answered
     # but carries no audio either way, and doctor points at the module.
-    monkeypatch.setattr(doctor, "SPEECH_TIMEOUT", 3.0)
-    monkeypatch.setattr(doctor, "METRICS_WAIT", 1.5)
+    monkeypatch.setattr(doctor_call, "SPEECH_TIMEOUT", 3.0)
+    monkeypatch.setattr(doctor_call, "METRICS_WAIT", 1.5)
     assert "Unloaded" in asterisk.rx("module unload chan_rtp.so")
     try:
         checks = by_name(run_doctor(site_config, workdir / "data", asterisk_root=appliance_root))
@@ -230,13 +234,14 @@ def test_unreachable_ami_falls_back_to_the_cli(asterisk: AsteriskUnderTest, site
 def test_call_failures_are_told_apart(site_config: Path, tmp_path: Path) -> None:
     cfg = load_configuration(site_config)
     site = Site(site_config, tmp_path, cfg, "contained")
-    codec = doctor.classify_call_failure(
+    codec = doctor_call.classify_call_failure(
         SipError("INVITE failed: SIP/2.0 488 Not Acceptable Here", 488), site, "500", "ulaw")
     assert codec.status == FAIL and codec.detail.startswith("wrong codec")
     assert "phones[].codecs" in codec.fix
-    auth = doctor.classify_call_failure(SipError("INVITE failed: 403", 403), site, "500", "ulaw")
+    auth = doctor_call.classify_call_failure(SipError("INVITE failed: 403", 403), site, "500",
+                                             "ulaw")
     assert "credentials" in auth.detail
-    silent = doctor.classify_call_failure(SipTimeoutError("no answer"), site, "500", "ulaw")
+    silent = doctor_call.classify_call_failure(SipTimeoutError("no answer"), site, "500", "ulaw")
     assert "no SIP answer" in silent.detail
 
 

@@ -185,7 +185,7 @@ def test_hanging_up_in_plain_words() -> None:
 
 
 async def test_the_tool_bench_measures_the_planner() -> None:
-    from appliance import toolbench
+    from appliance.bench import tools as toolbench
 
     billing = toolbench.Case("Can I speak to someone in billing?", "transfer",
                              {"target": "billing"})

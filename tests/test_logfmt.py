@@ -2,7 +2,7 @@
 
 import logging
 
-from appliance.logfmt import LogfmtFormatter
+from appliance.ops.logfmt import LogfmtFormatter
 
 
 def test_a_line_has_fields_and_quotes_escaped() -> None:

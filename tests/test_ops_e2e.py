@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.listening import voiced_spans, wait_for_speech, wait_for_speech_then_quiet
-from appliance.runtime import wait_until
+from appliance.bench.listening import voiced_spans, wait_for_speech, wait_for_speech_then_quiet
+from appliance.pbx.runtime import wait_until
 from appliance.sipphone import SipPhone
 from harness import (
     AGENT_EXTENSION,
@@ -165,8 +165,8 @@ async def test_sigterm_says_goodbye_and_notifies_systemd(clean_asterisk: Asteris
 
 async def test_metrics_after_calls(clean_asterisk: AsteriskUnderTest,
                                    daemon: DaemonProcess, workdir: Path) -> None:
+    from appliance.bench.phoneline import spoken
     from appliance.models.store import ModelStore
-    from appliance.phoneline import spoken
 
     voice = ModelStore(workdir / "data/models").path("piper-joe-medium", "tts")
     async with phone() as p:  # one answered question

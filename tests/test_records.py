@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from agent.records import CallRecorder, CallStore
-from appliance.calls import parse_since
 from appliance.cli import main
+from appliance.ops.calls import parse_since
 
 T0 = 1_700_000_000.0
 CALL_ID = "3f2a9c1e-7b44-4d0e-9a51-0c6f2d8e1b77"

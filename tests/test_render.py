@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config import load_configuration
-from appliance.render import render
-from appliance.secrets import AMI_SECRET, ARI_SECRET, secrets_dir
+from appliance.config.load import load_configuration
+from appliance.config.secrets import AMI_SECRET, ARI_SECRET, secrets_dir
+from appliance.pbx.render import render
 from harness import AMI_PORT, ARI_PORT, AsteriskUnderTest, write_test_config
 
 

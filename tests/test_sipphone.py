@@ -22,7 +22,7 @@ from appliance.sipphone.digest import (
     digest_response,
     parse_auth_params,
 )
-from appliance.sipphone.message import NameAddr, SipUri, Via, split_list
+from appliance.sipphone.headers import NameAddr, SipUri, Via, split_list
 from appliance.sipphone.sdp import SdpError, SessionDescription, build_sdp
 
 # --------------------------------------------------------------------------------------

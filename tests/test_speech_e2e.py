@@ -16,14 +16,14 @@ import pytest
 
 from agent.media.audio import AudioChunk, read_wav
 from agent.speech.transcriber import WhisperTranscriber
-from appliance.listening import (
+from appliance.bench.listening import (
     audio_between,
     voiced_spans,
     wait_for_speech,
     wait_for_speech_then_quiet,
     word_overlap,
 )
-from appliance.phoneline import spoken
+from appliance.bench.phoneline import spoken
 from appliance.sipphone import SipPhone
 from harness import (
     AGENT_EXTENSION,

@@ -17,9 +17,9 @@ from aiohttp import web
 
 from agent.media.audio import AudioChunk
 from agent.speech.transcriber import WhisperTranscriber
-from appliance.listening import audio_between, wait_for_speech_then_quiet, word_overlap
-from appliance.phoneline import spoken
-from appliance.sandbox import TOOL_SECRET, TOOL_SERVER_PORT
+from appliance.bench.listening import audio_between, wait_for_speech_then_quiet, word_overlap
+from appliance.bench.phoneline import spoken
+from appliance.bench.sandbox import TOOL_SECRET, TOOL_SERVER_PORT
 from appliance.sipphone import SipPhone
 from harness import (
     APPLIANCE_IP,
@@ -195,7 +195,7 @@ async def test_keypad_digits_fill_a_tool_parameter(clean_asterisk: AsteriskUnder
 async def test_attended_transfer_announces_then_puts_through(
         clean_asterisk: AsteriskUnderTest, daemon: DaemonProcess, workdir: Path,
         voice: Path) -> None:
-    from appliance.listening import voiced_spans
+    from appliance.bench.listening import voiced_spans
 
     since = time.time()
     async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "102",

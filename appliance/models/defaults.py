@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.models.store import ModelError, ModelStore, Progress
-from appliance.runtime import cache_dir
+from appliance.pbx.runtime import cache_dir
 
 
 @dataclass(frozen=True)

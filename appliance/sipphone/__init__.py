@@ -5,8 +5,10 @@ streams RTP paced by a fixed clock (comfort silence while idle, like a real phon
 records what it receives with per-packet arrival times.
 """
 
-from .dialog import Dialog, ReceivedPacket, SentPacket
-from .message import SipError, SipMessage, SipTimeoutError
+from .dialog import Dialog
+from .errors import SipError, SipTimeoutError
+from .media import ReceivedPacket, SentPacket
+from .message import SipMessage
 from .phone import SipPhone
 
 __all__ = [

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from .message import SipError
+from .errors import SipError
 
 _HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 

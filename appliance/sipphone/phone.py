@@ -1,218 +1,27 @@
-"""The test phone: a SIP user agent over UDP with registration, calls and transactions."""
+"""The test phone: registration, outgoing and incoming calls over the UDP SIP core."""
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
-from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from .dialog import Dialog
-from .digest import Challenge, DigestCredentials
-from .message import (
-    NameAddr,
-    SipError,
-    SipMessage,
-    SipTimeoutError,
-    SipUri,
-    Via,
-    new_branch,
-    new_call_id,
-    new_tag,
-)
+from .errors import SipError, SipTimeoutError
+from .headers import NameAddr, SipUri
+from .message import SipMessage, new_branch, new_call_id, new_tag
 from .sdp import CODECS, SdpError
+from .transactions import ClientTransaction, ServerTransaction, server_key
+from .transport import ALLOW, UserAgentCore
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "Switchboard-TestPhone"
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, INFO, UPDATE"
-_AUTH_HEADERS = {401: ("www-authenticate", "Authorization"),
-                 407: ("proxy-authenticate", "Proxy-Authorization")}
 
 
-class _SipProtocol(asyncio.DatagramProtocol):
-    def __init__(self, phone: SipPhone) -> None:
-        self.phone = phone
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.phone._on_datagram(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("SIP socket error: %s", exc)
-
-
-class _ClientTransaction:
-    """RFC 3261 17.1 client transaction: retransmits until answered, ACKs non-2xx finals."""
-
-    def __init__(self, phone: SipPhone, request: SipMessage) -> None:
-        self.phone = phone
-        self.request = request
-        self.method = request.method or ""
-        self.key = (request.top_via.branch or "", self.method)
-        self.is_invite = self.method == "INVITE"
-        self.provisional = False
-        self.final: SipMessage | None = None
-        self.ack: SipMessage | None = None
-        self._queue: asyncio.Queue[SipMessage | None] = asyncio.Queue()
-        self._timer: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self.phone._client_tx[self.key] = self
-        self.phone._send(self.request)
-        self._timer = asyncio.create_task(self._retransmit())
-
-    async def _retransmit(self) -> None:
-        t1, t2 = self.phone.T1, self.phone.T2
-        interval, elapsed = t1, 0.0
-        while self.final is None:
-            await asyncio.sleep(interval)
-            elapsed += interval
-            if self.final is not None or (self.is_invite and self.provisional):
-                return  # Timer A stops once the INVITE is answered provisionally
-            if elapsed >= 64 * t1:
-                self._queue.put_nowait(None)  # Timer B / Timer F
-                return
-            self.phone._send(self.request)
-            if self.is_invite:
-                interval *= 2
-            else:
-                interval = t2 if self.provisional else min(interval * 2, t2)
-
-    def on_response(self, response: SipMessage) -> None:
-        status = response.status or 0
-        if self.final is not None:
-            if self.is_invite and status >= 300 and self.ack is not None:
-                self.phone._send(self.ack)  # our ACK was lost; the final was retransmitted
-            elif self.is_invite and status >= 200:
-                self.phone._on_invite_2xx(response)
-            return
-        if status < 200:
-            self.provisional = True
-        else:
-            self.final = response
-            if self.is_invite and status >= 300:
-                self.ack = self._ack_for(response)
-                self.phone._send(self.ack)
-        self._queue.put_nowait(response)
-
-    def _ack_for(self, response: SipMessage) -> SipMessage:
-        """ACK for a non-2xx final response (RFC 3261 17.1.1.3)."""
-        ack = SipMessage.request("ACK", self.request.uri or "")
-        ack.add("Via", self.request.get_all("via")[0])
-        ack.add("Max-Forwards", 70)
-        ack.add("From", self.request.get("from") or "")
-        ack.add("To", response.get("to") or "")
-        ack.add("Call-ID", self.request.call_id)
-        ack.add("CSeq", f"{self.request.cseq[0]} ACK")
-        for route in self.request.get_all("route"):
-            ack.add("Route", route)
-        ack.add("User-Agent", self.phone.user_agent)
-        return ack
-
-    async def next(self, deadline: float) -> SipMessage:
-        """The next response; SipTimeoutError at `deadline` (loop time) or on Timer B/F."""
-        remaining = deadline - asyncio.get_running_loop().time()
-        try:
-            if remaining <= 0:
-                raise TimeoutError
-            item = await asyncio.wait_for(self._queue.get(), remaining)
-        except TimeoutError:
-            raise SipTimeoutError(f"no final response to {self.method} in time") from None
-        if item is None:
-            raise SipTimeoutError(f"no response to {self.method} after {64 * self.phone.T1:g} s")
-        return item
-
-    def close(self) -> None:
-        """Stop retransmitting; keep matching late responses for 64*T1, then forget."""
-        if self._timer is not None:
-            self._timer.cancel()
-        loop = asyncio.get_running_loop()
-        loop.call_later(64 * self.phone.T1, self.phone._client_tx.pop, self.key, None)
-
-
-class _ServerTransaction:
-    """RFC 3261 17.2 server transaction: answers retransmissions with the last response."""
-
-    def __init__(self, phone: SipPhone, request: SipMessage, addr: tuple[str, int]) -> None:
-        self.phone = phone
-        self.request = request
-        self.addr = addr
-        self.last: SipMessage | None = None
-        self.final = False
-        self.dialog: Dialog | None = None
-        self._acked = asyncio.Event()
-
-    def respond(
-        self,
-        status: int,
-        reason: str | None = None,
-        *,
-        to_tag: str | None = None,
-        body: bytes = b"",
-        contact: bool = False,
-        record_route: bool = False,
-        headers: Iterable[tuple[str, str]] = (),
-    ) -> SipMessage:
-        response = self.phone._make_response(
-            self.request, status, reason, to_tag=to_tag, contact=contact,
-            record_route=record_route,
-        )
-        for name, value in headers:
-            response.add(name, value)
-        if body:
-            response.add("Content-Type", "application/sdp")
-            response.body = body
-        self.last = response
-        self.resend(response)
-        if status >= 200 and not self.final:
-            self.final = True
-            loop = asyncio.get_running_loop()
-            if self.request.method == "INVITE" and status >= 300:
-                self.phone._spawn(self._retransmit_until_ack(response))
-            key = _server_key(self.request)
-            loop.call_later(64 * self.phone.T1, self.phone._server_tx.pop, key, None)
-        return response
-
-    def resend(self, response: SipMessage) -> None:
-        self.phone._send(response, self.addr)
-
-    def on_retransmission(self) -> None:
-        if self.last is not None:
-            self.resend(self.last)
-
-    def on_ack(self) -> None:
-        self._acked.set()
-
-    async def _retransmit_until_ack(self, response: SipMessage) -> None:
-        """Timer G: resend a non-2xx final to INVITE until the ACK arrives (Timer H caps it)."""
-        t1, t2 = self.phone.T1, self.phone.T2
-        interval, waited = t1, 0.0
-        while waited < 64 * t1:
-            try:
-                await asyncio.wait_for(self._acked.wait(), interval)
-                return
-            except TimeoutError:
-                waited += interval
-                self.resend(response)
-                interval = min(interval * 2, t2)
-
-
-def _server_key(request: SipMessage) -> tuple[str, str]:
-    method = request.method or ""
-    branch = request.top_via.branch
-    if not branch or not branch.startswith("z9hG4bK"):
-        number, _ = request.cseq
-        branch = f"{request.call_id}/{number}/{request.from_addr.tag}"
-    return branch, "INVITE" if method == "ACK" else method
-
-
-class SipPhone:
+class SipPhone(UserAgentCore):
     """A UDP SIP user agent (one registration, any number of calls) for tests and diagnostics."""
-
-    T1 = 0.5
-    T2 = 4.0
 
     def __init__(
         self,
@@ -230,29 +39,17 @@ class SipPhone:
     ) -> None:
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
-        self.local_ip = local_ip
-        self.server = server
-        self.username = username
+        super().__init__(local_ip, server, username, password, user_agent)
         self.display_name = display_name
         self.codec = codec
         self.ptime_ms = ptime_ms
         self.comfort_silence = comfort_silence
-        self.user_agent = user_agent
         host, port = server
         self.domain = domain or (host if port == 5060 else f"{host}:{port}")
-        self.credentials = (
-            DigestCredentials(username, password)
-            if username is not None and password is not None else None
-        )
-        self.stats: collections.Counter[str] = collections.Counter()
         self.registered = False
 
-        self._transport: asyncio.DatagramTransport | None = None
-        self._client_tx: dict[tuple[str, str], _ClientTransaction] = {}
-        self._server_tx: dict[tuple[str, str], _ServerTransaction] = {}
         self._dialogs: dict[tuple[str, str], Dialog] = {}
         self._incoming: asyncio.Queue[Dialog] = asyncio.Queue()
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._reg_call_id = ""
         self._reg_tag = new_tag()
         self._reg_cseq = 0
@@ -265,10 +62,7 @@ class SipPhone:
         """Bind the SIP socket on (local_ip, random port)."""
         if self._transport is not None:
             return
-        loop = asyncio.get_running_loop()
-        self._transport, _ = await loop.create_datagram_endpoint(
-            lambda: _SipProtocol(self), local_addr=(self.local_ip, 0)
-        )
+        await self._bind()
         self._reg_call_id = new_call_id(self.local_ip)
         log.debug("SIP phone listening on %s:%d", self.local_ip, self.local_port)
 
@@ -289,13 +83,7 @@ class SipPhone:
                 await self.unregister(timeout=2.0)
             except SipError as exc:
                 log.debug("unregister during close failed: %s", exc)
-        for task in list(self._tasks):
-            task.cancel()
-        for tx in list(self._client_tx.values()):
-            if tx._timer is not None:
-                tx._timer.cancel()
-        self._transport.close()
-        self._transport = None
+        self._close_transport()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -308,18 +96,6 @@ class SipPhone:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-    @property
-    def local_port(self) -> int:
-        if self._transport is None:
-            raise SipError("SIP phone is not started")
-        return int(self._transport.get_extra_info("sockname")[1])
-
-    @property
-    def contact_uri(self) -> str:
-        host = f"[{self.local_ip}]" if ":" in self.local_ip else self.local_ip
-        user = f"{self.username}@" if self.username else ""
-        return f"sip:{user}{host}:{self.local_port}"
 
     @property
     def aor(self) -> str:
@@ -434,7 +210,7 @@ class SipPhone:
                 if auth is not None:
                     invite.add(*auth)
                 invite.body = offer
-                tx = _ClientTransaction(self, invite)
+                tx = ClientTransaction(self, invite)
                 tx.start()
                 try:
                     final = await self._await_final(tx, deadline, dialog._on_provisional)
@@ -462,26 +238,13 @@ class SipPhone:
         log.info("call established")
         return dialog
 
-    async def _await_final(
-        self,
-        tx: _ClientTransaction,
-        deadline: float,
-        on_provisional: Callable[[SipMessage], None] | None = None,
-    ) -> SipMessage:
-        while True:
-            response = await tx.next(deadline)
-            if (response.status or 0) >= 200:
-                return response
-            if on_provisional is not None:
-                on_provisional(response)
-
-    async def _abandon(self, tx: _ClientTransaction, dialog: Dialog) -> None:
+    async def _abandon(self, tx: ClientTransaction, dialog: Dialog) -> None:
         """Give up on an INVITE: CANCEL it if it rang; if a 200 OK still comes, ACK and BYE."""
         invite = tx.request
         deadline = asyncio.get_running_loop().time() + 64 * self.T1
         try:
             if tx.provisional:  # RFC 3261 9.1: no CANCEL before a provisional response
-                await self._transaction(self._cancel_request(invite), deadline)
+                await self._transaction(tx.cancel_request(), deadline)
             final = await self._await_final(tx, deadline)
         except SipError as exc:
             log.debug("abandoned INVITE did not complete: %s", exc)
@@ -490,18 +253,6 @@ class SipPhone:
             dialog._adopt_2xx(final)
             self._send(dialog._new_request("ACK", cseq=invite.cseq[0]))
             await self._request_with_auth(lambda: dialog._new_request("BYE"), 5.0)
-
-    def _cancel_request(self, invite: SipMessage) -> SipMessage:
-        cancel = SipMessage.request("CANCEL", invite.uri or "")
-        cancel.add("Via", invite.get_all("via")[0])
-        cancel.add("Max-Forwards", 70)
-        for name in ("from", "to", "call-id"):
-            cancel.add(name, invite.get(name) or "")
-        cancel.add("CSeq", f"{invite.cseq[0]} CANCEL")
-        for route in invite.get_all("route"):
-            cancel.add("Route", route)
-        cancel.add("User-Agent", self.user_agent)
-        return cancel
 
     def _target_uri(self, target: str) -> str:
         if target.lower().startswith(("sip:", "sips:")):
@@ -517,135 +268,10 @@ class SipPhone:
         except TimeoutError:
             raise SipTimeoutError(f"no incoming call within {timeout:g} s") from None
 
-    # -- authentication ------------------------------------------------------------------
-
-    def _pick_challenge(self, response: SipMessage) -> tuple[Challenge, str] | None:
-        """The first usable digest challenge and the header name that answers it."""
-        names = _AUTH_HEADERS.get(response.status or 0)
-        if names is None:
-            return None
-        for value in response.get_all(names[0]):
-            try:
-                return Challenge.parse(value), names[1]
-            except SipError as exc:
-                log.debug("skipping challenge: %s", exc)
-        return None
-
-    def _authorization(
-        self, challenge: tuple[Challenge, str], request: SipMessage
-    ) -> tuple[str, str]:
-        assert self.credentials is not None
-        value = self.credentials.authorization(
-            challenge[0], request.method or "", request.uri or "", request.body
-        )
-        return challenge[1], value
-
-    async def _request_with_auth(
-        self, build: Callable[[], SipMessage], timeout: float
-    ) -> SipMessage:
-        """Send a non-INVITE request, retrying with credentials on 401/407; the final response."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        request = build()
-        challenges = 0
-        while True:
-            response = await self._transaction(request, deadline)
-            challenge = self._pick_challenge(response) if self.credentials else None
-            if challenge is None or (challenges and not challenge[0].stale) or challenges > 2:
-                return response
-            challenges += 1
-            request = build()
-            request.add(*self._authorization(challenge, request))
-
-    async def _transaction(self, request: SipMessage, deadline: float) -> SipMessage:
-        tx = _ClientTransaction(self, request)
-        tx.start()
-        try:
-            return await self._await_final(tx, deadline)
-        finally:
-            tx.close()
-
-    # -- transport -----------------------------------------------------------------------
-
-    def _via(self, branch: str) -> str:
-        return str(Via("UDP", self.local_ip, self.local_port, {"rport": None, "branch": branch}))
-
-    def _send(self, message: SipMessage, addr: tuple[str, int] | None = None) -> None:
-        if self._transport is None:
-            raise SipError("SIP phone is not started")
-        self._transport.sendto(message.serialize(), addr or self.server)
-        self.stats["sip_tx"] += 1
-        log.debug("sent %s", message.start_line)
-
-    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     def _forget_dialog(self, dialog: Dialog) -> None:
         self._dialogs.pop(dialog.key, None)
 
-    def _make_response(
-        self,
-        request: SipMessage,
-        status: int,
-        reason: str | None,
-        *,
-        to_tag: str | None,
-        contact: bool,
-        record_route: bool,
-    ) -> SipMessage:
-        response = SipMessage.response(status, reason)
-        for via in request.get_all("via"):
-            response.add("Via", via)
-        if record_route and 100 < status < 300:
-            for route in request.get_all("record-route"):
-                response.add("Record-Route", route)
-        response.add("From", request.get("from") or "")
-        to = request.get("to") or ""
-        if status > 100 and request.to_addr.tag is None:
-            to += f";tag={to_tag or new_tag()}"
-        response.add("To", to)
-        response.add("Call-ID", request.call_id)
-        response.add("CSeq", request.get("cseq") or "")
-        if contact:
-            response.add("Contact", f"<{self.contact_uri}>")
-        if status == 405 or (request.method == "OPTIONS" and status == 200):
-            response.add("Allow", ALLOW)
-        if request.method == "OPTIONS" and status == 200:
-            response.add("Accept", "application/sdp")
-        response.add("Server", self.user_agent)
-        return response
-
     # -- incoming messages ---------------------------------------------------------------
-
-    def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
-        if not data.strip():
-            return  # CRLF keep-alive
-        try:
-            message = SipMessage.parse(data)
-            message.check_mandatory()
-        except SipError as exc:
-            self.stats["sip_bad"] += 1
-            log.debug("dropping malformed SIP datagram from %s: %s", addr, exc)
-            return
-        self.stats["sip_rx"] += 1
-        log.debug("received %s", message.start_line)
-        try:
-            if message.is_request:
-                self._on_request(message, addr)
-            else:
-                self._on_response(message)
-        except SipError as exc:
-            self.stats["sip_bad"] += 1
-            log.debug("cannot handle %s: %s", message.start_line, exc)
-
-    def _on_response(self, response: SipMessage) -> None:
-        _, method = response.cseq
-        tx = self._client_tx.get((response.top_via.branch or "", method))
-        if tx is not None:
-            tx.on_response(response)
-        elif method == "INVITE" and 200 <= (response.status or 0) < 300:
-            self._on_invite_2xx(response)
 
     def _on_invite_2xx(self, response: SipMessage) -> None:
         dialog = self._dialogs.get((response.call_id, response.from_addr.tag or ""))
@@ -654,7 +280,7 @@ class SipPhone:
 
     def _on_request(self, request: SipMessage, addr: tuple[str, int]) -> None:
         method = request.method or ""
-        key = _server_key(request)
+        key = server_key(request)
         to_tag = request.to_addr.tag
         if method == "ACK":
             invite_tx = self._server_tx.get(key)
@@ -671,7 +297,7 @@ class SipPhone:
         if existing is not None:
             existing.on_retransmission()
             return
-        tx = _ServerTransaction(self, request, addr)
+        tx = ServerTransaction(self, request, addr)
         self._server_tx[key] = tx
         if method == "CANCEL":
             self._on_cancel(tx, key[0])
@@ -693,7 +319,7 @@ class SipPhone:
         else:
             tx.respond(405)
 
-    def _on_cancel(self, tx: _ServerTransaction, branch: str) -> None:
+    def _on_cancel(self, tx: ServerTransaction, branch: str) -> None:
         invite_tx = self._server_tx.get((branch, "INVITE"))
         if invite_tx is None:
             tx.respond(481)
@@ -705,7 +331,7 @@ class SipPhone:
             if dialog is not None:
                 dialog._terminate("cancelled")
 
-    def _on_new_invite(self, tx: _ServerTransaction) -> None:
+    def _on_new_invite(self, tx: ServerTransaction) -> None:
         invite = tx.request
         caller, callee = invite.from_addr, invite.to_addr
         dialog = Dialog(
@@ -727,7 +353,7 @@ class SipPhone:
         self._dialogs[dialog.key] = dialog
         self._spawn(self._ring(tx, dialog))
 
-    async def _ring(self, tx: _ServerTransaction, dialog: Dialog) -> None:
+    async def _ring(self, tx: ServerTransaction, dialog: Dialog) -> None:
         """Open the RTP socket, check the offer, send 180 Ringing and hand the call over."""
         try:
             await dialog._open_rtp()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from .message import SipError
+from .errors import SipError
 
 CODECS = {"ulaw": (0, "PCMU"), "alaw": (8, "PCMA")}
 _STATIC_RTPMAP = {0: ("PCMU", 8000), 8: ("PCMA", 8000)}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.records import CallStore, RecordsError
-from appliance import paths
+from appliance.config import paths
 
 NO_CALLS = "no calls recorded yet"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -1,39 +1,25 @@
-"""Semantic checks across switchboard.yaml and agents/*.yaml; summary; `switchboard check`."""
+"""Semantic checks across switchboard.yaml and agents/*.yaml: names, routes, transfers, secrets.
 
-import argparse
+They run on schema-valid models, after loading (appliance.config.load calls semantic_issues).
+"""
+
 import difflib
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
-from typing import TextIO
 
-from appliance.agent_config import AgentConfig
-from appliance.config import (
-    Configuration,
-    SiteConfig,
-    default_config_dir,
-    load_configuration,
-    resolve_secret_path,
-)
-from appliance.config_base import (
+from appliance.config.agent import AgentConfig
+from appliance.config.base import (
     AGENT_SUFFIX,
     AGENTS_DIR,
-    CONFIG_DIR_ENV,
-    DEFAULT_CONFIG_DIR,
     SITE_FILE,
-    ConfigError,
     ConfigIssue,
     FieldPath,
-    Locator,
     dotted,
 )
-
-IssueAt = Callable[[FieldPath, str, str], ConfigIssue]
-
-# Asterisk gives each call leg an even RTP port plus the odd RTCP port, and an agent call has
-# two legs (phone or trunk, and the ExternalMedia channel to the daemon).
-RTP_PORTS_PER_CALL = 4
+from appliance.config.locator import IssueAt, Locator
+from appliance.config.portplan import port_issues
+from appliance.config.schema import SiteConfig, resolve_secret_path
 
 
 def semantic_issues(
@@ -58,7 +44,7 @@ def semantic_issues(
     issues += _route_issues(site, agents, at, locator, cfg_dir / SITE_FILE)
     issues += _transfer_issues(site, agents, cfg_dir, locator)
     issues += _secret_issues(cfg_dir, site, at)
-    issues += _port_issues(site, at)
+    issues += port_issues(site, at)
     return issues
 
 
@@ -339,205 +325,3 @@ def _secret_issues(cfg_dir: Path, site: SiteConfig, at: IssueAt) -> list[ConfigI
         if problem is not None:
             issues.append(at(path, *problem))
     return issues
-
-
-def _free_range(size: int, taken: list[tuple[int, int]]) -> tuple[int, int] | None:
-    """A port range of `size` clear of the taken ranges, preferring the usual 40000 area."""
-    for start in [40000, 30000, 50000, *range(1024, 65536 - size, 1000)]:
-        end = start + size - 1
-        if end <= 65535 and all(end < low or start > high for low, high in taken):
-            return start, end
-    return None
-
-
-def _free_port(start: int, used: set[int]) -> int:
-    return next(port for port in range(start + 1, 65536) if port not in used)
-
-
-def _port_issues(site: SiteConfig, at: IssueAt) -> list[ConfigIssue]:
-    net, ast, daemon = site.network, site.asterisk, site.daemon
-    issues: list[ConfigIssue] = []
-    rtp = (net.rtp_port_start, net.rtp_port_end)
-    media = (daemon.media_port_start, daemon.media_port_end)
-
-    singles: list[tuple[FieldPath, int, int]] = [
-        (("network", "sip_port"), net.sip_port, 5060),
-        (("asterisk", "ari_port"), ast.ari_port, 8088),
-        (("asterisk", "ami_port"), ast.ami_port, 5038),
-    ]
-    used = {port for _, port, _ in singles}
-    for i, (path, port, default) in enumerate(singles):
-        for other, other_port, _ in singles[:i]:
-            if port == other_port:
-                spare = default if default not in used else _free_port(default, used)
-                issues.append(
-                    at(
-                        path,
-                        f"{path[-1]} {port} is the same port as {dotted(other)}",
-                        f"give each service its own port, e.g. {path[-1]}: {spare}",
-                    )
-                )
-                break
-
-    for name, (low, high), owner in (
-        ("RTP", rtp, "network.rtp_port_start/rtp_port_end"),
-        ("daemon media", media, "daemon.media_port_start/media_port_end"),
-    ):
-        if low <= net.sip_port <= high:
-            issues.append(
-                at(
-                    ("network", "sip_port"),
-                    f"sip_port {net.sip_port} lies inside the {name} port range {low}-{high} "
-                    f"({owner})",
-                    "move sip_port (usually 5060) or the range so they do not overlap",
-                )
-            )
-
-    if media[0] <= rtp[1] and rtp[0] <= media[1]:
-        free = _free_range(media[1] - media[0] + 1, [rtp, (net.sip_port, net.sip_port)])
-        hint = (
-            f"e.g. media_port_start: {free[0]} and media_port_end: {free[1]}"
-            if free
-            else "shrink one of the ranges"
-        )
-        issues.append(
-            at(
-                ("daemon", "media_port_start"),
-                f"daemon media ports {media[0]}-{media[1]} overlap the Asterisk RTP ports "
-                f"{rtp[0]}-{rtp[1]} (network.rtp_port_start/rtp_port_end)",
-                f"use a separate range, {hint}",
-            )
-        )
-
-    calls = daemon.max_concurrent_calls
-    media_size = media[1] - media[0] + 1
-    if media_size < calls:
-        issues.append(
-            at(
-                ("daemon", "max_concurrent_calls"),
-                f"{calls} concurrent calls need {calls} media ports, but "
-                f"{media[0]}-{media[1]} has only {media_size}",
-                "widen media_port_start..media_port_end or lower max_concurrent_calls",
-            )
-        )
-    rtp_size = rtp[1] - rtp[0] + 1
-    if rtp_size < calls * RTP_PORTS_PER_CALL:
-        issues.append(
-            at(
-                ("network", "rtp_port_end"),
-                f"{calls} concurrent calls need {calls * RTP_PORTS_PER_CALL} RTP ports "
-                f"({RTP_PORTS_PER_CALL} per call), but {rtp[0]}-{rtp[1]} has only {rtp_size}",
-                "widen rtp_port_start..rtp_port_end (e.g. 10000-20000) or lower "
-                "daemon.max_concurrent_calls",
-            )
-        )
-    return issues
-
-
-# --------------------------------------------------------------------------------------------
-# Summary and the `check` command
-# --------------------------------------------------------------------------------------------
-
-
-def _shorten(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def summary(cfg: Configuration) -> str:
-    """One screen describing the configuration (never shows secrets)."""
-    site = cfg.site
-    net, ast, daemon = site.network, site.asterisk, site.daemon
-    lines = [f"Switchboard configuration in {cfg.config_dir}", ""]
-    advertised = f", advertised as {net.advertise_address}" if net.advertise_address else ""
-    lines.append(
-        f"Network   SIP {net.sip_transport} {net.bind_address}:{net.sip_port}{advertised}; "
-        f"RTP {net.rtp_port_start}-{net.rtp_port_end}"
-    )
-    if net.local_networks:
-        lines.append(f"          local networks: {', '.join(net.local_networks)}")
-    lines.append(
-        f"Asterisk  runtime {ast.runtime}; ARI 127.0.0.1:{ast.ari_port}; "
-        f"AMI 127.0.0.1:{ast.ami_port}"
-    )
-    lines.append(
-        f"Daemon    media {daemon.media_address}:{daemon.media_port_start}-"
-        f"{daemon.media_port_end}; up to {daemon.max_concurrent_calls} concurrent calls"
-    )
-
-    lines.append("")
-    lines.append(f"Trunks ({len(site.trunks)})")
-    for trunk in site.trunks:
-        if trunk.registration is not None:
-            mode = f"registers as {trunk.registration.username}"
-        else:
-            mode = "no registration"
-        match = ", ".join(trunk.identify_match())
-        lines.append(
-            f"  {trunk.name:<12} {trunk.host}:{trunk.port}/{trunk.transport}  {mode}; "
-            f"inbound from {match}"
-        )
-        dids = ", ".join(trunk.dids) if trunk.dids else "none"
-        lines.append(f"  {'':<12} DIDs: {dids}; codecs: {', '.join(trunk.codecs)}")
-    if not site.trunks:
-        lines.append("  none (no calls from or to the outside)")
-
-    lines.append("")
-    lines.append(f"Phones ({len(site.phones)})")
-    for phone in site.phones:
-        lines.append(
-            f"  {phone.extension:<6} {_shorten(phone.name or '-', 24):<24} "
-            f"codecs: {', '.join(phone.codecs)}"
-        )
-    if not site.phones:
-        lines.append("  none")
-
-    lines.append("")
-    lines.append("Routes")
-    for rule in site.routes.rules:
-        target = f"DID {rule.did}" if rule.did is not None else f"extension {rule.extension}"
-        lines.append(f"  {target:<24} -> {rule.agent}")
-    default = site.routes.default_agent or "none (unrouted calls are rejected)"
-    lines.append(f"  {'other DIDs':<24} -> {default}")
-
-    lines.append("")
-    lines.append(f"Agents ({len(cfg.agents)})")
-    for name, agent in sorted(cfg.agents.items()):
-        lines.append(f"  {name:<12} [{agent.language}] {_shorten(agent.greeting, 64)!r}")
-    if not cfg.agents:
-        lines.append("  none")
-    return "\n".join(lines)
-
-
-def run_check(config_dir: Path, out: TextIO | None = None) -> int:
-    """Print every error (one per line, then a count) and return 1, or the summary and 0."""
-    out = out if out is not None else sys.stdout
-    try:
-        cfg = load_configuration(Path(config_dir))
-    except ConfigError as exc:
-        for issue in exc.errors:
-            print(issue, file=out)
-        count = len(exc.errors)
-        print(f"{count} error{'' if count == 1 else 's'} in {config_dir}", file=out)
-        return 1
-    print(summary(cfg), file=out)
-    print(file=out)
-    print("Configuration OK.", file=out)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m appliance.check [--config-dir DIR]`."""
-    parser = argparse.ArgumentParser(description="Check the Switchboard configuration.")
-    parser.add_argument(
-        "--config-dir",
-        type=Path,
-        default=None,
-        help=f"configuration directory (default: ${CONFIG_DIR_ENV} or {DEFAULT_CONFIG_DIR})",
-    )
-    args = parser.parse_args(argv)
-    return run_check(args.config_dir or default_config_dir())
-
-
-if __name__ == "__main__":
-    sys.exit(main())

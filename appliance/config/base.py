@@ -68,38 +68,6 @@ def dotted(path: FieldPath) -> str:
     return ".".join(str(part) for part in path)
 
 
-class Locator:
-    """Maps (file, field path) to the 1-based line where that key or list item is written."""
-
-    def __init__(self) -> None:
-        self._lines: dict[Path, dict[FieldPath, int]] = {}
-
-    def add(self, file: Path, lines: dict[FieldPath, int]) -> None:
-        """Register the line map of one parsed file."""
-        self._lines[file] = dict(lines)
-
-    def has(self, file: Path, path: FieldPath) -> bool:
-        """Whether the exact path is written in the file."""
-        return tuple(path) in self._lines.get(file, {})
-
-    def line(self, file: Path, path: FieldPath) -> int | None:
-        """Line of path, or of its nearest written ancestor (a missing key reports its parent)."""
-        lines = self._lines.get(file)
-        if not lines:
-            return None
-        current = tuple(path)
-        while True:
-            if current in lines:
-                return lines[current]
-            if not current:
-                return None
-            current = current[:-1]
-
-    def issue(self, file: Path, path: FieldPath, message: str, fix: str) -> ConfigIssue:
-        """Build an issue for a field path, located by this map."""
-        return ConfigIssue(file, self.line(file, path), dotted(path), message, fix)
-
-
 # --------------------------------------------------------------------------------------------
 # Value types (validators raise errors that already carry plain advice)
 # --------------------------------------------------------------------------------------------

@@ -21,9 +21,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.runtime import ContainedAsterisk, restore_root, wait_until
+from appliance.pbx.runtime import ContainedAsterisk, restore_root, wait_until
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # Loopback plan: the appliance on 127.0.0.1, the carrier on 127.0.0.2, desk phones on
 # 127.0.0.3, "PSTN" callers on 127.0.0.4 (trunks are identified by source address).

@@ -9,14 +9,9 @@ one plain "unreachable" line, never a traceback.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
-import logging
-import os
 import re
-import shutil
-import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, tzinfo
@@ -24,237 +19,18 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from appliance import paths
-from appliance.config import ConfigError, Configuration, load_configuration
-from appliance.render import AMI_USER
-from appliance.secrets import AMI_SECRET, read_secret, secrets_dir
-
-AMI_TIMEOUT = 3.0
-HTTP_TIMEOUT = 2.0
-CLI_TIMEOUT = 4.0
-DEFAULT_METRICS_PORT = 9108
-LOOPBACK = "127.0.0.1"
-
-
-def _reason(exc: OSError) -> str:
-    """An OSError in plain words ("Connection refused"), without asyncio's decoration."""
-    return os.strerror(exc.errno) if exc.errno else (str(exc) or type(exc).__name__)
-
-
-# -- AMI ----------------------------------------------------------------------------------
-
-
-class AmiError(Exception):
-    """AMI could not be reached, refused the login, or an action failed or timed out."""
-
-
-def _manager_class() -> type:
-    from panoramisk import Manager
-
-    class OneShotManager(Manager):
-        """A Manager that never reconnects: a lost connection fails what is pending."""
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._connected = False
-            if self.pinger:
-                self.pinger.cancel()
-                self.pinger = None
-            while self.awaiting_actions:
-                action = self.awaiting_actions.popleft()
-                if not action.future.done():
-                    action.future.set_exception(AmiError("AMI closed the connection"))
-
-    return OneShotManager
-
-
-class AmiSession:
-    """One short AMI login over panoramisk: a few actions, then close."""
-
-    def __init__(self, host: str, port: int, username: str, secret: str,
-                 timeout: float = AMI_TIMEOUT) -> None:
-        self.host, self.port = host, port
-        self.username, self.secret = username, secret
-        self.timeout = timeout
-        self.manager: Any = None
-
-    @property
-    def where(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    async def __aenter__(self) -> AmiSession:
-        from panoramisk.ami_protocol import AMIProtocol
-
-        loop = asyncio.get_running_loop()
-        # panoramisk creates futures on construction: build it inside the running loop.
-        self.manager = _manager_class()(
-            host=self.host, port=self.port, username=self.username, secret=self.secret,
-            events="off", loop=loop, ping_delay=3600, ping_interval=3600)
-        try:
-            transport, protocol = await asyncio.wait_for(
-                loop.create_connection(AMIProtocol, self.host, self.port), self.timeout)
-        except TimeoutError:
-            raise AmiError(f"no answer from AMI at {self.where} within "
-                           f"{self.timeout:g} s") from None
-        except OSError as exc:
-            raise AmiError(f"cannot connect to AMI at {self.where}: {_reason(exc)}") from None
-        done = loop.create_future()
-        done.set_result((transport, protocol))
-        self.manager.connection_made(done)
-        login = self.manager.authenticated_future
-        try:
-            reply = await asyncio.wait_for(login, self.timeout)
-        except (TimeoutError, AmiError):
-            self.manager.close()
-            raise AmiError(f"AMI at {self.where} did not answer the login") from None
-        if not reply.success:
-            self.manager.close()
-            raise AmiError(f"AMI at {self.where} refused user '{self.username}': "
-                           f"{reply.get('Message') or 'authentication failed'}")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.manager is not None:
-            self.manager.close()
-
-    async def action(self, name: str, **fields: str) -> list[dict[str, Any]]:
-        """Send one action; the response first, then any list events (as plain dicts)."""
-        try:
-            reply = await asyncio.wait_for(
-                self.manager.send_action({"Action": name, **fields}), self.timeout)
-        except TimeoutError:
-            raise AmiError(f"AMI action {name} got no answer within {self.timeout:g} s"
-                           ) from None
-        messages = reply if isinstance(reply, list) else [reply]
-        return [dict(m) for m in messages]
-
-    async def single(self, name: str, **fields: str) -> dict[str, Any]:
-        """An action with a single response; AmiError when Asterisk says Error."""
-        reply = (await self.action(name, **fields))[0]
-        if reply.get("Response") not in ("Success", "Follows"):
-            raise AmiError(f"{name}: {reply.get('Message') or reply.get('Response')}")
-        return reply
-
-    async def events(self, name: str, event: str, **fields: str) -> list[dict[str, Any]]:
-        """The ``event`` events of a list action (empty when Asterisk found nothing)."""
-        return [m for m in await self.action(name, **fields) if m.get("Event") == event]
-
-
-def ami_session(cfg: Configuration, timeout: float = AMI_TIMEOUT) -> AmiSession:
-    """An AMI session with the generated credentials (AmiError if the secret is missing)."""
-    path = secrets_dir(cfg.config_dir) / AMI_SECRET
-    try:
-        secret = read_secret(path)
-    except OSError as exc:
-        raise AmiError(f"cannot read the AMI secret {path}: {exc.strerror or exc}") from None
-    return AmiSession(LOOPBACK, cfg.site.asterisk.ami_port, AMI_USER, secret, timeout)
-
-
-# -- Asterisk CLI (fallback) -------------------------------------------------------------
-
-
-def runtime_of(cfg: Configuration, data: Path) -> str:
-    """The runtime in use: recorded by the installer, else as configured."""
-    return paths.recorded_runtime(data) or cfg.site.asterisk.runtime
-
-
-def asterisk_cli(command: str, runtime: str, data: Path, root: Path | None = None,
-                 timeout: float = CLI_TIMEOUT) -> str | None:
-    """Output of ``asterisk -rx command`` (chrooted for the contained runtime); None if down."""
-    if runtime == "contained" or root is not None:
-        root = root or paths.contained_root(data)
-        if not (root / "usr/sbin/asterisk").exists() or shutil.which("chroot") is None:
-            return None
-        cmd = ["chroot", str(root), "/usr/sbin/asterisk", "-rx", command]
-    else:
-        exe = shutil.which("asterisk") or "/usr/sbin/asterisk"
-        if not Path(exe).exists():
-            return None
-        cmd = [exe, "-rx", command]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if proc.returncode != 0 or "Unable to connect" in proc.stdout + proc.stderr:
-        return None
-    return proc.stdout
-
-
-# -- the daemon's loopback HTTP endpoint -------------------------------------------------
-
-
-def metrics_port(cfg: Configuration) -> int:
-    return int(getattr(cfg.site.daemon, "metrics_port", DEFAULT_METRICS_PORT))
-
-
-def daemon_url(cfg: Configuration) -> str:
-    return f"http://{LOOPBACK}:{metrics_port(cfg)}"
-
-
-async def http_get(url: str, timeout: float = HTTP_TIMEOUT,
-                   auth: tuple[str, str] | None = None) -> tuple[int, str]:
-    """(status, body) of a GET; OSError/TimeoutError when it cannot be reached."""
-    import aiohttp
-
-    headers = {}
-    if auth:
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)
-                                         ) as session, session.get(url, headers=headers) as resp:
-            return resp.status, await resp.text()
-    except aiohttp.ClientConnectorError as exc:
-        raise OSError(_reason(exc.os_error)) from None
-    except aiohttp.ClientError as exc:
-        raise OSError(str(exc) or type(exc).__name__) from None
-
-
-async def daemon_status(cfg: Configuration) -> tuple[dict[str, Any] | None, str | None]:
-    """The daemon's /status document, or (None, why it could not be had)."""
-    url = f"{daemon_url(cfg)}/status"
-    try:
-        status, body = await http_get(url)
-    except TimeoutError:
-        return None, f"{url} did not answer within {HTTP_TIMEOUT:g} s"
-    except OSError as exc:
-        return None, f"{url}: {exc}"
-    if status != 200:
-        return None, f"{url} answered HTTP {status}"
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None, f"{url} did not return JSON"
-    return (data, None) if isinstance(data, dict) else (None, f"{url} returned no object")
-
-
-async def daemon_metrics(cfg: Configuration) -> dict[str, float] | None:
-    """The daemon's /metrics, summed per metric name (None when unreachable)."""
-    try:
-        status, body = await http_get(f"{daemon_url(cfg)}/metrics")
-    except (TimeoutError, OSError):
-        return None
-    return parse_prometheus(body) if status == 200 else None
-
-
-_SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
-
-
-def parse_prometheus(text: str) -> dict[str, float]:
-    """Prometheus text exposition → {metric name: sum of its samples over all labels}."""
-    sums: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = _SAMPLE.match(line)
-        if not match:
-            continue
-        try:
-            value = float(match.group(3))
-        except ValueError:
-            continue
-        sums[match.group(1)] = sums.get(match.group(1), 0.0) + value
-    return sums
-
+from appliance.config import paths
+from appliance.config.base import ConfigError
+from appliance.config.load import load_configuration
+from appliance.config.schema import Configuration
+from appliance.ops.ami import AmiError, AmiSession, ami_session
+from appliance.ops.probes import (
+    asterisk_cli,
+    asterisk_start_hint,
+    daemon_status,
+    quiet_probe_logs,
+    runtime_of,
+)
 
 # -- the report ---------------------------------------------------------------------------
 
@@ -357,9 +133,9 @@ def duration(seconds: float | None) -> str:
 
 
 async def asterisk_via_ami(ami: AmiSession, root: Path | None) -> AsteriskState:
-    settings = await ami.single("CoreSettings")
+    version = await ami.version()
     core = await ami.single("CoreStatus")
-    return AsteriskState(up=True, via="ami", version=settings.get("AsteriskVersion"),
+    return AsteriskState(up=True, via="ami", version=version,
                          uptime_seconds=_uptime(core, _asterisk_tz(root)))
 
 
@@ -375,8 +151,7 @@ def asterisk_via_cli(runtime: str, data: Path, root: Path | None) -> AsteriskSta
 
 
 async def trunk_states(ami: AmiSession, cfg: Configuration) -> list[TrunkState]:
-    regs = {e.get("ObjectName"): e for e in await ami.events(
-        "PJSIPShowRegistrationsOutbound", "OutboundRegistrationDetail")}
+    regs = await ami.registrations()
     states = []
     for trunk in cfg.site.trunks:
         reg = regs.get(f"trunk-{trunk.name}")
@@ -393,8 +168,7 @@ async def trunk_states(ami: AmiSession, cfg: Configuration) -> list[TrunkState]:
 
 
 async def phone_states(ami: AmiSession, cfg: Configuration) -> list[PhoneState]:
-    endpoints = {e.get("ObjectName"): e for e in await ami.events(
-        "PJSIPShowEndpoints", "EndpointList")}
+    endpoints = await ami.endpoints()
     phones = []
     for phone in cfg.site.phones:
         ep = endpoints.get(phone.extension)
@@ -456,13 +230,6 @@ async def collect_status(cfg: Configuration, data: Path,
     report.models = (models_from_daemon(cfg, report.daemon) if report.daemon is not None
                      else models_from_store(cfg, data))
     return report
-
-
-def asterisk_start_hint(runtime: str) -> str:
-    if runtime == "contained":
-        return ("start it with `systemctl start switchboard-asterisk` (or `switchboard "
-                "supervise` on a machine without systemd)")
-    return "start it with `systemctl start asterisk`"
 
 
 def _call_totals(daemon: dict[str, Any]) -> str:
@@ -539,13 +306,6 @@ def format_status(report: StatusReport) -> str:
     out.append("Overall    " + ("all up" if report.ok else
                                 "NOT all up (run `switchboard doctor` for causes and fixes)"))
     return "\n".join(out)
-
-
-def quiet_probe_logs() -> None:
-    """Keep the probes' INFO chatter (AMI login, test calls) off a non-verbose screen."""
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        for name in ("panoramisk", "appliance.sipphone"):
-            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def run_status(config_dir: Path, data_dir: Path, as_json: bool = False,

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.media.audio import AudioChunk
-from appliance.config import ConfigError, Configuration, load_configuration
-from appliance.listening import audio_between, wait_for_speech_then_quiet
+from appliance.bench.listening import audio_between, wait_for_speech_then_quiet
+from appliance.config.base import ConfigError
+from appliance.config.load import load_configuration
+from appliance.config.schema import Configuration
 from appliance.sipphone import SipError, SipPhone
 
 RATE = 8000
@@ -80,7 +82,7 @@ async def place_demo_call(cfg: Configuration, number: str, question: str, voice:
                           stt_model: Path, save: Path | None) -> DemoResult:
     """Call ``number`` as the first phone, listen, ask ``question``, listen, hang up."""
     from agent.speech.transcriber import WhisperTranscriber
-    from appliance.phoneline import spoken
+    from appliance.bench.phoneline import spoken
 
     if not cfg.site.phones:
         raise SystemExit("the demo calls as a configured phone: add one under phones:")

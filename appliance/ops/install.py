@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from appliance import paths
-from appliance.runtime import asterisk_ids, choose_runtime, restore_root
+from appliance.config import paths
+from appliance.pbx.runtime import asterisk_ids, choose_runtime, restore_root
 
 USER = "switchboard"
 PREFIX = Path("opt/switchboard")
@@ -105,7 +105,7 @@ def step_dirs(inst: Installer) -> None:
 
 def step_example_config(inst: Installer) -> None:
     """Example site config and demo agent, only where absent (never overwritten)."""
-    examples = Path(__file__).parent / "examples"
+    examples = Path(__file__).parents[1] / "examples"
     site = inst.config_dir / "switchboard.yaml"
     if not site.exists():
         shutil.copyfile(examples / "switchboard.yaml", site)
@@ -120,8 +120,9 @@ def step_example_config(inst: Installer) -> None:
 
 def step_secrets(inst: Installer) -> None:
     """Generate every secret file the configuration names and that does not exist yet."""
-    from appliance.config import load_configuration, resolve_secret_path
-    from appliance.secrets import AMI_SECRET, ARI_SECRET, ensure_secret, secrets_dir
+    from appliance.config.load import load_configuration
+    from appliance.config.schema import resolve_secret_path
+    from appliance.config.secrets import AMI_SECRET, ARI_SECRET, ensure_secret, secrets_dir
 
     uid, gid = inst.ids()
     wanted = [secrets_dir(inst.config_dir) / ARI_SECRET, secrets_dir(inst.config_dir) / AMI_SECRET]
@@ -163,7 +164,7 @@ def _secret_files_named(config_dir: Path) -> list[Path]:
 
 def step_runtime(inst: Installer) -> None:
     """Resolve and prepare the Asterisk runtime (contained root restored from cache)."""
-    from appliance.config import load_configuration
+    from appliance.config.load import load_configuration
 
     wanted = load_configuration(inst.config_dir).site.asterisk.runtime
     recorded = paths.recorded_runtime(inst.data_dir)
@@ -188,8 +189,8 @@ def step_runtime(inst: Installer) -> None:
 
 def step_render(inst: Installer) -> None:
     """Write the Asterisk configuration from the site configuration."""
-    from appliance.config import load_configuration
-    from appliance.render import render
+    from appliance.config.load import load_configuration
+    from appliance.pbx.render import render
 
     cfg = load_configuration(inst.config_dir)
     runtime = paths.recorded_runtime(inst.data_dir) or "contained"
@@ -263,7 +264,7 @@ def step_start(inst: Installer) -> None:
         if inst.changes or inst.code_changed:
             subprocess.run(["systemctl", "restart", *units], check=True)
         return
-    from appliance.supervise import ensure_supervisor, stop_supervisor
+    from appliance.ops.supervise import ensure_supervisor, stop_supervisor
 
     print("    systemd is not PID 1 here: running the services under "
           "`switchboard supervise` in the background")
@@ -297,7 +298,7 @@ def run_install(root: Path, share: Path, start: bool = True, code_changed: bool 
         try:
             step(inst)
         except Exception as exc:  # report which step failed and how, then stop
-            from appliance.config import ConfigError
+            from appliance.config.base import ConfigError
 
             print(f"    FAILED: {exc}", file=sys.stderr)
             if isinstance(exc, ConfigError):

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance import paths
-from appliance.runtime import ContainedAsterisk
+from appliance.config import paths
+from appliance.pbx.runtime import ContainedAsterisk
 
 PIDFILE = "supervise.pid"
 

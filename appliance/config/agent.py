@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from appliance.config_base import (
+from appliance.config.base import (
     ConfigModel,
     Language,
     Name,

@@ -1,4 +1,4 @@
-"""Tool-use reliability of the language model path: ``python -m appliance.toolbench OUT.json``.
+"""Tool-use reliability of the language model path: ``python -m appliance.bench.tools OUT.json``.
 
 Scripted caller requests go through the planner (``agent.tools.choice.plan``) and, when it
 chooses no tool, ``LlamaChatModel.stream``, with a front-desk tool set (opening hours,
@@ -209,7 +209,7 @@ def default_model_path() -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m appliance.toolbench",
+    parser = argparse.ArgumentParser(prog="python -m appliance.bench.tools",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="where to write the JSON results")
     parser.add_argument("--model", type=Path, help="GGUF file (default: the store's default)")

@@ -20,8 +20,8 @@ from typing import Literal
 
 import jinja2
 
-from appliance.config import Configuration
-from appliance.secrets import AMI_SECRET, ARI_SECRET, ensure_secret, secrets_dir
+from appliance.config.schema import Configuration
+from appliance.config.secrets import AMI_SECRET, ARI_SECRET, ensure_secret, secrets_dir
 
 APP_NAME = "switchboard"
 ARI_USER = "switchboard"
@@ -97,7 +97,7 @@ def share_dir() -> Path:
     env = os.environ.get("SWITCHBOARD_SHARE_DIR")
     if env:
         return Path(env)
-    checkout = Path(__file__).resolve().parents[1]
+    checkout = Path(__file__).resolve().parents[2]
     if (checkout / "asterisk").is_dir() and (checkout / "dialplan").is_dir():
         return checkout
     return Path(sys.prefix).parent / "share"

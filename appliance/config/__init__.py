@@ -1,0 +1,1 @@
+"""The site configuration: schema, YAML loading with line numbers, checks, secrets, paths."""

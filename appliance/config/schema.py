@@ -1,0 +1,389 @@
+"""The site configuration's schema: pydantic models for switchboard.yaml, and the loaded result.
+
+Every option is documented where it is declared, with its default. Loading (with file and line
+for each problem) is appliance.config.load; checks across fields and files appliance.config.check.
+"""
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from appliance.config.agent import AgentConfig
+from appliance.config.base import (
+    Codec,
+    ConfigModel,
+    Extension,
+    Host,
+    IPAddress,
+    IPOrNetwork,
+    Name,
+    PhoneNumber,
+    Port,
+    Runtime,
+    SecretRef,
+    SpecificIPAddress,
+    Text,
+    Transport,
+    WholeNumber,
+    _require_one_secret,
+    invalid,
+)
+
+# --------------------------------------------------------------------------------------------
+# switchboard.yaml
+# --------------------------------------------------------------------------------------------
+
+
+class Network(ConfigModel):
+    """How Asterisk talks SIP and RTP to phones and providers."""
+
+    bind_address: IPAddress = Field(
+        "0.0.0.0",
+        description="IP address Asterisk's SIP transport binds to; 0.0.0.0 means all IPv4 "
+        "interfaces. Default: 0.0.0.0.",
+        examples=["0.0.0.0"],
+    )
+    advertise_address: SpecificIPAddress | None = Field(
+        None,
+        description="Public or LAN IP written into SDP and Contact headers when this machine "
+        "is behind NAT. Default: none (Asterisk uses the address it is bound to).",
+        examples=["203.0.113.10"],
+    )
+    sip_port: Port = Field(
+        5060, description="Port of the SIP transport. Default: 5060.", examples=[5060]
+    )
+    sip_transport: Transport = Field(
+        "udp", description="SIP transport protocol: udp or tcp. Default: udp."
+    )
+    rtp_port_start: Port = Field(
+        10000,
+        description="First UDP port Asterisk uses for call audio (RTP). Default: 10000.",
+        examples=[10000],
+    )
+    rtp_port_end: Port = Field(
+        20000,
+        description="Last UDP port Asterisk uses for call audio (RTP). Default: 20000.",
+        examples=[20000],
+    )
+    local_networks: list[IPOrNetwork] = Field(
+        default_factory=list,
+        description="Networks (CIDR) reached without NAT; used with advertise_address so "
+        "local phones get local addresses. Default: none.",
+        examples=[["192.168.0.0/16"]],
+    )
+
+    @model_validator(mode="after")
+    def _rtp_range(self) -> "Network":
+        if self.rtp_port_start > self.rtp_port_end:
+            raise invalid(
+                f"rtp_port_start {self.rtp_port_start} is above rtp_port_end {self.rtp_port_end}",
+                "make rtp_port_start the lower port, e.g. 10000 and rtp_port_end 20000",
+                at="rtp_port_start",
+            )
+        return self
+
+
+class AsteriskSettings(ConfigModel):
+    """Which Asterisk to run and its local control ports."""
+
+    runtime: Runtime = Field(
+        "auto",
+        description="Where Asterisk comes from: system (already installed), package (installed "
+        "from the distribution), contained (Switchboard's own copy) or auto (pick the first "
+        "that works). Default: auto.",
+    )
+    ari_port: Port = Field(
+        8088,
+        description="Port of Asterisk's HTTP/ARI server on 127.0.0.1 (http.conf). Default: 8088.",
+        examples=[8088],
+    )
+    ami_port: Port = Field(
+        5038,
+        description="Port of the Asterisk Manager Interface on 127.0.0.1 (manager.conf). "
+        "Default: 5038.",
+        examples=[5038],
+    )
+
+
+class DaemonConfig(ConfigModel):
+    """The agent daemon that answers calls."""
+
+    media_address: SpecificIPAddress = Field(
+        "127.0.0.1",
+        description="Address the daemon binds its ExternalMedia RTP sockets to; Asterisk sends "
+        "call audio there. Default: 127.0.0.1.",
+        examples=["127.0.0.1"],
+    )
+    media_port_start: Port = Field(
+        40000,
+        description="First UDP port for ExternalMedia audio. Default: 40000.",
+        examples=[40000],
+    )
+    media_port_end: Port = Field(
+        40999,
+        description="Last UDP port for ExternalMedia audio. Default: 40999.",
+        examples=[40999],
+    )
+    max_concurrent_calls: WholeNumber = Field(
+        8,
+        ge=1,
+        le=1000,
+        description="Calls handled at once; further calls are refused. Default: 8.",
+        examples=[8],
+    )
+    busy_mode: Literal["prompt", "busy"] = Field(
+        "prompt",
+        description="What callers beyond max_concurrent_calls get: prompt (answered, told all "
+        "lines are busy) or busy (a busy signal). Default: prompt.",
+    )
+    drain_seconds: float = Field(
+        30.0, ge=0, le=3600,
+        description="On stop, calls in progress may finish for this long; then the agent says "
+        "goodbye and hangs up. Default: 30.",
+    )
+    metrics_port: Port = Field(
+        9108, description="Loopback port of the daemon's Prometheus /metrics and /status. "
+        "Default: 9108.",
+    )
+    retention_days: float = Field(
+        90.0, gt=0, le=3650,
+        description="Call records (with transcripts) older than this many days are deleted. "
+        "Default: 90.",
+    )
+    media_codec: Literal["ulaw", "g722"] = Field(
+        "ulaw",
+        description="Codec between Asterisk and the daemon: ulaw (8 kHz) or g722 (16 kHz "
+        "wideband; Asterisk transcodes for narrowband callers). Default: ulaw.",
+    )
+
+    @model_validator(mode="after")
+    def _media_range(self) -> "DaemonConfig":
+        if self.media_port_start > self.media_port_end:
+            raise invalid(
+                f"media_port_start {self.media_port_start} is above media_port_end "
+                f"{self.media_port_end}",
+                "make media_port_start the lower port, e.g. 40000 and media_port_end 40999",
+                at="media_port_start",
+            )
+        return self
+
+
+class Registration(ConfigModel):
+    """Outbound registration of this appliance with the provider."""
+
+    username: Text = Field(
+        description="Account user name at the provider. Required.", examples=["acme"]
+    )
+    secret: Text | None = Field(
+        None,
+        description="Account password written inline. Default: none; give exactly one of "
+        "secret / secret_file.",
+    )
+    secret_file: Text | None = Field(
+        None,
+        description="File holding the account password, relative to the config directory. "
+        "Default: none; give exactly one of secret / secret_file.",
+        examples=["secrets/carrier.secret"],
+    )
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> "Registration":
+        _require_one_secret(self, "secrets/carrier.secret")
+        return self
+
+
+class Trunk(ConfigModel):
+    """A SIP provider (or PBX) that delivers calls for some DIDs."""
+
+    name: Name = Field(
+        description="Unique trunk name: lowercase letters, digits, '-' and '_'. Required.",
+        examples=["carrier"],
+    )
+    host: Host = Field(
+        description="Provider host name or IP address. Required.", examples=["sip.example.net"]
+    )
+    port: Port = Field(5060, description="Provider SIP port. Default: 5060.", examples=[5060])
+    transport: Transport = Field(
+        "udp", description="SIP transport to the provider: udp or tcp. Default: udp."
+    )
+    registration: Registration | None = Field(
+        None, description="Register with the provider as a client. Default: none (no register)."
+    )
+    match: list[IPOrNetwork] | None = Field(
+        None,
+        description="IPs/CIDRs that identify inbound calls from this trunk. Default: [host] if "
+        "host is an IP address; required otherwise unless the trunk registers.",
+        examples=[["198.51.100.0/24"]],
+    )
+    dids: list[PhoneNumber] = Field(
+        default_factory=list,
+        description="Numbers (DIDs) this trunk delivers, digits with an optional leading +. "
+        "Default: none.",
+        examples=[["+15551230001"]],
+    )
+    codecs: list[Codec] = Field(
+        default_factory=lambda: ["ulaw", "alaw"],
+        min_length=1,
+        description="Codecs offered, in order of preference, from ulaw, alaw, g722. "
+        "Default: [ulaw, alaw].",
+        examples=[["ulaw", "alaw"]],
+    )
+    caller_id: PhoneNumber | None = Field(
+        None,
+        description="Caller ID number presented on outbound calls. Default: none (provider's).",
+        examples=["+15551230001"],
+    )
+
+    def host_is_ip(self) -> bool:
+        """Whether host is a literal IP address."""
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return True
+
+    def identify_match(self) -> list[str]:
+        """Addresses that identify inbound traffic: `match`, else the host itself."""
+        return list(self.match) if self.match else [self.host]
+
+
+class Phone(ConfigModel):
+    """A SIP desk phone or softphone that registers to this appliance."""
+
+    extension: Extension = Field(
+        description="Unique extension, 2-6 digits; also the SIP user name. Required.",
+        examples=["101"],
+    )
+    name: Text | None = Field(
+        None,
+        description="Display name shown on calls. Default: none (the extension).",
+        examples=["Front desk"],
+    )
+    secret: Text | None = Field(
+        None,
+        description="SIP password written inline. Default: none; give exactly one of "
+        "secret / secret_file.",
+    )
+    secret_file: Text | None = Field(
+        None,
+        description="File holding the SIP password, relative to the config directory. "
+        "Default: none; give exactly one of secret / secret_file.",
+        examples=["secrets/phone-101.secret"],
+    )
+    codecs: list[Codec] = Field(
+        default_factory=lambda: ["ulaw", "alaw"],
+        min_length=1,
+        description="Codecs allowed, in order of preference, from ulaw, alaw, g722. "
+        "Default: [ulaw, alaw].",
+        examples=[["ulaw", "alaw"]],
+    )
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> "Phone":
+        _require_one_secret(self, f"secrets/phone-{self.extension}.secret")
+        return self
+
+
+class RouteRule(ConfigModel):
+    """Send calls for one DID (from a trunk) or one extension (from phones) to an agent."""
+
+    did: PhoneNumber | None = Field(
+        None,
+        description="DID this rule matches. Default: none; give exactly one of did / extension.",
+        examples=["+15551230001"],
+    )
+    extension: Extension | None = Field(
+        None,
+        description="Extension phones dial to reach the agent. Default: none; give exactly one "
+        "of did / extension.",
+        examples=["500"],
+    )
+    agent: Name = Field(
+        description="Name of the agent (agents/<name>.yaml) that answers. Required.",
+        examples=["demo"],
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "RouteRule":
+        if self.did is not None and self.extension is not None:
+            raise invalid(
+                "a rule has both did and extension",
+                "split it into two rules, one with did: and one with extension:",
+                at="extension",
+            )
+        if self.did is None and self.extension is None:
+            raise invalid(
+                "a rule needs did or extension",
+                'add did: "+15551230001" (calls from a trunk) or extension: "500" (from phones)',
+            )
+        return self
+
+
+class Routes(ConfigModel):
+    """Which agent answers which call."""
+
+    default_agent: Name | None = Field(
+        None,
+        description="Agent for calls to DIDs no rule matches. Default: none (such calls are "
+        "rejected).",
+        examples=["demo"],
+    )
+    rules: list[RouteRule] = Field(
+        default_factory=list, description="Routing rules, each a did or extension. Default: none."
+    )
+
+
+class SiteConfig(ConfigModel):
+    """The whole of switchboard.yaml."""
+
+    network: Network = Field(
+        default_factory=Network,
+        description="SIP/RTP network settings. Default: each setting's own default.",
+    )
+    asterisk: AsteriskSettings = Field(
+        default_factory=AsteriskSettings,
+        description="Asterisk runtime and control ports. Default: each setting's own default.",
+    )
+    daemon: DaemonConfig = Field(
+        default_factory=DaemonConfig,
+        description="Agent daemon settings. Default: each setting's own default.",
+    )
+    trunks: list[Trunk] = Field(
+        default_factory=list, description="SIP providers. Default: none (no outside calls)."
+    )
+    phones: list[Phone] = Field(default_factory=list, description="Phones. Default: none.")
+    routes: Routes = Field(
+        default_factory=Routes, description="Call routing to agents. Default: no routes."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Loaded configuration
+# --------------------------------------------------------------------------------------------
+
+
+def resolve_secret_path(config_dir: Path, secret_file: str) -> Path:
+    """A secret_file path: absolute as written, otherwise relative to the config directory."""
+    path = Path(secret_file).expanduser()
+    return path if path.is_absolute() else Path(config_dir) / path
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """A fully validated configuration directory."""
+
+    config_dir: Path
+    site: SiteConfig
+    agents: dict[str, AgentConfig] = field(default_factory=dict)
+
+    def secret(self, ref: SecretRef) -> str:
+        """The secret of a registration or phone: inline, or read from its file, stripped."""
+        if ref.secret is not None:
+            return ref.secret.strip()
+        if ref.secret_file is None:
+            raise ValueError("no secret configured")
+        path = resolve_secret_path(self.config_dir, ref.secret_file)
+        return path.read_text(encoding="utf-8").strip()

@@ -1,0 +1,1 @@
+"""Running the appliance: install, supervise, status, doctor, call records, service logs."""

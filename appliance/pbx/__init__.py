@@ -1,0 +1,1 @@
+"""Asterisk: rendering its configuration and running it (system, package or contained)."""
