@@ -16,13 +16,14 @@ from aiohttp import web
 
 from agent.tools.spec import ToolSpec, schema_errors
 from agent.tools.webhook import (
+    FRESHNESS,
     REQUEST_ID_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     call_webhook,
     encode_body,
     sign,
-    verify_signature,
+    verify,
 )
 
 SECRET = b"test-secret"
@@ -87,7 +88,7 @@ async def test_success_signed_and_valid(server: Server,
                                         session: aiohttp.ClientSession) -> None:
     async def handler(request: web.Request) -> web.Response:
         body = await request.read()
-        if not verify_signature(SECRET, body, request.headers[SIGNATURE_HEADER]):
+        if not verify(SECRET, request.headers, body, time.time()):
             return web.json_response({"error": "bad signature"}, status=401)
         arguments = json.loads(body)
         assert schema_errors(BOOKING, arguments) == []
@@ -104,7 +105,8 @@ async def test_success_signed_and_valid(server: Server,
     assert body == encode_body(GOOD)
     assert body == b'{"date":"2025-03-14","name":"Ada M\xc3\xbcller","people":2}'
     assert abs(int(request.headers[TIMESTAMP_HEADER]) - time.time()) < 5
-    assert len(request.headers[REQUEST_ID_HEADER]) == 32
+    assert len(request.headers[REQUEST_ID_HEADER]) == 4 + 32
+    assert request.headers[SIGNATURE_HEADER].startswith("v1,")
 
 
 async def test_server_errors_are_retried_then_fail_within_deadline(
@@ -206,7 +208,7 @@ async def test_get_sends_arguments_as_signed_query(server: Server,
                                                    session: aiohttp.ClientSession) -> None:
     async def handler(request: web.Request) -> web.Response:
         signed = request.query_string.encode()
-        assert verify_signature(SECRET, signed, request.headers[SIGNATURE_HEADER])
+        assert verify(SECRET, request.headers, signed, time.time())
         return web.json_response({"open": "9-17", "day": request.query["day"]})
 
     server.handler = handler
@@ -225,15 +227,38 @@ async def test_get_sends_arguments_as_signed_query(server: Server,
     assert request.headers["Authorization"] == "Bearer abc"
 
 
-def test_verify_signature() -> None:
+def test_verify_accepts_only_fresh_exact_requests() -> None:
     body = b'{"a":1}'
-    header = sign(SECRET, body)
-    assert header.startswith("sha256=") and len(header) == 7 + 64
-    assert verify_signature(SECRET, body, header)
-    assert not verify_signature(SECRET, body + b" ", header)
-    assert not verify_signature(b"other", body, header)
-    assert not verify_signature(SECRET, body, "sha256=" + "0" * 64)
-    assert not verify_signature(SECRET, body, "")
+    now = 1_800_000_000
+    headers = {REQUEST_ID_HEADER: "msg_1", TIMESTAMP_HEADER: str(now),
+               SIGNATURE_HEADER: sign(SECRET, "msg_1", now, body)}
+    assert headers[SIGNATURE_HEADER].startswith("v1,")
+    assert verify(SECRET, headers, body, now + 10)
+    assert not verify(SECRET, headers, body + b" ", now)  # another body
+    assert not verify(b"other", headers, body, now)  # another key
+    # replayed later: the same bytes and headers, past the freshness window
+    assert not verify(SECRET, headers, body, now + FRESHNESS + 1)
+    # re-timestamped to look fresh: the signature covers the timestamp
+    assert not verify(SECRET, headers | {TIMESTAMP_HEADER: str(now + 1000)}, body, now + 1000)
+    # another id on the same body (to dodge a receiver's duplicate check)
+    assert not verify(SECRET, headers | {REQUEST_ID_HEADER: "msg_2"}, body, now)
+    assert not verify(SECRET, headers | {SIGNATURE_HEADER: ""}, body, now)
+    assert not verify(SECRET, headers | {TIMESTAMP_HEADER: "soon"}, body, now)
+    # several signatures (key rotation): any one may match
+    rotated = headers | {SIGNATURE_HEADER: "v1,AAAA " + headers[SIGNATURE_HEADER]}
+    assert verify(SECRET, rotated, body, now)
+
+
+async def test_retries_are_signed_afresh_with_the_same_id(
+        server: Server, session: aiohttp.ClientSession) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(status=500, text="boom")
+
+    server.handler = handler
+    await call_webhook(booking(server.url, retries=1), GOOD, session, deadline=2.0)
+    assert len(server.requests) == 2
+    for request, body in server.requests:
+        assert verify(SECRET, request.headers, body, time.time())
 
 
 def test_schema_errors_nested() -> None:

@@ -6,8 +6,6 @@ The agent decides with the real default model; the webhook is a real local HTTP 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
 from pathlib import Path
@@ -17,6 +15,7 @@ from aiohttp import web
 
 from agent.media.audio import AudioChunk
 from agent.speech.transcriber import WhisperTranscriber
+from agent.tools.webhook import verify
 from appliance.bench.listening import audio_between, wait_for_speech_then_quiet, word_overlap
 from appliance.bench.phoneline import spoken
 from appliance.bench.sandbox import TOOL_SECRET, TOOL_SERVER_PORT
@@ -47,11 +46,9 @@ class ToolServer:
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        expected = "sha256=" + hmac.new(TOOL_SECRET.encode(), body, hashlib.sha256).hexdigest()
         self.requests.append({"path": request.path, "body": json.loads(body),
-                              "signed": hmac.compare_digest(
-                                  request.headers.get("X-Switchboard-Signature", ""),
-                                  expected)})
+                              "signed": verify(TOOL_SECRET.encode(), request.headers, body,
+                                               time.time())})
         if self.mode == "slow":
             await asyncio.sleep(5)
         if self.mode == "error":

@@ -1,15 +1,19 @@
 """The HTTP call behind a webhook tool.
 
 A webhook gets the arguments as a compact JSON body with sorted keys (GET: as the query
-string). With a secret, ``X-Switchboard-Signature: sha256=<hex>`` is the HMAC-SHA256 of the
-exact bytes sent (the body; for GET the query string). ``X-Switchboard-Request-Id`` stays
-the same across retries so a receiver can drop duplicates. The whole call, retries
-included, ends within its deadline: the caller must hear the failure phrase promptly.
+string). Requests are signed the Standard Webhooks way: ``webhook-id`` (the same across
+retries, so a receiver can drop duplicates), ``webhook-timestamp`` (Unix seconds, per
+attempt) and, with a secret, ``webhook-signature: v1,<base64 HMAC-SHA256>`` over
+``id.timestamp.payload`` (payload: the exact body; for GET the query string). Because the
+id and the time are signed, a receiver that checks freshness (``verify``) and remembers
+ids for that long cannot be replayed. The whole call, retries included, ends within its
+deadline: the caller must hear the failure phrase promptly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import errno
 import hashlib
 import hmac
@@ -17,6 +21,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -27,9 +32,10 @@ from agent.tools.spec import ToolSpec, schema_errors
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "X-Switchboard-Signature"
-TIMESTAMP_HEADER = "X-Switchboard-Timestamp"
-REQUEST_ID_HEADER = "X-Switchboard-Request-Id"
+SIGNATURE_HEADER = "webhook-signature"
+TIMESTAMP_HEADER = "webhook-timestamp"
+REQUEST_ID_HEADER = "webhook-id"
+FRESHNESS = 300  # seconds a receiver should accept a timestamp from its own clock
 MAX_RESPONSE_BYTES = 64 << 10  # a result goes back into the model's context: keep it small
 BACKOFF = 0.1  # seconds before the first retry, doubled for each further one
 MIN_ATTEMPT = 0.05  # no retry is started with less time than this left
@@ -48,14 +54,29 @@ class ToolResult:
 
 # -- signing ---------------------------------------------------------------------------
 
-def sign(secret: bytes, payload: bytes) -> str:
-    """The signature header value for ``payload``: ``sha256=<hex>``."""
-    return "sha256=" + hmac.new(secret, payload, hashlib.sha256).hexdigest()
+def sign(secret: bytes, request_id: str, timestamp: int, payload: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,`` and the base64 HMAC-SHA256 of
+    ``id.timestamp.payload``."""
+    content = f"{request_id}.{timestamp}.".encode() + payload
+    return "v1," + base64.b64encode(hmac.new(secret, content, hashlib.sha256).digest()).decode()
 
 
-def verify_signature(secret: bytes, body: bytes, header: str) -> bool:
-    """Whether ``header`` is the signature of ``body`` under ``secret`` (constant time)."""
-    return hmac.compare_digest(sign(secret, body).encode(), header.strip().encode())
+def verify(secret: bytes, headers: Mapping[str, str], payload: bytes, now: float,
+           tolerance: float = FRESHNESS) -> bool:
+    """What a receiver checks: the timestamp is fresh and one of the signatures matches
+    ``id.timestamp.payload`` (constant time). Remember ids for ``tolerance`` seconds too:
+    a repeated id within the window is a retry or a replay."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    request_id = lowered.get(REQUEST_ID_HEADER, "")
+    try:
+        timestamp = int(lowered.get(TIMESTAMP_HEADER, ""))
+    except ValueError:
+        return False
+    if not request_id or abs(now - timestamp) > tolerance:
+        return False
+    expected = sign(secret, request_id, timestamp, payload).encode()
+    return any(hmac.compare_digest(expected, candidate.encode())
+               for candidate in lowered.get(SIGNATURE_HEADER, "").split())
 
 
 def encode_body(arguments: dict[str, Any]) -> bytes:
@@ -110,11 +131,10 @@ async def call_webhook(spec: ToolSpec, arguments: dict[str, Any],
     else:
         body = encode_body(arguments)
         signed, url = body, spec.url
-    headers = {**spec.headers, REQUEST_ID_HEADER: uuid.uuid4().hex}
+    request_id = "msg_" + uuid.uuid4().hex
+    headers = {**spec.headers, REQUEST_ID_HEADER: request_id}
     if body is not None:
         headers["Content-Type"] = "application/json"
-    if spec.secret:
-        headers[SIGNATURE_HEADER] = sign(spec.secret, signed)
 
     attempts = 0
     reason = "timeout"
@@ -123,7 +143,10 @@ async def call_webhook(spec: ToolSpec, arguments: dict[str, Any],
         if remaining < MIN_ATTEMPT:
             break
         attempts += 1
-        headers[TIMESTAMP_HEADER] = str(int(time.time()))
+        timestamp = int(time.time())
+        headers[TIMESTAMP_HEADER] = str(timestamp)
+        if spec.secret:  # signed per attempt: the timestamp is part of what is signed
+            headers[SIGNATURE_HEADER] = sign(spec.secret, request_id, timestamp, signed)
         try:
             async with asyncio.timeout(min(spec.timeout, remaining)):
                 data = await _attempt(session, spec.method, url, body, headers)

@@ -69,8 +69,9 @@ class WebhookConfig(ConfigModel):
     retries: WholeNumber = Field(1, ge=0, le=3, description="Further attempts after a refused "
                                  "connection or a 5xx answer. Default: 1.")
     secret_file: str | None = Field(
-        None, description="File (relative to the config dir) holding the HMAC-SHA256 key; the "
-        "body's signature is sent as X-Switchboard-Signature. Default: none (unsigned).")
+        None, description="File (relative to the config dir) holding the HMAC-SHA256 key; "
+        "requests are signed the Standard Webhooks way (webhook-id, webhook-timestamp, "
+        "webhook-signature over id.timestamp.body). Default: none (unsigned).")
 
 
 class DtmfCollect(ConfigModel):
