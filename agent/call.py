@@ -39,6 +39,7 @@ ERROR_SOUND = "sound:an-error-has-occurred"  # the error said by Asterisk: no me
 ERROR_SOUND_SECONDS = 2.5
 HANGUP_EVENTS = {"StasisEnd", "ChannelHangupRequest", "ChannelDestroyed"}
 TRANSFER_RING_SECONDS = 20
+MEDIA_COUNT_TICKS = 50  # media counters reach /metrics every second during a call
 
 
 class Call:
@@ -80,6 +81,7 @@ class Call:
         self._target_gone = asyncio.Event()
         self._group: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task] = []
+        self._media_seen: dict[str, int] = {}  # media counters already on /metrics
         register(channel.id, self)  # at once: events for the call may arrive before run()
         register(self.leg.channel_id, self)
 
@@ -137,8 +139,8 @@ class Call:
             self._record("end_call", self.id, time.time(), reason)
             if self.metrics is not None:
                 self.metrics.calls_total.labels(reason).inc()
-                self.metrics.observe_call_media(self.leg.stats, self.leg.jitter.stats,
-                                                self.leg.jitter.delay)
+                self._count_media()
+                self.metrics.rtp_jitter.observe(self.leg.jitter.delay)
             log.info("call %s: end reason=%s%s", self.id, reason,
                      f" error={self.error}" if self.error else "")
 
@@ -156,6 +158,12 @@ class Call:
     def _tick(self) -> None:
         if self.dialogue is not None:
             self.dialogue.tick()
+        if self.leg.ticker.ticks % MEDIA_COUNT_TICKS == 0:
+            self._count_media()
+
+    def _count_media(self) -> None:
+        if self.metrics is not None:
+            self.metrics.count_media(self._media_seen, self.leg.stats, self.leg.jitter.stats)
 
     async def _failed(self, exc: BaseException) -> None:
         """Something inside the call failed: say so, then the call ends (cleanup hangs up)."""

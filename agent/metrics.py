@@ -79,15 +79,20 @@ class Metrics:
                 self.inference.labels(engine).observe(max(0.0, marks_ms[end] - marks_ms[start])
                                                       / 1000)
 
-    def observe_call_media(self, rtp: dict[str, int], jitter: dict[str, int],
-                           delay: float) -> None:
-        """A finished call's media counters."""
-        self.rtp_received.inc(rtp.get("rx", 0))
-        self.rtp_sent.inc(rtp.get("tx", 0))
-        self.rtp_dropped.inc(rtp.get("rx_bad", 0) + rtp.get("rx_foreign", 0)
-                             + rtp.get("rx_wrong_pt", 0))
-        self.rtp_lost.inc(jitter.get("lost", 0) + jitter.get("late", 0))
-        self.rtp_jitter.observe(delay)
+    def count_media(self, seen: dict[str, int], rtp: dict[str, int],
+                    jitter: dict[str, int]) -> None:
+        """Add what one call's media counters gained since ``seen`` (updated in place):
+        called every second during the call, so an attack in progress shows."""
+        now = {"rx": rtp.get("rx", 0), "tx": rtp.get("tx", 0),
+               "dropped": rtp.get("rx_bad", 0) + rtp.get("rx_foreign", 0)
+               + rtp.get("rx_wrong_pt", 0),
+               "lost": jitter.get("lost", 0) + jitter.get("late", 0)}
+        for key, counter in (("rx", self.rtp_received), ("tx", self.rtp_sent),
+                             ("dropped", self.rtp_dropped), ("lost", self.rtp_lost)):
+            gained = now[key] - seen.get(key, 0)
+            if gained > 0:
+                counter.inc(gained)
+            seen[key] = now[key]
 
 
 class StatusServer:

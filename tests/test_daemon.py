@@ -313,3 +313,13 @@ async def test_attended_transfer_survives_the_target_talking_at_once() -> None:
         await rig.settle()
         await rig.advance(0.2)
         assert not rig.ari.bridges_up
+
+
+async def test_rtp_counters_reach_metrics_during_the_call() -> None:
+    async with Rig() as rig:
+        await rig.ring("a", "alpha")
+        await rig.quiet("a", 2.2)  # the caller sends 110 packets
+        sent = rig.daemon.metrics.rtp_sent._value.get()
+        received = rig.daemon.metrics.rtp_received._value.get()
+        assert sent >= 100 and received >= 60  # counted while the call is still up
+        assert rig.call("a") is not None
