@@ -1,9 +1,16 @@
 """Run the services without systemd: Asterisk (contained runtime) and the agent daemon as
-children, each restarted with backoff when it exits, both stopped on SIGTERM."""
+children, each restarted with backoff when it exits, both stopped on SIGTERM.
+
+The agent daemon feeds network audio to native code, so it never runs as root: like the
+systemd unit (User=switchboard, NoNewPrivileges, no capabilities), the supervisor starts it
+as the ``switchboard`` user with no capabilities and no way to gain privileges again.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -15,6 +22,40 @@ from appliance.config import paths
 from appliance.pbx.runtime import ContainedAsterisk
 
 PIDFILE = "supervise.pid"
+SERVICE_USER = "switchboard"
+_PR_SET_NO_NEW_PRIVS = 38
+
+
+@dataclass(frozen=True)
+class Account:
+    """Who a child runs as."""
+
+    uid: int
+    gid: int
+
+    @classmethod
+    def named(cls, name: str) -> Account:
+        entry = pwd.getpwnam(name)
+        return cls(entry.pw_uid, entry.pw_gid)
+
+
+def service_account() -> Account | None:
+    """The account the daemon runs as: ``switchboard`` when we are root (None otherwise:
+    a non-root supervisor's children are as unprivileged as it is)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return Account.named(SERVICE_USER)
+    except KeyError as exc:
+        raise SystemExit(f"supervise: the {SERVICE_USER!r} user does not exist: run "
+                         "install.sh first (the daemon never runs as root)") from exc
+
+
+def _no_new_privileges() -> None:
+    """In the child before exec: setuid programs and file capabilities cannot raise it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
 
 
 @dataclass
@@ -24,15 +65,21 @@ class Child:
     name: str
     command: list[str]
     log: Path
+    account: Account | None = None  # None: as the supervisor itself
     process: subprocess.Popen | None = None
     backoff: float = 1.0
     started: float = 0.0
 
     def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        drop = {} if self.account is None else {
+            # Leaving uid 0 clears every capability (no keep-caps); no supplementary groups.
+            "user": self.account.uid, "group": self.account.gid, "extra_groups": [],
+            "umask": 0o027, "preexec_fn": _no_new_privileges}
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=out,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+                                            stderr=subprocess.STDOUT, start_new_session=True,
+                                            **drop)
         self.started = time.monotonic()
 
     def stop(self, timeout: float = 30) -> None:
@@ -95,7 +142,7 @@ def run_supervisor(data_dir: Path, config_dir: Path) -> int:
         children.append(Child("asterisk", asterisk.command(), asterisk.log_path))
     children.append(Child("agent", [sys.executable, "-m", "appliance.cli", "--config-dir",
                                     str(config_dir), "--data-dir", str(data_dir), "run"],
-                          logs / "agent.log"))
+                          logs / "agent.log", account=service_account()))
     stopping = False
 
     def on_term(*_: object) -> None:
