@@ -382,6 +382,7 @@ class Call:
             "id": self.id, "agent": self.agent.name, "end_reason": self.end_reason,
             "error": self.error,
             "barge_ins": conv.barge_ins if conv else 0,
+            "resumes": conv.conversation.resumes if conv else 0,
             "turns": [{"index": r.index, "user": r.user_text, "agent": r.agent_text,
                        "interrupted": r.interrupted, "timings_ms": r.timings.relative_ms()}
                       for r in (conv.records if conv else [])],

@@ -76,6 +76,7 @@ class Conversation:
         self.barge_ins = 0
         self.resumes = 0  # sounds over the agent that turned out not to be interruptions
         self.paused = False
+        self._over_agent = False  # the caller's speech in progress began over the agent
         self.speculations_dropped = 0
         self._last_activity = now
         self._reprompted = False
@@ -103,11 +104,16 @@ class Conversation:
             ended = True
         if started:
             self._reprompted = False
+            # Speech that starts over the agent is a backchannel ("mm-hm"), a cough or noise
+            # unless it lasts long enough to interrupt: then it is never a turn of its own.
+            self._over_agent = agent_speaking and self.timers.barge_in
             if self.phase is TurnPhase.RELEASED and not agent_speaking:
                 # The caller goes on talking while we think: drop that answer; their words
                 # join what they say next.
                 out.append(self._end_turn(Act.DROP_CARRY))
-        if ended:
+        if ended and self._over_agent:
+            self._over_agent = False  # it never became an interruption: not a turn
+        elif ended:
             if self.phase is TurnPhase.SPECULATIVE:
                 self.phase = TurnPhase.RELEASED
                 out.append(Decision(Act.RELEASE))
@@ -120,7 +126,7 @@ class Conversation:
         elif self.phase is TurnPhase.SPECULATIVE and silence < SPECULATE_AFTER:
             self.speculations_dropped += 1  # they went on speaking
             out.append(self._end_turn(Act.DROP))
-        elif (self.phase is TurnPhase.NONE and caller_speaking
+        elif (self.phase is TurnPhase.NONE and caller_speaking and not self._over_agent
               and silence >= SPECULATE_AFTER and not agent_speaking):
             self.phase = TurnPhase.SPECULATIVE
             out.append(Decision(Act.SPECULATE))
@@ -201,6 +207,7 @@ class Conversation:
     def _interrupt(self) -> Decision:
         self.barge_ins += 1
         self.paused = False
+        self._over_agent = False  # an interruption: what the caller says is their turn
         self.phase = TurnPhase.NONE
         return Decision(Act.INTERRUPT)
 

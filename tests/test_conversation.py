@@ -139,6 +139,10 @@ def test_a_sound_over_the_agent_pauses_it_then_a_cough_resumes_it() -> None:
                    speech_seconds=0.2, agent_speaking=True, onset=0.0, quiet=0.26)
     assert [x.act for x in d] == [Act.RESUME]
     assert conv.resumes == 1 and conv.barge_ins == 0 and not conv.paused
+    # the cough's end is not a turn of its own (nothing to transcribe and answer)
+    d = conv.frame(started=False, ended=True, caller_speaking=False, silence=0.0,
+                   speech_seconds=0.0, agent_speaking=True, onset=0.0, quiet=0.5)
+    assert d == []
 
 
 def test_real_speech_over_the_agent_pauses_then_interrupts() -> None:

@@ -34,6 +34,7 @@ from harness import (
     AsteriskUnderTest,
     DaemonConfig,
     DaemonProcess,
+    speechlike_signal,
 )
 
 pytestmark = pytest.mark.asterisk
@@ -135,6 +136,40 @@ async def test_caller_interrupts_a_long_answer(clean_asterisk: AsteriskUnderTest
     assistant = [m["content"] for m in summary["history"] if m["role"] == "assistant"]
     assert heard in assistant, "history must keep what the caller heard"
     assert len(heard.split()) < 40, heard  # about one second of speech, not the whole answer
+
+
+async def test_a_cough_over_an_answer_pauses_it_and_it_goes_on(
+        clean_asterisk: AsteriskUnderTest, daemon: DaemonProcess, voice: Path) -> None:
+    before = set(daemon.record_dir.glob("*.json"))
+    question = spoken(LONG_QUESTION, voice)
+    cough = speechlike_signal(0.16, seed=3)  # a short voiced burst: a cough, an "mm-hm"
+    async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "102",
+                        PHONE_SECRETS["102"]) as phone:
+        await phone.register()
+        dialog = await phone.call("502")
+        answered = time.monotonic()
+        assert await wait_for_speech_then_quiet(dialog, answered, quiet=0.8, timeout=10)
+        await dialog.play(question)
+        start = await wait_for_speech(dialog, time.monotonic(), timeout=15)
+        assert start is not None, "no answer started"
+        await asyncio.sleep(max(0.0, start + 1.5 - time.monotonic()))
+        cough_at = time.monotonic()
+        await dialog.play(cough)
+        await asyncio.sleep(3.0)  # the caller says nothing more
+        await dialog.hangup()
+        await phone.unregister()
+    spans = voiced_spans(dialog.received_packets, start, gap=0.1)
+    held = [s for s in spans if s[0] <= cough_at + 0.05 and s[1] > cough_at - 0.1]
+    assert held, f"agent was not talking at the cough: {spans}"
+    cut_off = held[0][1] - cough_at
+    resumed = [s for s in spans if s[0] > held[0][1]]
+    print(f"cough: agent audio held {cut_off * 1000:.0f} ms after the sound began, back "
+          f"{(resumed[0][0] - held[0][1]) * 1000 if resumed else -1:.0f} ms later")
+    assert cut_off < 0.3, f"agent kept talking {cut_off:.2f}s over the sound"
+    assert resumed and resumed[0][0] < cough_at + 1.2, "the answer did not go on"
+    summary = call_summary(daemon, before)
+    assert summary["barge_ins"] == 0 and summary["resumes"] >= 1
+    assert len(summary["turns"]) == 1  # the cough was not taken for a question
 
 
 async def test_wideband_g722_leg_after_reload(clean_asterisk: AsteriskUnderTest,
