@@ -10,7 +10,7 @@ import pytest
 
 from appliance.config.load import load_configuration
 from appliance.config.secrets import AMI_SECRET, ARI_SECRET, secrets_dir
-from appliance.pbx.render import render
+from appliance.pbx.render import RenderError, config_value, render
 from harness import AMI_PORT, ARI_PORT, AsteriskUnderTest, write_test_config
 
 
@@ -75,3 +75,22 @@ def test_system_mode_keeps_the_operators_files(tmp_path: Path) -> None:
     again = render(cfg, etc, mode="system")
     assert again.changed == [] and not any("appended" in n for n in again.notes)
     shutil.rmtree(etc)
+
+
+def test_a_semicolon_in_a_password_is_escaped_not_a_comment(tmp_path: Path) -> None:
+    config = write_test_config(tmp_path / "config")
+    site = config / "switchboard.yaml"
+    site.write_text(site.read_text().replace(
+        "    secret_file: secrets/phone-102.secret", "    secret: 'pa;ss-word;x'"))
+    cfg = load_configuration(config)
+    render(cfg, tmp_path / "etc")
+    pjsip = (tmp_path / "etc/pjsip.conf").read_text()
+    assert "password = pa\\;ss-word\\;x\n" in pjsip  # Asterisk reads pa;ss-word;x
+    assert "[102]" in pjsip.split("pa\\;ss-word")[1]  # nothing after it was commented out
+
+
+def test_a_control_character_never_reaches_a_generated_file() -> None:
+    assert config_value("Front desk; main") == "Front desk\\; main"
+    for bad in ("Desk\n[evil]", "user\r\n", "a\x00b", "zero\u200bwidth"):
+        with pytest.raises(RenderError):
+            config_value(bad)

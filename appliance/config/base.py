@@ -5,6 +5,7 @@ import difflib
 import ipaddress
 import re
 import types
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,7 +205,67 @@ def _check_text(value: str) -> str:
     raise invalid("must not be empty", "write a value, or remove the line to use the default")
 
 
+def unsafe_character(value: str) -> str | None:
+    """The first character that must never reach a generated file, described, or None:
+    control characters (a newline would start a new line of Asterisk configuration) and
+    invisible ones (zero-width, direction marks), which a reader cannot see."""
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Co", "Cs"):
+            name = unicodedata.name(ch, "control character")
+            return f"U+{ord(ch):04X} ({name.lower()})"
+    return None
+
+
+def _check_display_name(value: str) -> str:
+    _check_text(value)
+    bad = unsafe_character(value)
+    if bad is not None:
+        raise invalid(f"contains the invisible or control character {bad}",
+                      "retype the name with letters, digits, spaces and . , ' -")
+    if any(ch in value for ch in '"<>;\\'):
+        raise invalid('must not contain " < > ; or \\',
+                      "use letters, digits, spaces and . , ' - only, e.g. Front Desk")
+    if len(value) > 64:
+        raise invalid(f"is {len(value)} characters long (at most 64)", "shorten it")
+    return value
+
+
+SIP_USER = re.compile(r"[A-Za-z0-9._~+-]{1,64}")
+
+
+def _check_sip_user(value: str) -> str:
+    if SIP_USER.fullmatch(value):
+        return value
+    bad = unsafe_character(value)
+    detail = f"contains the character {bad}" if bad else "is not a valid SIP user name"
+    raise invalid(detail, "use 1-64 letters, digits and . _ ~ + - only, e.g. acme-trunk")
+
+
+def secret_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a SIP password, or None."""
+    if not value:
+        return "is empty"
+    bad = unsafe_character(value)
+    if bad is not None:
+        return f"contains the control or invisible character {bad}"
+    if any(ch.isspace() for ch in value):
+        return "contains white space"
+    if len(value) > 128:
+        return f"is {len(value)} characters long (at most 128)"
+    return None
+
+
+def _check_secret(value: str) -> str:
+    problem = secret_problem(value)
+    if problem is not None:
+        raise invalid(problem, "use 8-128 visible characters without spaces")
+    return value
+
+
 Name = Annotated[str, AfterValidator(_check_name)]
+DisplayName = Annotated[str, AfterValidator(_check_display_name)]
+SipUser = Annotated[str, AfterValidator(_check_sip_user)]
+Secret = Annotated[str, AfterValidator(_check_secret)]
 Extension = Annotated[str, AfterValidator(_check_extension)]
 PhoneNumber = Annotated[str, AfterValidator(_check_did)]
 IPAddress = Annotated[str, AfterValidator(_check_ip)]

@@ -16,6 +16,7 @@ from appliance.config.base import (
     ConfigIssue,
     FieldPath,
     dotted,
+    secret_problem,
 )
 from appliance.config.locator import IssueAt, Locator
 from appliance.config.portplan import port_issues
@@ -305,6 +306,10 @@ def _secret_file_problem(path: Path) -> tuple[str, str] | None:
         return f"secret file {path} cannot be read: {exc.strerror}", "check the file"
     if not text.strip():
         return f"secret file {path} is empty", "write the secret into it"
+    problem = secret_problem(text.strip())
+    if problem is not None:
+        return (f"the secret in {path} {problem}",
+                "write one line of 8-128 visible characters without spaces into it")
     return None
 
 

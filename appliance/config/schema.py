@@ -15,6 +15,7 @@ from appliance.config.agent import AgentConfig
 from appliance.config.base import (
     Codec,
     ConfigModel,
+    DisplayName,
     Extension,
     Host,
     IPAddress,
@@ -23,7 +24,9 @@ from appliance.config.base import (
     PhoneNumber,
     Port,
     Runtime,
+    Secret,
     SecretRef,
+    SipUser,
     SpecificIPAddress,
     Text,
     Transport,
@@ -174,13 +177,14 @@ class DaemonConfig(ConfigModel):
 class Registration(ConfigModel):
     """Outbound registration of this appliance with the provider."""
 
-    username: Text = Field(
-        description="Account user name at the provider. Required.", examples=["acme"]
+    username: SipUser = Field(
+        description="Account user name at the provider: letters, digits and . _ ~ + -. "
+        "Required.", examples=["acme"]
     )
-    secret: Text | None = Field(
+    secret: Secret | None = Field(
         None,
-        description="Account password written inline. Default: none; give exactly one of "
-        "secret / secret_file.",
+        description="Account password written inline (visible characters, no spaces). "
+        "Default: none; give exactly one of secret / secret_file.",
     )
     secret_file: Text | None = Field(
         None,
@@ -257,15 +261,16 @@ class Phone(ConfigModel):
         description="Unique extension, 2-6 digits; also the SIP user name. Required.",
         examples=["101"],
     )
-    name: Text | None = Field(
+    name: DisplayName | None = Field(
         None,
-        description="Display name shown on calls. Default: none (the extension).",
+        description="Display name shown on calls, up to 64 characters, without \" < > ; or "
+        "\\. Default: none (the extension).",
         examples=["Front desk"],
     )
-    secret: Text | None = Field(
+    secret: Secret | None = Field(
         None,
-        description="SIP password written inline. Default: none; give exactly one of "
-        "secret / secret_file.",
+        description="SIP password written inline (visible characters, no spaces). Default: "
+        "none; give exactly one of secret / secret_file.",
     )
     secret_file: Text | None = Field(
         None,

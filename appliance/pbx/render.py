@@ -20,6 +20,7 @@ from typing import Literal
 
 import jinja2
 
+from appliance.config.base import unsafe_character
 from appliance.config.schema import Configuration
 from appliance.config.secrets import AMI_SECRET, ARI_SECRET, ensure_secret, secrets_dir
 
@@ -117,6 +118,22 @@ class RenderReport:
         return out + self.notes
 
 
+class RenderError(ValueError):
+    """A value cannot be written into Asterisk's configuration."""
+
+
+def config_value(value: object) -> str:
+    """Every value written into Asterisk's configuration: a control character (a newline
+    would start a new line of configuration) is refused outright, and ``;`` (which starts
+    a comment) is escaped, so no value can add to or cut short the file it goes into."""
+    text = "" if value is None else str(value)
+    bad = unsafe_character(text)
+    if bad is not None:
+        raise RenderError(f"a value for Asterisk's configuration contains {bad}; "
+                          "run `switchboard check` to find it")
+    return text.replace(";", "\\;")
+
+
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(share_dir())),
@@ -125,6 +142,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
+        finalize=config_value,
     )
 
 
