@@ -49,7 +49,20 @@ class Locator:
 # An issue in one file at a field path: partial(locator.issue, file).
 IssueAt = Callable[[FieldPath, str, str], ConfigIssue]
 
+MAX_FILE_BYTES = 1 << 20  # a configuration file is a few kilobytes; 1 MiB is plenty
+MAX_VALUES = 20_000  # values after aliases are expanded (an alias bomb stops here)
+MAX_DEPTH = 32  # nesting of lists and mappings
+
 _PLAIN_INT_RE = re.compile(r"-?(0|[1-9][0-9]*)")
+
+
+class _TooLarge(Exception):
+    """The document expands beyond what a configuration can reasonably hold."""
+
+    def __init__(self, node: yaml.Node, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+        self.message = message
 _INT_TAG = "tag:yaml.org,2002:int"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
@@ -74,8 +87,15 @@ class _Converter:
         self.issues: list[ConfigIssue] = []
         self._constructor = yaml.SafeLoader("")
         self._active: set[int] = set()
+        self._values = 0
 
     def convert(self, node: yaml.Node, path: FieldPath) -> Any:
+        self._values += 1
+        if self._values > MAX_VALUES:
+            raise _TooLarge(node, f"the file expands to more than {MAX_VALUES} values "
+                                  "(aliases repeated inside aliases?)")
+        if len(path) > MAX_DEPTH:
+            raise _TooLarge(node, f"values are nested more than {MAX_DEPTH} levels deep")
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node, path)
         if id(node) in self._active:
@@ -180,8 +200,15 @@ def _syntax_issue(file: Path, exc: yaml.MarkedYAMLError) -> ConfigIssue:
 
 
 def parse_yaml(file: Path) -> ParsedYaml:
-    """Parse one YAML file into data plus a line map; never raises for bad content."""
+    """Parse one YAML file into data plus a line map; never raises for bad content, and
+    never takes more than a bounded amount of memory (file size, values, nesting)."""
     try:
+        size = file.stat().st_size
+        if size > MAX_FILE_BYTES:
+            issue = ConfigIssue(file, None, "", f"the file is {size} bytes (at most "
+                                f"{MAX_FILE_BYTES})", "a configuration file is a few "
+                                "kilobytes: put long texts in a knowledge_file")
+            return ParsedYaml(issues=[issue], ok=False)
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         issue = ConfigIssue(file, None, "", "the file is not UTF-8 text", "save it as UTF-8")
@@ -203,5 +230,11 @@ def parse_yaml(file: Path) -> ParsedYaml:
         return ParsedYaml(empty=True)
     converter = _Converter(file)
     converter.lines[()] = node.start_mark.line + 1
-    data = converter.convert(node, ())
+    try:
+        data = converter.convert(node, ())
+    except _TooLarge as too_large:
+        issue = ConfigIssue(file, too_large.node.start_mark.line + 1, "", too_large.message,
+                            "write the values out plainly; use aliases only for small, "
+                            "repeated settings")
+        return ParsedYaml(issues=[issue], ok=False)
     return ParsedYaml(data=data, lines=converter.lines, issues=converter.issues)
