@@ -87,8 +87,9 @@ def latest_record(workdir: Path, since: float, timeout: float = 10,
     raise AssertionError("no finished call record")
 
 
-def reload_daemon(daemon: DaemonProcess, timeout: float = 30) -> str:
-    """SIGHUP the daemon and wait for its verdict; the log text of the reload."""
+def reload_daemon(daemon: DaemonProcess, timeout: float = 300) -> str:
+    """SIGHUP the daemon and wait for its verdict; the log text of the reload (a reload
+    synthesizes every agent's phrases again: minutes on a busy 2-core machine)."""
     before = len(daemon.log_text())
     daemon.proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + timeout
