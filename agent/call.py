@@ -22,7 +22,8 @@ import numpy as np
 
 from agent.ari import AriClient, AriError, Channel, Event
 from agent.clock import Clock, LoopClock
-from agent.dialogue import CallEvent, Dialogue, ToolUse, TurnRecord
+from agent.dialogue import Dialogue
+from agent.events import CallLog
 from agent.media.audio import AudioChunk, chime, write_wav
 from agent.media.endpoint import RtpEndpoint
 from agent.media.leg import MediaLeg, OpenEndpoint, quietly
@@ -68,8 +69,8 @@ class Call:
         self.end_reason = "unknown"
         self.error: str | None = None  # type of the exception that ended the call
         self.engines = engines.at_rate(self.rate) if engines is not None else None
-        self.recorder = recorder
         self.metrics = metrics
+        self.sink = CallLog(self.id, recorder, metrics)  # the record and the metrics
         self.direction = direction
         self.started = time.monotonic()
         self.dialogue: Dialogue | None = None
@@ -81,7 +82,6 @@ class Call:
         self._target_gone = asyncio.Event()
         self._group: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task] = []
-        self._media_seen: dict[str, int] = {}  # media counters already on /metrics
         register(channel.id, self)  # at once: events for the call may arrive before run()
         register(self.leg.channel_id, self)
 
@@ -118,7 +118,7 @@ class Call:
     async def run(self) -> None:
         """Serve the call until it ends; never raise (one call cannot hurt another)."""
         log.info("call %s: start agent=%s", self.id, self.agent.name)
-        self._record("start_call", self.id, self.agent.name, self.agent.version,
+        self.sink.write("start_call", self.id, self.agent.name, self.agent.version,
                      self.direction, self.channel.caller_number, self.channel.dialed,
                      time.time())
         try:
@@ -135,8 +135,8 @@ class Call:
             await asyncio.shield(self._cleanup())
             reason = self.end_reason if self.end_reason in END_REASONS else "error"
             if self.error is not None:
-                self._record("add_event", self.id, time.time(), "error", self.error)
-            self._record("end_call", self.id, time.time(), reason)
+                self.sink.write("add_event", self.id, time.time(), "error", self.error)
+            self.sink.write("end_call", self.id, time.time(), reason)
             if self.metrics is not None:
                 self.metrics.calls_total.labels(reason).inc()
                 self._count_media()
@@ -146,7 +146,7 @@ class Call:
 
     async def _answer(self) -> None:
         await self.ari.answer(self.channel.id)
-        self._record("answered", self.id, time.time())
+        self.sink.write("answered", self.id, time.time())
         await self.leg.open()
         self.spawn(self.leg.run(self._hear, self._tick), name="media")  # send at once
         await self.leg.join(self.channel.id)
@@ -162,8 +162,7 @@ class Call:
             self._count_media()
 
     def _count_media(self) -> None:
-        if self.metrics is not None:
-            self.metrics.count_media(self._media_seen, self.leg.stats, self.leg.jitter.stats)
+        self.sink.media(self.leg.stats, self.leg.jitter.stats)
 
     async def _failed(self, exc: BaseException) -> None:
         """Something inside the call failed: say so, then the call ends (cleanup hangs up)."""
@@ -205,7 +204,7 @@ class Call:
                 await self.hangup()
             return
         conv = Dialogue(self.agent, self.engines, playout, self.clock, self.spawn,
-                        sink=self._on_event, control=self)
+                        sink=self.sink, control=self)
         self.dialogue = conv
         conv.greet()
         ended = asyncio.ensure_future(conv.ended.wait())
@@ -265,7 +264,7 @@ class Call:
             task = self.spawn(self._attended_transfer(target), name="transfer")
             return await asyncio.shield(task)
         self.transferred = True  # the caller's StasisEnd that follows is not a hangup
-        self._record("add_event", self.id, time.time(), "transfer", target)
+        self.sink.write("add_event", self.id, time.time(), "transfer", target)
         try:
             await self.ari.continue_in_dialplan(self.channel.id, self.settings.transfer_context,
                                                 target)
@@ -298,7 +297,7 @@ class Call:
             finally:
                 await quietly(self.ari.destroy_bridge(self.hold_bridge_id))
             await quietly(self.ari.hangup(self.leg.channel_id))  # the agent leaves the call
-            self._record("add_event", self.id, time.time(), "transfer", target)
+            self.sink.write("add_event", self.id, time.time(), "transfer", target)
             log.info("call %s: put through after announcement", self.id)
             return True
         finally:
@@ -346,35 +345,6 @@ class Call:
                     raise
 
     # -- the record ----------------------------------------------------------------------
-    def _record(self, method: str, *args) -> None:
-        """One write to the call record, if records are kept."""
-        if self.recorder is not None:
-            getattr(self.recorder, method)(*args)
-
-    def _on_event(self, event: TurnRecord | ToolUse | CallEvent) -> None:
-        """The one sink for what happens in the conversation: metrics and the record."""
-        now = time.time()
-        if isinstance(event, TurnRecord):
-            if self.metrics is not None:
-                self.metrics.observe_turn(event.timings.relative_ms())
-            self._record("add_turn", self.id, event.index, now, event.user_text,
-                         event.agent_text, event.stt_confidence, event.interrupted,
-                         event.timings.relative_ms())
-        elif isinstance(event, ToolUse):
-            outcome = event.outcome
-            if self.metrics is not None:
-                self.metrics.tool_calls.labels(outcome.name,
-                                               "ok" if outcome.ok else "failed").inc()
-                if not outcome.ok:
-                    self.metrics.tool_failures.labels(outcome.name).inc()
-            self._record("add_tool_call", self.id, event.turn, now, outcome.name,
-                         outcome.arguments, outcome.ok, outcome.result, outcome.error,
-                         outcome.latency_ms)
-        else:
-            if self.metrics is not None and event.kind == "barge_in":
-                self.metrics.barge_ins.inc()
-            self._record("add_event", self.id, now, event.kind, event.detail)
-
     def summary(self) -> dict:
         """The call as data (debug recordings only; text never goes to the log)."""
         conv = self.dialogue

@@ -14,12 +14,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from agent.clock import Clock
 from agent.conversation import Act, Conversation, Decision, Timers
+from agent.events import CallEvent, Sink, ToolUse, TurnRecord
 from agent.media.audio import AudioChunk
 from agent.media.playout import Playout
 from agent.reply import Reply
@@ -30,42 +31,11 @@ from agent.speech.engines import Engines
 from agent.speech.turns import SpeechStarted, TurnSettings, TurnTaker, Utterance
 from agent.timings import TurnTimings
 from agent.tools.choice import plan
-from agent.tools.runner import CallControl, ToolOutcome, ToolRunner
+from agent.tools.runner import CallControl, ToolRunner
 
 log = logging.getLogger(__name__)
 MAX_TOOL_ROUNDS = 3
 MAX_FAILED_TURNS = 2  # turns in a row that fail before the call is ended
-
-
-@dataclass
-class TurnRecord:
-    """One exchange, for the call record (text never goes to the log)."""
-
-    index: int
-    user_text: str = ""
-    agent_text: str = ""
-    interrupted: bool = False
-    stt_confidence: float | None = None
-    timings: TurnTimings = field(default_factory=TurnTimings)
-
-
-@dataclass(frozen=True)
-class CallEvent:
-    """Something that happened in the call: barge_in, dtmf, tool, reprompt, error, …"""
-
-    kind: str
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class ToolUse:
-    """A tool was carried out during turn ``turn``."""
-
-    turn: int
-    outcome: ToolOutcome
-
-
-Sink = Callable[[TurnRecord | ToolUse | CallEvent], None]
 
 
 @dataclass

@@ -294,7 +294,7 @@ def test_sandbox_config_is_shifted_and_valid(tmp_path: Path) -> None:
 def test_sandbox_ports_are_free_locked_and_apart() -> None:
     import socket
 
-    from appliance.bench.sandbox import PORT_BLOCK, reserve_ports
+    from appliance.bench.ports import PORT_BLOCK, reserve_ports
 
     held: list[int] = []
     pool = range(26000, 28000)

@@ -12,7 +12,8 @@ import pytest
 from fakes import FakeChat, FakeSynth, FakeTranscriber
 
 from agent.clock import Ticker
-from agent.dialogue import Dialogue, ToolUse
+from agent.dialogue import Dialogue
+from agent.events import ToolUse
 from agent.media.audio import AudioChunk
 from agent.media.playout import Playout
 from agent.settings import AgentSpec
