@@ -1,0 +1,370 @@
+"""End-of-turn evaluation: does Smart Turn v3 tell a finished phone turn from a paused one?
+
+    python -m appliance.bench.turn_eval [--json OUT] [--store DIR]
+
+Utterances are generated here: callers' questions and statements said to the end, and the same
+kind of sentences cut at a natural pause (mid phone number, after "and", "my name is", "I'd
+like to book for"). Each sentence is spoken whole, with a comma where the caller pauses, by
+every Piper voice in the model store (two speaking rates) and by espeak-ng voices; the audio
+goes through G.711 µ-law at 8 kHz with a faint line noise. A complete turn is judged on its
+audio plus 200 ms of silence; a paused one on the audio up to its pause plus 200 ms of it.
+
+Reported: for each threshold T, complete turns called complete (recall) and paused ones
+called complete (false cuts); inference latency; and the delay/cut trade-off of the rule
+"answer after 200 ms of silence when p >= T, otherwise wait up to 1.2 s" against today's
+fixed 0.4 s. A paused caller's pause lasts 0.3-1.5 s (assigned in turn from PAUSES): fixed
+silence cuts every pause >= 0.4 s; the rule cuts a pause when p >= T or when it reaches 1.2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from agent.media.audio import AudioChunk, read_wav
+from agent.media.g711 import ulaw_decode, ulaw_encode
+from agent.media.resample import resample
+from agent.speech.turn_model import SmartTurn
+
+RATE = 8000
+QUICK = 0.2  # s of silence before a turn judged complete is answered
+BOUND = 1.2  # s of silence that ends any turn
+FIXED = 0.4  # s: today's fixed end-of-turn silence
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+PAUSES = (0.3, 0.5, 0.7, 0.9, 1.1, 1.5)  # s, a caller's pause mid-sentence
+STORE = Path("/var/lib/switchboard/models")  # the installed appliance's model store
+ESPEAK_VOICES = ("en-us", "en-us+f3", "en-gb-x-rp+m3", "en-gb-scotland+f2")
+
+COMPLETE = (
+    "What time do you close on Saturdays?",
+    "Can I book an appointment for next Tuesday?",
+    "My name is Sarah Johnson.",
+    "I'd like to speak to someone about my bill.",
+    "Do you take Blue Cross insurance?",
+    "Yes, that works for me.",
+    "No, I said Wednesday.",
+    "My number is five five five, two one three, four four seven eight.",
+    "Where are you located?",
+    "I need to cancel my appointment.",
+    "Is the pharmacy open on Sunday?",
+    "Thank you, that's all I needed.",
+    "Can you transfer me to billing?",
+    "How much does a cleaning cost?",
+    "I'm calling about my prescription refill.",
+    "My date of birth is March third, nineteen eighty two.",
+    "Could you repeat that, please?",
+    "I'd like to book a table for four people at seven.",
+    "The address is twelve Oak Street.",
+    "Okay, thanks, goodbye.",
+)
+# (said before the pause, said after it): the caller is cut if the agent answers in the pause
+PAUSED = (
+    ("My number is five five five", "two one three four."),
+    ("My phone number is five five five, two one three", "four four seven eight."),
+    ("I'd like to book for", "next Thursday afternoon."),
+    ("My name is", "Sarah Johnson."),
+    ("I need a refill of my blood pressure medication and", "my inhaler."),
+    ("Can I book an appointment for", "Friday morning?"),
+    ("I'm calling because", "my card was charged twice."),
+    ("The address is twelve", "Oak Street."),
+    ("My date of birth is March", "third, nineteen eighty two."),
+    ("I wanted to ask about", "your opening hours."),
+    ("Do you have anything available on", "Monday?"),
+    ("I'd like to speak to", "the manager."),
+    ("My insurance is with", "Blue Cross."),
+    ("It's for my daughter and", "my son."),
+    ("The problem is that", "the heating stopped working."),
+    ("So I was wondering if", "you could call me back."),
+    ("My account number is four two", "seven nine."),
+    ("We need a table for", "six people."),
+    ("I live at", "forty five Main Street."),
+    ("Yes, and also", "I need a receipt."),
+)
+
+Speak = Callable[[str], AudioChunk]
+
+
+@dataclass
+class Result:
+    """One utterance as the model judged it."""
+
+    text: str
+    voice: str
+    complete: bool
+    seconds: float  # audio judged, speech plus the silence after it
+    pause: float  # the caller's pause (paused turns only)
+    p: float
+    latency_ms: float  # wall time of the inference (grows with the machine's load)
+    cpu_ms: float  # CPU time of the inference (what it costs on an idle core)
+
+
+def espeak(voice: str, speed: int = 160) -> Speak:
+    """espeak-ng (Debian package ``espeak-ng``) speaking with ``voice``."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise RuntimeError("espeak-ng is not installed: apt-get install espeak-ng")
+
+    def speak(text: str) -> AudioChunk:
+        with tempfile.TemporaryDirectory() as tmp:
+            wav = Path(tmp) / "say.wav"
+            subprocess.run([exe, "-v", voice, "-s", str(speed), "-w", str(wav), text],
+                           check=True, capture_output=True)
+            return read_wav(wav)
+    return speak
+
+
+def piper(path: Path, length_scale: float) -> Speak:
+    """A Piper voice file speaking at ``length_scale`` (1.0 = its own pace)."""
+    from piper import PiperVoice, SynthesisConfig
+
+    voice = PiperVoice.load(str(path))
+    config = SynthesisConfig(length_scale=length_scale)
+    rate = int(voice.config.sample_rate)
+
+    def speak(text: str) -> AudioChunk:
+        pcm = [c.audio_int16_array for c in voice.synthesize(text, syn_config=config)]
+        return AudioChunk(np.concatenate(pcm), rate)
+    return speak
+
+
+def voices(store_root: Path) -> list[tuple[str, Speak]]:
+    """Every Piper voice in the store at two paces, then the espeak-ng voices."""
+    from appliance.models.store import ModelStore
+
+    store = ModelStore(store_root)
+    out: list[tuple[str, Speak]] = []
+    for entry in store.entries().values():
+        if entry.role == "tts":
+            for scale in (1.0, 1.2):
+                out.append((f"piper:{entry.name}@{scale}",
+                            piper(store.path(entry.name, "tts"), scale)))
+    out += [(f"espeak:{v}", espeak(v)) for v in ESPEAK_VOICES]
+    return out
+
+
+def _frame_db(pcm: np.ndarray, frame: int) -> np.ndarray:
+    frames = pcm[:len(pcm) // frame * frame].reshape(-1, frame).astype(np.float64)
+    return 10 * np.log10(np.mean(frames ** 2, axis=1) + 1.0)
+
+
+def trim(pcm: np.ndarray, rate: int) -> np.ndarray:
+    """``pcm`` without the silence before its first and after its last voiced 10 ms."""
+    frame = rate // 100
+    db = _frame_db(pcm, frame)
+    voiced = np.flatnonzero(db > db.max() - 40)
+    if len(voiced) == 0:
+        return pcm[:0]
+    return pcm[voiced[0] * frame:(voiced[-1] + 1) * frame]
+
+
+def pause_start(pcm: np.ndarray, rate: int, near: float) -> float:
+    """Start (s) of the silent gap of >= 60 ms in ``pcm`` that begins nearest to ``near`` s."""
+    frame = rate // 100
+    quiet = _frame_db(pcm, frame) < _frame_db(pcm, frame).max() - 40
+    gaps, start = [], None
+    for i, q in enumerate([*quiet, False]):
+        if q and start is None:
+            start = i
+        elif not q and start is not None:
+            if i - start >= 6:
+                gaps.append(start / 100)
+            start = None
+    if not gaps:
+        return near
+    return min(gaps, key=lambda g: abs(g - near))
+
+
+def phone_line(pcm: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Speech at 8 kHz through µ-law, over line noise ~-66 dBFS."""
+    speech = resample(pcm, rate, RATE).astype(np.float64)
+    noisy = speech + rng.normal(0.0, 16.0, len(speech))
+    return ulaw_decode(ulaw_encode(np.clip(np.rint(noisy), -32768, 32767).astype(np.int16)))
+
+
+def silence(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    noise = rng.normal(0.0, 16.0, int(seconds * RATE))
+    return ulaw_decode(ulaw_encode(np.rint(noise).astype(np.int16)))
+
+
+def complete_turn(speak: Speak, text: str, rng: np.random.Generator) -> AudioChunk:
+    """A finished turn as the model sees it 200 ms into the silence after it."""
+    said = speak(text)
+    speech = trim(said.pcm, said.rate)
+    line = phone_line(speech, said.rate, rng)
+    return AudioChunk(np.concatenate([silence(0.3, rng), line, silence(QUICK, rng)]), RATE)
+
+
+def paused_turn(speak: Speak, before: str, after: str, rng: np.random.Generator) -> AudioChunk:
+    """A turn said whole with a comma at the pause, cut at the pause plus 200 ms of silence."""
+    alone = speak(before)
+    whole = speak(f"{before}, {after}")
+    speech = trim(whole.pcm, whole.rate)
+    expected = len(trim(alone.pcm, alone.rate)) / alone.rate
+    cut = pause_start(speech, whole.rate, expected)
+    line = phone_line(speech[:int(cut * whole.rate)], whole.rate, rng)
+    return AudioChunk(np.concatenate([silence(0.3, rng), line, silence(QUICK, rng)]), RATE)
+
+
+def utterances(speakers: list[tuple[str, Speak]]
+               ) -> Iterator[tuple[str, str, bool, float, AudioChunk]]:
+    """(text, voice, complete, pause, audio): each sentence by two voices, in rotation."""
+    rng = np.random.default_rng(9)
+    n = len(speakers)
+    for i, text in enumerate(COMPLETE):
+        for name, speak in (speakers[i % n], speakers[(i + n // 2) % n]):
+            yield text, name, True, 0.0, complete_turn(speak, text, rng)
+    for i, (before, after) in enumerate(PAUSED):
+        for k, (name, speak) in enumerate((speakers[i % n], speakers[(i + n // 2) % n])):
+            pause = PAUSES[(2 * i + k) % len(PAUSES)]
+            yield (f"{before} … {after}", name, False, pause,
+                   paused_turn(speak, before, after, rng))
+
+
+def judge(model: SmartTurn, speakers: list[tuple[str, Speak]],
+          progress: Callable[[str], None]) -> list[Result]:
+    results = []
+    for text, voice, complete, pause, audio in utterances(speakers):
+        start, cpu = time.perf_counter(), time.process_time()
+        p = model.complete(audio)
+        latency = (time.perf_counter() - start) * 1000
+        cpu_ms = (time.process_time() - cpu) * 1000
+        results.append(Result(text, voice, complete, round(audio.seconds, 2), pause,
+                              round(p, 4), round(latency, 1), round(cpu_ms, 1)))
+        progress(f"{'complete' if complete else 'paused  '} p={p:.3f} {latency:5.0f} ms "
+                 f"{voice}")
+    return results
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def summarise(results: list[Result]) -> dict:
+    """Recall and false cuts per threshold; delay and mid-sentence cuts under each rule."""
+    done = [r for r in results if r.complete]
+    paused = [r for r in results if not r.complete]
+    latencies = [r.latency_ms for r in results]
+    cpu = [r.cpu_ms for r in results]
+    fixed_cut = sum(r.pause >= FIXED for r in paused) / len(paused)
+    rows = []
+    for t in THRESHOLDS:
+        delays = [(QUICK + r.latency_ms / 1000) if r.p >= t else BOUND for r in done]
+        cut = [(r.p >= t and r.pause >= QUICK) or r.pause >= BOUND for r in paused]
+        rows.append({
+            "threshold": t,
+            "recall": sum(r.p >= t for r in done) / len(done),
+            "false_cut": sum(r.p >= t for r in paused) / len(paused),
+            "delay_p50_ms": round(_pct(delays, 50) * 1000),
+            "delay_p95_ms": round(_pct(delays, 95) * 1000),
+            "mid_sentence_cut": sum(cut) / len(cut),
+        })
+    return {
+        "utterances": len(results), "complete": len(done), "paused": len(paused),
+        "voices": sorted({r.voice for r in results}),
+        "rule": f"answer after {QUICK}s silence if p>=T, else after {BOUND}s",
+        "pauses_s": list(PAUSES),
+        "latency_ms": {"p50": round(_pct(latencies, 50), 1),
+                       "p95": round(_pct(latencies, 95), 1)},
+        "cpu_ms": {"p50": round(_pct(cpu, 50), 1), "p95": round(_pct(cpu, 95), 1)},
+        "by_voice": {v: {"complete_mean_p": round(float(np.mean(
+                             [r.p for r in done if r.voice == v])), 2),
+                         "paused_mean_p": round(float(np.mean(
+                             [r.p for r in paused if r.voice == v])), 2)}
+                     for v in sorted({r.voice for r in results})},
+        "fixed": {"silence_s": FIXED, "delay_p50_ms": round(FIXED * 1000),
+                  "delay_p95_ms": round(FIXED * 1000), "mid_sentence_cut": fixed_cut},
+        "thresholds": rows,
+    }
+
+
+def latency(path: Path, runs: int = 10) -> list[dict]:
+    """Wall time of ``complete`` for 2, 4 and 8 s inputs with 1 and 2 threads (p50/p95, ms)."""
+    rng = np.random.default_rng(1)
+    out = []
+    for threads in (1, 2):
+        model = SmartTurn(path, threads=threads)
+        for seconds in (2, 4, 8):
+            audio = AudioChunk(np.rint(rng.normal(0, 3000, seconds * RATE)).astype(np.int16),
+                               RATE)
+            model.complete(audio)  # first run allocates
+            times, cpu = [], []
+            for _ in range(runs):
+                start, cpu_start = time.perf_counter(), time.process_time()
+                model.complete(audio)
+                times.append((time.perf_counter() - start) * 1000)
+                cpu.append((time.process_time() - cpu_start) * 1000)
+            out.append({"threads": threads, "seconds": seconds,
+                        "p50_ms": round(_pct(times, 50), 1), "p95_ms": round(_pct(times, 95), 1),
+                        "cpu_p50_ms": round(_pct(cpu, 50), 1)})
+    return out
+
+
+def report(summary: dict) -> str:
+    lines = [f"{summary['utterances']} utterances ({summary['complete']} complete, "
+             f"{summary['paused']} paused), voices: {', '.join(summary['voices'])}",
+             f"inference latency p50 {summary['latency_ms']['p50']} ms, "
+             f"p95 {summary['latency_ms']['p95']} ms (CPU time p50 {summary['cpu_ms']['p50']} ms"
+             f", p95 {summary['cpu_ms']['p95']} ms; load average {summary['load_average']:.1f})",
+             "", f"rule: {summary['rule']}; pauses {summary['pauses_s']} s",
+             "threshold  recall  false cut  delay p50/p95 ms  mid-sentence cuts"]
+    for row in summary["thresholds"]:
+        lines.append(f"  {row['threshold']:.1f}      {row['recall']:5.0%}   {row['false_cut']:6.0%}"
+                     f"     {row['delay_p50_ms']:5d} / {row['delay_p95_ms']:<5d}     "
+                     f"{row['mid_sentence_cut']:5.0%}")
+    fixed = summary["fixed"]
+    lines.append(f"  fixed {fixed['silence_s']} s silence: delay {fixed['delay_p50_ms']} / "
+                 f"{fixed['delay_p95_ms']} ms, mid-sentence cuts {fixed['mid_sentence_cut']:.0%}")
+    for row in summary.get("latency_by_input", []):
+        lines.append(f"latency {row['seconds']} s input, {row['threads']} thread(s): "
+                     f"p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, "
+                     f"CPU p50 {row['cpu_p50_ms']} ms")
+    for voice, row in summary["by_voice"].items():
+        lines.append(f"{voice:34} mean p complete {row['complete_mean_p']:.2f}, "
+                     f"paused {row['paused_mean_p']:.2f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m appliance.bench.turn_eval",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="write the results here as JSON")
+    parser.add_argument("--store", type=Path, default=STORE,
+                        help=f"model store; the default models are installed into it "
+                             f"when missing (default {STORE})")
+    parser.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
+    args = parser.parse_args(argv)
+
+    from appliance.models.defaults import install_defaults
+    from appliance.models.store import ModelStore
+
+    def progress(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    store = ModelStore(args.store)
+    install_defaults(store, lambda m: None if m.endswith("%") else progress(m))
+    path = store.path("smart-turn-v3", "turn")
+    model = SmartTurn(path, threads=args.threads)
+    results = judge(model, voices(args.store), progress)
+    summary = summarise(results)
+    summary["load_average"] = os.getloadavg()[0]
+    summary["latency_by_input"] = latency(path)
+    print(report(summary))
+    if args.json:
+        args.json.write_text(json.dumps({"summary": summary,
+                                         "utterances": [asdict(r) for r in results]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
