@@ -287,8 +287,15 @@ def summarise(results: list[Result]) -> dict:
                      for v in sorted({r.voice for r in results})},
         "fixed": {"silence_s": FIXED, "delay_p50_ms": round(FIXED * 1000),
                   "delay_p95_ms": round(FIXED * 1000), "mid_sentence_cut": fixed_cut},
+        "auc": round(_auc([r.p for r in done], [r.p for r in paused]), 3),
         "thresholds": rows,
     }
+
+
+def _auc(positive: list[float], negative: list[float]) -> float:
+    """Chance that a complete turn scores above a paused one (ties count half)."""
+    pos, neg = np.asarray(positive)[:, None], np.asarray(negative)[None, :]
+    return float(np.mean((pos > neg) + 0.5 * (pos == neg)))
 
 
 def latency(path: Path, runs: int = 10) -> list[dict]:
@@ -319,6 +326,7 @@ def report(summary: dict) -> str:
              f"inference latency p50 {summary['latency_ms']['p50']} ms, "
              f"p95 {summary['latency_ms']['p95']} ms (CPU time p50 {summary['cpu_ms']['p50']} ms"
              f", p95 {summary['cpu_ms']['p95']} ms; load average {summary['load_average']:.1f})",
+             f"AUC (complete scored above paused) {summary['auc']:.2f}",
              "", f"rule: {summary['rule']}; pauses {summary['pauses_s']} s",
              "threshold  recall  false cut  delay p50/p95 ms (idle*)  mid-sentence cuts"]
     for row in summary["thresholds"]:
