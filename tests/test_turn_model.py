@@ -114,3 +114,18 @@ def test_real_model_hears_a_finished_question_from_a_cut_one(turn_store: Path) -
     assert all(0.0 <= p <= 1.0 for p in finished + cut)
     assert min(finished) > max(cut), (finished, cut)
     assert np.mean(finished) - np.mean(cut) > 0.4, (finished, cut)
+
+
+def test_real_model_is_deterministic_across_threads(turn_store: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from appliance.models.store import ModelStore
+
+    model = SmartTurn(ModelStore(turn_store).path("smart-turn-v3", "turn"))
+    audio = tone(220, 1.5)
+    alone = model.complete(audio)
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(model.complete, [audio] * 3))
+    assert together == [alone] * 3
+    with pytest.raises(ValueError):
+        model.complete(AudioChunk(np.zeros(0, np.int16), 8000))
