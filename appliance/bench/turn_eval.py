@@ -7,13 +7,16 @@ kind of sentences cut at a natural pause (mid phone number, after "and", "my nam
 like to book for"). Each sentence is spoken whole, with a comma where the caller pauses, by
 every Piper voice in the model store (two speaking rates) and by espeak-ng voices; the audio
 goes through G.711 µ-law at 8 kHz with a faint line noise. A complete turn is judged on its
-audio plus 200 ms of silence; a paused one on the audio up to its pause plus 200 ms of it.
+audio plus 100 ms of silence; a paused one on the audio up to its pause plus 100 ms of it
+(what the agent hands the model when it starts work on a turn, 120 ms into the silence).
 
 Reported: for each threshold T, complete turns called complete (recall) and paused ones
 called complete (false cuts); inference latency; and the delay/cut trade-off of the rule
 "answer after 200 ms of silence when p >= T, otherwise wait up to 1.2 s" against today's
 fixed 0.4 s. A paused caller's pause lasts 0.3-1.5 s (assigned in turn from PAUSES): fixed
 silence cuts every pause >= 0.4 s; the rule cuts a pause when p >= T or when it reaches 1.2 s.
+The same rule is also scored with the agent's check of the words (``looks_unfinished``) on
+the exact words said: words alone, and words that look finished and p >= T.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,15 +39,19 @@ import numpy as np
 from agent.media.audio import AudioChunk, read_wav
 from agent.media.g711 import ulaw_decode, ulaw_encode
 from agent.media.resample import resample
+from agent.speech.completion import looks_unfinished
 from agent.speech.turn_model import SmartTurn
 
 RATE = 8000
 QUICK = 0.2  # s of silence before a turn judged complete is answered
+TRAILING = 0.1  # s of silence after the speech in the audio judged (as the agent's TurnTaker)
 BOUND = 1.2  # s of silence that ends any turn
 FIXED = 0.4  # s: today's fixed end-of-turn silence
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 PAUSES = (0.3, 0.5, 0.7, 0.9, 1.1, 1.5)  # s, a caller's pause mid-sentence
 STORE = Path("/var/lib/switchboard/models")  # the installed appliance's model store
+DIGITS = {w: str(i) for i, w in enumerate(
+    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])}
 ESPEAK_VOICES = ("en-us", "en-us+f3", "en-gb-x-rp+m3", "en-gb-scotland+f2")
 
 COMPLETE = (
@@ -100,6 +108,7 @@ class Result:
     """One utterance as the model judged it."""
 
     text: str
+    words: str  # the words said before the model judged (all of them for a complete turn)
     voice: str
     complete: bool
     seconds: float  # audio judged, speech plus the silence after it
@@ -202,7 +211,7 @@ def complete_turn(speak: Speak, text: str, rng: np.random.Generator) -> AudioChu
     said = speak(text)
     speech = trim(said.pcm, said.rate)
     line = phone_line(speech, said.rate, rng)
-    return AudioChunk(np.concatenate([silence(0.3, rng), line, silence(QUICK, rng)]), RATE)
+    return AudioChunk(np.concatenate([silence(0.3, rng), line, silence(TRAILING, rng)]), RATE)
 
 
 def paused_turn(speak: Speak, before: str, after: str, rng: np.random.Generator) -> AudioChunk:
@@ -213,33 +222,33 @@ def paused_turn(speak: Speak, before: str, after: str, rng: np.random.Generator)
     expected = len(trim(alone.pcm, alone.rate)) / alone.rate
     cut = pause_start(speech, whole.rate, expected)
     line = phone_line(speech[:int(cut * whole.rate)], whole.rate, rng)
-    return AudioChunk(np.concatenate([silence(0.3, rng), line, silence(QUICK, rng)]), RATE)
+    return AudioChunk(np.concatenate([silence(0.3, rng), line, silence(TRAILING, rng)]), RATE)
 
 
 def utterances(speakers: list[tuple[str, Speak]]
-               ) -> Iterator[tuple[str, str, bool, float, AudioChunk]]:
-    """(text, voice, complete, pause, audio): each sentence by two voices, in rotation."""
+               ) -> Iterator[tuple[str, str, str, bool, float, AudioChunk]]:
+    """(text, words, voice, complete, pause, audio): each sentence by two voices, in turn."""
     rng = np.random.default_rng(9)
     n = len(speakers)
     for i, text in enumerate(COMPLETE):
         for name, speak in (speakers[i % n], speakers[(i + n // 2) % n]):
-            yield text, name, True, 0.0, complete_turn(speak, text, rng)
+            yield text, text, name, True, 0.0, complete_turn(speak, text, rng)
     for i, (before, after) in enumerate(PAUSED):
         for k, (name, speak) in enumerate((speakers[i % n], speakers[(i + n // 2) % n])):
             pause = PAUSES[(2 * i + k) % len(PAUSES)]
-            yield (f"{before} … {after}", name, False, pause,
+            yield (f"{before} … {after}", before, name, False, pause,
                    paused_turn(speak, before, after, rng))
 
 
 def judge(model: SmartTurn, speakers: list[tuple[str, Speak]],
           progress: Callable[[str], None]) -> list[Result]:
     results = []
-    for text, voice, complete, pause, audio in utterances(speakers):
+    for text, words, voice, complete, pause, audio in utterances(speakers):
         start, cpu = time.perf_counter(), time.process_time()
         p = model.complete(audio)
         latency = (time.perf_counter() - start) * 1000
         cpu_ms = (time.process_time() - cpu) * 1000
-        results.append(Result(text, voice, complete, round(audio.seconds, 2), pause,
+        results.append(Result(text, words, voice, complete, round(audio.seconds, 2), pause,
                               round(p, 4), round(latency, 1), round(cpu_ms, 1)))
         progress(f"{'complete' if complete else 'paused  '} p={p:.3f} {latency:5.0f} ms "
                  f"{voice}")
@@ -250,6 +259,31 @@ def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+def as_transcribed(words: str) -> str:
+    """``words`` with spoken digits as digits, as the transcriber writes them."""
+    return re.sub(r"\b(" + "|".join(DIGITS) + r")\b", lambda m: DIGITS[m[0].lower()], words,
+                  flags=re.IGNORECASE)
+
+
+def _score(done: list[Result], paused: list[Result], finished: Callable[[Result], bool],
+           model: bool) -> dict:
+    """One rule: turns judged ``finished`` end after QUICK (plus the inference when
+    ``model``), the others after BOUND; a pause is cut when judged finished or at BOUND."""
+    def delay(r: Result, ms: float) -> float:
+        return QUICK + (ms / 1000 if model else 0.0) if finished(r) else BOUND
+
+    wall = [delay(r, r.latency_ms) for r in done]
+    idle = [delay(r, r.cpu_ms) for r in done]
+    cut = [(finished(r) and r.pause >= QUICK) or r.pause >= BOUND for r in paused]
+    return {"recall": sum(map(finished, done)) / len(done),
+            "false_cut": sum(map(finished, paused)) / len(paused),
+            "delay_p50_ms": round(_pct(wall, 50) * 1000),
+            "delay_p95_ms": round(_pct(wall, 95) * 1000),
+            "idle_delay_p50_ms": round(_pct(idle, 50) * 1000),
+            "idle_delay_p95_ms": round(_pct(idle, 95) * 1000),
+            "mid_sentence_cut": sum(cut) / len(cut)}
+
+
 def summarise(results: list[Result]) -> dict:
     """Recall and false cuts per threshold; delay and mid-sentence cuts under each rule."""
     done = [r for r in results if r.complete]
@@ -257,21 +291,13 @@ def summarise(results: list[Result]) -> dict:
     latencies = [r.latency_ms for r in results]
     cpu = [r.cpu_ms for r in results]
     fixed_cut = sum(r.pause >= FIXED for r in paused) / len(paused)
-    rows = []
-    for t in THRESHOLDS:
-        delays = [(QUICK + r.latency_ms / 1000) if r.p >= t else BOUND for r in done]
-        idle = [(QUICK + r.cpu_ms / 1000) if r.p >= t else BOUND for r in done]
-        cut = [(r.p >= t and r.pause >= QUICK) or r.pause >= BOUND for r in paused]
-        rows.append({
-            "threshold": t,
-            "recall": sum(r.p >= t for r in done) / len(done),
-            "false_cut": sum(r.p >= t for r in paused) / len(paused),
-            "delay_p50_ms": round(_pct(delays, 50) * 1000),
-            "delay_p95_ms": round(_pct(delays, 95) * 1000),
-            "idle_delay_p50_ms": round(_pct(idle, 50) * 1000),
-            "idle_delay_p95_ms": round(_pct(idle, 95) * 1000),
-            "mid_sentence_cut": sum(cut) / len(cut),
-        })
+
+    def model_says(t: float) -> Callable[[Result], bool]:
+        return lambda r: r.p >= t
+
+    def both_say(t: float) -> Callable[[Result], bool]:
+        return lambda r: r.p >= t and not looks_unfinished(as_transcribed(r.words))
+
     return {
         "utterances": len(results), "complete": len(done), "paused": len(paused),
         "voices": sorted({r.voice for r in results}),
@@ -288,7 +314,12 @@ def summarise(results: list[Result]) -> dict:
         "fixed": {"silence_s": FIXED, "delay_p50_ms": round(FIXED * 1000),
                   "delay_p95_ms": round(FIXED * 1000), "mid_sentence_cut": fixed_cut},
         "auc": round(_auc([r.p for r in done], [r.p for r in paused]), 3),
-        "thresholds": rows,
+        "thresholds": [{"threshold": t, **_score(done, paused, model_says(t), True)}
+                       for t in THRESHOLDS],
+        "words_only": _score(done, paused,
+                             lambda r: not looks_unfinished(as_transcribed(r.words)), False),
+        "with_words": [{"threshold": t, **_score(done, paused, both_say(t), True)}
+                       for t in THRESHOLDS],
     }
 
 
@@ -320,20 +351,26 @@ def latency(path: Path, runs: int = 10) -> list[dict]:
     return out
 
 
+def _row(label: str, row: dict) -> str:
+    return (f"  {label:10} {row['recall']:5.0%}   {row['false_cut']:6.0%}     "
+            f"{row['delay_p50_ms']:5d} / {row['delay_p95_ms']:<5d} "
+            f"({row['idle_delay_p50_ms']} / {row['idle_delay_p95_ms']})     "
+            f"{row['mid_sentence_cut']:5.0%}")
+
+
 def report(summary: dict) -> str:
+    header = "  rule       recall  false cut  delay p50/p95 ms (idle*)  mid-sentence cuts"
     lines = [f"{summary['utterances']} utterances ({summary['complete']} complete, "
              f"{summary['paused']} paused), voices: {', '.join(summary['voices'])}",
              f"inference latency p50 {summary['latency_ms']['p50']} ms, "
              f"p95 {summary['latency_ms']['p95']} ms (CPU time p50 {summary['cpu_ms']['p50']} ms"
              f", p95 {summary['cpu_ms']['p95']} ms; load average {summary['load_average']:.1f})",
              f"AUC (complete scored above paused) {summary['auc']:.2f}",
-             "", f"rule: {summary['rule']}; pauses {summary['pauses_s']} s",
-             "threshold  recall  false cut  delay p50/p95 ms (idle*)  mid-sentence cuts"]
-    for row in summary["thresholds"]:
-        lines.append(f"  {row['threshold']:.1f}      {row['recall']:5.0%}   {row['false_cut']:6.0%}"
-                     f"     {row['delay_p50_ms']:5d} / {row['delay_p95_ms']:<5d}"
-                     f" ({row['idle_delay_p50_ms']} / {row['idle_delay_p95_ms']})"
-                     f"     {row['mid_sentence_cut']:5.0%}")
+             "", f"{summary['rule']}; pauses {summary['pauses_s']} s", "model alone:", header]
+    lines += [_row(f"p>={row['threshold']:.1f}", row) for row in summary["thresholds"]]
+    lines += ["with the words check on the exact words:", header,
+              _row("words", summary["words_only"])]
+    lines += [_row(f"+p>={row['threshold']:.1f}", row) for row in summary["with_words"]]
     fixed = summary["fixed"]
     lines.append(f"  fixed {fixed['silence_s']} s silence: delay {fixed['delay_p50_ms']} / "
                  f"{fixed['delay_p95_ms']} ms, mid-sentence cuts {fixed['mid_sentence_cut']:.0%}")
