@@ -15,8 +15,8 @@ called complete (false cuts); inference latency; and the delay/cut trade-off of 
 "answer after 200 ms of silence when p >= T, otherwise wait up to 1.2 s" against today's
 fixed 0.4 s. A paused caller's pause lasts 0.3-1.5 s (assigned in turn from PAUSES): fixed
 silence cuts every pause >= 0.4 s; the rule cuts a pause when p >= T or when it reaches 1.2 s.
-The same rule is also scored with the agent's check of the words (``looks_unfinished``) on
-the exact words said: words alone, and words that look finished and p >= T.
+The same rule is also scored with the agent's check of the words (``looks_unfinished``): on
+the exact words, on what its transcriber hears, and heard words that look finished with p >= T.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from agent.media.g711 import ulaw_decode, ulaw_encode
 from agent.media.resample import resample
 from agent.speech.completion import looks_unfinished
 from agent.speech.turn_model import SmartTurn
+from appliance.models.store import ModelStore
 
 RATE = 8000
 QUICK = 0.2  # s of silence before a turn judged complete is answered
@@ -109,6 +110,7 @@ class Result:
 
     text: str
     words: str  # the words said before the model judged (all of them for a complete turn)
+    heard: str  # what the agent's transcriber made of the same audio
     voice: str
     complete: bool
     seconds: float  # audio judged, speech plus the silence after it
@@ -149,8 +151,6 @@ def piper(path: Path, length_scale: float) -> Speak:
 
 def voices(store_root: Path) -> list[tuple[str, Speak]]:
     """Every Piper voice in the store at two paces, then the espeak-ng voices."""
-    from appliance.models.store import ModelStore
-
     store = ModelStore(store_root)
     out: list[tuple[str, Speak]] = []
     for entry in store.entries().values():
@@ -240,15 +240,16 @@ def utterances(speakers: list[tuple[str, Speak]]
                    paused_turn(speak, before, after, rng))
 
 
-def judge(model: SmartTurn, speakers: list[tuple[str, Speak]],
+def judge(model: SmartTurn, speakers: list[tuple[str, Speak]], hear: Callable[[AudioChunk], str],
           progress: Callable[[str], None]) -> list[Result]:
     results = []
     for text, words, voice, complete, pause, audio in utterances(speakers):
+        heard = hear(audio)
         start, cpu = time.perf_counter(), time.process_time()
         p = model.complete(audio)
         latency = (time.perf_counter() - start) * 1000
         cpu_ms = (time.process_time() - cpu) * 1000
-        results.append(Result(text, words, voice, complete, round(audio.seconds, 2), pause,
+        results.append(Result(text, words, heard, voice, complete, round(audio.seconds, 2), pause,
                               round(p, 4), round(latency, 1), round(cpu_ms, 1)))
         progress(f"{'complete' if complete else 'paused  '} p={p:.3f} {latency:5.0f} ms "
                  f"{voice}")
@@ -263,6 +264,16 @@ def as_transcribed(words: str) -> str:
     """``words`` with spoken digits as digits, as the transcriber writes them."""
     return re.sub(r"\b(" + "|".join(DIGITS) + r")\b", lambda m: DIGITS[m[0].lower()], words,
                   flags=re.IGNORECASE)
+
+
+def transcriber(store: ModelStore) -> Callable[[AudioChunk], str]:
+    """The agent's default speech-to-text from ``store``, as a function."""
+    import asyncio
+
+    from agent.speech.transcriber import WhisperTranscriber
+
+    stt = WhisperTranscriber(store.path("whisper-tiny-en", "stt"))
+    return lambda audio: asyncio.run(stt.transcribe(audio)).text
 
 
 def _score(done: list[Result], paused: list[Result], finished: Callable[[Result], bool],
@@ -296,7 +307,7 @@ def summarise(results: list[Result]) -> dict:
         return lambda r: r.p >= t
 
     def both_say(t: float) -> Callable[[Result], bool]:
-        return lambda r: r.p >= t and not looks_unfinished(as_transcribed(r.words))
+        return lambda r: r.p >= t and not looks_unfinished(r.heard)
 
     return {
         "utterances": len(results), "complete": len(done), "paused": len(paused),
@@ -316,8 +327,9 @@ def summarise(results: list[Result]) -> dict:
         "auc": round(_auc([r.p for r in done], [r.p for r in paused]), 3),
         "thresholds": [{"threshold": t, **_score(done, paused, model_says(t), True)}
                        for t in THRESHOLDS],
-        "words_only": _score(done, paused,
-                             lambda r: not looks_unfinished(as_transcribed(r.words)), False),
+        "exact_words": _score(done, paused,
+                              lambda r: not looks_unfinished(as_transcribed(r.words)), False),
+        "heard_words": _score(done, paused, lambda r: not looks_unfinished(r.heard), False),
         "with_words": [{"threshold": t, **_score(done, paused, both_say(t), True)}
                        for t in THRESHOLDS],
     }
@@ -368,8 +380,9 @@ def report(summary: dict) -> str:
              f"AUC (complete scored above paused) {summary['auc']:.2f}",
              "", f"{summary['rule']}; pauses {summary['pauses_s']} s", "model alone:", header]
     lines += [_row(f"p>={row['threshold']:.1f}", row) for row in summary["thresholds"]]
-    lines += ["with the words check on the exact words:", header,
-              _row("words", summary["words_only"])]
+    lines += ["with the agent's words check (exact words; words heard by its transcriber):",
+              header, _row("exact", summary["exact_words"]),
+              _row("heard", summary["heard_words"])]
     lines += [_row(f"+p>={row['threshold']:.1f}", row) for row in summary["with_words"]]
     fixed = summary["fixed"]
     lines.append(f"  fixed {fixed['silence_s']} s silence: delay {fixed['delay_p50_ms']} / "
@@ -396,7 +409,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from appliance.models.defaults import install_defaults
-    from appliance.models.store import ModelStore
 
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -405,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     install_defaults(store, lambda m: None if m.endswith("%") else progress(m))
     path = store.path("smart-turn-v3", "turn")
     model = SmartTurn(path, threads=args.threads)
-    results = judge(model, voices(args.store), progress)
+    results = judge(model, voices(args.store), transcriber(store), progress)
     summary = summarise(results)
     summary["load_average"] = os.getloadavg()[0]
     summary["latency_by_input"] = latency(path)
