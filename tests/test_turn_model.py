@@ -99,7 +99,7 @@ def turn_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_real_model_hears_a_finished_question_from_a_cut_one(turn_store: Path) -> None:
-    from appliance.bench.turn_eval import complete_turn, paused_turn, piper
+    from appliance.bench.turn_speech import complete_turn, paused_turn, piper
     from appliance.models.store import ModelStore
 
     store = ModelStore(turn_store)
