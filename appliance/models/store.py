@@ -1,6 +1,6 @@
 """The model store: files under ``<data dir>/models`` described by ``manifest.json``.
 
-Each entry names one model (what agents refer to), its role (stt, llm, tts), format, files,
+Each entry names one model (what agents refer to), its role (stt, llm, tts, turn), format, files,
 sha256, size, licence and where it came from. Nothing is ever downloaded at run time; a
 missing model is an error that names the import command.
 """
@@ -18,8 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 Progress = Callable[[str], None]
-ROLES = ("stt", "llm", "tts")
-FORMATS = {"ggml-whisper": "stt", "gguf": "llm", "piper-onnx": "tts"}
+ROLES = ("stt", "llm", "tts", "turn")
+FORMATS = {"ggml-whisper": "stt", "gguf": "llm", "piper-onnx": "tts",
+           "smart-turn-onnx": "turn"}
 GGML_MAGIC = 0x67676D6C
 GGUF_MAGIC = b"GGUF"
 
