@@ -20,6 +20,7 @@ class ModelPaths:
     stt: Path
     llm: Path
     tts: Path
+    turn: Path | None = None  # audio end-of-turn model (None: judged from the words)
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class AgentSpec:
     models: ModelPaths | None = None  # None: no speech (bundled chime, record only)
     end_silence: float = TurnSettings.end_silence  # when nothing judges the turn complete
     quick_end: float = 0.2  # silence that ends a turn judged complete
-    max_end_silence: float = 1.2  # the longest a turn judged unfinished waits
+    max_end_silence: float = 1.0  # the longest a turn judged unfinished waits
     turn_threshold: float = 0.5  # turn model probability from which a turn is complete
     min_speech: float = TurnSettings.min_speech
     max_utterance: float = TurnSettings.max_utterance

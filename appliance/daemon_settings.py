@@ -62,7 +62,9 @@ def agent_spec(agent: AgentConfig, store: ModelStore | None,
     if store is not None:
         models = ModelPaths(stt=store.path(agent.models.stt, "stt"),
                             llm=store.path(agent.models.llm, "llm"),
-                            tts=store.path(agent.models.tts, "tts"))
+                            tts=store.path(agent.models.tts, "tts"),
+                            turn=store.path(agent.models.turn, "turn")
+                            if agent.models.turn else None)
     tools = tuple(tool_spec(t, config_dir) for t in agent.tools)
     prompt = instructions(agent, config_dir)
     if tools:
@@ -74,6 +76,8 @@ def agent_spec(agent: AgentConfig, store: ModelStore | None,
         max_call_seconds=agent.limits.max_call_seconds,
         instructions=prompt,
         models=models, end_silence=agent.turn.end_silence, min_speech=agent.turn.min_speech,
+        quick_end=agent.turn.quick_end, max_end_silence=agent.turn.max_end_silence,
+        turn_threshold=agent.turn.threshold,
         max_utterance=agent.turn.max_utterance, barge_in=agent.barge_in.enabled,
         barge_in_min_speech=agent.barge_in.min_speech, error_phrase=agent.error_phrase,
         goodbye=agent.goodbye, silence_timeout=agent.limits.silence_timeout,

@@ -4,6 +4,7 @@ barge-in, history, tools."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 import aiohttp
@@ -330,3 +331,31 @@ async def test_keys_pressed_reach_the_model_as_keypad_input(rig_factory) -> None
                                      {"role": "assistant", "content": "Thank you."}]
     assert rig.conv.records[0].agent_text == "Thank you."
     assert rig.conv.records[0].user_text == "keypad: 4 2"
+
+
+class FixedTurnModel:
+    """Says the same probability for any audio."""
+
+    def __init__(self, probability: float) -> None:
+        self.probability = probability
+        self.calls = 0
+
+    def complete(self, audio: AudioChunk) -> float:
+        self.calls += 1
+        return self.probability
+
+
+@pytest.mark.parametrize(("probability", "detected_ms"), [(0.9, (180, 260)), (0.1, (980, 1040))])
+async def test_the_turn_model_ends_a_turn_early_or_makes_it_wait(
+        rig_factory, probability: float, detected_ms: tuple[int, int]) -> None:
+    rig = rig_factory("Sure.")
+    model = FixedTurnModel(probability)
+    rig.conv.engines = dataclasses.replace(rig.conv.engines, turn_model=model)
+    await rig.run(1.0, speaking=True)
+    for _ in range(100):  # the model runs in a worker thread
+        await rig.run(0.02, speaking=False)
+        await asyncio.sleep(0.005)
+    await rig.run(1.0, speaking=False)
+    assert model.calls == 1
+    marks = rig.conv.records[0].timings.relative_ms()
+    assert detected_ms[0] <= marks["turn_detected"] <= detected_ms[1], marks

@@ -17,6 +17,7 @@ from agent.speech.chat_model import ChatModel, LlamaChatModel
 from agent.speech.completion import TurnModel
 from agent.speech.synthesizer import PiperSynthesizer, Synthesizer
 from agent.speech.transcriber import Transcriber, WhisperTranscriber
+from agent.speech.turn_model import SmartTurn
 
 log = logging.getLogger(__name__)
 PLAYOUT_RATE = 8000
@@ -62,6 +63,8 @@ class EngineRegistry:
                     self._models[key] = WhisperTranscriber(path, threads=self.threads)
                 elif kind == "llm":
                     self._models[key] = LlamaChatModel(path, threads=self.threads)
+                elif kind == "turn":
+                    self._models[key] = SmartTurn(path)
                 else:
                     self._models[key] = PiperSynthesizer(path)
                 took = time.monotonic() - began
@@ -87,5 +90,6 @@ class EngineRegistry:
         chat = self._get("llm", spec.models.llm)
         chat.warm([{"role": "system", "content": spec.instructions},
                    {"role": "assistant", "content": spec.greeting}])
+        turn = self._get("turn", spec.models.turn) if spec.models.turn else None
         return Engines(transcriber=self._get("stt", spec.models.stt), chat=chat, synth=synth,
-                       phrases=phrases)
+                       phrases=phrases, turn_model=turn)

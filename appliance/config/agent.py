@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
+from agent.settings import AgentSpec
 from appliance.config.base import (
     ConfigModel,
     Language,
@@ -150,26 +151,44 @@ class AgentModels(ConfigModel):
                       "Default: smollm2-135m.")
     tts: Name = Field("piper-joe-medium", description="Voice (Piper .onnx). "
                       "Default: piper-joe-medium.")
+    turn: Name | None = Field(None, description="Audio end-of-turn model, e.g. smart-turn-v3, "
+                              "judging from the voice whether the caller has finished. "
+                              "Default: none (judged from the words alone).")
 
 
 class TurnConfig(ConfigModel):
     """When the caller's turn is over."""
 
-    end_silence: float = Field(0.4, ge=0.15, le=3.0, description="Seconds of silence that "
-                               "end the caller's turn. Default: 0.4.")
-    min_speech: float = Field(0.15, ge=0.05, le=2.0, description="Shortest sound, in seconds, "
-                              "that counts as speech. Default: 0.15.")
-    max_utterance: float = Field(15.0, ge=2.0, le=120.0, description="Longest caller turn in "
-                                 "seconds; the agent then answers anyway. Default: 15.")
+    end_silence: float = Field(AgentSpec.end_silence, ge=0.15, le=3.0, description="Seconds "
+                               "of silence that end the caller's turn when nothing judges it "
+                               f"finished or not. Default: {AgentSpec.end_silence}.")
+    quick_end: float = Field(AgentSpec.quick_end, ge=0.1, le=3.0, description="Seconds of "
+                             "silence that end a turn judged finished (a whole question). "
+                             f"Default: {AgentSpec.quick_end}.")
+    max_end_silence: float = Field(AgentSpec.max_end_silence, ge=0.15, le=5.0,
+                                   description="The longest silence a turn judged unfinished "
+                                   "(\"my number is 555 …\") waits for the caller to go on. "
+                                   f"Default: {AgentSpec.max_end_silence}.")
+    threshold: float = Field(AgentSpec.turn_threshold, gt=0, lt=1, description="With a turn "
+                             "model: the probability from which a turn is finished. "
+                             f"Default: {AgentSpec.turn_threshold}.")
+    min_speech: float = Field(AgentSpec.min_speech, ge=0.05, le=2.0, description="Shortest "
+                              "sound, in seconds, that counts as speech. "
+                              f"Default: {AgentSpec.min_speech}.")
+    max_utterance: float = Field(AgentSpec.max_utterance, ge=2.0, le=120.0, description="Longest "
+                                 "caller turn in seconds; the agent then answers anyway. "
+                                 f"Default: {AgentSpec.max_utterance:g}.")
 
 
 class BargeInConfig(ConfigModel):
     """Whether and when the caller can interrupt the agent."""
 
     enabled: bool = Field(True, description="The caller can interrupt the agent. Default: true.")
-    min_speech: float = Field(0.3, ge=0.05, le=3.0, description="Seconds of caller speech "
-                              "during the agent's answer that count as an interruption (a "
-                              "cough should not). Default: 0.3.")
+    min_speech: float = Field(AgentSpec.barge_in_min_speech, ge=0.05, le=3.0,
+                              description="Seconds of caller speech during the agent's answer "
+                              "that count as an interruption (a cough should not: the answer "
+                              "is held from the first sound and goes on after it). "
+                              f"Default: {AgentSpec.barge_in_min_speech}.")
 
 
 class AgentConfig(ConfigModel):
