@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.ari import CONNECTED, AriError, Channel, Event
+from agent.ari import CONNECTED, AriClient, AriError, AriSettings, Event
 from agent.media.audio import AudioChunk
 from agent.media.endpoint import MediaCodec, MediaPortsExhausted
 from agent.media.rtp import RtpPacket
@@ -33,8 +33,9 @@ def channel_event(kind: str, channel_id: str, **extra: Any) -> Event:
     return Event.from_json({"type": kind, "channel": {"id": channel_id, "name": "x"}, **extra})
 
 
-class FakeAri:
-    """Records every request; answers like Asterisk would; failures can be injected.
+class FakeAri(AriClient):
+    """The real client with its HTTP replaced: records every request, answers like Asterisk
+    would; failures can be injected.
 
     ``fail(match, exc)`` makes every request whose ``"METHOD path"`` contains ``match``
     raise ``exc``. Creating an ExternalMedia channel makes its StasisStart arrive, as
@@ -42,6 +43,7 @@ class FakeAri:
     """
 
     def __init__(self) -> None:
+        super().__init__(AriSettings())  # its session is never opened: request() is ours
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
         self.failures: list[tuple[str, BaseException]] = []
         self.channels_up: set[str] = set()
@@ -111,38 +113,6 @@ class FakeAri:
                 raise AriError(method, path, 404, "Bridge not found")
             return None
         return None
-
-    async def answer(self, channel_id: str) -> None:
-        await self.request("POST", f"channels/{channel_id}/answer")
-
-    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
-        await self.request("DELETE", f"channels/{channel_id}", params={"reason": reason})
-
-    async def channels(self) -> list[Channel]:
-        return [Channel.from_json(c) for c in await self.request("GET", "channels")]
-
-    async def external_media(self, channel_id: str, external_host: str,
-                             fmt: str = "ulaw") -> dict[str, Any]:
-        return await self.request("POST", "channels/externalMedia", params={
-            "channelId": channel_id, "external_host": external_host, "format": fmt})
-
-    async def continue_in_dialplan(self, channel_id: str, context: str, extension: str,
-                                   priority: int = 1) -> None:
-        await self.request("POST", f"channels/{channel_id}/continue",
-                           params={"context": context, "extension": extension})
-
-    async def send_dtmf(self, channel_id: str, digits: str, duration_ms: int = 100) -> None:
-        await self.request("POST", f"channels/{channel_id}/dtmf", params={"dtmf": digits})
-
-    async def create_bridge(self, bridge_id: str, kind: str = "mixing") -> None:
-        await self.request("POST", f"bridges/{bridge_id}", params={"type": kind})
-
-    async def add_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
-        await self.request("POST", f"bridges/{bridge_id}/addChannel",
-                           params={"channel": ",".join(channel_ids)})
-
-    async def destroy_bridge(self, bridge_id: str) -> None:
-        await self.request("DELETE", f"bridges/{bridge_id}")
 
     async def events(self) -> AsyncIterator[Event]:
         yield Event(CONNECTED, None, (), {})
