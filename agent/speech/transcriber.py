@@ -55,6 +55,7 @@ class DecodeSettings:
     tokens_per_second: float = 6.0  # decoder cap: words rarely come faster than ~4 a second
     token_floor: int = 12  # ... plus this many, for very short turns
     retry_temperature: float = 0.4  # second decode when the first looks like a loop
+    beam_size: int = 0  # 0: greedy; otherwise beam search of this width
     front_end: bool = True  # high-pass and level normalisation before the model
     digits: bool = True  # "five five five" -> "555"
 
@@ -69,7 +70,10 @@ class WhisperTranscriber:
         if not Path(model_path).is_file():
             raise FileNotFoundError(f"Whisper model {model_path} not found")
         self.settings = settings or DecodeSettings()
-        self._model = Model(str(model_path), n_threads=threads, language=language,
+        beam = self.settings.beam_size
+        self._model = Model(str(model_path), params_sampling_strategy=1 if beam else 0,
+                            beam_search={"beam_size": beam or -1, "patience": -1.0},
+                            n_threads=threads, language=language,
                             no_timestamps=True, single_segment=True, print_progress=False,
                             print_realtime=False, suppress_nst=True, no_context=True,
                             temperature=0.0, temperature_inc=0.0,

@@ -51,13 +51,13 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else 0.0
 
 
-async def transcribe_all(stt: Transcriber, clips: list[Clip],
-                         progress: Callable[[str], None]) -> list[Result]:
+async def transcribe_all(stt: Transcriber, clips: list[Clip], progress: Callable[[str], None],
+                         prompt: str | None = None) -> list[Result]:
     """Each clip through ``stt`` one after another, timed."""
     results: list[Result] = []
     for i, clip in enumerate(clips):
         began = time.perf_counter()
-        transcript = await stt.transcribe(clip.audio)
+        transcript = await stt.transcribe(clip.audio, prompt)
         elapsed = time.perf_counter() - began
         errors, words = word_errors(clip.sentence.text, transcript.text)
         results.append(Result(clip, transcript.text, errors, words, elapsed))
