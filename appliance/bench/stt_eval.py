@@ -35,7 +35,8 @@ class Result:
     text: str
     errors: int
     words: int
-    seconds: float
+    seconds: float  # wall time of the call
+    cpu_seconds: float  # CPU time of the whole process during the call (all threads)
 
 
 def wer_of(results: Iterable[Result]) -> dict[str, float | int]:
@@ -56,11 +57,11 @@ async def transcribe_all(stt: Transcriber, clips: list[Clip], progress: Callable
     """Each clip through ``stt`` one after another, timed."""
     results: list[Result] = []
     for i, clip in enumerate(clips):
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         transcript = await stt.transcribe(clip.audio, prompt)
-        elapsed = time.perf_counter() - began
+        elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
         errors, words = word_errors(clip.sentence.text, transcript.text)
-        results.append(Result(clip, transcript.text, errors, words, elapsed))
+        results.append(Result(clip, transcript.text, errors, words, elapsed, cpu))
         if (i + 1) % 50 == 0:
             progress(f"transcribed {i + 1}/{len(clips)}")
     return results
@@ -73,6 +74,7 @@ def summarize(results: list[Result]) -> dict:
 
     seconds = [r.seconds for r in results]
     short = [r.seconds for r in results if r.clip.audio.seconds <= 8.0]
+    cpu = [r.cpu_seconds for r in results if r.clip.audio.seconds <= 8.0]
     loops = [r for r in results if r.errors > r.words]
     worst = sorted(results, key=lambda r: (r.errors / max(r.words, 1), r.errors), reverse=True)
     return {
@@ -92,6 +94,9 @@ def summarize(results: list[Result]) -> dict:
                        "p95": round(percentile(short, 95) * 1000, 1),
                        "max": round(max(seconds, default=0.0) * 1000, 1),
                        "utterances_up_to_8s": len(short)},
+        # CPU time per call: on an idle machine the wall time is about this over the threads
+        "cpu_ms": {"p50": round(percentile(cpu, 50) * 1000, 1),
+                   "p95": round(percentile(cpu, 95) * 1000, 1)},
         "audio_seconds": {"p50": round(percentile([r.clip.audio.seconds for r in results], 50), 2),
                           "max": round(max((r.clip.audio.seconds for r in results),
                                            default=0.0), 2)},
@@ -115,7 +120,8 @@ def format_report(report: dict) -> str:
     lines += [row(k, v) for k, v in report["codecs"].items()]
     lat = report["latency_ms"]
     lines.append(f"  latency per utterance  p50 {lat['p50']:.0f} ms  p95 {lat['p95']:.0f} ms  "
-                 f"max {lat['max']:.0f} ms")
+                 f"max {lat['max']:.0f} ms  (CPU per call p50 {report['cpu_ms']['p50']:.0f} ms,"
+                 f" p95 {report['cpu_ms']['p95']:.0f} ms; load {report['machine']['load_before']})")
     lines.append(f"  utterances with more errors than words: {report['more_errors_than_words']}")
     return "\n".join(lines)
 
