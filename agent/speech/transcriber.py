@@ -28,6 +28,7 @@ from agent.speech.priority import lower_thread_priority
 WHISPER_RATE = 16000
 POSITIONS_PER_SECOND = 50  # Whisper's encoder: one position per 20 ms
 MAX_CTX = 1500
+MAX_WORDS_PER_SECOND = 4.0  # faster than any caller: the decoder is making words up
 logging.getLogger("pywhispercpp").setLevel(logging.WARNING)  # it logs every inference
 
 
@@ -157,9 +158,9 @@ def telephone_front_end(samples: np.ndarray, cutoff: float = 120.0,
 
 
 def looks_like_a_loop(text: str, seconds: float) -> bool:
-    """A decoder loop: far more words than the audio can hold, or a phrase repeating."""
+    """A decoder loop: more words than the audio can hold, or a phrase repeating."""
     words = _words(text)
-    return len(words) > 5 * seconds + 4 or _loop_start(words) is not None
+    return len(words) > MAX_WORDS_PER_SECOND * seconds + 3 or _loop_start(words) is not None
 
 
 def cut_loop(text: str) -> str:
@@ -174,13 +175,15 @@ def _words(text: str) -> list[str]:
 
 
 def _loop_start(words: list[str]) -> int | None:
-    """Index just past the first copy of a phrase said three times in a row (a single word:
-    five times, since "five five five" is a phone number), or None."""
+    """Index just past the first copy of a repeating phrase, or None. Repeating means a single
+    word five times ("five five five" is a phone number), two or three words three times, or
+    a phrase of four words or more twice in a row."""
     for i in range(len(words)):
         if i + 5 <= len(words) and len(set(words[i:i + 5])) == 1:
             return i + 1
-        for n in range(2, min(16, (len(words) - i) // 3) + 1):
-            if words[i:i + n] == words[i + n:i + 2 * n] == words[i + 2 * n:i + 3 * n]:
+        for n in range(2, min(16, (len(words) - i) // 2) + 1):
+            if words[i:i + n] == words[i + n:i + 2 * n] and \
+                    (n >= 4 or words[i:i + n] == words[i + 2 * n:i + 3 * n]):
                 return i + n
     return None
 

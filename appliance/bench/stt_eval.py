@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.speech.transcriber import Transcriber
+from agent.speech.transcriber import Transcriber, looks_like_a_loop
 from appliance.bench.phone_corpus import CODECS, CONDITIONS, Clip, Speaker, build_corpus
 from appliance.bench.wer import word_errors
 
@@ -90,6 +90,8 @@ def summarize(results: list[Result]) -> dict:
         "voices": {v: wer_of(where(lambda r, v=v: r.clip.voice.name == v))
                    for v in sorted({r.clip.voice.name for r in results})},
         "more_errors_than_words": len(loops),
+        # of those, transcripts that repeat a phrase or hold more words than the audio can
+        "loops": sum(looks_like_a_loop(r.text, r.clip.audio.seconds) for r in loops),
         "latency_ms": {"p50": round(percentile(short, 50) * 1000, 1),
                        "p95": round(percentile(short, 95) * 1000, 1),
                        "max": round(max(seconds, default=0.0) * 1000, 1),
@@ -122,7 +124,8 @@ def format_report(report: dict) -> str:
     lines.append(f"  latency per utterance  p50 {lat['p50']:.0f} ms  p95 {lat['p95']:.0f} ms  "
                  f"max {lat['max']:.0f} ms  (CPU per call p50 {report['cpu_ms']['p50']:.0f} ms,"
                  f" p95 {report['cpu_ms']['p95']:.0f} ms; load {report['machine']['load_before']})")
-    lines.append(f"  utterances with more errors than words: {report['more_errors_than_words']}")
+    lines.append(f"  utterances with more errors than words: {report['more_errors_than_words']}"
+                 f" (decoder loops among them: {report['loops']})")
     return "\n".join(lines)
 
 
