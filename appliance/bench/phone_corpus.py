@@ -4,7 +4,8 @@ Each sentence is spoken by one voice (a Piper voice with varied pace and express
 espeak-ng variant), set to a caller's level, given line noise (white, pink, or babble made
 from the other utterances), encoded with G.711, cut into 20 ms RTP packets, thinned by
 bursty loss, and passed through the agent's own jitter buffer and concealment. Everything is
-seeded: the same seed gives the same audio.
+seeded except Piper's own sampling noise (onnxruntime draws it unseeded), so Piper-voiced
+clips differ slightly from run to run; espeak-ng, noise, codec and loss are exact.
 """
 
 from __future__ import annotations
