@@ -196,6 +196,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         recordings=Path(args.recordings) if args.recordings else None))
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from appliance.bench.stt_eval import cli_main
+
+    return cli_main(args.model, paths.data_dir(args.data_dir),
+                    Path(args.json) if args.json else None, args.limit, args.seed,
+                    args.sentences)
+
+
 def cmd_calls(args: argparse.Namespace) -> int:
     from appliance.ops.calls import cmd_calls as run
 
@@ -291,6 +299,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recordings", metavar="DIR", help="keep what each caller heard (WAV, "
                    "packet timing, turn marks) for a closer look")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("eval", help="measure accuracy on generated test material")
+    esub = p.add_subparsers(dest="eval_command", required=True)
+    e = esub.add_parser("stt", help="speech-to-text word error rate and latency on phone "
+                        "speech generated at run time (voices, G.711, noise, packet loss)")
+    e.add_argument("--json", metavar="FILE", help="write the full report as JSON")
+    e.add_argument("--limit", type=int, help="transcribe only the first N clips")
+    e.add_argument("--model", default="whisper-tiny-en",
+                   help="speech-to-text model: a name in the model store or a ggml file")
+    e.add_argument("--seed", type=int, default=7, help="corpus seed (default 7)")
+    e.add_argument("--sentences", type=int, default=96,
+                   help="sentences, each sent through 5 line conditions (default 96)")
+    e.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("calls", help="list recent calls")
     p.add_argument("--since", help="only calls started since: 30m, 1h, 2d or an ISO date")
