@@ -100,6 +100,18 @@ async def test_spoken_question_gets_a_spoken_answer(clean_asterisk: AsteriskUnde
     assert not turn["interrupted"]
 
 
+async def long_answer_under_way(phone: SipPhone, question, seconds: float):
+    """Call the chatty agent, ask for a long answer; return once it has spoken ``seconds``."""
+    await phone.register()
+    dialog = await phone.call("502")
+    assert await wait_for_speech_then_quiet(dialog, time.monotonic(), quiet=0.8, timeout=10)
+    await dialog.play(question)
+    start = await wait_for_speech(dialog, time.monotonic(), timeout=15)
+    assert start is not None, "no answer started"
+    await asyncio.sleep(max(0.0, start + seconds - time.monotonic()))
+    return dialog, start
+
+
 async def test_caller_interrupts_a_long_answer(clean_asterisk: AsteriskUnderTest,
                                                daemon: DaemonProcess, voice: Path) -> None:
     before = set(daemon.record_dir.glob("*.json"))
@@ -107,15 +119,7 @@ async def test_caller_interrupts_a_long_answer(clean_asterisk: AsteriskUnderTest
     interruption = spoken(INTERRUPTION, voice)
     async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "102",
                         PHONE_SECRETS["102"]) as phone:
-        await phone.register()
-        dialog = await phone.call("502")
-        answered = time.monotonic()
-        assert await wait_for_speech_then_quiet(dialog, answered, quiet=0.8, timeout=10)
-        await dialog.play(question)
-        asked = time.monotonic()
-        start = await wait_for_speech(dialog, asked, timeout=15)
-        assert start is not None, "no answer started"
-        await asyncio.sleep(max(0.0, start + 1.0 - time.monotonic()))
+        dialog, start = await long_answer_under_way(phone, question, seconds=1.0)
         interrupt_at = time.monotonic()
         await dialog.play(interruption)
         await asyncio.sleep(0.3)
@@ -145,14 +149,7 @@ async def test_a_cough_over_an_answer_pauses_it_and_it_goes_on(
     cough = speechlike_signal(0.16, seed=3)  # a short voiced burst: a cough, an "mm-hm"
     async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "102",
                         PHONE_SECRETS["102"]) as phone:
-        await phone.register()
-        dialog = await phone.call("502")
-        answered = time.monotonic()
-        assert await wait_for_speech_then_quiet(dialog, answered, quiet=0.8, timeout=10)
-        await dialog.play(question)
-        start = await wait_for_speech(dialog, time.monotonic(), timeout=15)
-        assert start is not None, "no answer started"
-        await asyncio.sleep(max(0.0, start + 1.5 - time.monotonic()))
+        dialog, start = await long_answer_under_way(phone, question, seconds=1.5)
         cough_at = time.monotonic()
         await dialog.play(cough)
         await asyncio.sleep(3.0)  # the caller says nothing more
