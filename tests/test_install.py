@@ -45,8 +45,15 @@ def test_staged_tree_is_complete_and_private(staged: tuple[Path, str, str]) -> N
     etc = root / "etc/switchboard"
     assert stat.S_IMODE(etc.stat().st_mode) == 0o750
     assert (etc / "switchboard.yaml").exists() and (etc / "agents/demo.yaml").exists()
+    gid = int(re.search(r"^switchboard:x:\d+:(\d+):", passwd, re.M).group(1))
+    uid = int(re.search(r"^switchboard:x:(\d+):", passwd, re.M).group(1))
+    for config in (etc / "switchboard.yaml", etc / "agents/demo.yaml"):
+        # the daemon runs as switchboard: it reads the configuration through its group
+        st = config.stat()
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, gid, 0o640), config
     for secret in (etc / "secrets").glob("*.secret"):
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
+        assert secret.stat().st_uid == uid, secret
     assert (root / "var/lib/switchboard/runtime").read_text().strip() == "contained"
     ast_etc = root / "var/lib/switchboard/asterisk-root/etc/asterisk"
     assert "bindaddr = 127.0.0.1" in (ast_etc / "http.conf").read_text()

@@ -106,15 +106,18 @@ def step_dirs(inst: Installer) -> None:
 def step_example_config(inst: Installer) -> None:
     """Example site config and demo agent, only where absent (never overwritten)."""
     examples = Path(__file__).parents[1] / "examples"
+    _, gid = inst.ids()
     site = inst.config_dir / "switchboard.yaml"
     if not site.exists():
         shutil.copyfile(examples / "switchboard.yaml", site)
         site.chmod(0o640)
+        os.chown(site, 0, gid)  # the daemon (group switchboard) reads it, never writes it
         inst.changed(f"example site configuration {site}")
     demo = inst.config_dir / "agents/demo.yaml"
     if not any((inst.config_dir / "agents").glob("*.yaml")):
         shutil.copyfile(examples / "agents/demo.yaml", demo)
         demo.chmod(0o640)
+        os.chown(demo, 0, gid)
         inst.changed(f"demo agent {demo}")
 
 
