@@ -58,10 +58,18 @@ fi
 step "0/9" "Python environment in $VENV"
 s=$(date +%s.%N)
 changed=0
+# The daemon runs as the switchboard user, so its interpreter must not live in a private home
+# (a pyenv under /root, say): prefer the distribution's Python when it is new enough.
 PY=python3
+if /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  PY=/usr/bin/python3
+fi
 if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
   echo "install.sh: Python >= 3.11 is required (found $("$PY" -V 2>&1))" >&2
   exit 1
+fi
+if [ -x "$VENV/bin/python" ] && [ "$(readlink -f "$VENV/bin/python")" != "$(readlink -f "$(command -v "$PY")")" ]; then
+  rm -rf "$VENV" "$PREFIX/.source-hash"   # made with another interpreter: make it anew
 fi
 if [ ! -x "$VENV/bin/python" ]; then
   if ! "$PY" -m venv "$VENV" 2>/dev/null; then
