@@ -6,7 +6,7 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,6 +215,18 @@ class AriClient:
             self.stats["reconnects"] += 1
             await asyncio.sleep(backoff)
             backoff = min(max_backoff, backoff * 2)
+
+
+async def quietly(request: Awaitable[Any]) -> None:
+    """An ARI clean-up request: gone already (404/422) is fine, other failures are logged
+    (by type) and never raised, whatever they are: clean-up must go on regardless."""
+    try:
+        await request
+    except AriError as exc:
+        if exc.status not in (404, 422):
+            log.warning("cleanup: %s", exc)
+    except Exception as exc:  # noqa: BLE001  (ARI away: aiohttp errors are not OSErrors)
+        log.warning("cleanup: %s", type(exc).__name__)
 
 
 def _param(value: Any) -> str:

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.ari import AriClient, AriError, Channel, Event
+from agent.ari import AriClient, AriError, Channel, Event, quietly
 from agent.clock import Clock, LoopClock
 from agent.dialogue import Dialogue
 from agent.events import CallLog
 from agent.media.audio import AudioChunk, chime, write_wav
 from agent.media.endpoint import RtpEndpoint
-from agent.media.leg import MediaLeg, OpenEndpoint, quietly
+from agent.media.leg import MediaLeg, OpenEndpoint
 from agent.metrics import Metrics
 from agent.records import END_REASONS, CallRecorder
 from agent.settings import ANNOUNCEMENT, AgentSpec, DaemonSettings
@@ -80,6 +80,7 @@ class Call:
         self.hold_bridge_id = f"sb-hold-{self.id}"
         self._target_up = asyncio.Event()
         self._target_gone = asyncio.Event()
+        self._holding = False  # the holding bridge of an attended transfer exists
         self._group: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task] = []
         register(channel.id, self)  # at once: events for the call may arrive before run()
@@ -283,6 +284,7 @@ class Call:
             if not await self._call_target(target):
                 return False
             await self.ari.create_bridge(self.hold_bridge_id, kind="holding")
+            self._holding = True
             try:
                 await self.ari.add_to_bridge(self.hold_bridge_id, [self.channel.id])
                 await self.ari.add_to_bridge(self.leg.bridge_id, [self.target_channel_id])
@@ -296,6 +298,7 @@ class Call:
                 await self.ari.add_to_bridge(self.leg.bridge_id, [self.channel.id])
             finally:
                 await quietly(self.ari.destroy_bridge(self.hold_bridge_id))
+                self._holding = False
             await quietly(self.ari.hangup(self.leg.channel_id))  # the agent leaves the call
             self.sink.write("add_event", self.id, time.time(), "transfer", target)
             log.info("call %s: put through after announcement", self.id)
@@ -387,7 +390,8 @@ class Call:
             await quietly(self.ari.hangup(self.channel.id))
         if self.bridged or self._target_up.is_set():
             await quietly(self.ari.hangup(self.target_channel_id))
-        await quietly(self.ari.destroy_bridge(self.hold_bridge_id))
+        if self._holding:  # a transfer cut short before its own clean-up
+            await quietly(self.ari.destroy_bridge(self.hold_bridge_id))
 
     def _write_debug_recording(self, record_dir: Path) -> None:
         try:

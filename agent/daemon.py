@@ -10,13 +10,12 @@ hear the goodbye before the agent hangs up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
 from collections.abc import Callable
 
-from agent.ari import CONNECTED, AriClient, AriError, Event
+from agent.ari import CONNECTED, AriClient, Event, quietly
 from agent.call import Call
 from agent.clock import Clock
 from agent.media.endpoint import RtpEndpoint
@@ -231,8 +230,8 @@ class Daemon:
         try:
             app = await self.ari.request("GET", f"applications/{self.settings.ari.app}")
             existing = {c.id for c in await self.ari.channels()}
-        except (AriError, OSError, TimeoutError) as exc:
-            log.warning("could not list ARI state after connecting: %s", exc)
+        except Exception as exc:  # noqa: BLE001  (this task must never stop the daemon)
+            log.warning("could not list ARI state after connecting: %s", type(exc).__name__)
             return
         for call in list(self.active_calls):
             if call.channel.id not in existing:
@@ -242,17 +241,12 @@ class Daemon:
         ours_bridges = {bid for call in self.active_calls for bid in call.bridge_ids()}
         for channel_id in app.get("channel_ids", []):
             if channel_id not in ours:
-                await self._quietly(self.ari.hangup(channel_id))
+                await quietly(self.ari.hangup(channel_id))
                 log.info("hung up a channel left in the application by a previous run")
         for bridge_id in app.get("bridge_ids", []):
             if bridge_id not in ours_bridges:
-                await self._quietly(self.ari.destroy_bridge(bridge_id))
+                await quietly(self.ari.destroy_bridge(bridge_id))
                 log.info("destroyed a bridge left in the application by a previous run")
-
-    @staticmethod
-    async def _quietly(coro) -> None:
-        with contextlib.suppress(AriError, OSError, TimeoutError):
-            await coro
 
     def _start_call(self, event: Event) -> None:
         assert event.channel is not None and self._tasks is not None
@@ -304,9 +298,9 @@ class Daemon:
                 await self.ari.hangup(channel_id, reason="normal")
             else:
                 await self.ari.hangup(channel_id, reason="busy")
-        except (AriError, OSError) as exc:
-            log.warning("could not reject call cleanly: %s", exc)
-            await self._quietly(self.ari.hangup(channel_id, reason="busy"))
+        except Exception as exc:  # noqa: BLE001  (this task must never stop the daemon)
+            log.warning("could not reject call cleanly: %s", type(exc).__name__)
+            await quietly(self.ari.hangup(channel_id, reason="busy"))
         finally:
             if self.recorder is not None:
                 self.recorder.end_call(call_id, time.time(), "rejected")

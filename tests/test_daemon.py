@@ -323,3 +323,14 @@ async def test_rtp_counters_reach_metrics_during_the_call() -> None:
         received = rig.daemon.metrics.rtp_received._value.get()
         assert sent >= 100 and received >= 60  # counted while the call is still up
         assert rig.call("a") is not None
+
+
+async def test_a_failed_busy_rejection_does_not_stop_the_daemon() -> None:
+    async with Rig(agent("alpha"), max_concurrent_calls=1) as rig:
+        await rig.ring("a", "alpha")
+        rig.ari.fail("channels/b/answer", aiohttp.ServerDisconnectedError())
+        rig.ari.ring("b", "alpha")  # over the limit: turned away, and ARI drops meanwhile
+        await rig.settle()
+        await rig.advance(0.5)
+        assert rig.daemon.stats["calls_rejected"] == 1
+        await assert_serves(rig, "a")

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agent.ari import AriError
+from agent.ari import AriError, quietly
 from agent.clock import Clock, Ticker
 from agent.media.endpoint import MediaCodec, RtpEndpoint, media_codec
 from agent.media.jitter import JitterBuffer
@@ -200,17 +200,6 @@ class MediaLeg:
     async def release(self) -> None:
         """Hang up our channel and destroy the bridge; already gone is fine."""
         self.close()
-        for action in (lambda: self.ari.hangup(self.channel_id),
-                       lambda: self.ari.destroy_bridge(self.bridge_id)):
-            await quietly(action())
-
-
-async def quietly(request: Awaitable[Any]) -> None:
-    """An ARI clean-up request: gone already (404/422) is fine, other failures are logged."""
-    try:
-        await request
-    except AriError as exc:
-        if exc.status not in (404, 422):
-            log.warning("cleanup: %s", exc)
-    except Exception as exc:  # noqa: BLE001  (ARI away: clean-up must go on regardless)
-        log.warning("cleanup: %s", type(exc).__name__)
+        await quietly(self.ari.hangup(self.channel_id))
+        if self.bridge_created:
+            await quietly(self.ari.destroy_bridge(self.bridge_id))
