@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agent.answers.guard import FactGuard
+from agent.answers.policy import Answerer, Plan, Step
 from agent.clock import Clock
 from agent.conversation import Act, Conversation, Decision, Timers
 from agent.events import CallEvent, Sink, ToolUse, TurnRecord
@@ -32,6 +34,7 @@ from agent.speech.turns import SpeechStarted, TurnSettings, TurnTaker, Utterance
 from agent.timings import TurnTimings
 from agent.tools.choice import plan
 from agent.tools.runner import CallControl, ToolRunner
+from agent.tools.spec import ToolCall
 
 log = logging.getLogger(__name__)
 MAX_TOOL_ROUNDS = 3
@@ -79,6 +82,8 @@ class Dialogue:
         self._carry = ""  # words of a turn the caller talked over before it was answered
         self._failed_turns = 0
         self._collector: asyncio.Queue[str] | None = None  # keypad entry for a tool
+        self.answers = Answerer(spec.knowledge_index(), spec.answer_phrases,
+                                can_transfer=spec.can_transfer and control is not None)
         self.tool_runner = ToolRunner({t.name: t for t in spec.tools}, control,
                                       say=self._say_and_wait, speak=self._speak_and_wait,
                                       collect_digits=self._collect_digits) \
@@ -355,24 +360,31 @@ class Dialogue:
         result (at most MAX_TOOL_ROUNDS tools). Returns everything the agent said."""
         spoken: list[str] = []
         tools = self.spec.tools if self.tool_runner is not None else ()
+        words = turn.message is not None and turn.message["role"] == "user"
+        heard = self.answers.hear(turn.user, turn.record.stt_confidence) if words else None
+        if heard is not None and heard.say:  # misheard: say it again (or the offer)
+            return await self._say_planned(turn, heard)
+        call = self._offered_transfer() if heard is not None else None
         for _ in range(MAX_TOOL_ROUNDS + 1):
-            call = await plan(self.history, tools, self.engines.chat)
+            call = call or await plan(self.history, tools, self.engines.chat)
             if call is None or self.tool_runner is None:
-                reply = Reply(self.playout, self.clock, self.history, turn.record.timings,
-                              gate=turn.release)
-                self._reply = reply
-                text = await reply.answer(self.engines.chat, self.engines.synth,
-                                          list(self.history))
+                plan_ = self.answers.answer(turn.user) \
+                    if words and self.history[-1] is turn.message else Plan(Step.FREE)
+                if plan_.say:  # known, or not known: a fixed text, no model
+                    spoken.append(await self._say_planned(turn, plan_))
+                    break
+                text = await self._answer_words(turn, plan_)
                 if text:
                     spoken.append(text)
                 break
             await turn.release.wait()  # a speculative turn plans, but never acts
             outcome = await self.tool_runner.run(call)
-            self._sink(CallEvent("tool", call.name))
+            call = None
+            self._sink(CallEvent("tool", outcome.name))
             self._sink(ToolUse(turn.record.index, outcome))
             self.history.append(Message(role="tool", content=outcome.for_model))
             if outcome.ends_call:
-                kind = self.tool_runner.tools[call.name].kind
+                kind = self.tool_runner.tools[outcome.name].kind
                 self.finish("transfer" if kind == "transfer" else "agent hangup")
                 break
             if outcome.spoken:
@@ -380,6 +392,47 @@ class Dialogue:
             if not outcome.ok or outcome.spoken:
                 break  # failure phrase or result phrase said; the caller goes on
         return " ".join(spoken)
+
+    def _offered_transfer(self) -> ToolCall | None:
+        """The transfer the caller said yes to: the first target of the transfer tool."""
+        tool = next((t for t in self.spec.tools if t.kind == "transfer" and t.targets), None)
+        return ToolCall(tool.name, {"target": next(iter(tool.targets))}) if tool else None
+
+    async def _say_planned(self, turn: _Turn, plan_: Plan) -> str:
+        """A fixed answer (from the phrase cache): the entry's answer, "I don't know", or
+        "say that again" — then the caller's unanswerable words leave the history."""
+        await turn.release.wait()
+        self._sink(CallEvent("misheard" if plan_.step in (Step.MISHEARD, Step.OFFER)
+                             else plan_.step.value))
+        if plan_.step in (Step.MISHEARD, Step.OFFER) and turn.message in self.history:
+            self.history.remove(turn.message)
+        turn.record.timings.mark("first_clause", self.clock.now())
+        self._say_phrase(plan_.say, turn.record.timings)
+        await self.playout.flush()
+        return plan_.say
+
+    async def _answer_words(self, turn: _Turn, plan_: Plan) -> str:
+        """The model's answer, each clause checked when the agent answers from knowledge;
+        a refused answer becomes the matched fact, or "I don't know"."""
+        guard = FactGuard(self.spec.instructions + " " + self.spec.greeting, self.history) \
+            if self.answers.grounded else None
+        reply = Reply(self.playout, self.clock, self.history, turn.record.timings,
+                      gate=turn.release, check=guard.allows if guard else None)
+        self._reply = reply
+        text = await reply.answer(self.engines.chat, self.engines.synth, list(self.history))
+        if not reply.refused or reply.interrupted:
+            return text
+        assert guard is not None
+        self._sink(CallEvent("refused", guard.refused))
+        if text:
+            return text  # what was said before the refused clause stands
+        if plan_.fallback:
+            self._sink(CallEvent("known"))
+            reply = Reply(self.playout, self.clock, self.history, turn.record.timings,
+                          gate=turn.release)
+            self._reply = reply
+            return await reply.say(self.engines.synth, plan_.fallback)
+        return await self._say_planned(turn, self.answers.refused())
 
     async def _turn_failed(self, turn: _Turn, exc: Exception) -> None:
         """A turn failed: the caller hears the error phrase; twice in a row ends the call."""

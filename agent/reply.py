@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from agent.clock import Clock
@@ -22,11 +22,13 @@ from agent.media.audio import AudioChunk
 from agent.media.playout import Playout
 from agent.media.resample import resample
 from agent.speech.chat_model import ChatModel, Message
-from agent.speech.clauses import ClauseSplitter
+from agent.speech.clauses import CLOSERS, ClauseSplitter
 from agent.speech.synthesizer import Synthesizer
 from agent.timings import TurnTimings
 
 MAX_CLAUSES = 8  # a phone answer longer than this is cut (and so is a loop)
+MAX_SENTENCES = 3  # answers end at a sentence boundary, after at most this many
+SENTENCE_END = (".", "!", "?", "…")
 
 
 @dataclass
@@ -46,8 +48,10 @@ class Reply:
     history: list[Message]
     timings: TurnTimings = field(default_factory=TurnTimings)
     gate: asyncio.Event | None = None  # audio is held back until this is set (speculation)
+    check: Callable[[str], bool] | None = None  # may the model's next clause be spoken?
     clauses: list[SpokenClause] = field(default_factory=list)
     interrupted: bool = False
+    refused: bool = False  # ``check`` refused a clause of the model's answer
     _start_played: int = 0
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _message: Message | None = None  # our entry in the history, once audio is queued
@@ -137,12 +141,23 @@ class Reply:
                      model: bool) -> None:
         splitter = ClauseSplitter(first_comma_chars=12)
         said: set[str] = set()
+        sentences = 0
 
-        def take(clause: str) -> bool:
-            """Queue a clause; False once the answer should stop (too long or looping)."""
+        def take(clause: str, last: bool = False) -> bool:
+            """Queue a clause; False once the answer should stop (too long, looping, or a
+            clause the check refuses). The model's last words are dropped when they end
+            mid-sentence after a whole sentence (it ran out of tokens)."""
+            nonlocal sentences
             key = " ".join(clause.lower().split())
-            if key in said or len(said) >= MAX_CLAUSES:
+            if key in said or len(said) >= MAX_CLAUSES or sentences >= MAX_SENTENCES:
                 return False
+            ends = clause.rstrip(CLOSERS).endswith(SENTENCE_END)
+            if model and last and sentences and not ends:
+                return False
+            if model and self.check is not None and not self.check(clause):
+                self.refused = True
+                return False
+            sentences += ends
             said.add(key)
             self.timings.mark("first_clause", self.clock.now())
             queue.put_nowait(clause)
@@ -155,8 +170,10 @@ class Reply:
                 if not all([take(c) for c in splitter.push(piece)]):
                     break  # small models repeat themselves: a repeated clause ends the answer
             else:
-                for clause in splitter.flush():
-                    take(clause)
+                tail = splitter.flush()
+                for i, clause in enumerate(tail):
+                    if not take(clause, last=i == len(tail) - 1):
+                        break
         finally:
             queue.put_nowait(None)
             aclose = getattr(source, "aclose", None)

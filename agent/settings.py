@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.answers.knowledge import Knowledge
+from agent.answers.policy import Phrases, fixed_texts
 from agent.ari import AriSettings
 from agent.speech.turns import TurnSettings
 from agent.tools.spec import ToolSpec
@@ -48,6 +50,17 @@ class AgentSpec:
     max_turns: int = 50
     tools: tuple[ToolSpec, ...] = ()  # one per declared tool
     version: str = ""  # hash of the agent's configuration, for call records
+    knowledge: str = ""  # free facts, one per line (the model phrases answers from them)
+    faq: tuple[tuple[tuple[str, ...], str], ...] = ()  # (questions, answer said as written)
+    answer_phrases: Phrases = Phrases()  # "I don't know", "say that again" and the offers
+
+    @property
+    def can_transfer(self) -> bool:
+        """A transfer tool with somewhere to go: the agent can offer a person."""
+        return any(t.kind == "transfer" and t.targets for t in self.tools)
+
+    def knowledge_index(self) -> Knowledge:
+        return Knowledge.build(self.knowledge, self.faq)
 
     def phrases(self) -> list[str]:
         """Fixed texts the agent may say, synthesized once when it loads."""
@@ -57,6 +70,7 @@ class AgentSpec:
                       if t]
             if tool.kind == "transfer" and tool.mode == "attended":
                 texts.append(ANNOUNCEMENT)
+        texts += fixed_texts(self.answer_phrases, self.knowledge_index(), self.can_transfer)
         return list(dict.fromkeys(texts))
 
 
