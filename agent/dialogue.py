@@ -83,7 +83,8 @@ class Dialogue:
         self._failed_turns = 0
         self._collector: asyncio.Queue[str] | None = None  # keypad entry for a tool
         self.answers = Answerer(spec.knowledge_index(), spec.answer_phrases,
-                                can_transfer=spec.can_transfer and control is not None)
+                                can_transfer=spec.can_transfer and control is not None,
+                                model_phrases=spec.model_phrases_facts)
         self.tool_runner = ToolRunner({t.name: t for t in spec.tools}, control,
                                       say=self._say_and_wait, speak=self._speak_and_wait,
                                       collect_digits=self._collect_digits) \
@@ -399,14 +400,20 @@ class Dialogue:
         return ToolCall(tool.name, {"target": next(iter(tool.targets))}) if tool else None
 
     async def _say_planned(self, turn: _Turn, plan_: Plan) -> str:
-        """A fixed answer (from the phrase cache): the entry's answer, "I don't know", or
-        "say that again" — then the caller's unanswerable words leave the history."""
+        """A fixed answer, no model: an entry's answer or "I don't know" (phrase cache), a
+        matched fact (synthesized now), or "say that again" — then the caller's
+        unanswerable words leave the history."""
         await turn.release.wait()
-        self._sink(CallEvent("misheard" if plan_.step in (Step.MISHEARD, Step.OFFER)
-                             else plan_.step.value))
-        if plan_.step in (Step.MISHEARD, Step.OFFER) and turn.message in self.history:
+        misheard = plan_.step in (Step.MISHEARD, Step.OFFER)
+        self._sink(CallEvent("misheard" if misheard else "unknown"
+                             if plan_.step is Step.UNKNOWN else "known"))
+        if misheard and turn.message in self.history:
             self.history.remove(turn.message)
         turn.record.timings.mark("first_clause", self.clock.now())
+        if plan_.step is Step.FACT:
+            reply = Reply(self.playout, self.clock, self.history, turn.record.timings)
+            self._reply = reply
+            return await reply.say(self.engines.synth, plan_.say)
         self._say_phrase(plan_.say, turn.record.timings)
         await self.playout.flush()
         return plan_.say
@@ -424,15 +431,10 @@ class Dialogue:
             return text
         assert guard is not None
         self._sink(CallEvent("refused", guard.refused))
-        if text:
-            return text  # what was said before the refused clause stands
-        if plan_.fallback:
-            self._sink(CallEvent("known"))
-            reply = Reply(self.playout, self.clock, self.history, turn.record.timings,
-                          gate=turn.release)
-            self._reply = reply
-            return await reply.say(self.engines.synth, plan_.fallback)
-        return await self._say_planned(turn, self.answers.refused())
+        # what was said before the refused clause stands; the fact (or "I don't know")
+        # follows, so the caller is never left with half an answer
+        then = Plan(Step.FACT, plan_.fallback) if plan_.fallback else self.answers.refused()
+        return " ".join(filter(None, (text, await self._say_planned(turn, then))))
 
     async def _turn_failed(self, turn: _Turn, exc: Exception) -> None:
         """A turn failed: the caller hears the error phrase; twice in a row ends the call."""

@@ -17,18 +17,14 @@ import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
+from agent.answers.clauses import ClauseGate, gated
 from agent.clock import Clock
 from agent.media.audio import AudioChunk
 from agent.media.playout import Playout
 from agent.media.resample import resample
 from agent.speech.chat_model import ChatModel, Message
-from agent.speech.clauses import CLOSERS, ClauseSplitter
 from agent.speech.synthesizer import Synthesizer
 from agent.timings import TurnTimings
-
-MAX_CLAUSES = 8  # a phone answer longer than this is cut (and so is a loop)
-MAX_SENTENCES = 3  # answers end at a sentence boundary, after at most this many
-SENTENCE_END = (".", "!", "?", "…")
 
 
 @dataclass
@@ -139,46 +135,19 @@ class Reply:
 
     async def _think(self, source: AsyncIterator[str], queue: asyncio.Queue[str | None],
                      model: bool) -> None:
-        splitter = ClauseSplitter(first_comma_chars=12)
-        said: set[str] = set()
-        sentences = 0
+        gate = ClauseGate(self.check, model=model)
 
-        def take(clause: str, last: bool = False) -> bool:
-            """Queue a clause; False once the answer should stop (too long, looping, or a
-            clause the check refuses). The model's last words are dropped when they end
-            mid-sentence after a whole sentence (it ran out of tokens)."""
-            nonlocal sentences
-            key = " ".join(clause.lower().split())
-            if key in said or len(said) >= MAX_CLAUSES or sentences >= MAX_SENTENCES:
-                return False
-            ends = clause.rstrip(CLOSERS).endswith(SENTENCE_END)
-            if model and last and sentences and not ends:
-                return False
-            if model and self.check is not None and not self.check(clause):
-                self.refused = True
-                return False
-            sentences += ends
-            said.add(key)
-            self.timings.mark("first_clause", self.clock.now())
-            queue.put_nowait(clause)
-            return True
+        def first_token() -> None:
+            if model:
+                self.timings.mark("llm_first_token", self.clock.now())
 
         try:
-            async for piece in source:
-                if model:
-                    self.timings.mark("llm_first_token", self.clock.now())
-                if not all([take(c) for c in splitter.push(piece)]):
-                    break  # small models repeat themselves: a repeated clause ends the answer
-            else:
-                tail = splitter.flush()
-                for i, clause in enumerate(tail):
-                    if not take(clause, last=i == len(tail) - 1):
-                        break
+            async for clause in gated(source, gate, first_token):
+                self.timings.mark("first_clause", self.clock.now())
+                queue.put_nowait(clause)
         finally:
+            self.refused = gate.refused
             queue.put_nowait(None)
-            aclose = getattr(source, "aclose", None)
-            if aclose is not None:
-                await aclose()
 
     async def _voice_all(self, synth: Synthesizer, queue: asyncio.Queue[str | None]) -> None:
         rate = self.playout.rate

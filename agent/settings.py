@@ -53,6 +53,7 @@ class AgentSpec:
     knowledge: str = ""  # free facts, one per line (the model phrases answers from them)
     faq: tuple[tuple[tuple[str, ...], str], ...] = ()  # (questions, answer said as written)
     answer_phrases: Phrases = Phrases()  # "I don't know", "say that again" and the offers
+    model_phrases_facts: bool = False  # a matched free fact is put in words by the model
 
     @property
     def can_transfer(self) -> bool:

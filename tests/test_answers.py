@@ -29,7 +29,7 @@ def knowledge() -> Knowledge:
 
 def test_words_fold_synonyms_and_read_numbers() -> None:
     assert terms("What time do you close?") == ["hours", "hours"]
-    assert terms("Where can I leave my car") == ["leav", "parking"]
+    assert terms("Where can I park the car") == ["parking", "car"]
     assert numbers("open 9:00 am till nine thirty, 1,200 dollars") == {9, 30, 1200}
     assert numbers("one moment please") == set()  # "one" is not read as a number
 
@@ -157,8 +157,10 @@ def test_answers_known_grounded_unknown_and_free(knowledge) -> None:
     answers = Answerer(knowledge, Phrases(), can_transfer=True)
     known = answers.answer("Are you open on Saturday?")
     assert known.step is Step.KNOWN and known.say.startswith("On Saturday")
-    grounded = answers.answer("Do you take Aetna?")
-    assert grounded.step is Step.GROUNDED and grounded.fallback.startswith("Insurance")
+    fact = answers.answer("Do you take Aetna?")  # a free fact, said as written
+    assert fact.step is Step.FACT and fact.say.startswith("Insurance")
+    phrased = Answerer(knowledge, Phrases(), model_phrases=True).answer("Do you take Aetna?")
+    assert phrased.step is Step.GROUNDED and phrased.fallback.startswith("Insurance")
     unknown = answers.answer("How much does a checkup cost?")
     assert unknown.step is Step.UNKNOWN and unknown.say.startswith(Phrases().unknown)
     assert answers.offered
@@ -209,7 +211,7 @@ async def test_a_question_about_nothing_known_gets_i_dont_know(dialogue_rig):
 
 async def test_an_invented_fact_is_never_spoken_and_the_matched_fact_is(dialogue_rig):
     rig, chat, kinds = await _call(dialogue_rig, "When do you open on Monday?",
-                                   "We open at 10 am on Monday.")
+                                   "We open at 10 am on Monday.", model_phrases_facts=True)
     assert len(chat.seen) == 1  # the model was asked, its answer refused
     said = rig.conv.records[0].agent_text
     assert "10" not in said and said.startswith("Opening hours: Monday to Friday 8 am")
@@ -217,9 +219,24 @@ async def test_an_invented_fact_is_never_spoken_and_the_matched_fact_is(dialogue
     assert {"role": "assistant", "content": said} in rig.conv.history
 
 
+async def test_a_matched_fact_is_said_as_written_without_the_model(dialogue_rig):
+    rig, chat, kinds = await _call(dialogue_rig, "When do you open on Monday?",
+                                   "We open at 10 am on Monday.")
+    assert chat.seen == []
+    assert rig.conv.records[0].agent_text.startswith("Opening hours: Monday to Friday 8 am")
+
+
+async def test_a_half_answer_refused_midway_is_followed_by_the_fact(dialogue_rig):
+    rig, chat, kinds = await _call(dialogue_rig, "When do you open on Monday?",
+                                   "Monday to Friday, from 10 am.", model_phrases_facts=True)
+    said = rig.conv.records[0].agent_text
+    assert said.startswith("Monday to Friday,") and "10" not in said
+    assert said.endswith("closed on Sunday.")
+
+
 async def test_a_sourced_answer_from_the_model_is_spoken(dialogue_rig):
     rig, chat, kinds = await _call(dialogue_rig, "When do you open on Monday?",
-                                   "On Monday we open at 8 am.")
+                                   "On Monday we open at 8 am.", model_phrases_facts=True)
     assert rig.conv.records[0].agent_text.strip() == "On Monday we open at 8 am."
     assert "refused" not in kinds
 

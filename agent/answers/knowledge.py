@@ -10,10 +10,11 @@ something we know" from "asked about something we do not".
 from __future__ import annotations
 
 import math
+from collections import Counter
 import re
 from dataclasses import dataclass
 
-from agent.answers.words import terms
+from agent.answers.words import CONCEPTS, terms
 
 VERBATIM = 0.5  # share of the question an entry must cover to be said word for word
 RELEVANT = 0.34  # share below which the question is about nothing the agent knows
@@ -41,15 +42,22 @@ class Match:
     score: float
     runner_up: float = 0.0
 
+    missing: frozenset[str] = frozenset()  # topics asked (price, hours …) it does not cover
+
     @property
     def relevant(self) -> bool:
-        return self.score >= RELEVANT
+        return self.score >= RELEVANT and not self.missing
 
     @property
     def verbatim(self) -> bool:
         """Said as written: a question/answer entry matched well and clearly."""
-        return (self.entry.verbatim and self.score >= VERBATIM
-                and self.score - self.runner_up >= MARGIN)
+        return self.entry.verbatim and self.strong
+
+    @property
+    def strong(self) -> bool:
+        """Matched well and clearly, every topic asked covered."""
+        return (self.score >= VERBATIM and self.score - self.runner_up >= MARGIN
+                and not self.missing)
 
 
 def facts(text: str) -> list[Entry]:
@@ -85,8 +93,8 @@ class Knowledge:
         return cls([Entry(answer, tuple(q)) for q, answer in pairs] + facts(text))
 
     @staticmethod
-    def _entry_terms(entry: Entry) -> set[str]:
-        found = set(terms(entry.answer))
+    def _entry_terms(entry: Entry) -> Counter[str]:
+        found = Counter(terms(entry.answer))
         for question in entry.questions:
             found.update(terms(question))
         return found
@@ -99,24 +107,28 @@ class Knowledge:
 
     def match(self, question: str) -> Match | None:
         """The entry ``question`` is most about; None if it shares no topic word with any."""
-        asked = set(terms(question.lower().replace("how much", "price")))
+        asked = set(terms(question))
         if not asked or not self.entries:
             return None
         total = sum(self.weight(t) for t in asked)
-        # best first; on a tie a question/answer entry wins over a free fact
-        scored = sorted(((sum(self.weight(t) for t in asked & found) / total,
-                          self.entries[i].verbatim, i) for i, found in enumerate(self._terms)),
-                        reverse=True)
-        best, _, index = scored[0]
+        # by share of the question covered, then by how often the entry names what was
+        # asked ("Opening hours … closed" over "… limited to two hours"); on a tie a
+        # question/answer entry wins over a free fact
+        scored = sorted(((sum(self.weight(t) for t in asked & set(found)) / total,
+                          sum(found[t] for t in asked), self.entries[i].verbatim, i)
+                         for i, found in enumerate(self._terms)), reverse=True)
+        best, hits, _, index = scored[0]
         if best <= 0:
             return None
         entry = self.entries[index]
-        # a clear winner: ahead of every other entry that would say something else (a free
-        # fact on the same topic does not compete with a written answer)
-        runner_up = next((s for s, verbatim, i in scored[1:]
+        # the closest rival that would say something else (a free fact on the same topic
+        # does not compete with a written answer); one named half as often is no rival
+        runner_up = next((s for s, h, verbatim, i in scored[1:]
                           if self.entries[i].answer != entry.answer
-                          and (verbatim or not entry.verbatim)), 0.0)
-        return Match(entry, round(best, 3), round(runner_up, 3))
+                          and (verbatim or not entry.verbatim)
+                          and not (s == best and 2 * h <= hits)), 0.0)
+        missing = frozenset(t for t in asked & CONCEPTS if t not in self._terms[index])
+        return Match(entry, round(best, 3), round(runner_up, 3), missing)
 
     def text(self) -> str:
         """Everything known, as text (what the model is told and what facts are checked

@@ -31,6 +31,7 @@ NO = wordset("no nope not don't never")
 
 class Step(enum.Enum):
     KNOWN = "known"  # say the entry's answer as written
+    FACT = "fact"  # say the matched free fact as written (synthesized now)
     GROUNDED = "grounded"  # the model answers, checked; the matched fact if refused
     FREE = "free"  # the model answers (checked when the agent has knowledge)
     UNKNOWN = "unknown"  # say that the agent does not know
@@ -102,8 +103,9 @@ class Answerer:
     """One call's answering state: misses in a row and an open offer."""
 
     def __init__(self, knowledge: Knowledge, phrases: Phrases = Phrases(),
-                 can_transfer: bool = False) -> None:
+                 can_transfer: bool = False, model_phrases: bool = False) -> None:
         self.knowledge = knowledge
+        self.model_phrases = model_phrases  # a matched free fact is put in words by the model
         self.phrases = phrases
         self.can_transfer = can_transfer
         self.misses = 0
@@ -136,6 +138,8 @@ class Answerer:
         if match is not None and match.verbatim:
             return Plan(Step.KNOWN, match.entry.answer)
         if match is not None and match.relevant:
+            if not self.model_phrases:
+                return Plan(Step.FACT, match.entry.answer)
             return Plan(Step.GROUNDED, fallback=match.entry.answer)
         if asks(text) and not social(text):
             return self._offer(self.phrases.unknown, Step.UNKNOWN)

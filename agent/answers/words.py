@@ -21,17 +21,17 @@ one or our out please really right say see she should so some something sure tel
 thank thanks that that's the their them then there there's these they this those to today
 too uh um up us very wanna want was we we're well were what what's when which
 where while who why will wish with wonder wondering would yeah yes you you're your yours
-guy guys folks
+guy guys folks take come go make during until till since near there's didn't catch sorry
 """)
 
 # Words that say the same thing for a caller's question, folded into one.
 SYNONYMS: dict[str, str] = {}
 for _canonical, _words in {
     "hours": "hour hours open opens opened opening close closes closing closed time times "
-             "late early",
+             "late early week weekday weekdays",
     "address": "address located location find directions direction street road "
                "avenue",
-    "parking": "park parking parked car garage lot",
+    "parking": "park parking parked garage lot",
     "insurance": "insurance insurer insured plan plans coverage cover covered accept "
                  "accepted",
     "price": "price prices cost costs fee fees charge charges pay paying payment dollars "
@@ -70,13 +70,17 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower().replace("’", "'"))
 
 
+CONCEPTS = frozenset(SYNONYMS.values())
+
+
 def terms(text: str) -> list[str]:
-    """The topic words of ``text``: stop words out, synonyms folded, the rest stemmed."""
-    out = []
-    for token in tokens(text):
-        if token in STOP or token.isdigit():
-            continue
-        out.append(SYNONYMS.get(token) or SYNONYMS.get(stem(token)) or stem(token))
+    """The topic words of ``text``: stop words out, synonyms folded, the rest stemmed
+    ("where are you?" alone asks for the address)."""
+    words = tokens(text.lower().replace("how much", "price"))
+    out = [SYNONYMS.get(t) or SYNONYMS.get(stem(t)) or stem(t)
+           for t in words if t not in STOP and not t.isdigit()]
+    if not out and "where" in words:
+        out = ["address"]
     return out
 
 
