@@ -48,6 +48,7 @@ class _Turn:
     user: str = ""  # what the caller said, once transcribed
     message: Message | None = None  # the caller's words in the history
     carried: str | None = None  # words of an earlier turn this one took in (None: not yet)
+    dropped: bool = False  # abandoned while being transcribed: its words go to the next
 
 
 class Dialogue:
@@ -79,6 +80,7 @@ class Dialogue:
         self._reply: Reply | None = None  # what the agent is saying (or preparing) now
         self._carry = ""  # words of a turn the caller talked over before it was answered
         self._carry_since: float | None = None  # when the caller began saying them
+        self._carrying: asyncio.Task | None = None  # a dropped turn still being transcribed
         self._failed_turns = 0
         self._collector: asyncio.Queue[str] | None = None  # keypad entry for a tool
         self.tool_runner = ToolRunner({t.name: t for t in spec.tools}, control,
@@ -230,7 +232,7 @@ class Dialogue:
             turn.release.set()
         # With barge-in off the caller may finish a question while the agent still
         # answers the previous one: the new turn waits for it, answers never overlap.
-        before = self._turn.task if self._turn is not None else None
+        before = self._turn.task if self._turn is not None else self._carrying
         turn.task = self._spawn(self._answer(turn, audio, keys, before), name="turn")
         self._turn = turn
 
@@ -240,6 +242,10 @@ class Dialogue:
         if turn is None:
             return
         assert turn.task is not None
+        if carry and not turn.user and not turn.task.done():
+            turn.dropped = True  # its words are not known yet: it is only transcribed
+            self._carrying = turn.task  # and the next turn waits for them
+            return
         turn.task.cancel()
         self._forget(turn)
         if turn.carried is not None:  # give back the earlier words it took in
@@ -356,7 +362,9 @@ class Dialogue:
                 turn.message = Message(role="user", content=turn.user)
                 self._judge_words(turn)
             timings.mark("stt_done", self.clock.now())
-            if not turn.user:
+            if turn.dropped and turn.user:
+                self._carry_on(turn)
+            if not turn.user or turn.dropped:
                 return
             self.records.append(record)
             self.history.append(turn.message)

@@ -161,3 +161,29 @@ async def test_a_silent_caller_is_flagged(tmp_path: Path) -> None:
     assert call["outcome"] == "abandoned"
     assert call["summary"] == "no request — caller went silent"
     assert call["flags"] == ["long_silence"]
+
+
+async def test_words_before_a_pause_survive_a_slow_transcriber(tmp_path: Path) -> None:
+    async with Rig(agent("alpha"), records_path=tmp_path / "calls.db") as rig:
+        await rig.ring("a", "alpha")
+        caller = Caller(rig)
+        engines = rig.registry.engines["alpha"]
+
+        async def slow(audio, prompt=None) -> Transcript:
+            words = caller.words  # what was said when the audio was handed over
+            await rig.clock.sleep_until(rig.clock.now() + 0.5)
+            return Transcript(words, 0.9, 0.5)
+
+        engines.transcriber.transcribe = slow  # type: ignore[method-assign]
+        began, _ = await caller.says("is there parking")
+        await rig.quiet("a", 0.4)  # the turn ends, its transcript is not ready yet
+        _, ended = await caller.says("near your office")
+        await rig.quiet("a", 5.0)
+        call = rig.call("a")
+        record = await caller.hangs_up()
+    # Before, the turn was cancelled with its transcription: "near your office" alone.
+    [turn] = record["turns"]
+    assert turn["user_text"] == "is there parking near your office"
+    assert turn["started_at"] == pytest.approx(call.sink.wall(began), abs=0.1)
+    assert turn["caller_stopped_at"] == pytest.approx(call.sink.wall(ended), abs=0.1)
+    assert not turn["interrupted"] and turn["agent_text"] == LONG_ANSWER

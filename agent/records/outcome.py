@@ -20,7 +20,7 @@ FLAGS = ("repeated", "unknown", "low_confidence", "long_silence", "hung_up_mid_a
          "misheard", "error")
 FAILED_REASONS = ("error", "lost", "rejected")
 REPEAT_SIMILARITY = 0.8  # consecutive caller turns at least this alike: said again
-ASK_WORDS = 8  # the caller's request is quoted up to this many words
+ASK_WORDS = 10  # the caller's request is quoted up to this many words
 ASK_CHARS = 60
 SILENCE_EVENTS = ("reprompt", "silence_timeout")
 NOT_ANSWERED = ("unknown", "misheard")  # events that say a turn's answer was no answer
