@@ -118,10 +118,17 @@ def test_an_interrupted_answer_alone_does_not_resolve() -> None:
 
 
 def test_a_successful_tool_resolves_its_turn() -> None:
-    result = assess(call("caller hangup", [turn(1, "Book me for Tuesday at two", "",
-                                                interrupted=True)],
-                         tools=[{"name": "book", "turn_idx": 1, "ok": True, "result": {}}]))
-    assert result.outcome == "resolved"
+    booking = call("caller hangup", [turn(1, "Book me for Tuesday at two", "",
+                                          interrupted=True)],
+                   tools=[{"name": "book", "turn_idx": 1, "ok": True, "result": {}}])
+    assert assess(booking).outcome == "resolved"
+    booking["tool_calls"][0]["ok"] = False
+    assert assess(booking).outcome == "abandoned"
+    # ending the call is not what the caller asked for; a failed transfer is no answer
+    for tool in ({"name": "bye", "ok": True, "result": None},
+                 {"name": "put_through", "ok": True, "result": {"transferred_to": "desk"}}):
+        booking["tool_calls"] = [{**tool, "turn_idx": 1}]
+        assert assess(booking).outcome == "abandoned", tool
 
 
 def test_misheard_turns_resolve_nothing_and_are_not_the_request() -> None:

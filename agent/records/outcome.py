@@ -88,20 +88,27 @@ def _events_by_turn(turns: Sequence[Mapping[str, Any]],
 
 def _resolved(turn: Mapping[str, Any], kinds: Sequence[str],
               tools: Sequence[Mapping[str, Any]]) -> bool:
-    """The turn got an answer the caller heard to its end, or a tool did what was asked."""
-    if any(t["ok"] and t.get("turn_idx") == turn.get("idx") and t["name"] != "transfer"
-           for t in tools):
+    """The turn got an answer the caller heard to its end, or a tool did what was asked
+    (a webhook that answered; not a hangup, keypad tones or a transfer, which has its own
+    outcome)."""
+    if any(t["ok"] and t.get("turn_idx") == turn.get("idx") and t.get("result") is not None
+           and not _transfer_result(t) for t in tools):
         return True
     return bool((turn.get("agent_text") or "").strip()) and not turn.get("interrupted") \
         and not any(k in NOT_ANSWERED for k in kinds)
 
 
+def _transfer_result(tool: Mapping[str, Any]) -> str:
+    """The target a transfer tool put the caller through to ('' for any other tool)."""
+    result = tool.get("result")
+    return str(result.get("transferred_to") or "") if isinstance(result, dict) else ""
+
+
 def _transfer_target(tools: Sequence[Mapping[str, Any]],
                      events: Sequence[Mapping[str, Any]]) -> str:
     for tool in reversed(tools):
-        result = tool.get("result")
-        if tool["ok"] and isinstance(result, dict) and result.get("transferred_to"):
-            return f"transferred to {result['transferred_to']}"
+        if tool["ok"] and _transfer_result(tool):
+            return f"transferred to {_transfer_result(tool)}"
     target = next((e["detail"] for e in reversed(events) if e["kind"] == "transfer"), "")
     return f"transferred to {target}" if target else "transferred"
 
