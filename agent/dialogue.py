@@ -30,7 +30,7 @@ from agent.settings import AgentSpec
 from agent.speech.chat_model import Message
 from agent.speech.completion import looks_unfinished
 from agent.speech.engines import Engines
-from agent.speech.turns import SpeechStarted, TurnSettings, TurnTaker, Utterance
+from agent.speech.turns import SpeechStarted, TurnEnded, TurnSettings, TurnTaker, Utterance
 from agent.timings import TurnTimings
 from agent.tools.choice import plan
 from agent.tools.runner import CallControl, ToolRunner
@@ -50,6 +50,8 @@ class _Turn:
     task: asyncio.Task | None = None
     user: str = ""  # what the caller said, once transcribed
     message: Message | None = None  # the caller's words in the history
+    carried: str | None = None  # words of an earlier turn this one took in (None: not yet)
+    dropped: bool = False  # abandoned while being transcribed: its words go to the next
 
 
 class Dialogue:
@@ -80,6 +82,8 @@ class Dialogue:
         self._turn: _Turn | None = None
         self._reply: Reply | None = None  # what the agent is saying (or preparing) now
         self._carry = ""  # words of a turn the caller talked over before it was answered
+        self._carry_since: float | None = None  # when the caller began saying them
+        self._carrying: asyncio.Task | None = None  # a dropped turn still being transcribed
         self._failed_turns = 0
         self._collector: asyncio.Queue[str] | None = None  # keypad entry for a tool
         self.answers = Answerer(spec.knowledge_index(), spec.answer_phrases,
@@ -161,13 +165,13 @@ class Dialogue:
         if act is Act.SPECULATE:
             pending = self.turns.detector.pending_turn()
             assert pending is not None
-            timings = self._timings(now - (pending.at - pending.end))
+            timings = self._timings(now, pending)
             audio = self.turns.audio(pending)
             self._start(audio, timings, released=False)
             if self.engines.turn_model is not None:
                 self._spawn(self._judge_audio(audio, self._turn), name="turn-model")
         elif act is Act.START and utterance is not None:
-            timings = self._timings(now - (utterance.turn.at - utterance.turn.end))
+            timings = self._timings(now, utterance.turn)
             timings.mark("turn_detected", now)
             self._start(utterance.audio, timings, released=True)
         elif act is Act.RELEASE and self._turn is not None:
@@ -216,9 +220,15 @@ class Dialogue:
         elif self.engines.turn_model is None:
             self._complete = True
 
-    def _timings(self, speech_end: float) -> TurnTimings:
+    def _timings(self, now: float, speech: TurnEnded | None = None) -> TurnTimings:
+        """A new turn's timings: when the caller began and stopped speaking (``speech``,
+        the detector's view, is on its own time axis, ``at`` being now); keys: now."""
         timings = TurnTimings(index=len(self.records) + 1)
-        timings.mark("speech_end", speech_end)
+        if speech is None:
+            timings.mark("speech_end", now)
+        else:
+            timings.mark("speech_end", now - (speech.at - speech.end))
+            timings.speech_start = now - (speech.at - speech.start)
         return timings
 
     def _start(self, audio: AudioChunk | None, timings: TurnTimings, released: bool,
@@ -228,7 +238,7 @@ class Dialogue:
             turn.release.set()
         # With barge-in off the caller may finish a question while the agent still
         # answers the previous one: the new turn waits for it, answers never overlap.
-        before = self._turn.task if self._turn is not None else None
+        before = self._turn.task if self._turn is not None else self._carrying
         turn.task = self._spawn(self._answer(turn, audio, keys, before), name="turn")
         self._turn = turn
 
@@ -238,10 +248,16 @@ class Dialogue:
         if turn is None:
             return
         assert turn.task is not None
+        if carry and not turn.user and not turn.task.done():
+            turn.dropped = True  # its words are not known yet: it is only transcribed
+            self._carrying = turn.task  # and the next turn waits for them
+            return
         turn.task.cancel()
         self._forget(turn)
+        if turn.carried is not None:  # give back the earlier words it took in
+            self._carry = turn.carried
         if carry and turn.user:
-            self._carry = turn.user
+            self._carry_on(turn)
 
     def _forget(self, turn: _Turn) -> None:
         """Take a turn that was never answered out of the history and the records."""
@@ -278,7 +294,22 @@ class Dialogue:
                 turn.record.interrupted = True
                 self._sink(turn.record)
             elif turn.user:
-                self._carry = turn.user  # stopped before it was answered at all
+                self._carry_on(turn)  # stopped before it was answered at all
+
+    def _carry_on(self, turn: _Turn) -> None:
+        """Keep a turn's words (which include any it carried) for the caller's next turn."""
+        self._carry = turn.user
+        self._carry_since = turn.record.timings.speech_start
+
+    def _take_carry(self, turn: _Turn) -> str:
+        """The turn takes in the words carried over, once: a turn that is answered, even in
+        part, keeps them; one that is dropped gives them back."""
+        turn.carried, self._carry = self._carry, ""
+        since = self._carry_since
+        if turn.carried and since is not None:
+            timings = turn.record.timings
+            timings.speech_start = min(since, timings.speech_start or since)
+        return turn.carried
 
     # -- speaking ------------------------------------------------------------------------------
     def greet(self) -> None:
@@ -325,23 +356,25 @@ class Dialogue:
             if audio is None:  # keys pressed: no transcription
                 turn.user = keys
                 record.user_text = f"keypad: {' '.join(keys)}"
-                if self._carry:  # words the caller talked over an answer with come first
-                    self.history.append(Message(role="user", content=self._carry))
+                if self._take_carry(turn):  # words talked over an answer come first
+                    self.history.append(Message(role="user", content=turn.carried))
                 turn.message = Message(role="keypad", content=keys)
             else:
                 transcript = await self.engines.transcriber.transcribe(audio)
                 record.stt_confidence = transcript.confidence
-                turn.user = " ".join(filter(None, (self._carry, transcript.text))).strip()
+                self._take_carry(turn)
+                turn.user = " ".join(filter(None, (turn.carried, transcript.text))).strip()
                 record.user_text = turn.user
                 turn.message = Message(role="user", content=turn.user)
                 self._judge_words(turn)
             timings.mark("stt_done", self.clock.now())
-            if not turn.user:
+            if turn.dropped and turn.user:
+                self._carry_on(turn)
+            if not turn.user or turn.dropped:
                 return
             self.records.append(record)
             self.history.append(turn.message)
             record.agent_text = await self._respond(turn)
-            self._carry = ""
             self._failed_turns = 0
             log.info("turn %d timings ms: %s", timings.index, timings.log_line())
             self._sink(record)
@@ -351,6 +384,9 @@ class Dialogue:
             raise
         except Exception as exc:
             await self._turn_failed(turn, exc)
+            if record in self.records:  # the failed turn is in the record too
+                record.agent_text = self.spec.error_phrase
+                self._sink(record)
         finally:
             if self._turn is turn:
                 self._turn = None
