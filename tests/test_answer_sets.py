@@ -113,17 +113,15 @@ def test_score_passes_a_right_answer_and_fails_a_wrong_one(name: str, id: str, r
     assert not score(item, wrong, knowledge)["ok"]
 
 
-@pytest.mark.xfail(strict=True, reason="invented() counts every money amount as made up, "
-                   "even one written in the knowledge, so a right price answer fails")
 def test_score_passes_a_price_from_the_knowledge() -> None:
     item = item_of("vet", "chip_price")
     assert score(item, "A microchip is $45, including registration.",
                  SETS["vet"].knowledge)["ok"]
 
 
-@pytest.mark.xfail(strict=True, reason="confused() flags any 'Dr. <caller's name>', so "
-                   "greeting the calling vet by title counts as taking his identity")
 def test_score_passes_greeting_a_calling_doctor_by_title() -> None:
+    assert not score(item_of("maple", "maria"), "I'm Dr. Maria Gonzalez.",
+                     SETS["maple"].knowledge)["ok"]
     item = item_of("vet", "brooks")
     assert score(item, "Hello Dr. Brooks, how can I help with the patient?",
                  SETS["vet"].knowledge)["ok"]
