@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from agent.answers.words import CONCEPTS, terms
 
+_PARTS = re.compile(r"\band\b|\balso\b|[?;]", re.IGNORECASE)
 VERBATIM = 0.5  # share of the question an entry must cover to be said word for word
 RELEVANT = 0.34  # share below which the question is about nothing the agent knows
 MARGIN = 0.15  # a verbatim answer must beat the next entry by this much
@@ -61,13 +62,13 @@ class Match:
 
 
 def facts(text: str) -> list[Entry]:
-    """Free facts: one per non-empty line (a long line is split into sentences)."""
+    """Free facts: one per non-empty line (a very long line is split into sentences)."""
     out = []
     for line in text.splitlines():
         line = line.strip(" -*•\t")
         if not line:
             continue
-        parts = re.split(r"(?<=[.!?])\s+(?=[A-Z])", line) if len(line) > 200 else [line]
+        parts = re.split(r"(?<=[.!?])\s+(?=[A-Z])", line) if len(line) > 600 else [line]
         out.extend(Entry(p.strip()) for p in parts if p.strip())
     return out
 
@@ -129,6 +130,19 @@ class Knowledge:
                           and not (s == best and 2 * h <= hits)), 0.0)
         missing = frozenset(t for t in asked & CONCEPTS if t not in self._terms[index])
         return Match(entry, round(best, 3), round(runner_up, 3), missing)
+
+    def match_parts(self, question: str) -> list[Match]:
+        """One match per part of a question that asks two things ("how much is an oil change
+        and are you open Saturday?"), when each part matches a different entry; else the
+        match of the whole question (or nothing)."""
+        parts = [p for p in _PARTS.split(question) if terms(p)]
+        if len(parts) > 1:
+            found = [self.match(p) for p in parts]
+            if all(m is not None and m.relevant for m in found) and \
+                    len({m.entry.answer for m in found if m}) == len(found):
+                return [m for m in found if m]
+        whole = self.match(question)
+        return [whole] if whole is not None else []
 
     def text(self) -> str:
         """Everything known, as text (what the model is told and what facts are checked

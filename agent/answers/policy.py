@@ -89,6 +89,15 @@ def social(text: str) -> bool:
     return not [t for t in terms(text) if t not in SOCIAL]
 
 
+REFERRING = frozenset(["that", "it", "this", "those", "them", "one", "there"])
+
+
+def refers(text: str) -> bool:
+    """A short question about something said before ("how much is that?")."""
+    words = tokens(text)
+    return bool(REFERRING.intersection(words)) and len(terms(text)) <= 2
+
+
 def agrees(text: str) -> bool | None:
     """A yes (True), a no (False), or neither (None)."""
     words = set(tokens(text))
@@ -110,6 +119,7 @@ class Answerer:
         self.can_transfer = can_transfer
         self.misses = 0
         self.offered = False
+        self._before = ""  # the caller's previous words answered from knowledge
 
     @property
     def grounded(self) -> bool:
@@ -134,7 +144,13 @@ class Answerer:
         """How to answer words no tool was asked for."""
         if not self.grounded:
             return Plan(Step.FREE)
-        match = self.knowledge.match(text)
+        asked, before, self._before = text, self._before, text
+        if refers(text) and before:  # "and how much is that?": what was asked before
+            asked = f"{before} {text}"
+        matches = self.knowledge.match_parts(asked)
+        if len(matches) > 1:  # two things asked, two facts known
+            return Plan(Step.FACT, " ".join(m.entry.answer for m in matches))
+        match = matches[0] if matches else None
         if match is not None and match.verbatim:
             return Plan(Step.KNOWN, match.entry.answer)
         if match is not None and match.relevant:

@@ -28,7 +28,11 @@ guy guys folks take come go make during until till since near there's didn't cat
 SYNONYMS: dict[str, str] = {}
 for _canonical, _words in {
     "hours": "hour hours open opens opened opening close closes closing closed time times "
-             "late early week weekday weekdays",
+             "late early week morning mornings afternoon afternoons evening evenings tonight "
+             "shut",
+    "weekday": "weekday weekdays monday mondays tuesday tuesdays wednesday wednesdays "
+               "thursday thursdays friday fridays",
+    "weekend": "weekend weekends saturday saturdays sunday sundays",
     "address": "address located location find directions direction street road "
                "avenue",
     "parking": "park parking parked garage lot",
@@ -39,7 +43,6 @@ for _canonical, _words in {
     "wait": "wait waiting queue",
     "phone": "phone telephone fax",
     "appointment": "appointment appointments booking book booked schedule visit",
-    "weekend": "weekend weekends",
 }.items():
     for _word in _words.split():
         SYNONYMS.setdefault(_word, _canonical)
@@ -66,11 +69,14 @@ def stem(word: str) -> str:
 
 
 def tokens(text: str) -> list[str]:
-    """Lower-case words and digit runs, in order."""
-    return _TOKEN.findall(text.lower().replace("’", "'"))
+    """Lower-case words and digit runs, in order ("where's", "mom's": "where", "mom")."""
+    return [t[:-2] if t.endswith("'s") else t
+            for t in _TOKEN.findall(text.lower().replace("’", "'"))]
 
 
-CONCEPTS = frozenset(SYNONYMS.values())
+# topics a matched entry must cover to answer the question (days need not: "Monday to
+# Friday" answers "Thursday?")
+CONCEPTS = frozenset(SYNONYMS.values()) - {"weekday", "weekend"}
 
 
 def terms(text: str) -> list[str]:
@@ -79,8 +85,8 @@ def terms(text: str) -> list[str]:
     words = tokens(text.lower().replace("how much", "price"))
     out = [SYNONYMS.get(t) or SYNONYMS.get(stem(t)) or stem(t)
            for t in words if t not in STOP and not t.isdigit()]
-    if not out and "where" in words:
-        out = ["address"]
+    if "where" in words and not CONCEPTS.intersection(out):
+        out.append("address")  # "where's your office?" asks for the address
     return out
 
 
