@@ -16,6 +16,7 @@ MONTHS = ("january", "february", "march", "april", "may", "june", "july", "augus
 _MONTH_ALIASES = {"jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8,
                   "sep": 9, "sept": 9, "oct": 10, "nov": 11, "dec": 12}
 _AMBIGUOUS_MONTHS = {"may", "march", "mar", "jan", "sun", "sat"}  # also ordinary words
+_NO_SUCH_DAY = date.min  # a month and day that do not exist together
 _ISO = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 _SLASHED = re.compile(r"\b(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?\b")  # month/day, US style
 
@@ -99,7 +100,7 @@ def _explicit(words: list[str], today: date) -> date | None:
             (int(after[0]), 1) if after and after[0].isdigit() and int(after[0]) <= 31
             else None)
         if day is not None:
-            return _month_day(month, day[0], today, _year(after[day[1]:]))
+            return _month_day(month, day[0], today, _year(after[day[1]:])) or _NO_SUCH_DAY
         before = words[:i]
         if before and before[-1] == "of":
             before = before[:-1]
@@ -110,7 +111,7 @@ def _explicit(words: list[str], today: date) -> date | None:
                     and int(chunk[0]) <= 31:
                 found = (int(chunk[0]), 1)
             if found is not None and found[1] == back:
-                return _month_day(month, found[0], today, _year(after))
+                return _month_day(month, found[0], today, _year(after)) or _NO_SUCH_DAY
         if word not in _AMBIGUOUS_MONTHS:
             return None  # "in december" alone is not a day
     return None
@@ -177,6 +178,8 @@ def parse_date(text: str, today: date, asked: bool = True) -> date | None:
         return numeric
     words = tokens(text)
     found = _explicit(words, today) or _relative(words, today)
+    if found is _NO_SUCH_DAY:
+        return None  # "February 30th"
     if found is not None:
         return found
     for i, word in enumerate(words):
@@ -196,9 +199,9 @@ def parse_date(text: str, today: date, asked: bool = True) -> date | None:
 
 
 def _months(start: date) -> list[date]:
-    """The first days of the three months after ``start``'s month."""
+    """The first days of the twelve months after ``start``'s month."""
     out, year, month = [], start.year, start.month
-    for _ in range(3):
+    for _ in range(12):
         month += 1
         if month > 12:
             year, month = year + 1, 1

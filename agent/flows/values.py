@@ -70,19 +70,26 @@ _NOT_NAMES = {"and", "i", "my", "the", "a", "an", "calling", "from", "here", "pl
 _FILLERS = {"yes", "yeah", "sure", "okay", "ok", "um", "uh", "oh", "well", "so", "hi",
             "hello", "sorry", "it's", "its", "it", "is", "name", "my", "the"}
 _TRAILERS = {"please", "thanks", "here", "speaking", "thank", "you"}
-_PARTICLES = {"de", "la", "del", "van", "von", "der", "da", "di", "le", "du", "bin", "al"}
+_PARTICLES = {"de", "la", "del", "van", "von", "der", "da", "di", "le", "du", "bin"}
+_LETTERS = re.compile(r"(?:(?<![\w'])[A-Za-z](?![\w'])[\s,.\-]*){3,}")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 
 
 def _title(word: str) -> str:
     if word.lower() in _PARTICLES:
         return word.lower()
-    return "-".join(p[:1].upper() + p[1:].lower() if p else p for p in word.split("-"))
+    parts = []
+    for part in word.split("-"):
+        part = part[:1].upper() + part[1:].lower()
+        if len(part) > 2 and part[1] == "'":  # O'Brien, D'Angelo
+            part = part[:2] + part[2].upper() + part[3:]
+        parts.append(part)
+    return "-".join(parts)
 
 
 def _spelled(text: str) -> str | None:
     """Letters spelled out ("G O N Z A L E Z", "G-O-N-Z") joined into a word, or None."""
-    runs = re.findall(r"(?:\b[A-Za-z]\b[\s,.\-]*){3,}", text)
+    runs = _LETTERS.findall(text)
     if not runs:
         return None
     letters = re.findall(r"[A-Za-z]", max(runs, key=len))
@@ -94,7 +101,7 @@ def parse_name(text: str, asked: bool = True) -> str | None:
     "Maria Gonzalez." (when asked). Without being asked, only after "my name is" or after
     "this is"/"I'm" with a capitalised word; None if there is no name."""
     spelled = _spelled(text)
-    plain = re.sub(r"(?:\b[A-Za-z]\b[\s,.\-]*){3,}", " ", text) if spelled else text
+    plain = _LETTERS.sub(" ", text) if spelled else text
     lowered = plain.lower().replace("\u2019", "'")
     words: list[str] = []
     for intro in sorted(_INTROS, key=len, reverse=True):
