@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.ari import AriSettings
+from agent.flows.spec import FlowSpec
 from agent.speech.turns import TurnSettings
 from agent.tools.spec import ToolSpec
 
@@ -48,6 +49,8 @@ class AgentSpec:
     max_turns: int = 50
     tools: tuple[ToolSpec, ...] = ()  # one per declared tool
     version: str = ""  # hash of the agent's configuration, for call records
+    flows: tuple[FlowSpec, ...] = ()  # task flows: forms filled in with the caller, then a tool
+    timezone: str = ""  # IANA zone of the call's local date and time; "": the system's
 
     def phrases(self) -> list[str]:
         """Fixed texts the agent may say, synthesized once when it loads."""
@@ -57,6 +60,8 @@ class AgentSpec:
                       if t]
             if tool.kind == "transfer" and tool.mode == "attended":
                 texts.append(ANNOUNCEMENT)
+        for flow in self.flows:
+            texts += flow.phrases()
         return list(dict.fromkeys(texts))
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from agent.flows import FlowRunner, FlowSpec, SlotSpec, parse_hours
-from agent.flows.runner import choose_flow
+from agent.flows.start import choose_flow
 from agent.tools.spec import ToolSpec
 
 NOW = datetime(2026, 11, 29, 10, 0)  # Sunday morning
@@ -211,7 +211,7 @@ def test_a_message_for_a_named_person() -> None:
         "for": "dr_smith", "message": "Please call me back about my results tomorrow at 3.",
         "name": "Maria Gonzalez", "phone": 12345678}
     done = flows.tool_done(ok=True, spoken=True)
-    assert done.say == "" and done.message_for == "dr_smith"
+    assert done.say == "" and done.message_for == "dr smith"
 
 
 def test_a_failed_tool_takes_no_message() -> None:

@@ -19,14 +19,14 @@ from typing import Any
 
 from agent.flows import slots as values
 from agent.flows.spec import FlowSpec, SlotSpec
+from agent.flows.start import choose_flow
 from agent.flows.times import SpokenTime
 from agent.flows.values import is_question, parse_yes_no, wants_out
-from agent.flows.words import has_phrase, tokens
-from agent.tools.choice import stem, words
+from agent.flows.words import tokens
+from agent.tools.choice import stem
 from agent.tools.spec import ToolCall, ToolSpec
 
 log = logging.getLogger(__name__)
-START_THRESHOLD = 1.5  # one cue, or two words of the flow's name and description
 _CORRECTING = {"no", "actually", "said", "sorry", "wait", "change", "not", "instead", "make"}
 
 
@@ -54,24 +54,6 @@ class _Progress:
 
     def copy(self) -> _Progress:
         return replace(self, values=dict(self.values), spoken=dict(self.spoken))
-
-
-def choose_flow(text: str, flows: Iterable[FlowSpec]) -> FlowSpec | None:
-    """The flow the caller's words ask for (cue words, then name and description)."""
-    said = set(words(text))
-    said_tokens = tokens(text)
-    best, best_score = None, 0.0
-    for flow in flows:
-        own = set(words(f"{flow.name.replace('_', ' ')} {flow.description}"))
-        score = float(len(said & own))
-        for cue in flow.cues:
-            cue_tokens = tokens(cue)
-            if len(cue_tokens) > 1 and has_phrase(said_tokens, " ".join(cue_tokens)) or \
-                    len(cue_tokens) == 1 and stem(cue_tokens[0]) in said:
-                score += 1.5
-        if score > best_score:
-            best, best_score = flow, score
-    return best if best_score >= START_THRESHOLD else None
 
 
 class FlowRunner:
@@ -359,7 +341,9 @@ class FlowRunner:
         flow = p.flow
         message_for = None
         if flow.takes_message:
-            message_for = str(p.values.get(flow.recipient, "")) if flow.recipient else ""
+            recipient = next((s for s in flow.slots if s.name == flow.recipient), None)
+            message_for = values.speak(recipient, p.values[recipient.name], self.now().date()) \
+                if recipient is not None and recipient.name in p.values else ""
         self._p = None
         log.info("flow %s complete", flow.name)
         tool = self.tools.get(flow.tool or "")
