@@ -221,3 +221,21 @@ async def test_never_mind_leaves_the_flow_with_a_cached_phrase(call_factory, rec
     assert answer == "All right, I have left it. Is there anything else I can help with?"
     assert answer in call.dialogue.engines.phrases  # fixed wording: from the phrase cache
     assert bodies == [] and call.dialogue.flows.active is None
+
+
+async def test_a_dropped_speculative_turn_is_undone_in_the_flow(call_factory, receiver) -> None:
+    url, _ = receiver
+    call = call_factory(spec_for(url))
+    await call.say("I want to book an appointment")
+    flows = call.dialogue.flows
+    call.transcriber.text = "Tuesday"
+    await call.run(0.8, speaking=True)
+    await call.run(0.16, speaking=False)  # judged complete: decided, not yet said
+    assert "date" in flows.values
+    call.transcriber.text = "Tuesday, no, Thursday at ten"
+    await call.run(0.6, speaking=True)  # the caller goes on: the speculation is dropped
+    assert call.dialogue.conversation.speculations_dropped == 1
+    assert flows.values == {}  # rolled back: nothing was said or done
+    await call.run(3.0, speaking=False)
+    assert call.dialogue.records[-1].agent_text == "May I have your name, please?"
+    assert str(flows.values["date"]) == "2026-12-03" and str(flows.values["time"]) == "10:00:00"

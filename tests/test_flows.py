@@ -303,3 +303,22 @@ def test_fixed_phrases_are_listed_for_the_cache() -> None:
     assert "Sorry, I did not catch that. And at what time?" in phrases
     assert not any("{" in p for p in phrases)
     assert "Which would you like: dr smith or billing?" in MESSAGE.phrases()
+
+
+def test_a_message_may_say_never_mind_in_passing() -> None:
+    flows = runner()
+    flows.step("I'd like to leave a message for billing")
+    step = flows.step("Never mind the first invoice, the second one is wrong.")
+    assert step.say == "May I have your name, please?"
+    step = flows.step("Forget it.")
+    assert step.done and flows.active is None
+
+
+def test_a_value_said_after_a_self_correction_wins() -> None:
+    flows = runner()
+    flows.step("book an appointment")
+    assert flows.step("Tuesday, no, sorry, Thursday at ten").say == \
+        "May I have your name, please?"
+    assert str(flows.values["date"]) == "2026-12-03" and str(flows.values["time"]) == "10:00:00"
+    flows.step("It's Maria, I mean Mary")
+    assert flows.values["name"] == "Mary"

@@ -74,6 +74,11 @@ class FlowRunner:
         """The name of the flow in progress, if any."""
         return self._p.flow.name if self._p is not None else None
 
+    @property
+    def values(self) -> dict[str, Any]:
+        """The values of the flow in progress so far (a copy)."""
+        return dict(self._p.values) if self._p is not None else {}
+
     # -- the decider ---------------------------------------------------------------------
     def step(self, text: str) -> FlowStep | None:
         """Decide on the caller's words; None: no flow wants them."""
@@ -87,8 +92,9 @@ class FlowRunner:
             reasons = self._fill(text, asking=None)
             return self._next(reasons)
         p = self._p
-        if wants_out(text):
-            return self._end(p.flow.cancelled)
+        dictating = p.phase == "slot" and self._slot(p.asking).kind == "text"
+        if wants_out(text) and not (dictating and len(tokens(text)) > 5):
+            return self._end(p.flow.cancelled)  # a message may say "forget it" in passing
         if p.phase == "offer":
             return self._offer(text)
         if p.phase == "confirm":

@@ -3,6 +3,7 @@ and written in the format the tool's JSON Schema asks for."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time
 from typing import Any
 
@@ -16,11 +17,26 @@ KIND_WORDS = {"date": ("day", "date"), "time": ("time", "hour"), "phone": ("numb
               "text": ("message",)}
 
 
+_SELF_CORRECTION = re.compile(r"\b(?:no|sorry|i mean|actually|rather|make (?:that|it)|"
+                              r"instead of)\b", re.IGNORECASE)
+
+
 def parse(slot: SlotSpec, text: str, today: date, asked: bool) -> Any | None:
     """The raw value of ``slot`` in ``text`` (a date, a SpokenTime, a string), or None.
 
-    ``asked``: the caller was just asked for this slot, so looser forms count.
+    ``asked``: the caller was just asked for this slot, so looser forms count. A value said
+    after a self-correction wins: "Tuesday, no, Thursday" is Thursday.
     """
+    if slot.kind != "text":
+        parts = _SELF_CORRECTION.split(text)
+        if len(parts) > 1:
+            found = _parse(slot, parts[-1], today, asked)
+            if found is not None:
+                return found
+    return _parse(slot, text, today, asked)
+
+
+def _parse(slot: SlotSpec, text: str, today: date, asked: bool) -> Any | None:
     if slot.kind == "date":
         return parse_date(text, today, asked)
     if slot.kind == "time":

@@ -229,7 +229,7 @@ def parse_yes_no(text: str) -> bool | None:
 EXIT_PHRASES = ("never mind", "nevermind", "cancel that", "cancel this", "forget it",
                 "forget about it", "forget that", "stop that", "leave it", "don't bother",
                 "do not bother", "i changed my mind", "i've changed my mind", "not anymore",
-                "no longer", "skip it", "let's not", "scratch that")
+                "no longer", "skip it", "let's not", "scratch that", "no thanks", "no thank you")
 
 
 def wants_out(text: str) -> bool:
