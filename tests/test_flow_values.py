@@ -60,6 +60,11 @@ SUNDAY = date(2026, 11, 29)  # a Sunday; Tuesday is the 1st of December
     ("2026-12-24", date(2026, 12, 24)),
     ("friday at 2", date(2026, 12, 4)),
     ("Wed.", date(2026, 12, 2)),
+    ("Tuesday, December 1st.", date(2026, 12, 1)),
+    ("December 1st, 2026", date(2026, 12, 1)),
+    ("December first", date(2026, 12, 1)),
+    ("At 2.30 p.m. on Tuesday, December 1st.", date(2026, 12, 1)),
+    ("Monday or Tuesday", date(2026, 11, 30)),
 ])
 def test_dates(said: str, expected: date) -> None:
     assert parse_date(said, SUNDAY) == expected
@@ -127,6 +132,12 @@ def test_dates_are_said_back() -> None:
     ("midnight", time(0, 0)),
     ("quarter to one", time(12, 45)),
     ("how about four thirty", time(16, 30)),
+    ("At 2.30 p.m. on Tuesday, December 1st.", time(14, 30)),
+    ("14.30", time(14, 30)),
+    ("Half past 2.", time(14, 30)),
+    ("10 to 3", time(14, 50)),
+    ("around 3", time(15, 0)),
+    ("2:30 PM", time(14, 30)),
 ])
 def test_times(said: str, expected: time) -> None:
     spoken = parse_time(said)
@@ -218,6 +229,8 @@ def test_phone_numbers_are_read_back_in_groups() -> None:
     ("my name is Maria Gonzalez and my number is 555", "Maria Gonzalez"),
     ("You can call me Al.", "Al"),
     ("Maria de la Cruz", "Maria de la Cruz"),
+    ("My name is María González.", "María González"),
+    ("zoë o'neill", "Zoë O'Neill"),
 ])
 def test_names(said: str, name: str) -> None:
     assert parse_name(said) == name

@@ -72,7 +72,7 @@ _FILLERS = {"yes", "yeah", "sure", "okay", "ok", "um", "uh", "oh", "well", "so",
 _TRAILERS = {"please", "thanks", "here", "speaking", "thank", "you"}
 _PARTICLES = {"de", "la", "del", "van", "von", "der", "da", "di", "le", "du", "bin"}
 _LETTERS = re.compile(r"(?:(?<![\w'])[A-Za-z](?![\w'])[\s,.\-]*){3,}")
-_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+_WORD = re.compile(r"[^\W\d_](?:[^\W\d_]|['\-])*")  # letters of any alphabet: González
 
 
 def _title(word: str) -> str:
