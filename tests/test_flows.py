@@ -322,3 +322,15 @@ def test_a_value_said_after_a_self_correction_wins() -> None:
     assert str(flows.values["date"]) == "2026-12-03" and str(flows.values["time"]) == "10:00:00"
     flows.step("It's Maria, I mean Mary")
     assert flows.values["name"] == "Mary"
+
+
+def test_the_local_clock_follows_the_agents_time_zone() -> None:
+    from datetime import UTC, timedelta
+
+    from agent.flows import local_clock
+
+    utc = datetime.now(UTC).replace(tzinfo=None)
+    tokyo = local_clock("Asia/Tokyo")()
+    assert tokyo.tzinfo is None
+    assert abs((tokyo - utc) - timedelta(hours=9)) < timedelta(seconds=5)
+    assert abs(local_clock("")() - datetime.now()) < timedelta(seconds=5)
