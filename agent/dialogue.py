@@ -396,7 +396,7 @@ class Dialogue:
         except asyncio.CancelledError:
             self.flows.rollback()  # the caller went on: these words are decided afresh
             raise
-        spoken = [await self._flow_say(step.say, turn)] if step.say else []
+        spoken = [await self._flow_say(part, turn) for part in step.parts]
         if step.call is not None:
             runner = self.tool_runner
             if runner is None or step.call.name not in runner.tools:
@@ -415,8 +415,7 @@ class Dialogue:
                 if outcome.spoken:
                     spoken.append(outcome.spoken)
                 step = self.flows.tool_done(outcome.ok, spoken=bool(outcome.spoken))
-                if step.say:
-                    spoken.append(await self._flow_say(step.say, turn))
+                spoken += [await self._flow_say(part, turn) for part in step.parts]
         if step.message_for is not None:
             self._sink(CallEvent("message", step.message_for))
         return " ".join(spoken)

@@ -300,7 +300,7 @@ def test_weekday_arguments_when_the_tool_lists_weekdays() -> None:
 def test_fixed_phrases_are_listed_for_the_cache() -> None:
     phrases = BOOK.phrases()
     assert "Which day would suit you?" in phrases
-    assert "Sorry, I did not catch that. And at what time?" in phrases
+    assert "Sorry, I did not catch that." in phrases and "And at what time?" in phrases
     assert not any("{" in p for p in phrases)
     assert "Which would you like: dr smith or billing?" in MESSAGE.phrases()
 

@@ -35,10 +35,15 @@ class FlowStep:
     """What the flow decided for one caller turn."""
 
     flow: str
-    say: str = ""  # said first (a fixed phrase when the flow's wording has no {placeholder})
+    parts: tuple[str, ...] = ()  # said first, in order (fixed wording: cached phrases)
     call: ToolCall | None = None  # then this tool is carried out; its outcome → tool_done
     done: bool = False  # the flow is over after this step (and its call)
     message_for: str | None = None  # a message was taken, for this person ('' unnamed)
+
+    @property
+    def say(self) -> str:
+        """Everything the step says."""
+        return " ".join(self.parts)
 
 
 @dataclass
@@ -111,7 +116,7 @@ class FlowRunner:
         flow, message_for = pending
         if not ok:
             return FlowStep(flow.name, done=True)  # the tool's failure phrase was said
-        return FlowStep(flow.name, "" if spoken else flow.done, done=True,
+        return FlowStep(flow.name, () if spoken else (flow.done,), done=True,
                         message_for=message_for)
 
     def rollback(self) -> None:
@@ -134,7 +139,7 @@ class FlowRunner:
                 if p.attempts >= p.flow.max_attempts:
                     return self._give_up()
             if not changed and not reasons:
-                return self._say(slot.retry_question)
+                return self._say(*slot.retry_parts)
         return self._next(reasons)
 
     def _confirm(self, text: str) -> FlowStep:
@@ -316,7 +321,7 @@ class FlowRunner:
         if p.flow.confirm == "":
             return self._finish()
         p.phase, p.attempts = "confirm", 0
-        return self._say(" ".join([*reasons, self.read_back()]))
+        return self._say(*reasons, self.read_back())
 
     def _ask(self, slot: SlotSpec, reasons: list[str]) -> FlowStep:
         p = self._p
@@ -324,7 +329,7 @@ class FlowRunner:
         if p.asking != slot.name or p.phase != "slot":
             p.attempts = 0
         p.phase, p.asking = "slot", slot.name
-        return self._say(" ".join([*reasons, slot.question]))
+        return self._say(*reasons, slot.question)
 
     def read_back(self) -> str:
         """"So that is Tuesday the 1st of December at 2:30 pm for Maria Gonzalez, is that
@@ -354,7 +359,7 @@ class FlowRunner:
         log.info("flow %s complete", flow.name)
         tool = self.tools.get(flow.tool or "")
         if tool is None:
-            return FlowStep(flow.name, self._fill_template(flow.done, p), done=True,
+            return FlowStep(flow.name, (self._fill_template(flow.done, p),), done=True,
                             message_for=message_for)
         self._pending = (replace(flow, done=self._fill_template(flow.done, p)), message_for)
         return FlowStep(flow.name, call=ToolCall(tool.name, self.arguments(p, tool)),
@@ -379,7 +384,7 @@ class FlowRunner:
         log.info("flow %s gave up", p.flow.name)
         if self.transfer is not None:
             p.phase, p.attempts = "offer", 0
-            return self._say(f"{p.flow.give_up} {p.flow.offer_transfer}")
+            return self._say(p.flow.give_up, p.flow.offer_transfer)
         return self._end(p.flow.give_up)
 
     def _to_phase(self, phase: str, text: str) -> FlowStep:
@@ -387,13 +392,13 @@ class FlowRunner:
         self._p.phase, self._p.attempts = phase, 0
         return self._say(text)
 
-    def _say(self, text: str) -> FlowStep:
+    def _say(self, *parts: str) -> FlowStep:
         assert self._p is not None
-        return FlowStep(self._p.flow.name, text)
+        return FlowStep(self._p.flow.name, parts)
 
     def _end(self, text: str) -> FlowStep:
         assert self._p is not None
         name = self._p.flow.name
         log.info("flow %s left", name)
         self._p = None
-        return FlowStep(name, text, done=True)
+        return FlowStep(name, (text,), done=True)

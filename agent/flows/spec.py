@@ -15,6 +15,7 @@ SLOT_KINDS: tuple[str, ...] = ("date", "time", "phone", "name", "choice", "text"
 # weekday (0 = Monday) -> open ranges in minutes after midnight, [start, end)
 Hours = Mapping[int, tuple[tuple[int, int], ...]]
 
+NOT_CAUGHT = "Sorry, I did not catch that."
 DEFAULT_PROMPTS = {
     "date": "Which day would suit you?",
     "time": "And at what time?",
@@ -54,8 +55,10 @@ class SlotSpec:
         return DEFAULT_PROMPTS[self.kind]
 
     @property
-    def retry_question(self) -> str:
-        return self.retry or f"Sorry, I did not catch that. {self.question}"
+    def retry_parts(self) -> tuple[str, ...]:
+        """Said when the answer made no sense: the slot's retry, or an apology and the
+        question (two cached phrases)."""
+        return (self.retry,) if self.retry else (NOT_CAUGHT, self.question)
 
     @property
     def argument(self) -> str:
@@ -86,9 +89,9 @@ class FlowSpec:
     def phrases(self) -> list[str]:
         """Fixed texts this flow may say (for the phrase cache): no {placeholders}."""
         texts = [self.cancelled, self.give_up, self.offer_transfer, self.ask_change,
-                 self.confirm_retry, self.done, f"{self.give_up} {self.offer_transfer}"]
+                 self.confirm_retry, self.done]
         for slot in self.slots:
-            texts += [slot.question, slot.retry_question]
+            texts += [slot.question, *slot.retry_parts]
         return [t for t in texts if t and "{" not in t]
 
 
