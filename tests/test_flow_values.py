@@ -138,6 +138,11 @@ def test_dates_are_said_back() -> None:
     ("10 to 3", time(14, 50)),
     ("around 3", time(15, 0)),
     ("2:30 PM", time(14, 30)),
+    ("230.", time(14, 30)),  # whisper-tiny-en's "two thirty"
+    ("230 PM.", time(14, 30)),
+    ("1030", time(10, 30)),
+    ("at 1145 am", time(11, 45)),
+    ("half pass two.", time(14, 30)),
 ])
 def test_times(said: str, expected: time) -> None:
     spoken = parse_time(said)
@@ -146,7 +151,7 @@ def test_times(said: str, expected: time) -> None:
 
 
 @pytest.mark.parametrize("said", ["hello", "five five five two one three four", "Tuesday.",
-                                  "the third", "555-213-4567", ""])
+                                  "the third", "555-213-4567", "", "999", "2575"])
 def test_not_times(said: str) -> None:
     assert parse_time(said) is None
 
@@ -158,6 +163,9 @@ def test_a_time_not_asked_for_must_be_unmistakable() -> None:
     assert parse_time("I need one appointment", asked=False) is None
     assert parse_time("I need one appointment", asked=True) is not None
     assert parse_time("my number is two one three five five", asked=False) is None
+    assert parse_time("230", asked=False) is None and parse_time("2175", asked=True) is None
+    assert parse_time("230 pm", asked=False) == SpokenTime(2, 30, "pm")
+    assert parse_time("5552134567") is None
 
 
 def test_morning_or_afternoon_follows_what_is_open() -> None:
@@ -195,6 +203,8 @@ def test_times_are_said_back() -> None:
     ("1 800 five five five one two three four", "18005551234"),
     ("one eight hundred five five five one two three four", "18005551234"),
     ("four five six", "456"),
+    ("A 1 2 3 4 5 6 7 8 9", "0123456789"),  # whisper-tiny-en's "oh one two three …"
+    ("Double 5 5 2 1 3 4 5 6 7", "5552134567"),
 ])
 def test_phone_numbers(said: str, digits: str) -> None:
     assert parse_phone(said) == digits

@@ -15,7 +15,7 @@ _HOUR_WORDS = {**{w: n for w, n in DIGIT_WORDS.items() if n > 0}, "ten": 10, "el
 _FRACTIONS = {"half": 30, "quarter": 15}
 _MORNING = ("morning",)
 _AFTERNOON = ("afternoon", "evening", "tonight")
-_LINKS = {"past", "after", "to", "before"}
+_LINKS = {"past", "pass", "after", "to", "before"}  # Whisper hears "half pass two"
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,10 @@ def _at(words: list[str], i: int, strict: bool, context: list[str]) -> SpokenTim
         found = _relative(words, i, context)
         if found is not None:
             return found
+    packed = _packed(word, rest, strict)
+    if packed is not None:
+        return SpokenTime(packed[0], packed[1], _meridiem(rest, context) if packed[0] <= 12
+                          else None)
     hour = _hour(word)
     if hour is None:
         return None
@@ -103,6 +107,16 @@ def _at(words: list[str], i: int, strict: bool, context: list[str]) -> SpokenTim
                                                                                     "around")):
         return SpokenTime(hour, 0, _meridiem(rest, context))
     return None
+
+
+def _packed(word: str, rest: list[str], strict: bool) -> tuple[int, int] | None:
+    """Whisper writes "two thirty" as "230" and "ten thirty pm" as "1030 PM"."""
+    if not (word.isdigit() and len(word) in (3, 4)):
+        return None
+    hour, minute = int(word[:-2]), int(word[-2:])
+    if hour > 23 or minute > 59 or (strict and rest[:1] not in (["am"], ["pm"])):
+        return None
+    return hour, minute
 
 
 def _minutes(rest: list[str]) -> tuple[int, int] | None:
@@ -131,7 +145,7 @@ def _relative(words: list[str], i: int, context: list[str]) -> SpokenTime | None
     rest = words[i + used:]
     if rest[:1] == ["minutes"]:
         rest = rest[1:]
-    if not rest or rest[0] not in ("past", "after", "to", "before") or len(rest) < 2:
+    if not rest or rest[0] not in _LINKS or len(rest) < 2:
         return None
     hour = _hour(rest[1])
     if hour is None or minutes >= 60:
@@ -150,7 +164,7 @@ def parse_time(text: str, asked: bool = True) -> SpokenTime | None:
     count: 2:30, 2 pm, noon, half past two, three o'clock, "at two".
     """
     words = tokens(text)
-    strict = not asked or _digit_run(words) > 3  # a phone number is no time
+    strict = not asked or _digit_run(words) > 4  # a phone number is no time
     for i in range(len(words)):
         found = _at(words, i, strict, words)
         if found is not None:

@@ -19,8 +19,11 @@ def parse_phone(text: str) -> str | None:
     runs: list[str] = []
     run = ""
     repeat = 1
-    for word in tokens(text.replace("+", " ")):
-        if word.isdigit():
+    words = tokens(text.replace("+", " "))
+    for i, word in enumerate(words):
+        if word == "a" and i == 0 and len(words) > 1 and _is_digit(words[1]):
+            run += "0" * repeat  # Whisper writes a leading "oh" as "A": "A 1 2 3 …"
+        elif word.isdigit():
             run += word * repeat
         elif word in DIGIT_WORDS and (word != "o" or run):
             run += str(DIGIT_WORDS[word]) * repeat
@@ -41,6 +44,10 @@ def parse_phone(text: str) -> str | None:
     if run:
         runs.append(run)
     return max(runs, key=len) if runs else None
+
+
+def _is_digit(word: str) -> bool:
+    return word.isdigit() or (word in DIGIT_WORDS and word != "o")
 
 
 def speak_phone(digits: str) -> str:
