@@ -398,24 +398,18 @@ class Dialogue:
             raise
         spoken = [await self._flow_say(part, turn) for part in step.parts]
         if step.call is not None:
-            runner = self.tool_runner
-            if runner is None or step.call.name not in runner.tools:
-                tool = next(t for t in self.spec.tools if t.name == step.call.name)
-                spoken.append(await self._flow_say(tool.failure_phrase, turn))
-                step = self.flows.tool_done(ok=False, spoken=True)
-            else:
-                outcome = await runner.run(step.call)
-                self._sink(CallEvent("tool", step.call.name))
-                self._sink(ToolUse(turn.record.index, outcome))
-                self.history.append(Message(role="tool", content=outcome.for_model))
-                if outcome.ends_call:
-                    kind = runner.tools[step.call.name].kind
-                    self.finish("transfer" if kind == "transfer" else "agent hangup")
-                    return " ".join(spoken)
-                if outcome.spoken:
-                    spoken.append(outcome.spoken)
-                step = self.flows.tool_done(outcome.ok, spoken=bool(outcome.spoken))
-                spoken += [await self._flow_say(part, turn) for part in step.parts]
+            if self.tool_runner is None:  # no call control: the error phrase is said
+                raise RuntimeError("a flow's tool needs call control")
+            outcome = await self.tool_runner.run(step.call)
+            self._sink(CallEvent("tool", step.call.name))
+            self._sink(ToolUse(turn.record.index, outcome))
+            self.history.append(Message(role="tool", content=outcome.for_model))
+            if outcome.ends_call:  # the transfer offered after the flow gave up
+                self.finish("transfer")
+                return " ".join(spoken)
+            spoken += [outcome.spoken] if outcome.spoken else []
+            step = self.flows.tool_done(outcome.ok, spoken=bool(outcome.spoken))
+            spoken += [await self._flow_say(part, turn) for part in step.parts]
         if step.message_for is not None:
             self._sink(CallEvent("message", step.message_for))
         return " ".join(spoken)

@@ -60,7 +60,7 @@ async def receiver():
     await runner.cleanup()
 
 
-def spec_for(url: str) -> AgentSpec:
+def spec_for(url: str, transfer: bool = False) -> AgentSpec:
     book = ToolSpec(
         name="book_appointment", description="Book an appointment.", url=f"{url}/book",
         result_phrase="You are booked. Your reference is {reference}.",
@@ -84,8 +84,10 @@ def spec_for(url: str) -> AgentSpec:
                  slots=(SlotSpec("for", "choice", choices={"dr_smith": ("doctor smith",)}),
                         SlotSpec("message", "text"))),
     )
-    return AgentSpec(name="t", greeting="Hi.", end_silence=0.4, tools=(book, message),
-                     flows=flows)
+    put_through = ToolSpec(name="transfer", kind="transfer", targets={"front desk": "101"},
+                           description="Put the caller through.")
+    tools = (book, message, put_through) if transfer else (book, message)
+    return AgentSpec(name="t", greeting="Hi.", end_silence=0.4, tools=tools, flows=flows)
 
 
 class Call:
@@ -98,10 +100,11 @@ class Call:
         self.transcriber = FakeTranscriber("")
         self.events: list = []
         self.tasks: list[asyncio.Task] = []
+        self.control = Control()
         self.dialogue = Dialogue(spec, fake_engines(spec, self.transcriber, self.chat,
                                                     FakeSynth()),
                                  self.playout, self.clock, self._spawn,
-                                 sink=self.events.append, control=Control())
+                                 sink=self.events.append, control=self.control)
         assert self.dialogue.flows is not None
         self.dialogue.flows.now = lambda: NOW
         self.speech = speechlike_signal(3.0)
@@ -239,3 +242,20 @@ async def test_a_dropped_speculative_turn_is_undone_in_the_flow(call_factory, re
     await call.run(3.0, speaking=False)
     assert call.dialogue.records[-1].agent_text == "May I have your name, please?"
     assert str(flows.values["date"]) == "2026-12-03" and str(flows.values["time"]) == "10:00:00"
+
+
+async def test_giving_up_offers_the_transfer_and_puts_the_caller_through(
+        call_factory, receiver) -> None:
+    url, bodies = receiver
+    call = call_factory(spec_for(url, transfer=True))
+    await call.say("I'd like to book an appointment")
+    assert await call.say("blue") == "Sorry, I did not catch that. Which day would suit you?"
+    await call.say("green")
+    assert await call.say("purple") == "Sorry, I am having trouble understanding. " \
+        "Would you like me to put you through to someone?"
+    call.transcriber.text = "Yes please."
+    await call.run(0.8, speaking=True)
+    await call.run(2.0, speaking=False)
+    assert call.control.transfers == ["101"]
+    assert call.dialogue.ended.is_set() and call.dialogue.end_reason == "transfer"
+    assert bodies == []
