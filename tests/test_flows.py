@@ -334,3 +334,12 @@ def test_the_local_clock_follows_the_agents_time_zone() -> None:
     assert tokyo.tzinfo is None
     assert abs((tokyo - utc) - timedelta(hours=9)) < timedelta(seconds=5)
     assert abs(local_clock("")() - datetime.now()) < timedelta(seconds=5)
+
+
+def test_a_question_naming_the_flows_tool_stays_in_the_flow() -> None:
+    flows = runner()
+    flows.step("book an appointment")
+    assert flows.tool_names == {"book_appointment", "take_message"}
+    # the model must not book from these words: the flow asks again
+    step = flows.step("What time can I book the appointment?")
+    assert step is not None and step.say.endswith("Which day would suit you?")

@@ -23,7 +23,7 @@ from agent.flows.start import choose_flow
 from agent.flows.times import SpokenTime
 from agent.flows.values import is_question, parse_yes_no, wants_out
 from agent.flows.words import tokens
-from agent.tools.choice import stem
+from agent.tools.choice import choose, stem
 from agent.tools.spec import ToolCall, ToolSpec
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class FlowRunner:
         self.tools: Mapping[str, ToolSpec] = {t.name: t for t in tools}
         self.now = now
         self.transfer = next((t for t in self.tools.values() if t.kind == "transfer"), None)
+        self._flow_tools = [self.tools[f.tool] for f in self.flows if f.tool in self.tools]
         self._p: _Progress | None = None
         self._pending: tuple[FlowSpec, str | None] | None = None  # tool call under way
         self._saved: tuple[_Progress | None, Any] = (None, None)
@@ -78,6 +79,11 @@ class FlowRunner:
     def active(self) -> str | None:
         """The name of the flow in progress, if any."""
         return self._p.flow.name if self._p is not None else None
+
+    @property
+    def tool_names(self) -> set[str]:
+        """Tools only flows call: the model should not plan them from loose words."""
+        return {t.name for t in self._flow_tools}
 
     @property
     def values(self) -> dict[str, Any]:
@@ -131,7 +137,8 @@ class FlowRunner:
         before = dict(p.values)
         reasons = self._fill(text, asking=slot)
         changed = p.values != before
-        if not changed and not reasons and slot.kind != "text" and is_question(text):
+        if not changed and not reasons and slot.kind != "text" and is_question(text) \
+                and choose(text, self._flow_tools) is None:
             return None  # a question on the way: the agent answers, the flow waits
         if slot.name not in p.values:
             if not changed or reasons:
@@ -336,15 +343,7 @@ class FlowRunner:
         right?" — the flow's own template when it has one."""
         p = self._p
         assert p is not None
-        today = self.now().date()
-        said = {s.name: values.speak(s, p.values[s.name], today) for s in p.flow.slots
-                if s.name in p.values}
-        if p.flow.confirm:
-            return re.sub(r"\{(\w+)\}", lambda m: said.get(m.group(1), ""), p.flow.confirm)
-        lead = {"time": " at ", "name": " for ", "phone": ", with the number "}
-        parts = [lead.get(s.kind, ", ") + said[s.name] for s in p.flow.slots
-                 if s.name in said and s.read_back]
-        return f"So that is {''.join(parts).removeprefix(', ').strip()}. Is that right?"
+        return values.read_back(p.flow, p.values, self.now().date())
 
     def _finish(self) -> FlowStep:
         p = self._p
@@ -358,10 +357,10 @@ class FlowRunner:
         self._p = None
         log.info("flow %s complete", flow.name)
         tool = self.tools.get(flow.tool or "")
+        done = values.fill(flow.done, flow, p.values, self.now().date())
         if tool is None:
-            return FlowStep(flow.name, (self._fill_template(flow.done, p),), done=True,
-                            message_for=message_for)
-        self._pending = (replace(flow, done=self._fill_template(flow.done, p)), message_for)
+            return FlowStep(flow.name, (done,), done=True, message_for=message_for)
+        self._pending = (replace(flow, done=done), message_for)
         return FlowStep(flow.name, call=ToolCall(tool.name, self.arguments(p, tool)),
                         done=True)
 
@@ -371,12 +370,6 @@ class FlowRunner:
         return {s.argument: values.argument(s, progress.values[s.name],
                                             props.get(s.argument, {}))
                 for s in progress.flow.slots if s.name in progress.values}
-
-    def _fill_template(self, text: str, p: _Progress) -> str:
-        today = self.now().date()
-        said = {s.name: values.speak(s, p.values[s.name], today) for s in p.flow.slots
-                if s.name in p.values}
-        return re.sub(r"\{(\w+)\}", lambda m: said.get(m.group(1), ""), text)
 
     def _give_up(self) -> FlowStep:
         p = self._p

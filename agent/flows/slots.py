@@ -151,3 +151,19 @@ def argument(slot: SlotSpec, value: Any, schema: dict[str, Any]) -> Any:
     if slot.kind == "phone" and kind == "integer":
         return int(value)
     return str(value)
+
+
+def fill(template: str, flow: FlowSpec, found: dict[str, Any], today: date) -> str:
+    """``template`` with each {slot} replaced by how the agent says its value."""
+    said = {s.name: speak(s, found[s.name], today) for s in flow.slots if s.name in found}
+    return re.sub(r"\{(\w+)\}", lambda m: said.get(m.group(1), ""), template)
+
+
+def read_back(flow: FlowSpec, found: dict[str, Any], today: date) -> str:
+    """The flow's confirm template filled in, or one built from the slots."""
+    if flow.confirm:
+        return fill(flow.confirm, flow, found, today)
+    lead = {"time": " at ", "name": " for ", "phone": ", with the number "}
+    parts = [lead.get(s.kind, ", ") + speak(s, found[s.name], today) for s in flow.slots
+             if s.name in found and s.read_back]
+    return f"So that is {''.join(parts).removeprefix(', ').strip()}. Is that right?"
