@@ -22,8 +22,9 @@ import numpy as np
 
 from agent.ari import AriClient, AriError, Channel, Event, quietly
 from agent.clock import Clock, LoopClock
+from agent.conversation import TurnPhase
 from agent.dialogue import Dialogue
-from agent.events import CallLog
+from agent.events import CallEvent, CallLog
 from agent.media.audio import AudioChunk, chime, write_wav
 from agent.media.endpoint import RtpEndpoint
 from agent.media.leg import MediaLeg, OpenEndpoint
@@ -70,7 +71,7 @@ class Call:
         self.error: str | None = None  # type of the exception that ended the call
         self.engines = engines.at_rate(self.rate) if engines is not None else None
         self.metrics = metrics
-        self.sink = CallLog(self.id, recorder, metrics)  # the record and the metrics
+        self.sink = CallLog(self.id, recorder, metrics, self.clock)  # record and metrics
         self.direction = direction
         self.started = time.monotonic()
         self.dialogue: Dialogue | None = None
@@ -110,6 +111,7 @@ class Call:
                     and not self.transferred:
                 if not self.bridged:
                     self.end_reason = "caller hangup"
+                    self.sink(CallEvent("hangup", self._hangup_moment()))
                 self.hung_up.set()
             elif (event.type == "ChannelDtmfReceived" and event.digit
                   and self.dialogue is not None):
@@ -121,7 +123,7 @@ class Call:
         log.info("call %s: start agent=%s", self.id, self.agent.name)
         self.sink.write("start_call", self.id, self.agent.name, self.agent.version,
                      self.direction, self.channel.caller_number, self.channel.dialed,
-                     time.time())
+                     self.sink.wall())
         try:
             try:
                 async with asyncio.TaskGroup() as tasks:
@@ -136,8 +138,8 @@ class Call:
             await asyncio.shield(self._cleanup())
             reason = self.end_reason if self.end_reason in END_REASONS else "error"
             if self.error is not None:
-                self.sink.write("add_event", self.id, time.time(), "error", self.error)
-            self.sink.write("end_call", self.id, time.time(), reason)
+                self.sink.write("add_event", self.id, self.sink.wall(), "error", self.error)
+            self.sink.write("end_call", self.id, self.sink.wall(), reason)
             if self.metrics is not None:
                 self.metrics.calls_total.labels(reason).inc()
                 self._count_media()
@@ -147,7 +149,7 @@ class Call:
 
     async def _answer(self) -> None:
         await self.ari.answer(self.channel.id)
-        self.sink.write("answered", self.id, time.time())
+        self.sink.write("answered", self.id, self.sink.wall())
         await self.leg.open()
         self.spawn(self.leg.run(self._hear, self._tick), name="media")  # send at once
         await self.leg.join(self.channel.id)
@@ -220,6 +222,8 @@ class Call:
             await self.hung_up.wait()
             return
         if self.hung_up.is_set():
+            if self.end_reason == "caller hangup":
+                await self._keep_last_turn(conv)
             return
         reason = conv.end_reason or "timeout"
         log.info("call %s: ending (%s): saying goodbye", self.id, reason)
@@ -229,6 +233,23 @@ class Call:
             log.warning("call %s: goodbye not finished within 15s", self.id)
         self.end_reason = reason
         await self.hangup()
+
+    def _hangup_moment(self) -> str:
+        """What the agent was doing when the caller hung up (for the call's outcome)."""
+        conv = self.dialogue
+        if conv is None:
+            return ""
+        if conv.speaking:
+            return "answer" if conv.records else "greeting"
+        return "thinking" if conv.conversation.phase is not TurnPhase.NONE else ""
+
+    async def _keep_last_turn(self, conv: Dialogue) -> None:
+        """The caller hung up: stop the agent so the turn in progress is recorded with what
+        they heard of its answer (the call's clean-up would only cancel it)."""
+        try:
+            await asyncio.wait_for(conv.interrupt(), 2)
+        except Exception as exc:  # noqa: BLE001  (the call ends either way)
+            log.warning("call %s: last turn not recorded: %s", self.id, type(exc).__name__)
 
     def channel_ids(self) -> tuple[str, ...]:
         return self.channel.id, self.leg.channel_id, self.target_channel_id
@@ -265,7 +286,7 @@ class Call:
             task = self.spawn(self._attended_transfer(target), name="transfer")
             return await asyncio.shield(task)
         self.transferred = True  # the caller's StasisEnd that follows is not a hangup
-        self.sink.write("add_event", self.id, time.time(), "transfer", target)
+        self.sink.write("add_event", self.id, self.sink.wall(), "transfer", target)
         try:
             await self.ari.continue_in_dialplan(self.channel.id, self.settings.transfer_context,
                                                 target)
@@ -300,7 +321,7 @@ class Call:
                 await quietly(self.ari.destroy_bridge(self.hold_bridge_id))
                 self._holding = False
             await quietly(self.ari.hangup(self.leg.channel_id))  # the agent leaves the call
-            self.sink.write("add_event", self.id, time.time(), "transfer", target)
+            self.sink.write("add_event", self.id, self.sink.wall(), "transfer", target)
             log.info("call %s: put through after announcement", self.id)
             return True
         finally:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agent.answers.guard import FactGuard
+from agent.answers.policy import Answerer, Plan, Step
 from agent.clock import Clock
 from agent.conversation import Act, Conversation, Decision, Timers
 from agent.events import CallEvent, Sink, ToolUse, TurnRecord
@@ -29,10 +31,11 @@ from agent.settings import AgentSpec
 from agent.speech.chat_model import Message
 from agent.speech.completion import looks_unfinished
 from agent.speech.engines import Engines
-from agent.speech.turns import SpeechStarted, TurnSettings, TurnTaker, Utterance
+from agent.speech.turns import SpeechStarted, TurnEnded, TurnSettings, TurnTaker, Utterance
 from agent.timings import TurnTimings
 from agent.tools.choice import plan
 from agent.tools.runner import CallControl, ToolRunner
+from agent.tools.spec import ToolCall
 
 log = logging.getLogger(__name__)
 MAX_TOOL_ROUNDS = 3
@@ -48,6 +51,8 @@ class _Turn:
     task: asyncio.Task | None = None
     user: str = ""  # what the caller said, once transcribed
     message: Message | None = None  # the caller's words in the history
+    carried: str | None = None  # words of an earlier turn this one took in (None: not yet)
+    dropped: bool = False  # abandoned while being transcribed: its words go to the next
 
 
 class Dialogue:
@@ -78,8 +83,13 @@ class Dialogue:
         self._turn: _Turn | None = None
         self._reply: Reply | None = None  # what the agent is saying (or preparing) now
         self._carry = ""  # words of a turn the caller talked over before it was answered
+        self._carry_since: float | None = None  # when the caller began saying them
+        self._carrying: asyncio.Task | None = None  # a dropped turn still being transcribed
         self._failed_turns = 0
         self._collector: asyncio.Queue[str] | None = None  # keypad entry for a tool
+        self.answers = Answerer(spec.knowledge_index(), spec.answer_phrases,
+                                can_transfer=spec.can_transfer and control is not None,
+                                model_phrases=spec.model_phrases_facts)
         self.tool_runner = ToolRunner({t.name: t for t in spec.tools}, control,
                                       say=self._say_and_wait, speak=self._speak_and_wait,
                                       collect_digits=self._collect_digits) \
@@ -158,13 +168,13 @@ class Dialogue:
         if act is Act.SPECULATE:
             pending = self.turns.detector.pending_turn()
             assert pending is not None
-            timings = self._timings(now - (pending.at - pending.end))
+            timings = self._timings(now, pending)
             audio = self.turns.audio(pending)
             self._start(audio, timings, released=False)
             if self.engines.turn_model is not None:
                 self._spawn(self._judge_audio(audio, self._turn), name="turn-model")
         elif act is Act.START and utterance is not None:
-            timings = self._timings(now - (utterance.turn.at - utterance.turn.end))
+            timings = self._timings(now, utterance.turn)
             timings.mark("turn_detected", now)
             self._start(utterance.audio, timings, released=True)
         elif act is Act.RELEASE and self._turn is not None:
@@ -213,9 +223,15 @@ class Dialogue:
         elif self.engines.turn_model is None:
             self._complete = True
 
-    def _timings(self, speech_end: float) -> TurnTimings:
+    def _timings(self, now: float, speech: TurnEnded | None = None) -> TurnTimings:
+        """A new turn's timings: when the caller began and stopped speaking (``speech``,
+        the detector's view, is on its own time axis, ``at`` being now); keys: now."""
         timings = TurnTimings(index=len(self.records) + 1)
-        timings.mark("speech_end", speech_end)
+        if speech is None:
+            timings.mark("speech_end", now)
+        else:
+            timings.mark("speech_end", now - (speech.at - speech.end))
+            timings.speech_start = now - (speech.at - speech.start)
         return timings
 
     def _start(self, audio: AudioChunk | None, timings: TurnTimings, released: bool,
@@ -225,7 +241,7 @@ class Dialogue:
             turn.release.set()
         # With barge-in off the caller may finish a question while the agent still
         # answers the previous one: the new turn waits for it, answers never overlap.
-        before = self._turn.task if self._turn is not None else None
+        before = self._turn.task if self._turn is not None else self._carrying
         turn.task = self._spawn(self._answer(turn, audio, keys, before), name="turn")
         self._turn = turn
 
@@ -235,10 +251,16 @@ class Dialogue:
         if turn is None:
             return
         assert turn.task is not None
+        if carry and not turn.user and not turn.task.done():
+            turn.dropped = True  # its words are not known yet: it is only transcribed
+            self._carrying = turn.task  # and the next turn waits for them
+            return
         turn.task.cancel()
         self._forget(turn)
+        if turn.carried is not None:  # give back the earlier words it took in
+            self._carry = turn.carried
         if carry and turn.user:
-            self._carry = turn.user
+            self._carry_on(turn)
 
     def _forget(self, turn: _Turn) -> None:
         """Take a turn that was never answered out of the history and the records."""
@@ -275,7 +297,22 @@ class Dialogue:
                 turn.record.interrupted = True
                 self._sink(turn.record)
             elif turn.user:
-                self._carry = turn.user  # stopped before it was answered at all
+                self._carry_on(turn)  # stopped before it was answered at all
+
+    def _carry_on(self, turn: _Turn) -> None:
+        """Keep a turn's words (which include any it carried) for the caller's next turn."""
+        self._carry = turn.user
+        self._carry_since = turn.record.timings.speech_start
+
+    def _take_carry(self, turn: _Turn) -> str:
+        """The turn takes in the words carried over, once: a turn that is answered, even in
+        part, keeps them; one that is dropped gives them back."""
+        turn.carried, self._carry = self._carry, ""
+        since = self._carry_since
+        if turn.carried and since is not None:
+            timings = turn.record.timings
+            timings.speech_start = min(since, timings.speech_start or since)
+        return turn.carried
 
     # -- speaking ------------------------------------------------------------------------------
     def greet(self) -> None:
@@ -322,23 +359,25 @@ class Dialogue:
             if audio is None:  # keys pressed: no transcription
                 turn.user = keys
                 record.user_text = f"keypad: {' '.join(keys)}"
-                if self._carry:  # words the caller talked over an answer with come first
-                    self.history.append(Message(role="user", content=self._carry))
+                if self._take_carry(turn):  # words talked over an answer come first
+                    self.history.append(Message(role="user", content=turn.carried))
                 turn.message = Message(role="keypad", content=keys)
             else:
                 transcript = await self.engines.transcriber.transcribe(audio)
                 record.stt_confidence = transcript.confidence
-                turn.user = " ".join(filter(None, (self._carry, transcript.text))).strip()
+                self._take_carry(turn)
+                turn.user = " ".join(filter(None, (turn.carried, transcript.text))).strip()
                 record.user_text = turn.user
                 turn.message = Message(role="user", content=turn.user)
                 self._judge_words(turn)
             timings.mark("stt_done", self.clock.now())
-            if not turn.user:
+            if turn.dropped and turn.user:
+                self._carry_on(turn)
+            if not turn.user or turn.dropped:
                 return
             self.records.append(record)
             self.history.append(turn.message)
             record.agent_text = await self._respond(turn)
-            self._carry = ""
             self._failed_turns = 0
             log.info("turn %d timings ms: %s", timings.index, timings.log_line())
             self._sink(record)
@@ -348,6 +387,9 @@ class Dialogue:
             raise
         except Exception as exc:
             await self._turn_failed(turn, exc)
+            if record in self.records:  # the failed turn is in the record too
+                record.agent_text = self.spec.error_phrase
+                self._sink(record)
         finally:
             if self._turn is turn:
                 self._turn = None
@@ -361,24 +403,31 @@ class Dialogue:
             return await self._run_flow(turn, step)
         spoken: list[str] = []
         tools = self.spec.tools if self.tool_runner is not None else ()
+        words = turn.message is not None and turn.message["role"] == "user"
+        heard = self.answers.hear(turn.user, turn.record.stt_confidence) if words else None
+        if heard is not None and heard.say:  # misheard: say it again (or the offer)
+            return await self._say_planned(turn, heard)
+        call = self._offered_transfer() if heard is not None else None
         for _ in range(MAX_TOOL_ROUNDS + 1):
-            call = await plan(self.history, tools, self.engines.chat)
+            call = call or await plan(self.history, tools, self.engines.chat)
             if call is None or self.tool_runner is None:
-                reply = Reply(self.playout, self.clock, self.history, turn.record.timings,
-                              gate=turn.release)
-                self._reply = reply
-                text = await reply.answer(self.engines.chat, self.engines.synth,
-                                          list(self.history))
+                plan_ = self.answers.answer(turn.user) \
+                    if words and self.history[-1] is turn.message else Plan(Step.FREE)
+                if plan_.say:  # known, or not known: a fixed text, no model
+                    spoken.append(await self._say_planned(turn, plan_))
+                    break
+                text = await self._answer_words(turn, plan_)
                 if text:
                     spoken.append(text)
                 break
             await turn.release.wait()  # a speculative turn plans, but never acts
             outcome = await self.tool_runner.run(call)
-            self._sink(CallEvent("tool", call.name))
+            call = None
+            self._sink(CallEvent("tool", outcome.name))
             self._sink(ToolUse(turn.record.index, outcome))
             self.history.append(Message(role="tool", content=outcome.for_model))
             if outcome.ends_call:
-                kind = self.tool_runner.tools[call.name].kind
+                kind = self.tool_runner.tools[outcome.name].kind
                 self.finish("transfer" if kind == "transfer" else "agent hangup")
                 break
             if outcome.spoken:
@@ -423,6 +472,48 @@ class Dialogue:
         reply = Reply(self.playout, self.clock, self.history, turn.record.timings)
         self._reply = reply
         return await reply.say(self.engines.synth, text)
+
+    def _offered_transfer(self) -> ToolCall | None:
+        """The transfer the caller said yes to: the first target of the transfer tool."""
+        tool = next((t for t in self.spec.tools if t.kind == "transfer" and t.targets), None)
+        return ToolCall(tool.name, {"target": next(iter(tool.targets))}) if tool else None
+
+    async def _say_planned(self, turn: _Turn, plan_: Plan) -> str:
+        """A fixed answer, no model: an entry's answer or "I don't know" (phrase cache), a
+        matched fact (synthesized now), or "say that again" — then the caller's
+        unanswerable words leave the history."""
+        await turn.release.wait()
+        misheard = plan_.step in (Step.MISHEARD, Step.OFFER)
+        self._sink(CallEvent("misheard" if misheard else "unknown"
+                             if plan_.step is Step.UNKNOWN else "known"))
+        if misheard and turn.message in self.history:
+            self.history.remove(turn.message)
+        turn.record.timings.mark("first_clause", self.clock.now())
+        if plan_.step is Step.FACT:
+            reply = Reply(self.playout, self.clock, self.history, turn.record.timings)
+            self._reply = reply
+            return await reply.say(self.engines.synth, plan_.say)
+        self._say_phrase(plan_.say, turn.record.timings)
+        await self.playout.flush()
+        return plan_.say
+
+    async def _answer_words(self, turn: _Turn, plan_: Plan) -> str:
+        """The model's answer, each clause checked when the agent answers from knowledge;
+        a refused answer becomes the matched fact, or "I don't know"."""
+        guard = FactGuard(self.spec.instructions + " " + self.spec.greeting, self.history) \
+            if self.answers.grounded else None
+        reply = Reply(self.playout, self.clock, self.history, turn.record.timings,
+                      gate=turn.release, check=guard.allows if guard else None)
+        self._reply = reply
+        text = await reply.answer(self.engines.chat, self.engines.synth, list(self.history))
+        if not reply.refused or reply.interrupted:
+            return text
+        assert guard is not None
+        self._sink(CallEvent("refused", guard.refused))
+        # what was said before the refused clause stands; the fact (or "I don't know")
+        # follows, so the caller is never left with half an answer
+        then = Plan(Step.FACT, plan_.fallback) if plan_.fallback else self.answers.refused()
+        return " ".join(filter(None, (text, await self._say_planned(turn, then))))
 
     async def _turn_failed(self, turn: _Turn, exc: Exception) -> None:
         """A turn failed: the caller hears the error phrase; twice in a row ends the call."""

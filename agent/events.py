@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.clock import Clock, LoopClock
 from agent.metrics import Metrics
 from agent.records import CallRecorder
 from agent.timings import TurnTimings
@@ -28,7 +29,8 @@ class TurnRecord:
 
 @dataclass(frozen=True)
 class CallEvent:
-    """Something that happened in the call: barge_in, dtmf, tool, reprompt, error, …"""
+    """Something that happened in the call: barge_in, dtmf, tool, reprompt, error, hangup
+    (the caller's; detail: greeting, answer or thinking when they hung up during it), …"""
 
     kind: str
     detail: str = ""
@@ -46,14 +48,28 @@ Sink = Callable[[TurnRecord | ToolUse | CallEvent], None]
 
 
 class CallLog:
-    """The one sink of a call: each event goes to the call record and the metrics."""
+    """The one sink of a call: each event goes to the call record and the metrics.
+
+    Every time in the record is read from the call's one clock and turned into wall-clock
+    time from a single reading of both, so the record's times are in the order things
+    happened (also on a test's virtual clock).
+    """
 
     def __init__(self, call_id: str, recorder: CallRecorder | None,
-                 metrics: Metrics | None) -> None:
+                 metrics: Metrics | None, clock: Clock | None = None) -> None:
         self.call_id = call_id
         self.recorder = recorder
         self.metrics = metrics
+        self.clock = clock or LoopClock()
+        self._anchor: tuple[float, float] | None = None  # (wall, clock) read together
         self._media_seen: dict[str, int] = {}  # media counters already on /metrics
+
+    def wall(self, at: float | None = None) -> float:
+        """Wall-clock time of the clock time ``at`` (default: now)."""
+        if self._anchor is None:
+            self._anchor = (time.time(), self.clock.now())
+        wall, clock = self._anchor
+        return wall + ((self.clock.now() if at is None else at) - clock)
 
     def write(self, method: str, *args: Any) -> None:
         """One write to the call record, if records are kept."""
@@ -66,14 +82,18 @@ class CallLog:
             self.metrics.count_media(self._media_seen, rtp, jitter)
 
     def __call__(self, event: TurnRecord | ToolUse | CallEvent) -> None:
-        now = time.time()
+        now = self.wall()
         metrics = self.metrics
         if isinstance(event, TurnRecord):
             if metrics is not None:
                 metrics.observe_turn(event.timings.relative_ms())
-            self.write("add_turn", self.call_id, event.index, now, event.user_text,
-                       event.agent_text, event.stt_confidence, event.interrupted,
-                       event.timings.relative_ms())
+            stopped = event.timings.marks.get("speech_end")
+            started = event.timings.speech_start
+            self.write("add_turn", self.call_id, event.index,
+                       self.wall(started if started is not None else stopped),
+                       event.user_text, event.agent_text, event.stt_confidence,
+                       event.interrupted, event.timings.relative_ms(),
+                       None if stopped is None else self.wall(stopped))
         elif isinstance(event, ToolUse):
             outcome = event.outcome
             if metrics is not None:

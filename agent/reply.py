@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
+from agent.answers.clauses import ClauseGate, gated
 from agent.clock import Clock
 from agent.media.audio import AudioChunk
 from agent.media.playout import Playout
 from agent.media.resample import resample
 from agent.speech.chat_model import ChatModel, Message
-from agent.speech.clauses import ClauseSplitter
 from agent.speech.synthesizer import Synthesizer
 from agent.timings import TurnTimings
-
-MAX_CLAUSES = 8  # a phone answer longer than this is cut (and so is a loop)
 
 
 @dataclass
@@ -46,8 +44,10 @@ class Reply:
     history: list[Message]
     timings: TurnTimings = field(default_factory=TurnTimings)
     gate: asyncio.Event | None = None  # audio is held back until this is set (speculation)
+    check: Callable[[str], bool] | None = None  # may the model's next clause be spoken?
     clauses: list[SpokenClause] = field(default_factory=list)
     interrupted: bool = False
+    refused: bool = False  # ``check`` refused a clause of the model's answer
     _start_played: int = 0
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _message: Message | None = None  # our entry in the history, once audio is queued
@@ -135,33 +135,19 @@ class Reply:
 
     async def _think(self, source: AsyncIterator[str], queue: asyncio.Queue[str | None],
                      model: bool) -> None:
-        splitter = ClauseSplitter(first_comma_chars=12)
-        said: set[str] = set()
+        gate = ClauseGate(self.check, model=model)
 
-        def take(clause: str) -> bool:
-            """Queue a clause; False once the answer should stop (too long or looping)."""
-            key = " ".join(clause.lower().split())
-            if key in said or len(said) >= MAX_CLAUSES:
-                return False
-            said.add(key)
-            self.timings.mark("first_clause", self.clock.now())
-            queue.put_nowait(clause)
-            return True
+        def first_token() -> None:
+            if model:
+                self.timings.mark("llm_first_token", self.clock.now())
 
         try:
-            async for piece in source:
-                if model:
-                    self.timings.mark("llm_first_token", self.clock.now())
-                if not all([take(c) for c in splitter.push(piece)]):
-                    break  # small models repeat themselves: a repeated clause ends the answer
-            else:
-                for clause in splitter.flush():
-                    take(clause)
+            async for clause in gated(source, gate, first_token):
+                self.timings.mark("first_clause", self.clock.now())
+                queue.put_nowait(clause)
         finally:
+            self.refused = gate.refused
             queue.put_nowait(None)
-            aclose = getattr(source, "aclose", None)
-            if aclose is not None:
-                await aclose()
 
     async def _voice_all(self, synth: Synthesizer, queue: asyncio.Queue[str | None]) -> None:
         rate = self.playout.rate

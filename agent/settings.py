@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.answers.knowledge import Knowledge
+from agent.answers.policy import Phrases, fixed_texts
 from agent.ari import AriSettings
 from agent.flows.spec import FlowSpec
 from agent.speech.turns import TurnSettings
@@ -51,6 +53,18 @@ class AgentSpec:
     version: str = ""  # hash of the agent's configuration, for call records
     flows: tuple[FlowSpec, ...] = ()  # task flows: forms filled in with the caller, then a tool
     timezone: str = ""  # IANA zone of the call's local date and time; "": the system's
+    knowledge: str = ""  # free facts, one per line (the model phrases answers from them)
+    faq: tuple[tuple[tuple[str, ...], str], ...] = ()  # (questions, answer said as written)
+    answer_phrases: Phrases = Phrases()  # "I don't know", "say that again" and the offers
+    model_phrases_facts: bool = False  # a matched free fact is put in words by the model
+
+    @property
+    def can_transfer(self) -> bool:
+        """A transfer tool with somewhere to go: the agent can offer a person."""
+        return any(t.kind == "transfer" and t.targets for t in self.tools)
+
+    def knowledge_index(self) -> Knowledge:
+        return Knowledge.build(self.knowledge, self.faq)
 
     def phrases(self) -> list[str]:
         """Fixed texts the agent may say, synthesized once when it loads."""
@@ -62,6 +76,7 @@ class AgentSpec:
                 texts.append(ANNOUNCEMENT)
         for flow in self.flows:
             texts += flow.phrases()
+        texts += fixed_texts(self.answer_phrases, self.knowledge_index(), self.can_transfer)
         return list(dict.fromkeys(texts))
 
 

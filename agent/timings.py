@@ -15,6 +15,7 @@ class TurnTimings:
 
     index: int = 0
     marks: dict[str, float] = field(default_factory=dict)
+    speech_start: float | None = None  # when the caller began speaking (not a stage)
 
     def mark(self, stage: str, when: float) -> None:
         """Record ``stage`` at ``when`` unless it was already recorded."""

@@ -197,6 +197,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.eval_command == "answers":
+        from appliance.bench.answer_eval import cli_main as answers_main
+
+        return answers_main(args.model or ["smollm2-135m"], paths.data_dir(args.data_dir),
+                            Path(args.json) if args.json else None, args.baseline,
+                            args.model_phrases, args.set)
     from appliance.bench.stt_eval import cli_main
 
     return cli_main(args.model, paths.data_dir(args.data_dir),
@@ -311,6 +317,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=7, help="corpus seed (default 7)")
     e.add_argument("--sentences", type=int, default=96,
                    help="sentences, each sent through 5 line conditions (default 96)")
+    e.set_defaults(func=cmd_eval)
+    e = esub.add_parser("answers", help="grounded answers: questions to a clinic agent "
+                        "through the answering rules and a language model, scored for facts, "
+                        "invented facts, identity confusion and cut answers")
+    e.add_argument("--model", action="append", help="language model: a name in the model "
+                   "store or a GGUF file (repeat to compare; default smollm2-135m)")
+    e.add_argument("--baseline", action="store_true",
+                   help="also score the model alone (same prompt, no answering rules)")
+    e.add_argument("--set", action="append", help="question set (repeat; default all)")
+    e.add_argument("--model-phrases", action="store_true",
+                   help="let the model put a matched fact in words (default: say it as written)")
+    e.add_argument("--json", metavar="FILE", help="write every answer and score as JSON")
     e.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("calls", help="list recent calls")

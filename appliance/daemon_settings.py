@@ -6,6 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from agent.answers.policy import Phrases
 from agent.ari import AriSettings
 from agent.flows import FlowSpec, SlotSpec, parse_hours
 from agent.settings import AgentSpec, DaemonSettings, ModelPaths
@@ -69,15 +70,27 @@ def flow_spec(flow: FlowConfig) -> FlowSpec:
         recipient=flow.recipient)
 
 
-def instructions(agent: AgentConfig, config_dir: Path) -> str:
-    """The system prompt: the agent's instructions plus its knowledge."""
-    parts = [agent.instructions.strip()]
+GROUNDING = ("Answer only from these facts. When they do not say, say you do not know; never "
+             "guess hours, prices, names, insurance or policies. Never use the caller's name "
+             "as yours. Answer in one or two short sentences.")
+
+
+def knowledge_text(agent: AgentConfig, config_dir: Path) -> str:
+    """The agent's free facts: ``knowledge`` and the ``knowledge_file``."""
     facts = [agent.knowledge or ""]
     if agent.knowledge_file:
         facts.append(resolve_secret_path(config_dir, agent.knowledge_file).read_text())
-    known = "\n".join(f.strip() for f in facts if f.strip())
-    if known:
-        parts.append("Facts you can rely on:\n" + known)
+    return "\n".join(f.strip() for f in facts if f.strip())
+
+
+def instructions(agent: AgentConfig, config_dir: Path) -> str:
+    """The system prompt: the agent's instructions plus its knowledge."""
+    parts = [agent.instructions.strip()]
+    known = [knowledge_text(agent, config_dir)] + [
+        f"{a.questions[0]} {a.answer}" for a in agent.answers]
+    if any(known):
+        parts.append("Facts you can rely on:\n" + "\n".join(k for k in known if k)
+                     + "\n" + GROUNDING)
     return "\n\n".join(parts)
 
 
@@ -106,6 +119,9 @@ def agent_spec(agent: AgentConfig, store: ModelStore | None,
         turn_threshold=agent.turn.threshold,
         max_utterance=agent.turn.max_utterance, barge_in=agent.barge_in.enabled,
         barge_in_min_speech=agent.barge_in.min_speech, error_phrase=agent.error_phrase,
+        knowledge=knowledge_text(agent, config_dir),
+        faq=tuple((tuple(a.questions), a.answer) for a in agent.answers),
+        answer_phrases=Phrases(unknown=agent.unknown_phrase, misheard=agent.misheard_phrase),
         goodbye=agent.goodbye, silence_timeout=agent.limits.silence_timeout,
         reprompt=agent.limits.reprompt, max_turns=agent.limits.max_turns,
         tools=tools,

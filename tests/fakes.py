@@ -189,8 +189,10 @@ def _content(message: Any) -> str:
 
 
 class FakeTranscriber:
-    def __init__(self, text: str = "what time do you open") -> None:
+    def __init__(self, text: str = "what time do you open",
+                 confidence: float | None = None) -> None:
         self.text = text
+        self.confidence = confidence
         self.calls = 0
         self.error: BaseException | None = None
 
@@ -199,7 +201,7 @@ class FakeTranscriber:
         await asyncio.sleep(0)
         if self.error is not None:
             raise self.error
-        return Transcript(self.text, None, 0.0)
+        return Transcript(self.text, self.confidence, 0.0)
 
 
 class FakeChat:

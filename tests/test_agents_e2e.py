@@ -47,6 +47,8 @@ async def test_silence_gets_a_reprompt_then_a_polite_hangup(clean_asterisk: Aste
     assert record["end_reason"] == "timeout"
     kinds = [e["kind"] for e in record["events"]]
     assert kinds.count("reprompt") == 1 and "silence_timeout" in kinds
+    assert (record["outcome"], record["flags"]) == ("abandoned", ["long_silence"])
+    assert record["summary"] == "no request — caller went silent"
 
 
 async def test_keypad_digits_reach_the_model_and_the_record(clean_asterisk: AsteriskUnderTest,
@@ -99,6 +101,13 @@ async def test_records_and_transcript_match_the_conversation(
         audio_between(dialog.received_packets, answer[0], answer[1]), 8000))
     assert word_overlap(turn["agent_text"], heard.text) >= 0.6, (turn["agent_text"], heard)
     assert set(turn["timings"]) >= {"speech_end", "stt_done", "first_audio_out"}
+    # the turn is dated by the caller's speech (a short question), not by its row
+    assert 0.5 < turn["caller_stopped_at"] - turn["started_at"] < 5
+    assert record["answered_at"] < turn["started_at"]
+    answered = "unknown" not in record["flags"]  # grounded answering may not know
+    assert record["outcome"] == ("resolved" if answered else "abandoned")
+    assert record["summary"] == f'"{" ".join(turn["user_text"].split())}" — ' + (
+        "answered" if answered else "did not know")
 
 
 async def test_reload_with_a_broken_agent_keeps_the_old_one(clean_asterisk: AsteriskUnderTest,

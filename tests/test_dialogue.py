@@ -172,7 +172,7 @@ async def test_barge_in_clears_playout_within_a_frame_and_cuts_history(rig_facto
 
 async def test_a_cough_over_an_answer_pauses_it_and_the_whole_answer_is_heard(
         rig_factory) -> None:
-    answer = "One thing first. Two more things. Three here now. Four is the end."
+    answer = "One thing first, two more things. Three here now. Four is the end."
     rig = rig_factory(answer, barge_in_min=0.3)
     await rig.run(1.0, speaking=True)
     await rig.run(0.8, speaking=False)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.records import CallRecorder, CallStore
+from agent.records import CallRecorder, CallStore, schema
 from appliance.cli import main
 from appliance.ops.calls import parse_since
 
@@ -268,11 +268,15 @@ async def test_cli_calls_and_transcript(tmp_path: Path,
     rows = json.loads(capsys.readouterr().out)
     assert [r["id"] for r in rows] == ["second-call-01", CALL_ID]
     assert rows[1]["turns"] == 2 and rows[1]["end_reason"] == "caller hangup"
+    assert (rows[1]["outcome"], rows[1]["flags"]) == ("resolved", ["low_confidence"])
+    assert rows[1]["summary"] == '"Where is my order?" — answered'
+    assert (rows[0]["outcome"], rows[0]["flags"]) == (None, [])  # still in progress
 
     assert main([*data, "calls", "--agent", "reception", "--since", "2023-01-01"]) == 0
     out = capsys.readouterr().out
     assert CALL_ID[:12] in out and CALL_ID[:13] not in out and "second-call" not in out
     assert "+493012345678 → 200" in out and "30s" in out and "caller hangup" in out
+    assert "resolved  low_confidence  \"Where is my order?\" — answered" in out
 
     assert main([*data, "calls", "--since", "1h"]) == 0
     assert "no calls match" in capsys.readouterr().out
@@ -281,6 +285,8 @@ async def test_cli_calls_and_transcript(tmp_path: Path,
     assert main([*data, "transcript", CALL_ID[:8]]) == 0
     out = capsys.readouterr().out
     assert "reception (version 7)" in out and "caller hangup" in out
+    assert "outcome   resolved   flags: low_confidence" in out
+    assert 'summary   "Where is my order?" — answered' in out
     assert "caller: Where is my order?" in out
     assert "agent:  Your order shipped   [interrupted]" in out
     assert "low confidence 0.31" in out
@@ -304,3 +310,80 @@ def test_parse_since() -> None:
     assert parse_since("2024-05-01T00:00:00+00:00") == 1714521600.0
     with pytest.raises(ValueError):
         parse_since("soon")
+
+
+# --- the schema's migrations ---
+
+def make_version_1(db: Path) -> None:
+    """A database as the Switchboard before post-call monitoring left it."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db)
+    try:
+        conn.executescript(f"BEGIN; {schema._MIGRATIONS[0]}\nPRAGMA user_version = 1; COMMIT;")
+        conn.executescript(f"""
+            INSERT INTO calls VALUES ('old-call-0001', 'reception', '6', 'inbound', '+1555',
+                '200', {T0}, {T0 + 1}, {T0 + 20}, 'caller hangup');
+            INSERT INTO turns VALUES ('old-call-0001', 1, {T0 + 9}, 'When do you open?',
+                'At nine.', 0.8, 0, 0, '{{"stt_done": 300.0}}');
+            INSERT INTO calls VALUES ('old-call-0002', 'reception', '6', 'inbound', '+1555',
+                '200', {T0 + 30}, {T0 + 31}, NULL, NULL);
+        """)
+    finally:
+        conn.close()
+
+
+async def test_a_version_1_database_stays_readable_and_is_migrated(db: Path) -> None:
+    make_version_1(db)
+    with CallStore(db) as store:  # read as it is, before the daemon migrated it
+        old = {r["id"]: r for r in store.calls()}
+        turns = store.transcript("old-call-0001")["turns"]
+    assert (old["old-call-0001"]["outcome"], old["old-call-0001"]["flags"]) == ("resolved", [])
+    assert old["old-call-0001"]["summary"] == '"When do you open?" — answered'
+    assert old["old-call-0002"]["outcome"] is None
+    assert turns[0]["caller_stopped_at"] is None and turns[0]["timings"] == {"stt_done": 300.0}
+
+    rec = CallRecorder(db)  # the daemon starts: version 2
+    try:
+        assert rec.close_unfinished("lost", T0 + 100) == 1
+        rec.start_call(CALL_ID, "reception", "7", "inbound", "+1555", "200", T0 + 200)
+        rec.add_turn(CALL_ID, 1, T0 + 201, "Is there parking?", "Yes, behind the building.",
+                     0.9, False, {}, T0 + 202.5)
+        rec.end_call(CALL_ID, T0 + 210, "caller hangup")
+        await rec.flush()
+        assert rec.stats.failed == 0
+    finally:
+        rec.close()
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 2
+        stored = dict(conn.execute("SELECT id, outcome FROM calls").fetchall())
+    finally:
+        conn.close()
+    # written when the call ended (or was closed); the old ended row is worked out on reading
+    assert stored == {"old-call-0001": None, "old-call-0002": "failed", CALL_ID: "resolved"}
+    with CallStore(db) as store:
+        rows = {r["id"]: r for r in store.calls()}
+        new = store.transcript(CALL_ID)
+        assert store.calls(outcome="failed")[0]["id"] == "old-call-0002"
+        assert [r["id"] for r in store.calls(outcome="resolved")] == [CALL_ID, "old-call-0001"]
+        assert store.calls(flag="error") == []
+    assert rows["old-call-0001"]["outcome"] == "resolved"
+    assert rows["old-call-0002"]["summary"] == "no request — failed (lost)"
+    assert new["turns"][0]["caller_stopped_at"] == T0 + 202.5
+    assert new["summary"] == '"Is there parking?" — answered' and new["flags"] == []
+
+
+def test_a_failed_migration_changes_nothing(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    CallRecorder(db).close()
+    broken = "ALTER TABLE calls ADD COLUMN extra TEXT; SELECT * FROM no_such_table;"
+    monkeypatch.setattr(schema, "_MIGRATIONS", (*schema._MIGRATIONS, broken))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", len(schema._MIGRATIONS))
+    with pytest.raises(sqlite3.OperationalError):
+        CallRecorder(db)
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(calls)")}
+    finally:
+        conn.close()
+    assert "extra" not in columns and "outcome" in columns

@@ -63,7 +63,7 @@ class LlamaChatModel:
     stops generation at the next token."""
 
     def __init__(self, model_path: Path, threads: int = 2, context: int = 2048,
-                 max_tokens: int = 120, temperature: float = 0.0) -> None:
+                 max_tokens: int = 200, temperature: float = 0.0) -> None:
         from llama_cpp import Llama
 
         if not Path(model_path).is_file():

@@ -206,6 +206,16 @@ class BargeInConfig(ConfigModel):
                               f"Default: {AgentSpec.barge_in_min_speech}.")
 
 
+class AnswerConfig(ConfigModel):
+    """A question callers ask, and the answer the agent says to it word for word."""
+
+    questions: list[Text] = Field(
+        min_length=1, description="Ways a caller may ask it (a few paraphrases match best). "
+        "Required.", examples=[["Are you open on Saturday?", "What are your weekend hours?"]])
+    answer: Text = Field(description="What the agent says, as written (recorded once, played "
+                         "at once). Required.", examples=["On Saturday we are open 9 to 1."])
+
+
 class AgentConfig(ConfigModel):
     """One AI agent; the file agents/<name>.yaml. New settings are added as plain fields."""
 
@@ -247,6 +257,18 @@ class AgentConfig(ConfigModel):
     knowledge_file: str | None = Field(
         None, description="A text file with such facts, relative to the config dir. "
         "Default: none.")
+    answers: list[AnswerConfig] = Field(
+        default_factory=list, description="Questions with fixed answers, said word for word "
+        "when a caller's question matches. With knowledge or answers the agent answers only "
+        "from them and says when it does not know. Default: none.")
+    unknown_phrase: Text = Field(
+        AgentSpec.answer_phrases.unknown, description="Said when the caller asks something "
+        "the agent's knowledge does not cover (a person is offered when there is a transfer "
+        f"tool). Default: \"{AgentSpec.answer_phrases.unknown}\"")
+    misheard_phrase: Text = Field(
+        AgentSpec.answer_phrases.misheard, description="Said when the caller's words could "
+        "not be made out; the second time in a row a person is offered. "
+        f"Default: \"{AgentSpec.answer_phrases.misheard}\"")
     goodbye: Text = Field(
         "Thank you for calling. Goodbye.",
         description="Said before the agent hangs up. Default: \"Thank you for calling. "

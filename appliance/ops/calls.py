@@ -115,13 +115,19 @@ def _parties(row: dict[str, Any]) -> str:
     return f"{row['from_number'] or '?'} → {row['to_number'] or '?'}"
 
 
+def _flags(row: dict[str, Any]) -> str:
+    return ",".join(row.get("flags") or []) or "-"
+
+
 def format_calls(rows: list[dict[str, Any]]) -> str:
-    """A compact table, one call a line."""
-    header = ("started", "id", "agent", "dir", "from → to", "duration", "turns", "end")
+    """A compact table, one call a line, its one-line summary last."""
+    header = ("started", "id", "agent", "dir", "from → to", "duration", "turns", "end",
+              "outcome", "flags", "summary")
     table = [header] + [
         (_local(r["started_at"]), r["id"][:12], r["agent"] or "-",
          "in" if r["direction"] == "inbound" else "out", _parties(r),
-         _duration(r["duration"]), str(r["turns"]), r["end_reason"] or "in progress")
+         _duration(r["duration"]), str(r["turns"]), r["end_reason"] or "in progress",
+         r.get("outcome") or "-", _flags(r), r.get("summary") or "")
         for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     right = {5, 6}  # numbers line up on the right
@@ -175,6 +181,9 @@ def format_transcript(record: dict[str, Any]) -> str:
         f"started   {_local(origin)}{answered}{ended}",
         f"end       {record['end_reason'] or 'in progress'}",
     ]
+    if record.get("outcome"):
+        lines += [f"outcome   {record['outcome']}   flags: {_flags(record)}",
+                  f"summary   {record.get('summary') or ''}"]
     turns = record["turns"]
     events = list(record["events"])
     tools = list(record["tool_calls"])
@@ -188,7 +197,10 @@ def format_transcript(record: dict[str, Any]) -> str:
         take_events(starts[0])
     for i, turn in enumerate(turns):
         lines.append("")
-        lines.append(f"turn {turn['idx']}  {_offset(turn['started_at'], origin)}")
+        stopped = turn.get("caller_stopped_at")  # None in records from before it was kept
+        when = _offset(turn["started_at"], origin) + (
+            "" if stopped is None else f" to {_offset(stopped, origin)} (caller speaking)")
+        lines.append(f"turn {turn['idx']}  {when}")
         caller_flags = []
         if turn["low_confidence"]:
             caller_flags.append(f"low confidence {turn['stt_confidence']:.2f}")

@@ -1,0 +1,251 @@
+"""Answering from knowledge: which entry a question is about, the clause checks that keep
+the model from inventing, and the decisions (say it again, word for word, "I don't know")."""
+
+from __future__ import annotations
+
+import pytest
+import test_dialogue
+
+from agent.answers.guard import FactGuard, caller_names
+from agent.answers.knowledge import Knowledge
+from agent.answers.policy import Answerer, Phrases, Step, asks, nonsense, social
+from agent.answers.words import numbers, terms
+
+FACTS = """Opening hours: Monday to Friday 8 am to 6 pm, Saturday 9 am to 1 pm, closed on Sunday.
+Address: 12 Oak Street, next to the post office. Parking behind the building.
+Insurance: we accept Medicare, Aetna and Blue Cross. We do not accept Medicaid.
+"""
+FAQ = ((("Are you open on Saturday?", "What are your weekend hours?"),
+        "On Saturday we are open from 9 am to 1 pm. On Sunday we are closed."),
+       (("Where do I park?", "Is there parking?"),
+        "You can park for free behind the building."))
+INSTRUCTIONS = "You answer the phone for Oakwood Clinic.\n" + FACTS
+
+
+@pytest.fixture
+def knowledge() -> Knowledge:
+    return Knowledge.build(FACTS, FAQ)
+
+
+def test_words_fold_synonyms_and_read_numbers() -> None:
+    assert terms("What time do you close?") == ["hours", "hours"]
+    assert terms("Where can I park the car") == ["parking", "car"]
+    assert numbers("open 9:00 am till nine thirty, 1,200 dollars") == {9, 30, 1200}
+    assert numbers("one moment please") == set()  # "one" is not read as a number
+
+
+@pytest.mark.parametrize("question", [
+    "Are you open on Saturdays?", "What time do you close on Saturday?",
+    "what are your hours on the weekend", "Hi, are you guys open saturday morning?"])
+def test_saturday_questions_get_the_saturday_answer_word_for_word(knowledge, question) -> None:
+    match = knowledge.match(question)
+    assert match is not None and match.verbatim, (question, match)
+    assert match.entry.answer.startswith("On Saturday")
+
+
+@pytest.mark.parametrize("question, fact", [
+    ("When do you open on Monday?", "Opening hours"),
+    ("What's your address?", "Address"),
+    ("How do I find you?", "Address"),
+    ("Do you take Aetna?", "Insurance"),
+    ("Is Medicaid accepted?", "Insurance"),
+])
+def test_questions_about_free_facts_find_the_fact(knowledge, question, fact) -> None:
+    match = knowledge.match(question)
+    assert match is not None and match.relevant and not match.verbatim, (question, match)
+    assert match.entry.answer.startswith(fact)
+
+
+@pytest.mark.parametrize("question", [
+    "How much does a checkup cost?", "Do you do x-rays?", "Who is the doctor on call tonight?",
+    "Can I get a flu shot?", "What's the wifi password?"])
+def test_questions_about_nothing_known_match_nothing_relevant(knowledge, question) -> None:
+    match = knowledge.match(question)
+    assert match is None or not match.relevant, (question, match)
+
+
+def history(*turns: tuple[str, str]) -> list[dict]:
+    out = [{"role": "system", "content": INSTRUCTIONS},
+           {"role": "assistant", "content": "Good morning, Oakwood Clinic."}]
+    for role, text in turns:
+        out.append({"role": role, "content": text})
+    return out
+
+
+@pytest.mark.parametrize("clause, allowed", [
+    ("We are open Saturday from 9 am to 1 pm.", True),
+    ("We are open Saturday 9:00 am to 1:00 pm.", True),
+    ("On Saturday we are open from 10 am to 4 pm.", False),  # invented hours
+    ("A visit costs 80 dollars.", False),  # invented price
+    ("We accept Blue Cross and Aetna.", True),
+    ("We accept Cigna and United Healthcare.", False),  # invented plans
+    ("Due to COVID-19 restrictions, please wear a mask.", False),
+    ("Oakwood Clinic is next to the post office.", True),
+    ("Sure, I can help with that.", True),
+    ("Dr. Smith will see you.", False),  # an invented person
+])
+def test_the_guard_lets_through_only_sourced_facts(clause, allowed) -> None:
+    guard = FactGuard(INSTRUCTIONS, history(("user", "When are you open?")))
+    assert guard.allows(clause) is allowed, guard.refused
+
+
+def test_the_caller_s_name_and_numbers_may_be_repeated_but_not_taken_on() -> None:
+    turns = history(("user", "Hi, my name is Maria Gonzalez and my number is 555 213 4567."))
+    assert caller_names(turns) == {"maria", "gonzalez"}
+    guard = FactGuard(INSTRUCTIONS, turns)
+    assert guard.allows("Thank you, Maria.")
+    assert guard.allows("I have 555 213 4567.")
+    for clause in ("I'm your doctor's assistant, Dr. Maria Gonzalez.", "This is Maria.",
+                   "My name is Maria Gonzalez."):
+        assert not FactGuard(INSTRUCTIONS, turns).allows(clause), clause
+    assert FactGuard(INSTRUCTIONS, turns).allows("I'm sorry, Maria, I don't know that.")
+
+
+def test_an_earlier_answer_is_not_repeated_to_a_different_question() -> None:
+    answer = "We are open Monday to Friday from 8 am to 6 pm."
+    turns = history(("user", "When are you open?"), ("assistant", answer),
+                    ("user", "Is there parking near the office?"))
+    assert not FactGuard(INSTRUCTIONS, turns).allows(answer)
+    again = history(("user", "When are you open?"), ("assistant", answer),
+                    ("user", "Sorry, when are you open?"))
+    assert FactGuard(INSTRUCTIONS, again).allows(answer)
+
+
+@pytest.mark.parametrize("text, confidence, expected", [
+    ("", None, True),
+    ("4 4 4 4 4 4", None, True),
+    ("the the the the", 0.9, True),
+    ("What time do you close?", 0.2, True),
+    ("What time do you close?", 0.8, False),
+    ("No, no, the number is 555 213", 0.7, False),
+    ("Yes.", None, False),
+])
+def test_words_that_make_no_sense(text, confidence, expected) -> None:
+    assert nonsense(text, confidence) is expected
+
+
+def test_asking_and_small_talk() -> None:
+    assert asks("Do you take Blue Cross?") and asks("I was wondering about parking")
+    assert not asks("I'd like to book an appointment.")
+    assert social("How are you today?") and social("Can you help me?")
+    assert not social("Do you take Blue Cross?")
+
+
+def test_two_misses_in_a_row_offer_a_person_and_yes_takes_it(knowledge) -> None:
+    answers = Answerer(knowledge, Phrases(), can_transfer=True)
+    first = answers.hear("4 4 4 4 4")
+    assert first is not None and first.step is Step.MISHEARD
+    assert first.say == Phrases().misheard
+    second = answers.hear("mumble", confidence=0.1)
+    assert second is not None and second.step is Step.OFFER
+    assert Phrases().offer_transfer in second.say
+    took = answers.hear("Yes, please.")
+    assert took is not None and took.step is Step.TRANSFER
+    assert answers.hear("Yes, please.") is None  # the offer was used up
+
+
+def test_a_miss_then_a_good_turn_starts_counting_again(knowledge) -> None:
+    answers = Answerer(knowledge, Phrases(), can_transfer=False)
+    assert answers.hear("", None).step is Step.MISHEARD
+    assert answers.hear("What's your address?", 0.9) is None
+    assert answers.hear("", None).step is Step.MISHEARD
+    offer = (answers.hear("", None))
+    assert offer.step is Step.OFFER and Phrases().offer_transfer not in offer.say
+
+
+def test_answers_known_grounded_unknown_and_free(knowledge) -> None:
+    answers = Answerer(knowledge, Phrases(), can_transfer=True)
+    known = answers.answer("Are you open on Saturday?")
+    assert known.step is Step.KNOWN and known.say.startswith("On Saturday")
+    fact = answers.answer("Do you take Aetna?")  # a free fact, said as written
+    assert fact.step is Step.FACT and fact.say.startswith("Insurance")
+    phrased = Answerer(knowledge, Phrases(), model_phrases=True).answer("Do you take Aetna?")
+    assert phrased.step is Step.GROUNDED and phrased.fallback.startswith("Insurance")
+    unknown = answers.answer("How much does a checkup cost?")
+    assert unknown.step is Step.UNKNOWN and unknown.say.startswith(Phrases().unknown)
+    assert answers.offered
+    assert answers.answer("Thank you, that's all.").step is Step.FREE
+    assert Answerer(Knowledge([]), Phrases()).answer("How much is it?").step is Step.FREE
+
+
+# -- in a call: fake engines on a virtual clock ---------------------------------------------
+dialogue_rig = test_dialogue.rig_factory  # the fixture ``dialogue_rig``: a call's agent side
+
+
+async def _call(dialogue_rig, said: str, model_answer: str, confidence: float | None = 0.9,
+                **spec_fields):
+    from fakes import FakeChat, FakeTranscriber, fake_engines
+
+    from agent.dialogue import Dialogue
+    from agent.settings import AgentSpec
+
+    rig = dialogue_rig(model_answer)
+    spec = AgentSpec(name="t", greeting="Good morning, Oakwood Clinic.", end_silence=0.4,
+                     instructions=INSTRUCTIONS, knowledge=FACTS, faq=FAQ, **spec_fields)
+    chat = FakeChat(model_answer)
+    engines = fake_engines(spec, FakeTranscriber(said, confidence), chat)
+    events: list = []
+    rig.conv = Dialogue(spec, engines, rig.playout, rig.clock, rig._spawn,
+                        sink=events.append)
+    await rig.run(1.0, speaking=True)
+    await rig.run(3.0, speaking=False)
+    kinds = [getattr(e, "kind", None) for e in events]
+    return rig, chat, kinds
+
+
+async def test_a_known_question_is_answered_word_for_word_without_the_model(dialogue_rig):
+    rig, chat, kinds = await _call(dialogue_rig, "Hi, are you open on Saturdays?",
+                                   "We are open Saturday 10 to 4.")
+    assert chat.seen == []  # no model: the written answer, from the phrase cache
+    assert rig.conv.records[0].agent_text == FAQ[0][1]
+    assert "known" in kinds
+
+
+async def test_a_question_about_nothing_known_gets_i_dont_know(dialogue_rig):
+    rig, chat, kinds = await _call(dialogue_rig, "How much does a checkup cost?",
+                                   "A checkup costs 80 dollars.")
+    assert chat.seen == []
+    assert rig.conv.records[0].agent_text == Phrases().unknown
+    assert "unknown" in kinds
+
+
+async def test_an_invented_fact_is_never_spoken_and_the_matched_fact_is(dialogue_rig):
+    rig, chat, kinds = await _call(dialogue_rig, "When do you open on Monday?",
+                                   "We open at 10 am on Monday.", model_phrases_facts=True)
+    assert len(chat.seen) == 1  # the model was asked, its answer refused
+    said = rig.conv.records[0].agent_text
+    assert "10" not in said and said.startswith("Opening hours: Monday to Friday 8 am")
+    assert "refused" in kinds
+    assert {"role": "assistant", "content": said} in rig.conv.history
+
+
+async def test_a_matched_fact_is_said_as_written_without_the_model(dialogue_rig):
+    rig, chat, kinds = await _call(dialogue_rig, "When do you open on Monday?",
+                                   "We open at 10 am on Monday.")
+    assert chat.seen == []
+    assert rig.conv.records[0].agent_text.startswith("Opening hours: Monday to Friday 8 am")
+
+
+async def test_a_half_answer_refused_midway_is_followed_by_the_fact(dialogue_rig):
+    rig, chat, kinds = await _call(dialogue_rig, "When do you open on Monday?",
+                                   "Monday to Friday, from 10 am.", model_phrases_facts=True)
+    said = rig.conv.records[0].agent_text
+    assert said.startswith("Monday to Friday,") and "10" not in said
+    assert said.endswith("closed on Sunday.")
+
+
+async def test_a_sourced_answer_from_the_model_is_spoken(dialogue_rig):
+    rig, chat, kinds = await _call(dialogue_rig, "When do you open on Monday?",
+                                   "On Monday we open at 8 am.", model_phrases_facts=True)
+    assert rig.conv.records[0].agent_text.strip() == "On Monday we open at 8 am."
+    assert "refused" not in kinds
+
+
+async def test_words_that_make_no_sense_are_asked_again_not_answered(dialogue_rig):
+    rig, chat, kinds = await _call(dialogue_rig, "One time do you play one half a maze?",
+                                   "I'm sorry, I can't play a full maze.", confidence=0.2)
+    assert chat.seen == []
+    assert rig.conv.records[0].agent_text == Phrases().misheard
+    assert "misheard" in kinds
+    # the misheard words do not stay in the history the model sees later
+    assert not any(m["content"].startswith("One time") for m in rig.conv.history)
