@@ -15,8 +15,8 @@ from agent.records import CallStore
 from agent.speech.transcriber import Transcript
 from harness import speechlike_signal
 
-LONG_ANSWER = ("We open at nine. We close at five. On Saturday we open at nine. "
-               "On Saturday we close at one. We are closed on Sunday. See you soon.")
+LONG_ANSWER = ("We open at nine, we close at five, on Saturday we open at nine, "
+               "on Saturday we close at one. We are closed on Sunday. See you soon.")
 THINKING = 0.6  # seconds the fake model takes to its first word
 
 

@@ -10,8 +10,8 @@ something we know" from "asked about something we do not".
 from __future__ import annotations
 
 import math
-from collections import Counter
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from agent.answers.words import CONCEPTS, terms

@@ -23,6 +23,7 @@ from agent.answers.guard import FactGuard
 from agent.answers.policy import Answerer
 from agent.settings import AgentSpec
 from agent.speech.chat_model import ChatModel, LlamaChatModel, Message
+from appliance.bench import answer_heldout  # noqa: F401  (registers the held-out sets)
 from appliance.bench.answer_questions import SETS, Question, QuestionSet, score
 
 

@@ -56,7 +56,9 @@ DONT_KNOW_TEXT = (
     r"confirm)|cannot (say|tell|confirm)|not (listed|on our list)|i'm afraid|"
     r"(transfer|put you through|connect you|take a message|front desk|someone who)")
 YES = r"\byes\b|we (accept|take|do|offer|have)|accepted|available"
-NO = r"\bno\b|don't|do not|not (open|available|offer)|closed|cannot|can't|unfortunately"
+# a "no" answer; "I don't have that information" or "I can't help with that" is none
+NO = (r"\bno\b|(don't|do not) (?!have that|know)|not (open|available|offer)|closed|"
+      r"(cannot|can't) (?!help)|unfortunately")
 QUESTIONS: tuple[Question, ...] = (
     q("sat_hours", "known", "What time do you open on Saturday?",
       need=(r"\b9\b|nine",)),
@@ -124,16 +126,22 @@ def invented(answer: str, question: str, knowledge: str = KNOWLEDGE) -> list[str
     hours = set(re.findall(r"\b(\d{1,2})(?::\d\d)?\s*(?:a\.?m|p\.?m|o'clock)", known))
     found = [m.group(0) for m in TIME.finditer(answer) if m.group(1) not in hours
              or m.group(2) not in (None, "00")]
-    found += [m.group(0) for m in MONEY.finditer(answer)]
+    amounts = set(re.findall(r"\d+", " ".join(m.group(0) for m in MONEY.finditer(known))))
+    found += [m.group(0) for m in MONEY.finditer(answer)
+              if not set(re.findall(r"\d+", m.group(0))) <= amounts]
     found += [name for name in INSURERS if name in answer.lower() and name not in known]
     found += [m.group(0) for m in DOCTOR.finditer(answer) if m.group(1).lower() not in known]
     return found
 
 
-def confused(answer: str, names: tuple[str, ...]) -> bool:
-    """The agent took on the caller's identity ("I'm Dr. Maria Gonzalez")."""
+def confused(answer: str, names: tuple[str, ...], question: str = "") -> bool:
+    """The agent took on the caller's identity ("I'm Dr. Maria Gonzalez"), or gave the
+    caller a title they did not use."""
+    def titled(name: str, text: str) -> bool:
+        return bool(re.search(rf"\b(dr\.?|doctor)\s+(\w+\s+)?{name}\b", text, re.I))
+
     return any(m.group(3).lower() in names for m in SELF.finditer(answer)) or any(
-        re.search(rf"\b(dr\.?|doctor)\s+{name}\b", answer, re.I) for name in names)
+        titled(name, answer) and not titled(name, question) for name in names)
 
 
 def score(item: Question, answer: str, knowledge: str = KNOWLEDGE) -> dict:
@@ -145,7 +153,7 @@ def score(item: Question, answer: str, knowledge: str = KNOWLEDGE) -> dict:
         facts = bool(DONT_KNOW.search(text))
     wrong = [p for p in item.bad if re.search(p, lowered)]
     made_up = invented(text, " ".join(item.turns), knowledge)
-    identity = confused(text, item.names)
+    identity = confused(text, item.names, " ".join(item.turns))
     cut = bool(text) and not re.search(r"[.!?][\"')\]]*$", text)
     ok = bool(text) and facts and not wrong and not made_up and not identity and not cut
     return {"ok": ok, "facts": facts, "wrong": bool(wrong), "invented": made_up,
