@@ -23,6 +23,7 @@ from agent.answers.policy import Answerer, Plan, Step
 from agent.clock import Clock
 from agent.conversation import Act, Conversation, Decision, Timers
 from agent.events import CallEvent, Sink, ToolUse, TurnRecord
+from agent.flows import FlowRunner, FlowStep, local_clock
 from agent.media.audio import AudioChunk
 from agent.media.playout import Playout
 from agent.reply import Reply
@@ -93,6 +94,8 @@ class Dialogue:
                                       say=self._say_and_wait, speak=self._speak_and_wait,
                                       collect_digits=self._collect_digits) \
             if spec.tools and control is not None else None
+        self.flows = FlowRunner(spec.flows, spec.tools, now=local_clock(spec.timezone)) \
+            if spec.flows else None
 
     # -- state -------------------------------------------------------------------------------
     @property
@@ -395,6 +398,9 @@ class Dialogue:
     async def _respond(self, turn: _Turn) -> str:
         """Answer; when the caller asks for a tool, carry it out and let the model tell the
         result (at most MAX_TOOL_ROUNDS tools). Returns everything the agent said."""
+        step = self.flows.step(turn.user) if self.flows is not None else None
+        if step is not None:
+            return await self._run_flow(turn, step)
         spoken: list[str] = []
         tools = self.spec.tools if self.tool_runner is not None else ()
         words = turn.message is not None and turn.message["role"] == "user"
@@ -429,6 +435,43 @@ class Dialogue:
             if not outcome.ok or outcome.spoken:
                 break  # failure phrase or result phrase said; the caller goes on
         return " ".join(spoken)
+
+    async def _run_flow(self, turn: _Turn, step: FlowStep) -> str:
+        """Carry out a flow's decision: say its words, make its tool call, say how it went
+        (a completed message flow is a message taken). Returns what the agent said."""
+        assert self.flows is not None
+        try:
+            await turn.release.wait()  # a speculative turn decides, but never acts
+        except asyncio.CancelledError:
+            self.flows.rollback()  # the caller went on: these words are decided afresh
+            raise
+        spoken = [await self._flow_say(part, turn) for part in step.parts]
+        if step.call is not None:
+            if self.tool_runner is None:  # no call control: the error phrase is said
+                raise RuntimeError("a flow's tool needs call control")
+            outcome = await self.tool_runner.run(step.call)
+            self._sink(CallEvent("tool", step.call.name))
+            self._sink(ToolUse(turn.record.index, outcome))
+            self.history.append(Message(role="tool", content=outcome.for_model))
+            if outcome.ends_call:  # the transfer offered after the flow gave up
+                self.finish("transfer")
+                return " ".join(spoken)
+            spoken += [outcome.spoken] if outcome.spoken else []
+            step = self.flows.tool_done(outcome.ok, spoken=bool(outcome.spoken))
+            spoken += [await self._flow_say(part, turn) for part in step.parts]
+        if step.message_for is not None:
+            self._sink(CallEvent("message", step.message_for))
+        return " ".join(spoken)
+
+    async def _flow_say(self, text: str, turn: _Turn) -> str:
+        """Say a flow's words (from the phrase cache when fixed) and wait until heard."""
+        if text in self.engines.phrases:
+            self._say_phrase(text, turn.record.timings)
+            await self.playout.flush()
+            return text
+        reply = Reply(self.playout, self.clock, self.history, turn.record.timings)
+        self._reply = reply
+        return await reply.say(self.engines.synth, text)
 
     def _offered_transfer(self) -> ToolCall | None:
         """The transfer the caller said yes to: the first target of the transfer tool."""

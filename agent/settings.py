@@ -9,6 +9,7 @@ from pathlib import Path
 from agent.answers.knowledge import Knowledge
 from agent.answers.policy import Phrases, fixed_texts
 from agent.ari import AriSettings
+from agent.flows.spec import FlowSpec
 from agent.speech.turns import TurnSettings
 from agent.tools.spec import ToolSpec
 
@@ -50,6 +51,8 @@ class AgentSpec:
     max_turns: int = 50
     tools: tuple[ToolSpec, ...] = ()  # one per declared tool
     version: str = ""  # hash of the agent's configuration, for call records
+    flows: tuple[FlowSpec, ...] = ()  # task flows: forms filled in with the caller, then a tool
+    timezone: str = ""  # IANA zone of the call's local date and time; "": the system's
     knowledge: str = ""  # free facts, one per line (the model phrases answers from them)
     faq: tuple[tuple[tuple[str, ...], str], ...] = ()  # (questions, answer said as written)
     answer_phrases: Phrases = Phrases()  # "I don't know", "say that again" and the offers
@@ -71,6 +74,8 @@ class AgentSpec:
                       if t]
             if tool.kind == "transfer" and tool.mode == "attended":
                 texts.append(ANNOUNCEMENT)
+        for flow in self.flows:
+            texts += flow.phrases()
         texts += fixed_texts(self.answer_phrases, self.knowledge_index(), self.can_transfer)
         return list(dict.fromkeys(texts))
 

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from agent.answers.policy import Phrases
 from agent.ari import AriSettings
+from agent.flows import FlowSpec, SlotSpec, parse_hours
 from agent.settings import AgentSpec, DaemonSettings, ModelPaths
 from agent.tools.spec import ToolSpec, tool_prompt
 from appliance.config.agent import AgentConfig, ToolConfig
+from appliance.config.flows import FlowConfig, SlotConfig
 from appliance.config.paths import data_dir
 from appliance.config.schema import Configuration, resolve_secret_path
 from appliance.config.secrets import ARI_SECRET, read_secret, secrets_dir
@@ -42,6 +44,30 @@ def tool_spec(tool: ToolConfig, config_dir: Path) -> ToolSpec:
         dtmf_timeout=tool.dtmf.timeout if tool.dtmf else 8.0,
         dtmf_max_digits=tool.dtmf.max_digits if tool.dtmf else 16,
     )
+
+
+def slot_spec(slot: SlotConfig) -> SlotSpec:
+    choices = slot.choices if isinstance(slot.choices, dict) else {c: [] for c in slot.choices}
+    return SlotSpec(
+        name=slot.name, kind=slot.type, prompt=slot.prompt or "", retry=slot.retry or "",
+        parameter=slot.parameter or "", required=slot.required,
+        read_back=slot.read_back if slot.read_back is not None else slot.type != "text",
+        choices={label: tuple(words) for label, words in choices.items()},
+        min_digits=slot.min_digits, max_digits=slot.max_digits, allow_past=slot.allow_past,
+        max_days_ahead=slot.max_days_ahead)
+
+
+def flow_spec(flow: FlowConfig) -> FlowSpec:
+    """One declared flow as the daemon runs it (opening hours parsed)."""
+    return FlowSpec(
+        name=flow.name, description=flow.description, cues=tuple(flow.cues),
+        slots=tuple(slot_spec(s) for s in flow.slots), tool=flow.tool,
+        hours=parse_hours(flow.hours) if flow.hours is not None else None,
+        confirm=flow.confirm, done=flow.done, cancelled=flow.cancelled,
+        give_up=flow.give_up, offer_transfer=flow.offer_transfer,
+        ask_change=flow.ask_change, confirm_retry=flow.confirm_retry,
+        max_attempts=flow.max_attempts, takes_message=flow.takes_message,
+        recipient=flow.recipient)
 
 
 GROUNDING = ("Answer only from these facts. When they do not say, say you do not know; never "
@@ -100,6 +126,7 @@ def agent_spec(agent: AgentConfig, store: ModelStore | None,
         reprompt=agent.limits.reprompt, max_turns=agent.limits.max_turns,
         tools=tools,
         version=version,
+        flows=tuple(flow_spec(f) for f in agent.flows), timezone=agent.timezone or "",
     )
 
 

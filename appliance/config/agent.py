@@ -2,6 +2,7 @@
 
 import re
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
@@ -14,6 +15,7 @@ from appliance.config.base import (
     WholeNumber,
     invalid,
 )
+from appliance.config.flows import FlowConfig
 
 # --------------------------------------------------------------------------------------------
 # agents/<name>.yaml
@@ -52,6 +54,19 @@ def _check_tool_name(value: str) -> str:
 
 
 ToolName = Annotated[str, AfterValidator(_check_tool_name)]
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise invalid(f"{value!r} is not a known time zone",
+                      "write an IANA name such as Europe/Berlin or America/New_York "
+                      "(see timedatectl list-timezones)") from None
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_check_timezone)]
 
 
 class WebhookConfig(ConfigModel):
@@ -266,5 +281,12 @@ class AgentConfig(ConfigModel):
         description="Said when something fails mid-call, so the caller never hears dead air. "
         "Default: a short apology.",
     )
+    flows: list[FlowConfig] = Field(
+        default_factory=list, description="Task flows: forms the agent fills in with the "
+        "caller (dates, times, numbers, names), reads back, then hands to a webhook tool. "
+        "Default: none.")
+    timezone: TimeZone | None = Field(
+        None, description="IANA time zone of the caller's \"today\" and \"tomorrow\" and of "
+        "a flow's opening hours, e.g. Europe/Berlin. Default: the system's.")
 
 

@@ -18,6 +18,7 @@ from appliance.config.base import (
     dotted,
     secret_problem,
 )
+from appliance.config.flows import flow_issues
 from appliance.config.locator import IssueAt, Locator
 from appliance.config.portplan import port_issues
 from appliance.config.schema import SiteConfig, resolve_secret_path
@@ -112,6 +113,7 @@ def _agent_file_issues(cfg_dir: Path, agent: AgentConfig, file: Path,
             if problem:
                 issues.append(locator.issue(file, ("tools", i, "webhook", "secret_file"),
                                             *problem))
+    issues += flow_issues(agent.flows, agent.tools, file, locator)
     return issues
 
 
