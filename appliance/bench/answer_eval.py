@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import appliance.bench.answer_final  # noqa: F401  (registers the final held-out sets)
 from agent.answers.clauses import ClauseGate, gated
 from agent.answers.guard import FactGuard
 from agent.answers.policy import Answerer
