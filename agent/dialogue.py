@@ -403,6 +403,8 @@ class Dialogue:
             return await self._run_flow(turn, step)
         spoken: list[str] = []
         tools = self.spec.tools if self.tool_runner is not None else ()
+        if self.flows is not None:  # a flow's tool is only called by its flow, never freely
+            tools = tuple(t for t in tools if t.name not in self.flows.tool_names)
         words = turn.message is not None and turn.message["role"] == "user"
         heard = self.answers.hear(turn.user, turn.record.stt_confidence) if words else None
         if heard is not None and heard.say:  # misheard: say it again (or the offer)
