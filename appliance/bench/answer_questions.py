@@ -113,7 +113,7 @@ QUESTIONS: tuple[Question, ...] = (
 
 DONT_KNOW = re.compile(DONT_KNOW_TEXT, re.I)
 TIME = re.compile(r"\b(\d{1,2})(?::(\d\d))?\s*(a\.?m\.?|p\.?m\.?|o'clock)\b", re.I)
-MONEY = re.compile(r"\$\s*\d|\b\d+\s*(dollars|euros?|pounds)\b", re.I)
+MONEY = re.compile(r"\$\s*\d[\d,.]*|\b\d[\d,.]*\s*(dollars|euros?|pounds)\b", re.I)
 DOCTOR = re.compile(r"\b(?:dr\.?|doctor)\s+([A-Z][a-z]+)")
 INSURERS = ("humana", "cigna", "united", "kaiser", "anthem", "tricare", "molina", "medicaid",
             "oscar", "wellcare", "highmark")
@@ -123,15 +123,20 @@ SELF = re.compile(r"\b(i am|i'm|this is|my name is)\s+(dr\.?\s+|doctor\s+)?(\w+)
 def invented(answer: str, question: str, knowledge: str = KNOWLEDGE) -> list[str]:
     """Specific facts in ``answer`` found neither in the knowledge nor in the question."""
     known = knowledge.lower() + " " + question.lower()
-    hours = set(re.findall(r"\b(\d{1,2})(?::\d\d)?\s*(?:a\.?m|p\.?m|o'clock)", known))
-    found = [m.group(0) for m in TIME.finditer(answer) if m.group(1) not in hours
-             or m.group(2) not in (None, "00")]
-    amounts = set(re.findall(r"\d+", " ".join(m.group(0) for m in MONEY.finditer(known))))
-    found += [m.group(0) for m in MONEY.finditer(answer)
-              if not set(re.findall(r"\d+", m.group(0))) <= amounts]
+    times = {(m.group(1), m.group(2) or "00") for m in TIME.finditer(known)}
+    found = [m.group(0) for m in TIME.finditer(answer)
+             if (m.group(1), m.group(2) or "00") not in times]
+    amounts = {_amount(m.group(0)) for m in MONEY.finditer(known)}
+    found += [m.group(0) for m in MONEY.finditer(answer) if _amount(m.group(0)) not in amounts]
     found += [name for name in INSURERS if name in answer.lower() and name not in known]
     found += [m.group(0) for m in DOCTOR.finditer(answer) if m.group(1).lower() not in known]
     return found
+
+
+def _amount(text: str) -> float:
+    """The number in "$49.95", "95 dollars", "$1,200"."""
+    digits = re.search(r"\d[\d,]*(?:\.\d+)?", text)
+    return float(digits.group(0).replace(",", "")) if digits else -1.0
 
 
 def confused(answer: str, names: tuple[str, ...], question: str = "") -> bool:
