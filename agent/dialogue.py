@@ -1,9 +1,9 @@
 """The agent's side of one call: acts on what the ``Conversation`` decides.
 
 Caller audio (in order) goes in through ``hear``, key presses through ``on_dtmf``, and
-``tick`` runs once per frame; everything the agent says goes out through the call's
-``Playout`` as a ``Reply``. Each caller turn is one task: transcribe, plan (is a tool
-asked for?), carry out tools, answer. Every stop of the agent's audio — barge-in,
+``tick`` runs once per frame; everything the agent says goes out through its ``Voice``
+as a ``Reply``. Each caller turn is one task: transcribe, then the ``Responder`` answers
+(flows, tools, knowledge, the model). Every stop of the agent's audio — barge-in,
 goodbye, an error, keypad entry, a transfer — is one awaited ``interrupt()``.
 Failures are spoken (the agent's error phrase), never silent.
 """
@@ -14,45 +14,29 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
-from agent.answers.guard import FactGuard
-from agent.answers.policy import Answerer, Plan, Step
+from agent.answers.policy import Answerer
 from agent.clock import Clock
 from agent.conversation import Act, Conversation, Decision, Timers
-from agent.events import CallEvent, Sink, ToolUse, TurnRecord
-from agent.flows import FlowRunner, FlowStep, local_clock
+from agent.events import CallEvent, Sink, TurnRecord
+from agent.flows import FlowRunner
 from agent.media.audio import AudioChunk
 from agent.media.playout import Playout
 from agent.reply import Reply
+from agent.respond import Responder, Turn
 from agent.settings import AgentSpec
 from agent.speech.chat_model import Message
 from agent.speech.completion import looks_unfinished
 from agent.speech.engines import Engines
 from agent.speech.turns import SpeechStarted, TurnEnded, TurnSettings, TurnTaker, Utterance
 from agent.timings import TurnTimings
-from agent.tools.choice import plan
 from agent.tools.runner import CallControl, ToolRunner
-from agent.tools.spec import ToolCall
+from agent.voice import Voice
 
 log = logging.getLogger(__name__)
-MAX_TOOL_ROUNDS = 3
 MAX_FAILED_TURNS = 2  # turns in a row that fail before the call is ended
-
-
-@dataclass
-class _Turn:
-    """Work in progress on one caller turn."""
-
-    record: TurnRecord
-    release: asyncio.Event  # set once the end of the turn is confirmed
-    task: asyncio.Task | None = None
-    user: str = ""  # what the caller said, once transcribed
-    message: Message | None = None  # the caller's words in the history
-    carried: str | None = None  # words of an earlier turn this one took in (None: not yet)
-    dropped: bool = False  # abandoned while being transcribed: its words go to the next
 
 
 class Dialogue:
@@ -80,24 +64,29 @@ class Dialogue:
         self.records: list[TurnRecord] = []
         self.ended = asyncio.Event()  # the agent wants to end the call (see end_reason)
         self.end_reason = ""
-        self._turn: _Turn | None = None
-        self._reply: Reply | None = None  # what the agent is saying (or preparing) now
+        self._turn: Turn | None = None
+        self.voice = Voice(engines, playout, clock, self.history)
         self._carry = ""  # words of a turn the caller talked over before it was answered
         self._carry_since: float | None = None  # when the caller began saying them
         self._carrying: asyncio.Task | None = None  # a dropped turn still being transcribed
         self._failed_turns = 0
         self._collector: asyncio.Queue[str] | None = None  # keypad entry for a tool
-        self.answers = Answerer(spec.knowledge_index(), spec.answer_phrases,
-                                can_transfer=spec.can_transfer and control is not None,
-                                model_phrases=spec.model_phrases_facts)
-        self.tool_runner = ToolRunner({t.name: t for t in spec.tools}, control,
-                                      say=self._say_and_wait, speak=self._speak_and_wait,
-                                      collect_digits=self._collect_digits) \
-            if spec.tools and control is not None else None
-        self.flows = FlowRunner(spec.flows, spec.tools, now=local_clock(spec.timezone)) \
-            if spec.flows else None
+        self.responder = Responder(spec, self.voice, self._sink, self.finish, control,
+                                   self._collect_digits)
 
     # -- state -------------------------------------------------------------------------------
+    @property
+    def tool_runner(self) -> ToolRunner | None:
+        return self.responder.tool_runner
+
+    @property
+    def flows(self) -> FlowRunner | None:
+        return self.responder.flows
+
+    @property
+    def answers(self) -> Answerer:
+        return self.responder.answers
+
     @property
     def barge_ins(self) -> int:
         return self.conversation.barge_ins
@@ -105,7 +94,7 @@ class Dialogue:
     @property
     def speaking(self) -> bool:
         """Agent audio is playing, or the reply in progress has begun to be heard."""
-        reply = self._reply
+        reply = self.voice.reply
         return self.playout.busy or (reply is not None and reply.producing
                                      and reply.has_spoken)
 
@@ -189,7 +178,7 @@ class Dialogue:
             self._sink(CallEvent("resume"))  # a sound over the agent, not an interruption
         elif act is Act.REPROMPT:
             self._sink(CallEvent("reprompt"))
-            self._say_phrase(self.spec.reprompt)
+            self.voice.phrase(self.spec.reprompt)
         elif act is Act.FINISH:
             if decision.detail == "timeout":
                 self._sink(CallEvent("silence_timeout"))
@@ -202,11 +191,11 @@ class Dialogue:
             self._collector.put_nowait(decision.detail)
         return utterance
 
-    def _judging(self, turn: _Turn | None) -> bool:
+    def _judging(self, turn: Turn | None) -> bool:
         """``turn`` is still the speculative turn the caller has not added to."""
         return turn is not None and turn is self._turn and not turn.release.is_set()
 
-    async def _judge_audio(self, audio: AudioChunk, turn: _Turn | None) -> None:
+    async def _judge_audio(self, audio: AudioChunk, turn: Turn | None) -> None:
         """The turn model's judgement of the speech so far (off the event loop)."""
         model = self.engines.turn_model
         assert model is not None
@@ -214,7 +203,7 @@ class Dialogue:
         if self._judging(turn) and self._complete is not False:
             self._complete = probability >= self.spec.turn_threshold
 
-    def _judge_words(self, turn: _Turn) -> None:
+    def _judge_words(self, turn: Turn) -> None:
         """The speculative transcript: words that stop mid-sentence make the turn wait."""
         if not self._judging(turn):
             return
@@ -236,7 +225,7 @@ class Dialogue:
 
     def _start(self, audio: AudioChunk | None, timings: TurnTimings, released: bool,
                keys: str = "") -> None:
-        turn = _Turn(TurnRecord(index=timings.index, timings=timings), asyncio.Event())
+        turn = Turn(TurnRecord(index=timings.index, timings=timings), asyncio.Event())
         if released:
             turn.release.set()
         # With barge-in off the caller may finish a question while the agent still
@@ -262,7 +251,7 @@ class Dialogue:
         if carry and turn.user:
             self._carry_on(turn)
 
-    def _forget(self, turn: _Turn) -> None:
+    def _forget(self, turn: Turn) -> None:
         """Take a turn that was never answered out of the history and the records."""
         if turn.message is not None:
             with contextlib.suppress(ValueError):
@@ -276,12 +265,12 @@ class Dialogue:
         history only what the caller heard."""
         await self._stop(*self._detach())
 
-    def _detach(self) -> tuple[_Turn | None, Reply | None]:
+    def _detach(self) -> tuple[Turn | None, Reply | None]:
         turn, self._turn = self._turn, None
-        reply, self._reply = self._reply, None
+        reply = self.voice.detach()
         return turn, reply
 
-    async def _stop(self, turn: _Turn | None, reply: Reply | None) -> None:
+    async def _stop(self, turn: Turn | None, reply: Reply | None) -> None:
         current = asyncio.current_task()
         if turn is not None and turn.task is not None and turn.task is not current \
                 and not turn.task.done():
@@ -299,12 +288,12 @@ class Dialogue:
             elif turn.user:
                 self._carry_on(turn)  # stopped before it was answered at all
 
-    def _carry_on(self, turn: _Turn) -> None:
+    def _carry_on(self, turn: Turn) -> None:
         """Keep a turn's words (which include any it carried) for the caller's next turn."""
         self._carry = turn.user
         self._carry_since = turn.record.timings.speech_start
 
-    def _take_carry(self, turn: _Turn) -> str:
+    def _take_carry(self, turn: Turn) -> str:
         """The turn takes in the words carried over, once: a turn that is answered, even in
         part, keeps them; one that is dropped gives them back."""
         turn.carried, self._carry = self._carry, ""
@@ -317,28 +306,12 @@ class Dialogue:
     # -- speaking ------------------------------------------------------------------------------
     def greet(self) -> None:
         """Play the greeting from the phrase cache at once."""
-        self._say_phrase(self.spec.greeting)
-
-    def _say_phrase(self, text: str, timings: TurnTimings | None = None) -> Reply:
-        reply = Reply(self.playout, self.clock, self.history, timings or TurnTimings())
-        reply.say_phrase(self.engines.phrase(text), text)
-        self._reply = reply
-        return reply
-
-    async def _say_and_wait(self, text: str) -> None:
-        self._say_phrase(text)
-        await self.playout.flush()
-
-    async def _speak_and_wait(self, text: str) -> None:
-        """Say text that is not a cached phrase (a tool result): synthesize it now."""
-        reply = Reply(self.playout, self.clock, self.history)
-        self._reply = reply
-        await reply.say(self.engines.synth, text)
+        self.voice.phrase(self.spec.greeting)
 
     async def say_goodbye(self) -> None:
         """Stop whatever is going on, say goodbye and wait until it has been heard."""
         await self.interrupt()
-        self._say_phrase(self.spec.goodbye)
+        self.voice.phrase(self.spec.goodbye)
         await self.playout.flush()
 
     def finish(self, reason: str) -> None:
@@ -349,7 +322,7 @@ class Dialogue:
             self.ended.set()
 
     # -- a turn ----------------------------------------------------------------------------------
-    async def _answer(self, turn: _Turn, audio: AudioChunk | None, keys: str,
+    async def _answer(self, turn: Turn, audio: AudioChunk | None, keys: str,
                       before: asyncio.Task | None = None) -> None:
         record = turn.record
         timings = record.timings
@@ -377,7 +350,7 @@ class Dialogue:
                 return
             self.records.append(record)
             self.history.append(turn.message)
-            record.agent_text = await self._respond(turn)
+            record.agent_text = await self.responder.respond(turn)
             self._failed_turns = 0
             log.info("turn %d timings ms: %s", timings.index, timings.log_line())
             self._sink(record)
@@ -395,139 +368,17 @@ class Dialogue:
                 self._turn = None
                 self.conversation.turn_done()
 
-    async def _respond(self, turn: _Turn) -> str:
-        """Answer; when the caller asks for a tool, carry it out and let the model tell the
-        result (at most MAX_TOOL_ROUNDS tools). Returns everything the agent said."""
-        step = self.flows.step(turn.user) if self.flows is not None else None
-        if step is not None:
-            return await self._run_flow(turn, step)
-        spoken: list[str] = []
-        tools = self.spec.tools if self.tool_runner is not None else ()
-        if self.flows is not None:  # a flow's tool is only called by its flow, never freely
-            tools = tuple(t for t in tools if t.name not in self.flows.tool_names)
-        words = turn.message is not None and turn.message["role"] == "user"
-        heard = self.answers.hear(turn.user, turn.record.stt_confidence) if words else None
-        if heard is not None and heard.say:  # misheard: say it again (or the offer)
-            return await self._say_planned(turn, heard)
-        call = self._offered_transfer() if heard is not None else None
-        for _ in range(MAX_TOOL_ROUNDS + 1):
-            call = call or await plan(self.history, tools, self.engines.chat)
-            if call is None or self.tool_runner is None:
-                plan_ = self.answers.answer(turn.user) \
-                    if words and self.history[-1] is turn.message else Plan(Step.FREE)
-                if plan_.say:  # known, or not known: a fixed text, no model
-                    spoken.append(await self._say_planned(turn, plan_))
-                    break
-                text = await self._answer_words(turn, plan_)
-                if text:
-                    spoken.append(text)
-                break
-            await turn.release.wait()  # a speculative turn plans, but never acts
-            outcome = await self.tool_runner.run(call)
-            call = None
-            self._sink(CallEvent("tool", outcome.name))
-            self._sink(ToolUse(turn.record.index, outcome))
-            self.history.append(Message(role="tool", content=outcome.for_model))
-            if outcome.ends_call:
-                kind = self.tool_runner.tools[outcome.name].kind
-                self.finish("transfer" if kind == "transfer" else "agent hangup")
-                break
-            if outcome.spoken:
-                spoken.append(outcome.spoken)
-            if not outcome.ok or outcome.spoken:
-                break  # failure phrase or result phrase said; the caller goes on
-        return " ".join(spoken)
-
-    async def _run_flow(self, turn: _Turn, step: FlowStep) -> str:
-        """Carry out a flow's decision: say its words, make its tool call, say how it went
-        (a completed message flow is a message taken). Returns what the agent said."""
-        assert self.flows is not None
-        try:
-            await turn.release.wait()  # a speculative turn decides, but never acts
-        except asyncio.CancelledError:
-            self.flows.rollback()  # the caller went on: these words are decided afresh
-            raise
-        spoken = [await self._flow_say(part, turn) for part in step.parts]
-        if step.call is not None:
-            if self.tool_runner is None:  # no call control: the error phrase is said
-                raise RuntimeError("a flow's tool needs call control")
-            outcome = await self.tool_runner.run(step.call)
-            self._sink(CallEvent("tool", step.call.name))
-            self._sink(ToolUse(turn.record.index, outcome))
-            self.history.append(Message(role="tool", content=outcome.for_model))
-            if outcome.ends_call:  # the transfer offered after the flow gave up
-                self.finish("transfer")
-                return " ".join(spoken)
-            spoken += [outcome.spoken] if outcome.spoken else []
-            step = self.flows.tool_done(outcome.ok, spoken=bool(outcome.spoken))
-            spoken += [await self._flow_say(part, turn) for part in step.parts]
-        if step.message_for is not None:
-            self._sink(CallEvent("message", step.message_for))
-        return " ".join(spoken)
-
-    async def _flow_say(self, text: str, turn: _Turn) -> str:
-        """Say a flow's words (from the phrase cache when fixed) and wait until heard."""
-        if text in self.engines.phrases:
-            self._say_phrase(text, turn.record.timings)
-            await self.playout.flush()
-            return text
-        reply = Reply(self.playout, self.clock, self.history, turn.record.timings)
-        self._reply = reply
-        return await reply.say(self.engines.synth, text)
-
-    def _offered_transfer(self) -> ToolCall | None:
-        """The transfer the caller said yes to: the first target of the transfer tool."""
-        tool = next((t for t in self.spec.tools if t.kind == "transfer" and t.targets), None)
-        return ToolCall(tool.name, {"target": next(iter(tool.targets))}) if tool else None
-
-    async def _say_planned(self, turn: _Turn, plan_: Plan) -> str:
-        """A fixed answer, no model: an entry's answer or "I don't know" (phrase cache), a
-        matched fact (synthesized now), or "say that again" — then the caller's
-        unanswerable words leave the history."""
-        await turn.release.wait()
-        misheard = plan_.step in (Step.MISHEARD, Step.OFFER)
-        self._sink(CallEvent("misheard" if misheard else "unknown"
-                             if plan_.step is Step.UNKNOWN else "known"))
-        if misheard and turn.message in self.history:
-            self.history.remove(turn.message)
-        turn.record.timings.mark("first_clause", self.clock.now())
-        if plan_.step is Step.FACT:
-            reply = Reply(self.playout, self.clock, self.history, turn.record.timings)
-            self._reply = reply
-            return await reply.say(self.engines.synth, plan_.say)
-        self._say_phrase(plan_.say, turn.record.timings)
-        await self.playout.flush()
-        return plan_.say
-
-    async def _answer_words(self, turn: _Turn, plan_: Plan) -> str:
-        """The model's answer, each clause checked when the agent answers from knowledge;
-        a refused answer becomes the matched fact, or "I don't know"."""
-        guard = FactGuard(self.spec.instructions + " " + self.spec.greeting, self.history) \
-            if self.answers.grounded else None
-        reply = Reply(self.playout, self.clock, self.history, turn.record.timings,
-                      gate=turn.release, check=guard.allows if guard else None)
-        self._reply = reply
-        text = await reply.answer(self.engines.chat, self.engines.synth, list(self.history))
-        if not reply.refused or reply.interrupted:
-            return text
-        assert guard is not None
-        self._sink(CallEvent("refused", guard.refused))
-        # what was said before the refused clause stands; the fact (or "I don't know")
-        # follows, so the caller is never left with half an answer
-        then = Plan(Step.FACT, plan_.fallback) if plan_.fallback else self.answers.refused()
-        return " ".join(filter(None, (text, await self._say_planned(turn, then))))
-
-    async def _turn_failed(self, turn: _Turn, exc: Exception) -> None:
+    async def _turn_failed(self, turn: Turn, exc: Exception) -> None:
         """A turn failed: the caller hears the error phrase; twice in a row ends the call."""
         log.warning("turn %d failed: %s; speaking the error phrase", turn.record.index,
                     type(exc).__name__)
         self._sink(CallEvent("error", type(exc).__name__))
         await turn.release.wait()
         await self.playout.flush()  # what was already said is heard to its end
-        reply = self._reply
+        reply = self.voice.reply
         if reply is not None:
             await reply.interrupt()  # the history keeps what was heard
-        self._say_phrase(self.spec.error_phrase)
+        self.voice.phrase(self.spec.error_phrase)
         self._failed_turns += 1
         if self._failed_turns >= MAX_FAILED_TURNS:
             await self.playout.flush()
@@ -540,7 +391,7 @@ class Dialogue:
         digits = ""
         try:
             if tool.dtmf_prompt:
-                await self._say_and_wait(tool.dtmf_prompt)
+                await self.voice.phrase_and_wait(tool.dtmf_prompt)
             while len(digits) < tool.dtmf_max_digits:
                 try:
                     digit = await asyncio.wait_for(self._collector.get(), tool.dtmf_timeout)
