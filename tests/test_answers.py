@@ -249,3 +249,11 @@ async def test_words_that_make_no_sense_are_asked_again_not_answered(dialogue_ri
     assert "misheard" in kinds
     # the misheard words do not stay in the history the model sees later
     assert not any(m["content"].startswith("One time") for m in rig.conv.history)
+
+
+def test_with_knowledge_only_small_talk_reaches_the_model(knowledge) -> None:
+    answers = Answerer(knowledge, Phrases())
+    for said in ("Good morning!", "How are you today?", "ok great thank you so much"):
+        assert answers.answer(said).step is Step.FREE, said
+    # a statement about something the agent knows nothing about is not guessed at
+    assert answers.answer("hi yeah I've got a really bad toothache").step is Step.UNKNOWN

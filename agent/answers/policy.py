@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass
 
 from agent.answers.knowledge import Knowledge
-from agent.answers.words import terms, tokens, wordset
+from agent.answers.words import STOP, stem, terms, tokens, wordset
 
 MIN_CONFIDENCE = 0.4  # mean token probability under which words are taken as misheard
 MISSES_BEFORE_OFFER = 2
@@ -23,7 +23,9 @@ QUESTION_WORDS = wordset("what what's whats when when's where where's which who 
                            "will would should have has may any")
 ASKING = ("?", "i want to know", "i'd like to know", "wondering", "tell me", "i need to know")
 SOCIAL = wordset("help going doing day morning afternoon evening talk speak someone "
-                   "person hear")
+                 "person hear great perfect fine good nice wonderful cool awesome appreciate "
+                 "welcome sound sounds lovely bye goodbye later cheers fantastic excellent "
+                 "understand understood got gotcha bad glad happy")
 YES = wordset("yes yeah yep yup sure please ok okay alright right certainly "
                 "definitely")
 NO = wordset("no nope not don't never")
@@ -86,7 +88,8 @@ def asks(text: str) -> bool:
 
 def social(text: str) -> bool:
     """Small talk or a request for help in general: nothing to look up."""
-    return not [t for t in terms(text) if t not in SOCIAL]
+    return not [t for t in tokens(text) if t not in STOP and t not in SOCIAL
+                and stem(t) not in SOCIAL and not t.isdigit()]
 
 
 REFERRING = frozenset(["that", "it", "this", "those", "them", "one", "there"])
@@ -157,7 +160,7 @@ class Answerer:
             if not self.model_phrases:
                 return Plan(Step.FACT, match.entry.answer)
             return Plan(Step.GROUNDED, fallback=match.entry.answer)
-        if asks(text) and not social(text):
+        if not social(text):  # about something, and nothing known about it: no guess
             return self._offer(self.phrases.unknown, Step.UNKNOWN)
         return Plan(Step.FREE)
 
