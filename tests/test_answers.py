@@ -8,7 +8,7 @@ import test_dialogue
 
 from agent.answers.guard import FactGuard, caller_names
 from agent.answers.knowledge import Knowledge
-from agent.answers.policy import Answerer, Phrases, Step, asks, nonsense, social
+from agent.answers.policy import Answerer, Phrases, Step, nonsense, social
 from agent.answers.words import numbers, terms
 
 FACTS = """Opening hours: Monday to Friday 8 am to 6 pm, Saturday 9 am to 1 pm, closed on Sunday.
@@ -124,9 +124,7 @@ def test_words_that_make_no_sense(text, confidence, expected) -> None:
     assert nonsense(text, confidence) is expected
 
 
-def test_asking_and_small_talk() -> None:
-    assert asks("Do you take Blue Cross?") and asks("I was wondering about parking")
-    assert not asks("I'd like to book an appointment.")
+def test_small_talk() -> None:
     assert social("How are you today?") and social("Can you help me?")
     assert not social("Do you take Blue Cross?")
 

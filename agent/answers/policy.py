@@ -18,10 +18,6 @@ from agent.answers.words import STOP, stem, terms, tokens, wordset
 MIN_CONFIDENCE = 0.4  # mean token probability under which words are taken as misheard
 MISSES_BEFORE_OFFER = 2
 
-QUESTION_WORDS = wordset("what what's whats when when's where where's which who who's "
-                           "whom whose why how how's do does did is are was were can could "
-                           "will would should have has may any")
-ASKING = ("?", "i want to know", "i'd like to know", "wondering", "tell me", "i need to know")
 SOCIAL = wordset("help going doing day morning afternoon evening talk speak someone "
                  "person hear great perfect fine good nice wonderful cool awesome appreciate "
                  "welcome sound sounds lovely bye goodbye later cheers fantastic excellent "
@@ -77,13 +73,6 @@ def _runs(words: list[str]):
         if i == len(words) or words[i] != words[start]:
             yield words[start:i]
             start = i
-
-
-def asks(text: str) -> bool:
-    """The words ask something (a question, or "I'd like to know …")."""
-    lowered = text.lower()
-    words = tokens(lowered)
-    return bool(words) and (words[0] in QUESTION_WORDS or any(a in lowered for a in ASKING))
 
 
 def social(text: str) -> bool:
@@ -145,7 +134,7 @@ class Answerer:
 
     def answer(self, text: str) -> Plan:
         """How to answer words no tool was asked for."""
-        if not self.grounded:
+        if not self.grounded or social(text):  # small talk is the model's
             return Plan(Step.FREE)
         asked, before, self._before = text, self._before, text
         if refers(text) and before:  # "and how much is that?": what was asked before
@@ -160,9 +149,8 @@ class Answerer:
             if not self.model_phrases:
                 return Plan(Step.FACT, match.entry.answer)
             return Plan(Step.GROUNDED, fallback=match.entry.answer)
-        if not social(text):  # about something, and nothing known about it: no guess
-            return self._offer(self.phrases.unknown, Step.UNKNOWN)
-        return Plan(Step.FREE)
+        # about something, and nothing known about it: no guess
+        return self._offer(self.phrases.unknown, Step.UNKNOWN)
 
     def refused(self) -> Plan:
         """The model's answer was refused and no fact matched: say so, and offer."""
