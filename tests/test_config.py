@@ -60,6 +60,7 @@ def example_dir(tmp_path: Path) -> Path:
     shutil.copytree(EXAMPLES, target)
     for name, text in EXAMPLE_SECRETS.items():
         (target / "secrets" / name).write_text(text)
+        (target / "secrets" / name).chmod(0o600)
     return target
 
 
@@ -164,7 +165,14 @@ def test_corpus_is_large_enough() -> None:
 def test_bad_config(case: Path, tmp_path: Path) -> None:
     # Run on a copy so absolute paths in messages never depend on the checkout location.
     config_dir = tmp_path / case.name
-    shutil.copytree(case, config_dir)
+    shutil.copytree(case, config_dir, symlinks=True)
+    for secret in config_dir.glob("secrets/*"):  # as the installer leaves them ...
+        if not secret.is_symlink():
+            secret.chmod(0o600)
+    for line in (case / "modes.txt").read_text().splitlines() \
+            if (case / "modes.txt").exists() else []:  # ... unless the case is about modes
+        name, mode = line.split()
+        (config_dir / name).chmod(int(mode, 8))
     out = io.StringIO()
     assert run_check(config_dir, out) == 1
     text = out.getvalue()
@@ -247,8 +255,10 @@ def test_minimal_config_uses_defaults(tmp_path: Path) -> None:
 def test_secret_file_relative_and_absolute(tmp_path: Path) -> None:
     absolute = tmp_path / "elsewhere.secret"
     absolute.write_text("abs-pass\n")
+    absolute.chmod(0o600)
     (tmp_path / "etc" / "secrets").mkdir(parents=True)
     (tmp_path / "etc" / "secrets" / "p.secret").write_text("\n rel-pass \n")
+    (tmp_path / "etc" / "secrets" / "p.secret").chmod(0o600)
     site = SITE.replace("secret: inline-pass", "secret_file: secrets/p.secret") + ("  rules: []\n")
     site = site.replace(
         "    host: 198.51.100.10\n",
@@ -264,6 +274,7 @@ def test_secret_file_relative_and_absolute(tmp_path: Path) -> None:
 def test_empty_secret_file_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "p.secret").write_text("\n")
+    (tmp_path / "secrets" / "p.secret").chmod(0o600)
     write_config(tmp_path, SITE.replace("secret: inline-pass", "secret_file: secrets/p.secret"))
     (issue,) = errors_of(tmp_path)
     assert (issue.line, issue.field) == (7, "phones.0.secret_file")
@@ -396,6 +407,7 @@ def test_feature_examples_are_valid(example_dir: Path) -> None:
     for agent in sorted((EXAMPLES / "features").glob("*.yaml")):
         shutil.copyfile(agent, example_dir / "agents" / agent.name)
     (example_dir / "secrets" / "appointments.key").write_text("k3y\n")
+    (example_dir / "secrets" / "appointments.key").chmod(0o600)
     cfg = load_configuration(example_dir)
     assert {"receptionist", "appointments", "balance", "afterhours"} <= set(cfg.agents)
     assert cfg.agents["balance"].tools[0].dtmf is not None

@@ -2,6 +2,7 @@
 
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
@@ -69,17 +70,42 @@ def _check_timezone(value: str) -> str:
 TimeZone = Annotated[str, AfterValidator(_check_timezone)]
 
 
+def _check_url(value: str) -> str:
+    host = urlsplit(value).hostname
+    if not host:
+        raise invalid(f"{value!r} names no host",
+                      "write the whole address, e.g. http://127.0.0.1:9000/appointments")
+    return value
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _check_headers(value: dict[str, str]) -> dict[str, str]:
+    for name, text in value.items():
+        if not _TOKEN.fullmatch(name):
+            raise invalid(f"header name {name!r} is not a valid HTTP header name",
+                          "use letters, digits and - only, e.g. X-Api-Key")
+        bad = next((c for c in text if ord(c) < 32 or ord(c) == 127), None)
+        if bad is not None:
+            raise invalid(f"the value of header {name} contains the control character "
+                          f"U+{ord(bad):04X} (a line break would start a new header)",
+                          "write the value on one line without control characters")
+    return value
+
+
 class WebhookConfig(ConfigModel):
     """An HTTP endpoint of the business's own system that carries out a tool."""
 
-    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] = Field(
+    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$"),
+                   AfterValidator(_check_url)] = Field(
         description="http:// or https:// URL that receives the arguments as JSON. Required.",
         examples=["http://127.0.0.1:9000/appointments"],
     )
     method: Literal["POST", "GET"] = Field(
         "POST", description="POST sends a JSON body; GET sends query parameters. "
         "Default: POST.")
-    headers: dict[str, str] = Field(
+    headers: Annotated[dict[str, str], AfterValidator(_check_headers)] = Field(
         default_factory=dict, description="Extra HTTP headers. Default: none.")
     timeout: float = Field(1.5, gt=0, le=10, description="Seconds per attempt. Default: 1.5.")
     retries: WholeNumber = Field(1, ge=0, le=3, description="Further attempts after a refused "

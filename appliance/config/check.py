@@ -4,6 +4,7 @@ They run on schema-valid models, after loading (appliance.config.load calls sema
 """
 
 import difflib
+import re
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
@@ -94,12 +95,9 @@ def _agent_file_issues(cfg_dir: Path, agent: AgentConfig, file: Path,
     """Files an agent refers to, and its tools: unique names, readable secrets."""
     issues: list[ConfigIssue] = []
     if agent.knowledge_file:
-        path = resolve_secret_path(cfg_dir, agent.knowledge_file)
-        if not path.is_file():
-            issues.append(locator.issue(file, ("knowledge_file",),
-                                        f"knowledge file {path} does not exist",
-                                        "create it, or fix the path (relative paths start at "
-                                        "the configuration directory)"))
+        problem = _knowledge_file_problem(cfg_dir, agent.knowledge_file)
+        if problem:
+            issues.append(locator.issue(file, ("knowledge_file",), *problem))
     seen: set[str] = set()
     for i, tool in enumerate(agent.tools):
         if tool.name in seen:
@@ -117,6 +115,9 @@ def _agent_file_issues(cfg_dir: Path, agent: AgentConfig, file: Path,
     return issues
 
 
+OUTSIDE_NUMBER = re.compile(r"\+?[0-9]{7,15}")  # ASCII digits only (not "１２３…")
+
+
 def _transfer_issues(site: SiteConfig, agents: Mapping[str, AgentConfig | None],
                      cfg_dir: Path, locator: Locator) -> list[ConfigIssue]:
     """Transfer targets must be a phone of this site, or a number with a trunk to dial it."""
@@ -128,7 +129,14 @@ def _transfer_issues(site: SiteConfig, agents: Mapping[str, AgentConfig | None],
         file = cfg_dir / AGENTS_DIR / f"{stem}{AGENT_SUFFIX}"
         for i, tool in enumerate(agent.tools):
             for label, target in tool.targets.items():
-                outside = target.lstrip("+").isdigit() and len(target.lstrip("+")) >= 7
+                outside = OUTSIDE_NUMBER.fullmatch(target) is not None
+                if outside and tool.mode == "attended":
+                    issues.append(locator.issue(
+                        file, ("tools", i, "targets", label),
+                        f'attended transfer to the outside number "{target}": only phones '
+                        "of this site can be announced to", "use a phone extension, or "
+                        "mode: blind for an outside number"))
+                    continue
                 if target in phones or (outside and site.trunks):
                     continue
                 fix = ("use a phone extension from switchboard.yaml (" + ", ".join(
@@ -281,7 +289,39 @@ def _route_issues(
     return issues
 
 
+MAX_KNOWLEDGE_BYTES = 1 << 20
+
+
+def _knowledge_file_problem(cfg_dir: Path, name: str) -> tuple[str, str] | None:
+    """A knowledge file must be UTF-8 text in a regular file; a relative path stays inside
+    the configuration directory (an absolute path is the operator's explicit choice)."""
+    path = resolve_secret_path(cfg_dir, name)
+    if not Path(name).is_absolute() and not path.resolve().is_relative_to(cfg_dir.resolve()):
+        return (f"knowledge file {name} lies outside the configuration directory",
+                "move it into the configuration directory, or give its absolute path")
+    if not path.exists():
+        return (f"knowledge file {path} does not exist",
+                "create it, or fix the path (relative paths start at the configuration "
+                "directory)")
+    if not path.is_file():
+        return f"knowledge file {path} is not a regular file", "point knowledge_file at a file"
+    if path.stat().st_size > MAX_KNOWLEDGE_BYTES:
+        return (f"knowledge file {path} is larger than 1 MiB",
+                "keep the facts callers ask about; split long documents")
+    try:
+        path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return (f"knowledge file {path} is not UTF-8 text (byte {exc.start})",
+                "save it as UTF-8, e.g. iconv -f latin1 -t utf-8")
+    except OSError as exc:
+        return f"knowledge file {path} cannot be read: {exc.strerror}", "check the file"
+    return None
+
+
 def _secret_file_problem(path: Path) -> tuple[str, str] | None:
+    if path.is_symlink():
+        return (f"secret file {path} is a symbolic link",
+                "put the secret itself in that file (a link could point anywhere)")
     if not path.exists():
         return (
             f"secret file {path} does not exist",
@@ -306,6 +346,10 @@ def _secret_file_problem(path: Path) -> tuple[str, str] | None:
         return f"secret file {path} is not UTF-8 text", "write the secret as plain text"
     except OSError as exc:
         return f"secret file {path} cannot be read: {exc.strerror}", "check the file"
+    mode = path.stat().st_mode
+    if mode & 0o007:
+        return (f"secret file {path} can be read or written by every user on this machine "
+                f"(mode {mode & 0o777:o})", f"chmod 640 {path}")
     if not text.strip():
         return f"secret file {path} is empty", "write the secret into it"
     problem = secret_problem(text.strip())
