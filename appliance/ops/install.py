@@ -263,6 +263,28 @@ def step_units(inst: Installer) -> None:
             inst.changed(f"unit {dest}")
 
 
+def step_guard(inst: Installer) -> None:
+    """The security log at /var/log/switchboard/security.log; the fail2ban jail on it when
+    fail2ban is installed (loaded into it, or fail2ban started)."""
+    from appliance.ops import guard
+
+    runtime = paths.recorded_runtime(inst.data_dir) or "contained"
+    if guard.link_security_log(inst.root, runtime):
+        inst.changed(f"security log {guard.SECURITY_LOG} -> "
+                     f"{guard.asterisk_security_log(runtime)}")
+    if not inst.at("/etc/fail2ban").is_dir():
+        print("    fail2ban is not installed: failed logins are logged, but no address is "
+              "banned; `./install.sh --fail2ban` installs it and enables the jail")
+        return
+    for path in guard.install_fail2ban_files(inst.share, inst.root):
+        inst.changed(f"fail2ban {path}")
+    if inst.staging or not inst.start:
+        return
+    running = subprocess.run(["fail2ban-client", "ping"], capture_output=True).returncode == 0
+    if inst.changes or not running:
+        print(f"    {guard.activate_jail(systemd_is_pid1())}")
+
+
 def systemd_is_pid1() -> bool:
     return Path("/run/systemd/system").is_dir()
 
@@ -301,6 +323,7 @@ STEPS: list[tuple[str, Callable[[Installer], None]]] = [
     ("Asterisk configuration", step_render),
     ("models", step_models),
     ("systemd units", step_units),
+    ("brute-force protection", step_guard),
     ("services", step_start),
 ]
 
