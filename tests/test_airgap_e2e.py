@@ -1,4 +1,4 @@
-"""Air-gapped for real: a call through Asterisk into the agent makes no DNS look-up.
+"""Air-gapped for real: calls through Asterisk into the agent make no DNS look-up.
 
 Asterisk's resolver is pointed at a recording DNS server on loopback (the contained root's
 resolv.conf); the daemon runs with an audit hook (Python's ``socket.getaddrinfo`` audit
@@ -24,8 +24,12 @@ from appliance.sipphone import SipPhone
 from harness import (
     AGENT_EXTENSION,
     APPLIANCE_IP,
+    CARRIER_IP,
+    CARRIER_PORT,
+    DID,
     PHONE_IP,
     PHONE_SECRETS,
+    PSTN_IP,
     SIP_PORT,
     AsteriskUnderTest,
     DaemonProcess,
@@ -138,11 +142,16 @@ async def test_a_call_makes_no_dns_lookup(asterisk_dns: RecordingDns, audited_da
     assert f"hook-installed {daemon.proc.pid}" in started, started
     before_daemon = len(started)
     asterisk_dns.names.clear()
-    async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "101", PHONE_SECRETS["101"]) as p:
-        dialog = await p.call(AGENT_EXTENSION)
-        assert await wait_for_speech(dialog, time.monotonic() - 1, timeout=15) is not None
-        await asyncio.sleep(1.0)
-        await dialog.hangup()
+    # a desk phone into the agent, then a caller through the carrier's trunk (DID)
+    for phone, number in (
+            (SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "101", PHONE_SECRETS["101"]),
+             AGENT_EXTENSION),
+            (SipPhone(PSTN_IP, (CARRIER_IP, CARRIER_PORT), None, None), DID)):
+        async with phone as p:
+            dialog = await p.call(number)
+            assert await wait_for_speech(dialog, time.monotonic() - 1, timeout=15) is not None
+            await asyncio.sleep(1.0)
+            await dialog.hangup()
     await asyncio.sleep(1.0)
     during = audited_daemon.read_text().splitlines()[before_daemon:]
     names = sorted({ln.split(" ", 1)[1] for ln in during if not literal(ln.split(" ", 1)[1])})

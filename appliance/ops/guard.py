@@ -88,11 +88,14 @@ def activate_jail(systemd: bool, client: list[str] | None = None) -> str:
         f"fail2ban did not start: {(done.stderr or done.stdout).strip()[-300:]}"
 
 
-def check_brute_force(runtime: str, data_dir: Path, log: Path = SECURITY_LOG,
-                      client: list[str] | None = None) -> Check:
-    """Doctor: is the security log there and is a fail2ban jail reading it right now?"""
+def check_brute_force(runtime: str, data_dir: Path, asterisk_root: Path | None = None,
+                      log: Path = SECURITY_LOG, client: list[str] | None = None) -> Check:
+    """Doctor: is the security log there and is a fail2ban jail reading it right now?
+    (For an Asterisk root given explicitly, a sandbox, its own log is the one looked at.)"""
     name = "brute-force protection"
     source = asterisk_security_log(runtime, data_dir)
+    if asterisk_root is not None:
+        log = source = asterisk_root / "var/log/asterisk/security.log"
     if not log.exists():
         return Check(name, WARN, f"no security log at {log} (it should lead to {source})",
                      "run install.sh again (it links the log); Asterisk writes it once "
