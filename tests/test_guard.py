@@ -16,7 +16,7 @@ from appliance.config.load import load_configuration
 from appliance.ops import guard
 from appliance.ops.doctor_check import OK, WARN
 from appliance.ops.doctor_files import check_airgap
-from appliance.pbx.runtime import asterisk_ids, map_account
+from appliance.pbx.runtime import asterisk_ids, copy_host_files, map_account
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -119,3 +119,17 @@ def test_map_account_renumbers_the_root_and_its_files(tmp_path: Path) -> None:
     assert not map_account(root, 990, 989)
     with pytest.raises(RuntimeError, match="already 'audio'"):
         map_account(root, 990, 29)
+
+
+def test_host_name_files_are_copied_into_the_root(tmp_path: Path) -> None:
+    host, root = tmp_path / "host", tmp_path / "root"
+    (host / "etc").mkdir(parents=True)
+    (root / "etc").mkdir(parents=True)
+    (host / "etc/hosts").write_text("127.0.0.1 localhost\n127.0.1.1 pbx-host\n")
+    (host / "etc/resolv.conf").write_text("nameserver 192.0.2.53\n")
+    (root / "etc/resolv.conf").write_text("nameserver 10.255.255.53\n")  # the build machine's
+    changed = copy_host_files(root, host)
+    assert sorted(p.name for p in changed) == ["hosts", "resolv.conf"]
+    assert (root / "etc/hosts").read_text().endswith("127.0.1.1 pbx-host\n")
+    assert (root / "etc/resolv.conf").read_text() == "nameserver 192.0.2.53\n"
+    assert copy_host_files(root, host) == []

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance.config import paths
-from appliance.pbx.runtime import PBX_ACCOUNT, choose_runtime, map_account, restore_root
+from appliance.pbx.runtime import (
+    PBX_ACCOUNT,
+    choose_runtime,
+    copy_host_files,
+    map_account,
+    restore_root,
+)
 
 USER = "switchboard"
 PREFIX = Path("opt/switchboard")
@@ -194,6 +200,8 @@ def step_runtime(inst: Installer) -> None:
         outcome = restore_root(root, progress=lambda m: print(f"    {m}"))
         if outcome != "present":
             inst.changed(f"contained Asterisk root {outcome}")
+        for path in copy_host_files(root, inst.root):
+            inst.changed(f"{path} from the host")
         uid, gid = account_ids(inst, PBX_ACCOUNT)
         if map_account(root, uid, gid):
             inst.changed(f"contained Asterisk runs as {PBX_ACCOUNT} (uid {uid}, gid {gid})")

@@ -114,7 +114,34 @@ def restore_root(root: Path, progress: Progress = lambda _: None) -> str:
     run_dir.mkdir(parents=True, exist_ok=True)
     uid, gid = asterisk_ids(root)
     os.chown(run_dir, uid, gid)
+    copy_host_files(root)
     return "built and restored" if built else "restored from cache"
+
+
+HOST_FILES = ("etc/hosts", "etc/resolv.conf")
+
+
+def copy_host_files(root: Path, host: Path = Path("/")) -> list[Path]:
+    """The host's name files into the root; the ones that changed.
+
+    The cached root holds the build machine's resolv.conf and no hosts file, so Asterisk
+    would ask a DNS server for this machine's own name at start-up (and for ``localhost``)
+    — on a closed network, a failing look-up. With the host's files it finds them locally.
+    """
+    changed = []
+    for name in HOST_FILES:
+        source, target = host / name, root / name
+        if not source.is_file():
+            continue
+        text = source.read_bytes()
+        if target.is_symlink():
+            target.unlink()
+        elif target.exists() and target.read_bytes() == text:
+            continue
+        target.write_bytes(text)
+        target.chmod(0o644)
+        changed.append(target)
+    return changed
 
 
 def asterisk_ids(root: Path) -> tuple[int, int]:
