@@ -133,3 +133,54 @@ def test_host_name_files_are_copied_into_the_root(tmp_path: Path) -> None:
     assert (root / "etc/hosts").read_text().endswith("127.0.1.1 pbx-host\n")
     assert (root / "etc/resolv.conf").read_text() == "nameserver 192.0.2.53\n"
     assert copy_host_files(root, host) == []
+
+
+FAILED_LOGIN = (
+    '[{now}.123] SECURITY[1] res_security_log.c: SecurityEvent="InvalidAccountID",'
+    'EventTV="{now}",Severity="Error",Service="PJSIP",EventVersion="1",AccountID="100",'
+    'SessionID="1",LocalAddress="IPV4/UDP/127.0.0.1/5060",'
+    'RemoteAddress="IPV4/UDP/192.0.2.44/5060"\n')
+
+
+@pytest.mark.skipif(not Path("/etc/fail2ban/jail.conf").exists(), reason="no fail2ban")
+def test_the_jail_bans_an_address_that_keeps_failing(tmp_path: Path) -> None:
+    """The installed fail2ban with the project's jail and filter (a private server: own
+    socket, the dummy ban action instead of the firewall) bans after five failures, and
+    the doctor sees it."""
+    import time
+
+    conf = tmp_path / "fail2ban"
+    shutil.copytree("/etc/fail2ban", conf)
+    for extra in conf.glob("jail.d/*"):
+        extra.unlink()  # the distribution's own jails (sshd) are not under test
+    assert guard.install_fail2ban_files(REPO, tmp_path) != []
+    for name in guard.FAIL2BAN_FILES:
+        shutil.copyfile(tmp_path / "etc/fail2ban" / name, conf / name)
+    log = tmp_path / "security.log"
+    log.write_text("")
+    (conf / "jail.d/zz-test.local").write_text(
+        f"[switchboard]\nlogpath = {log}\nbanaction = dummy\n")
+    (conf / "fail2ban.local").write_text(
+        f"[Definition]\nsocket = {tmp_path}/f2b.sock\npidfile = {tmp_path}/f2b.pid\n"
+        f"dbfile = :memory:\nlogtarget = {tmp_path}/f2b.log\n")
+    client = ["fail2ban-client", "-c", str(conf)]
+    started = subprocess.run([*client, "start"], capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        idle = guard.check_brute_force("contained", tmp_path, log=log, client=client)
+        assert idle.status == OK and "0 address(es) banned" in idle.detail, idle
+        now = time.strftime("%Y-%m-%d %H:%M:%S")
+        with log.open("a") as out:
+            out.write(FAILED_LOGIN.format(now=now) * 5)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            check = guard.check_brute_force("contained", tmp_path, log=log, client=client)
+            if "1 address(es) banned" in check.detail:
+                break
+            time.sleep(0.5)
+        assert check.status == OK and "1 address(es) banned" in check.detail, check
+        banned = subprocess.run([*client, "status", "switchboard"], capture_output=True,
+                                text=True).stdout
+        assert "192.0.2.44" in banned, banned
+    finally:
+        subprocess.run([*client, "stop"], capture_output=True, timeout=60)
