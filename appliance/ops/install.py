@@ -280,7 +280,8 @@ def step_guard(inst: Installer) -> None:
     if guard.link_security_log(inst.root, runtime):
         inst.changed(f"security log {guard.SECURITY_LOG} -> "
                      f"{guard.asterisk_security_log(runtime)}")
-    if not inst.at("/etc/fail2ban").is_dir():
+    if not inst.at("/etc/fail2ban").is_dir() or (not inst.staging
+                                                 and guard.fail2ban_client() is None):
         print("    fail2ban is not installed: failed logins are logged, but no address is "
               "banned; `./install.sh --fail2ban` installs it and enables the jail")
         return
@@ -288,7 +289,8 @@ def step_guard(inst: Installer) -> None:
         inst.changed(f"fail2ban {path}")
     if inst.staging or not inst.start:
         return
-    running = subprocess.run(["fail2ban-client", "ping"], capture_output=True).returncode == 0
+    running = subprocess.run([guard.fail2ban_client() or "fail2ban-client", "ping"],
+                             capture_output=True).returncode == 0
     if inst.changes or not running:
         print(f"    {guard.activate_jail(systemd_is_pid1())}")
 
