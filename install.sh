@@ -3,13 +3,15 @@
 #   sudo ./install.sh                 install (or update) and start the services
 #   sudo ./install.sh --demo          ... then place a test call into the default agent
 #   ./install.sh --root DIR           install into a staging root (nothing else touched)
+#   sudo ./install.sh --fail2ban      ... and install fail2ban (brute-force bans) with apt-get
 set -euo pipefail
 
 ROOT=/
 DEMO=0
 START=1
 WHEELS_ONLY=0
-usage() { sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; }
+FAIL2BAN=0
+usage() { sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --root) ROOT=$(realpath -m "$2"); shift 2 ;;
@@ -17,6 +19,7 @@ while [ $# -gt 0 ]; do
     --demo) DEMO=1; shift ;;
     --no-start) START=0; shift ;;
     --wheels-only) WHEELS_ONLY=1; shift ;;
+    --fail2ban) FAIL2BAN=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -89,7 +92,7 @@ if [ "$(cat "$PREFIX/.source-hash" 2>/dev/null)" != "$hash" ]; then
     --find-links "$CACHE/wheels" "$SRC" 2>&1 \
     | { grep -v "^WARNING: Location" || true; }
   mkdir -p "$SHARE"
-  for d in asterisk dialplan systemd; do
+  for d in asterisk dialplan systemd fail2ban; do
     rm -rf "$SHARE/$d"; cp -r "$SRC/$d" "$SHARE/$d"
   done
   cp "$SRC/README.md" "$SHARE/README.md"
@@ -103,6 +106,13 @@ if [ "$ROOT" = / ] && [ "$(readlink -f /usr/local/bin/switchboard 2>/dev/null)" 
   changed=1
 fi
 [ $changed = 1 ] && echo "    changed ($(elapsed "$s"))" || echo "    ok ($(elapsed "$s"))"
+
+# fail2ban bans addresses that keep failing to log in (the jail is set up by install-steps).
+if [ $FAIL2BAN = 1 ] && [ "$ROOT" = / ] && ! command -v fail2ban-client >/dev/null; then
+  echo "installing fail2ban with apt-get ..."
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fail2ban >/dev/null || \
+    echo "    fail2ban could not be installed: continuing without brute-force bans" >&2
+fi
 
 args=(--root "$ROOT" --share "$SHARE")
 [ $START = 0 ] && args+=(--no-start)

@@ -28,8 +28,14 @@ from appliance.ops.doctor_asterisk import (
 )
 from appliance.ops.doctor_call import check_call
 from appliance.ops.doctor_check import FAIL, OK, WARN, Check, Site, format_checks
-from appliance.ops.doctor_files import check_advertise, check_configuration, check_secrets
+from appliance.ops.doctor_files import (
+    check_advertise,
+    check_airgap,
+    check_configuration,
+    check_secrets,
+)
 from appliance.ops.doctor_models import check_models
+from appliance.ops.guard import check_brute_force
 from appliance.ops.probes import quiet_probe_logs, runtime_of
 
 
@@ -75,6 +81,8 @@ def run_doctor(config_dir: Path, data_dir: Path, *, call: bool = True,
         return checks
     site = Site(config_dir, data_dir, cfg, runtime_of(cfg, data_dir), asterisk_root)
     checks += check_models(cfg, data_dir)
+    checks.append(check_brute_force(site.runtime, data_dir, asterisk_root))
+    checks.append(check_airgap(cfg))
     checks += asyncio.run(live_checks(site, call))
     return checks
 

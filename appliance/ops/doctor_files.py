@@ -158,3 +158,33 @@ def check_advertise(cfg: Configuration) -> Check:
                      "behind NAT, set network.advertise_address to the public IP and "
                      "network.local_networks to your LAN")
     return Check("advertise address", OK, f"{address} from network.{source}")
+
+
+def _named_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return False
+
+
+def check_airgap(cfg: Configuration) -> Check:
+    """Which configured hosts are names that DNS must resolve while calls run.
+
+    Everything Switchboard itself talks to during a call is addressed by number (ARI and
+    the media on loopback, phones and trunks by the addresses they come from). Names are
+    allowed where the operator writes them, a trunk's host or a webhook's URL, but on a
+    closed network each is a look-up that can fail in the middle of a call.
+    """
+    from urllib.parse import urlsplit
+
+    names = sorted({f"trunk {t.name}: {t.host}" for t in cfg.site.trunks
+                    if _named_host(t.host)} | {
+        f"agent {a.name}, tool {tool.name}: {urlsplit(tool.webhook.url).hostname}"
+        for a in cfg.agents.values() for tool in a.tools
+        if tool.webhook is not None and _named_host(urlsplit(tool.webhook.url).hostname or "")})
+    if not names:
+        return Check("DNS during calls", OK, "no look-ups: every host is an address")
+    return Check("DNS during calls", WARN, "resolved by DNS while calls run: " + "; ".join(names),
+                 "on a network without DNS write addresses instead, or put these names in "
+                 "/etc/hosts (and in the contained root's etc/hosts for a trunk)")

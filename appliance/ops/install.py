@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance.config import paths
-from appliance.pbx.runtime import asterisk_ids, choose_runtime, restore_root
+from appliance.pbx.runtime import (
+    PBX_ACCOUNT,
+    choose_runtime,
+    copy_host_files,
+    map_account,
+    restore_root,
+)
 
 USER = "switchboard"
 PREFIX = Path("opt/switchboard")
@@ -53,18 +59,27 @@ class Installer:
         print(f"    + {what}")
 
     def ids(self) -> tuple[int, int]:
-        for line in self.at("/etc/passwd").read_text().splitlines():
-            parts = line.split(":")
-            if parts[0] == USER:
-                return int(parts[2]), int(parts[3])
-        raise RuntimeError(f"user {USER} missing from {self.at('/etc/passwd')}")
+        return account_ids(self, USER)
+
+
+def _has_account(inst: Installer, name: str) -> bool:
+    passwd = inst.at("/etc/passwd")
+    return passwd.exists() and any(ln.split(":")[0] == name
+                                   for ln in passwd.read_text().splitlines())
+
+
+def account_ids(inst: Installer, name: str) -> tuple[int, int]:
+    """(uid, gid) of the system account ``name`` in the install root's /etc/passwd."""
+    for line in inst.at("/etc/passwd").read_text().splitlines():
+        parts = line.split(":")
+        if parts[0] == name:
+            return int(parts[2]), int(parts[3])
+    raise RuntimeError(f"user {name} missing from {inst.at('/etc/passwd')}")
 
 
 def step_user(inst: Installer) -> None:
-    """System user and group ``switchboard`` (no login, home in the data dir)."""
-    passwd = inst.at("/etc/passwd")
-    if passwd.exists() and any(ln.split(":")[0] == USER for ln in passwd.read_text().splitlines()):
-        return
+    """System users and groups: ``switchboard`` (the daemon; home in the data dir) and
+    ``switchboard-pbx`` (the contained Asterisk, mapped into its root); no logins."""
     if inst.staging:
         for name, first in (("passwd", "root:x:0:0:root:/root:/bin/sh\n"),
                             ("group", "root:x:0:\n"), ("shadow", "root:*::0:::::\n"),
@@ -73,12 +88,16 @@ def step_user(inst: Installer) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():
                 path.write_text(first)
-    cmd = ["useradd", "--system", "--user-group", "--home-dir", str(paths.DEFAULT_DATA_DIR),
-           "--no-create-home", "--shell", "/usr/sbin/nologin", "--comment", "Switchboard", USER]
-    if inst.staging:
-        cmd[1:1] = ["--prefix", str(inst.root)]
-    subprocess.run(cmd, check=True)
-    inst.changed(f"created system user {USER}")
+    for name, home, comment in ((USER, str(paths.DEFAULT_DATA_DIR), "Switchboard"),
+                                (PBX_ACCOUNT, "/nonexistent", "Switchboard Asterisk")):
+        if _has_account(inst, name):
+            continue
+        cmd = ["useradd", "--system", "--user-group", "--home-dir", home, "--no-create-home",
+               "--shell", "/usr/sbin/nologin", "--comment", comment, name]
+        if inst.staging:
+            cmd[1:1] = ["--prefix", str(inst.root)]
+        subprocess.run(cmd, check=True)
+        inst.changed(f"created system user {name}")
 
 
 def _ensure_dir(inst: Installer, path: Path, mode: int, owner: tuple[int, int]) -> None:
@@ -177,10 +196,15 @@ def step_runtime(inst: Installer) -> None:
         print(f"    staging root: runtime {runtime} needs the real system; using contained")
         runtime = "contained"
     if runtime == "contained":
-        outcome = restore_root(paths.contained_root(inst.data_dir),
-                               progress=lambda m: print(f"    {m}"))
+        root = paths.contained_root(inst.data_dir)
+        outcome = restore_root(root, progress=lambda m: print(f"    {m}"))
         if outcome != "present":
             inst.changed(f"contained Asterisk root {outcome}")
+        for path in copy_host_files(root, inst.root):
+            inst.changed(f"{path} from the host")
+        uid, gid = account_ids(inst, PBX_ACCOUNT)
+        if map_account(root, uid, gid):
+            inst.changed(f"contained Asterisk runs as {PBX_ACCOUNT} (uid {uid}, gid {gid})")
     elif runtime == "package" and shutil.which("asterisk") is None:
         subprocess.run(["apt-get", "install", "-y", "-qq", "asterisk"], check=True,
                        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
@@ -200,8 +224,7 @@ def step_render(inst: Installer) -> None:
     etc, mode = paths.asterisk_etc_dir(runtime, inst.data_dir)
     if runtime != "contained" and inst.staging:
         etc = inst.at(etc)
-    owner = asterisk_ids(paths.contained_root(inst.data_dir)) if runtime == "contained" else \
-        _host_asterisk_ids()
+    owner = account_ids(inst, PBX_ACCOUNT) if runtime == "contained" else _host_asterisk_ids()
     report = render(cfg, etc, mode=mode, owner=owner)
     for path in report.changed:
         inst.changed(f"rendered {path}")
@@ -248,6 +271,30 @@ def step_units(inst: Installer) -> None:
             inst.changed(f"unit {dest}")
 
 
+def step_guard(inst: Installer) -> None:
+    """The security log at /var/log/switchboard/security.log; the fail2ban jail on it when
+    fail2ban is installed (loaded into it, or fail2ban started)."""
+    from appliance.ops import guard
+
+    runtime = paths.recorded_runtime(inst.data_dir) or "contained"
+    if guard.link_security_log(inst.root, runtime):
+        inst.changed(f"security log {guard.SECURITY_LOG} -> "
+                     f"{guard.asterisk_security_log(runtime)}")
+    if not inst.at("/etc/fail2ban").is_dir() or (not inst.staging
+                                                 and guard.fail2ban_client() is None):
+        print("    fail2ban is not installed: failed logins are logged, but no address is "
+              "banned; `./install.sh --fail2ban` installs it and enables the jail")
+        return
+    for path in guard.install_fail2ban_files(inst.share, inst.root):
+        inst.changed(f"fail2ban {path}")
+    if inst.staging or not inst.start:
+        return
+    running = subprocess.run([guard.fail2ban_client() or "fail2ban-client", "ping"],
+                             capture_output=True).returncode == 0
+    if inst.changes or not running:
+        print(f"    {guard.activate_jail(systemd_is_pid1())}")
+
+
 def systemd_is_pid1() -> bool:
     return Path("/run/systemd/system").is_dir()
 
@@ -286,6 +333,7 @@ STEPS: list[tuple[str, Callable[[Installer], None]]] = [
     ("Asterisk configuration", step_render),
     ("models", step_models),
     ("systemd units", step_units),
+    ("brute-force protection", step_guard),
     ("services", step_start),
 ]
 

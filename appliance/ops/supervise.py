@@ -4,6 +4,9 @@ children, each restarted with backoff when it exits, both stopped on SIGTERM.
 The agent daemon feeds network audio to native code, so it never runs as root: like the
 systemd unit (User=switchboard, NoNewPrivileges, no capabilities), the supervisor starts it
 as the ``switchboard`` user with no capabilities and no way to gain privileges again.
+The contained Asterisk likewise: the supervisor enters its root (chroot) and becomes the
+dedicated ``switchboard-pbx`` account (mapped into the root as ``asterisk``) before exec,
+so Asterisk never holds root or a capability either.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.config import paths
-from appliance.pbx.runtime import ContainedAsterisk
+from appliance.pbx.runtime import PBX_ACCOUNT, ContainedAsterisk, asterisk_ids
 
 PIDFILE = "supervise.pid"
 SERVICE_USER = "switchboard"
@@ -51,11 +55,39 @@ def service_account() -> Account | None:
                          "install.sh first (the daemon never runs as root)") from exc
 
 
+def pbx_account(root: Path) -> Account | None:
+    """The account the contained Asterisk runs as: the host's ``switchboard-pbx``, which
+    install.sh mapped into the root (None when the supervisor is not root)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        account = Account.named(PBX_ACCOUNT)
+    except KeyError as exc:
+        raise SystemExit(f"supervise: the {PBX_ACCOUNT!r} user does not exist: run "
+                         "install.sh first (Asterisk never runs as root)") from exc
+    if asterisk_ids(root) != (account.uid, account.gid):
+        raise SystemExit(f"supervise: {root} is not mapped to the {PBX_ACCOUNT!r} account "
+                         f"(uid {account.uid}): run install.sh again")
+    return account
+
+
 def _no_new_privileges() -> None:
     """In the child before exec: setuid programs and file capabilities cannot raise it."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+
+
+def _enter_root(root: Path, account: Account) -> Callable[[], None]:
+    """In the child before exec: chroot (needs root), then become ``account`` for good."""
+    def enter() -> None:
+        os.chroot(root)
+        os.chdir("/")
+        os.setgroups([])
+        os.setresgid(account.gid, account.gid, account.gid)
+        os.setresuid(account.uid, account.uid, account.uid)  # every capability goes
+        _no_new_privileges()
+    return enter
 
 
 @dataclass
@@ -66,16 +98,20 @@ class Child:
     command: list[str]
     log: Path
     account: Account | None = None  # None: as the supervisor itself
+    root: Path | None = None  # chroot into this before dropping to the account
     process: subprocess.Popen | None = None
     backoff: float = 1.0
     started: float = 0.0
 
     def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        drop = {} if self.account is None else {
+        drop: dict = {}
+        if self.account is not None and self.root is not None:
+            drop = {"umask": 0o027, "preexec_fn": _enter_root(self.root, self.account)}
+        elif self.account is not None:
             # Leaving uid 0 clears every capability (no keep-caps); no supplementary groups.
-            "user": self.account.uid, "group": self.account.gid, "extra_groups": [],
-            "umask": 0o027, "preexec_fn": _no_new_privileges}
+            drop = {"user": self.account.uid, "group": self.account.gid, "extra_groups": [],
+                    "umask": 0o027, "preexec_fn": _no_new_privileges}
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=out,
                                             stderr=subprocess.STDOUT, start_new_session=True,
@@ -138,8 +174,12 @@ def run_supervisor(data_dir: Path, config_dir: Path) -> int:
     logs = data_dir / "log"
     children = []
     if paths.recorded_runtime(data_dir) == "contained":
-        asterisk = ContainedAsterisk(paths.contained_root(data_dir), logs / "asterisk.log")
-        children.append(Child("asterisk", asterisk.command(), asterisk.log_path))
+        root = paths.contained_root(data_dir)
+        asterisk = ContainedAsterisk(root, logs / "asterisk.log")
+        account = pbx_account(root)
+        command = asterisk.command() if account is None else [*asterisk.INNER_COMMAND]
+        children.append(Child("asterisk", command, asterisk.log_path, account=account,
+                              root=None if account is None else root))
     children.append(Child("agent", [sys.executable, "-m", "appliance.cli", "--config-dir",
                                     str(config_dir), "--data-dir", str(data_dir), "run"],
                           logs / "agent.log", account=service_account()))

@@ -207,8 +207,15 @@ def template_context(cfg: Configuration, mode: Literal["full", "system"]) -> dic
 
 def _write_if_changed(path: Path, text: str, report: RenderReport,
                       owner: tuple[int, int] | None) -> None:
-    """Write atomically, mode 0640 (the files hold secrets), group-readable by Asterisk."""
+    """Write atomically, mode 0640 (the files hold secrets), root-owned and readable by
+    Asterisk's group only; an unchanged file gets that owner and mode too (an older
+    install may have left it with the package's ids)."""
     if path.exists() and path.read_text() == text:
+        st = path.stat()
+        if owner is not None and (st.st_uid, st.st_gid) != (0, owner[1]):
+            os.chown(path, 0, owner[1])
+        if owner is not None and st.st_mode & 0o7777 != 0o640:
+            path.chmod(0o640)
         report.unchanged.append(path)
         return
     tmp = path.with_name(path.name + ".switchboard-tmp")

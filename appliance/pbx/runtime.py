@@ -26,6 +26,10 @@ SUITE = "sid"
 ROOT_PACKAGES = "asterisk,asterisk-modules"
 MIN_SYSTEM_VERSION = 20
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
+# The account Asterisk runs as: named ``asterisk`` inside the root (Debian's package and
+# asterisk.conf's runuser), the dedicated ``switchboard-pbx`` on the host, same uid and gid.
+ROOT_USER = "asterisk"
+PBX_ACCOUNT = "switchboard-pbx"
 _EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*", "/usr/share/info/*")
 
 
@@ -110,15 +114,104 @@ def restore_root(root: Path, progress: Progress = lambda _: None) -> str:
     run_dir.mkdir(parents=True, exist_ok=True)
     uid, gid = asterisk_ids(root)
     os.chown(run_dir, uid, gid)
+    copy_host_files(root)
     return "built and restored" if built else "restored from cache"
 
 
+HOST_FILES = ("etc/hosts", "etc/resolv.conf")
+
+
+def copy_host_files(root: Path, host: Path = Path("/")) -> list[Path]:
+    """The host's name files into the root; the ones that changed.
+
+    The cached root holds the build machine's resolv.conf and no hosts file, so Asterisk
+    would ask a DNS server for this machine's own name at start-up (and for ``localhost``)
+    — on a closed network, a failing look-up. With the host's files it finds them locally.
+    """
+    changed = []
+    for name in HOST_FILES:
+        source, target = host / name, root / name
+        if not source.is_file():
+            continue
+        text = source.read_bytes()
+        if target.is_symlink():
+            target.unlink()
+        elif target.exists() and target.read_bytes() == text:
+            continue
+        target.write_bytes(text)
+        target.chmod(0o644)
+        changed.append(target)
+    return changed
+
+
 def asterisk_ids(root: Path) -> tuple[int, int]:
+    """(uid, gid) of the root's ``asterisk`` account (``runuser`` in asterisk.conf)."""
     for line in (root / "etc/passwd").read_text().splitlines():
         parts = line.split(":")
-        if parts[0] == "asterisk":
+        if parts[0] == ROOT_USER:
             return int(parts[2]), int(parts[3])
-    raise RuntimeError(f"no asterisk user in {root}/etc/passwd")
+    raise RuntimeError(f"no {ROOT_USER} user in {root}/etc/passwd")
+
+
+def _table(path: Path) -> list[list[str]]:
+    return [ln.split(":") for ln in path.read_text().splitlines() if ln]
+
+
+def _write_table(path: Path, rows: list[list[str]]) -> None:
+    tmp = path.with_name(path.name + ".switchboard-tmp")
+    tmp.write_text("".join(":".join(r) + "\n" for r in rows))
+    os.chmod(tmp, path.stat().st_mode & 0o7777)
+    os.replace(tmp, path)
+
+
+def _take_id(rows: list[list[str]], table: Path, number: int, field: int,
+             values: dict[int, str]) -> int:
+    """Give ``ROOT_USER``'s row the id ``number`` (and the other ``values``); its old id.
+    Another entry holding ``number`` is an error: two names for one id would blur who owns
+    what inside the root."""
+    clash = [r[0] for r in rows if r[0] != ROOT_USER and r[field] == str(number)]
+    if clash:
+        raise RuntimeError(f"id {number} is already {clash[0]!r} in {table}: cannot map the "
+                           f"host's {PBX_ACCOUNT} account onto the root's {ROOT_USER!r}")
+    for row in rows:
+        if row[0] == ROOT_USER:
+            old = int(row[field])
+            row[field] = str(number)
+            for index, value in values.items():
+                row[index] = value
+            return old
+    raise RuntimeError(f"no {ROOT_USER} entry in {table}")
+
+
+def map_account(root: Path, uid: int, gid: int) -> bool:
+    """Make the root's ``asterisk`` account the host's dedicated one (same uid and gid) and
+    hand it every file the old ids owned; True if anything changed.
+
+    Asterisk looks its ``runuser`` up in the root's /etc/passwd; the kernel and every host
+    tool see only the number. With the same numbers on both sides the processes and files
+    belong to the host's ``switchboard-pbx``, not to whichever host account had the
+    package's uid (101 is ``postgres`` on some machines).
+    """
+    passwd, group = root / "etc/passwd", root / "etc/group"
+    users, groups = _table(passwd), _table(group)
+    group_gid = next((int(r[2]) for r in groups if r[0] == ROOT_USER), None)
+    if asterisk_ids(root) == (uid, gid) and group_gid == gid:
+        return False
+    old_uid = _take_id(users, passwd, uid, 2, {3: str(gid)})
+    old_gid = _take_id(groups, group, gid, 2, {})
+    _write_table(passwd, users)
+    _write_table(group, groups)
+    for dirpath, dirnames, filenames in os.walk(root):
+        if dirpath == str(root):
+            dirnames[:] = [d for d in dirnames if d not in ("proc", "sys", "dev")]
+        for name in [*dirnames, *filenames]:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            new_uid = uid if st.st_uid == old_uid else -1
+            new_gid = gid if st.st_gid == old_gid else -1
+            if (new_uid, new_gid) != (-1, -1):
+                os.lchown(path, new_uid, new_gid)
+    return True
 
 
 def system_asterisk_version() -> int | None:
@@ -171,8 +264,10 @@ class ContainedAsterisk:
     log_path: Path
     process: subprocess.Popen | None = None
 
+    INNER_COMMAND = ("/usr/sbin/asterisk", "-f", "-n")  # as seen inside the root
+
     def command(self) -> list[str]:
-        return ["chroot", str(self.root), "/usr/sbin/asterisk", "-f", "-n"]
+        return ["chroot", str(self.root), *self.INNER_COMMAND]
 
     def start(self) -> subprocess.Popen:
         """Start Asterisk in the background, in its own session, logging to ``log_path``."""
