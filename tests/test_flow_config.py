@@ -52,6 +52,7 @@ def spec_of(name: str, tmp_path: Path):
     (root / "agents").mkdir(parents=True)
     (root / "secrets").mkdir()
     (root / "secrets" / "appointments.key").write_text("k3y-k3y-k3y\n")
+    (root / "secrets" / "appointments.key").chmod(0o600)
     (root / "switchboard.yaml").write_text(SITE.replace("demo", name))
     shutil.copyfile(FEATURES / f"{name}.yaml", root / "agents" / f"{name}.yaml")
     cfg = load_configuration(root)
