@@ -162,8 +162,7 @@ class Responder:
         text = reply.text
         if not reply.refused or reply.interrupted:
             return text
-        assert guard is not None
-        self._sink(CallEvent("refused", guard.refused))
+        self._sink(CallEvent("refused", guard.refused if guard and guard.refused else "code"))
         # what was said before the refused clause stands; the fact (or "I don't know")
         # follows, so the caller is never left with half an answer
         then = Plan(Step.FACT, plan_.fallback) if plan_.fallback else self.answers.refused()

@@ -255,3 +255,11 @@ def test_with_knowledge_only_small_talk_reaches_the_model(knowledge) -> None:
         assert answers.answer(said).step is Step.FREE, said
     # a statement about something the agent knows nothing about is not guessed at
     assert answers.answer("hi yeah I've got a really bad toothache").step is Step.UNKNOWN
+
+
+def test_a_tool_result_read_out_as_json_is_refused() -> None:
+    from agent.answers.clauses import ClauseGate
+
+    gate = ClauseGate()
+    assert gate.take("Your balance is 42 dollars.")
+    assert not gate.take('{"ok": true, "result": {"balance": "42.50"}}') and gate.refused

@@ -4,6 +4,7 @@ sentence left unfinished (the token limit) is dropped, so answers end at a bound
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -12,6 +13,7 @@ from agent.speech.clauses import CLOSERS, ClauseSplitter
 MAX_CLAUSES = 8  # a phone answer longer than this is cut (and so is a loop)
 MAX_SENTENCES = 3  # answers end at a sentence boundary, after at most this many
 SENTENCE_END = (".", "!", "?", "…")
+_CODE = re.compile(r"[{}\[\]]|\"\s*:|\b(true|false|null)\b\s*[,}]")
 
 
 @dataclass
@@ -32,6 +34,9 @@ class ClauseGate:
         ends = clause.rstrip(CLOSERS).endswith(SENTENCE_END)
         if self.model:
             if self._sentences >= MAX_SENTENCES or (last and self._sentences and not ends):
+                return False
+            if _CODE.search(clause):  # a tool's raw JSON read out is no answer
+                self.refused = True
                 return False
             if self.check is not None and not self.check(clause):
                 self.refused = True
