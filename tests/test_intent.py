@@ -201,3 +201,17 @@ async def test_the_tool_bench_measures_the_planner() -> None:
 def test_a_transfer_without_targets_is_refused() -> None:
     with pytest.raises(ValueError, match="target"):
         ToolSpec(name="transfer", kind="transfer")
+
+
+def test_asking_about_staff_is_not_asking_to_be_put_through() -> None:
+    from agent.tools.choice import choose
+    from agent.tools.spec import ToolSpec
+
+    transfer = ToolSpec(name="transfer", kind="transfer", description="Put the caller "
+                        "through to a person.", targets={"front desk": "101"})
+    for question in ("Can you tell me about your staff?", "Is Dr. Chen a family doctor?",
+                     "Does a nurse do the vaccinations?"):
+        assert choose(question, [transfer]) is None, question
+    for request in ("Can I talk to the pharmacist?", "Put me through to the front desk.",
+                    "I'd like to speak to a nurse."):
+        assert choose(request, [transfer]) is not None, request

@@ -31,9 +31,9 @@ STOP = {"the", "a", "an", "to", "of", "and", "or", "for", "is", "are", "my", "me
         "say", "put", "give", "number", "will", "know", "help", "check", "use", "when's",
         "has", "have", "had", "yet", "much", "many", "any", "from", "out", "which", "who"}
 CUES = {
+    # asking to be put through, not asking about someone: "Is Dr. Chen in?" is a question
     "transfer": {"person", "human", "someone", "somebody", "agent", "transfer", "through",
-                 "connect", "operator", "representative", "speak", "talk", "staff",
-                 "pharmacist", "doctor", "nurse", "reception", "desk"},
+                 "connect", "operator", "representative", "speak", "talk"},
     "hangup": {"bye", "goodbye", "hang", "that's all", "thats all", "nothing else",
                "all set", "done", "end the call", "end this call"},
     "send_dtmf": {"press", "dial", "tone", "tones", "keypad"},
