@@ -203,7 +203,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return Path(value) if value else None
 
     return run_simulate(SimulateOptions(
-        Path(args.scenarios), agent=args.agent, json_path=path(args.json),
+        [Path(f) for f in args.scenarios], agent=args.agent, json_path=path(args.json),
         sandbox=args.sandbox, threshold=args.threshold, only=args.only or [],
         agents_dir=path(args.agents_dir), config_dir=path(args.config_dir),
         data_dir=path(args.data_dir), workdir=path(args.workdir),
@@ -316,8 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="simulated callers: spoken scenarios over SIP/RTP "
                        "with checks on what the agent said and did (exit 1 below threshold)")
-    p.add_argument("scenarios", metavar="SCENARIOS.yaml", help="scenario file (examples in "
-                   "appliance/examples/scenarios/)")
+    p.add_argument("scenarios", metavar="SCENARIOS.yaml", nargs="+", help="scenario files "
+                   "(examples in appliance/examples/scenarios/)")
     p.add_argument("--agent", help="only this agent's scenarios (and the scenarios that name "
                    "no agent, run against it)")
     p.add_argument("--only", action="append", metavar="SCENARIO",

@@ -21,7 +21,7 @@ from appliance.simulate.caller import Action, RuleCaller
 from appliance.simulate.scenario import Scenario
 from appliance.simulate.voice import LEAD, CallerVoice
 
-QUIET = 1.6
+QUIET = 2.0
 """The agent has finished speaking once nothing voiced arrived for this long."""
 GREETING_TIMEOUT = 12.0
 ANSWER_TIMEOUT = 25.0
@@ -221,6 +221,10 @@ async def place_call(phone: Any, extension: str, scenario: Scenario, voice: Call
     """Call ``extension``, play the scenario, hang up (unless the agent did)."""
     from appliance.sipphone import SipError
 
+    filler = RuleCaller(scenario)
+    lines = [filler.fill(s.text) for s in scenario.script if s.text is not None]
+    await asyncio.to_thread(lambda: [voice.say(t, scenario.caller.voice,
+                                               scenario.caller.noise_db) for t in lines])
     trace = CallTrace(started_wall=time.time())
     dialog = None
     try:

@@ -123,7 +123,8 @@ class RuleCaller:
             if re.search(rule.when, agent_said, re.IGNORECASE) and self._use(f"rule{i}",
                                                                              rule.times):
                 if rule.press is not None:
-                    return self._count(Action("press", rule.press, source=f"rule {i + 1}"))
+                    return self._count(Action("press", self.fill(rule.press),
+                                              source=f"rule {i + 1}"))
                 assert rule.say is not None
                 return self._count(Action("say", self.fill(rule.say), source=f"rule {i + 1}"))
         return None
@@ -155,7 +156,7 @@ class RuleCaller:
         if step.silence is not None:
             return Action("silence", seconds=step.silence)
         if step.press is not None:
-            return self._count(Action("press", step.press))
+            return self._count(Action("press", self.fill(step.press)))
         text = self.fill(step.text or "")
         if step.interrupt is not None:  # not after a say (the loader checks): said plainly
             return self._count(Action("say", text))

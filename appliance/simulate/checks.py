@@ -116,9 +116,12 @@ def _tools(expect: Expect, out: CallOutcome) -> list[CheckResult]:
         if out.record is None:
             results.append(CheckResult(name, False, "no call record to check"))
             continue
-        ok = any(c["name"] == want.name and all(
-            re.search(p, _arg_text((c.get("arguments") or {}).get(k)), re.IGNORECASE)
-            for k, p in want.arguments.items()) for c in calls)
+        candidates = [c for c in calls if c["name"] == want.name]
+        if want.last:
+            candidates = candidates[-1:]
+            name += " last"
+        ok = any(all(re.search(p, _arg_text((c.get("arguments") or {}).get(k)), re.IGNORECASE)
+                     for k, p in want.arguments.items()) for c in candidates)
         results.append(CheckResult(name, ok, "" if ok else f"called: {made}"))
     for tool in expect.never_called:
         hits = [c for c in calls if c["name"] == tool]

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.bench.report import loadavg
 from appliance.simulate.call import place_call
 from appliance.simulate.checks import CallOutcome, evaluate
 from appliance.simulate.report import build_report, format_report, scenario_result
-from appliance.simulate.scenario import Scenario, load_scenarios, select
+from appliance.simulate.scenario import Scenario, load_scenarios, only, select
 from appliance.simulate.target import (
     EXAMPLE_AGENTS,
     WEBHOOK_KEY,
@@ -38,7 +39,7 @@ BETWEEN_CALLS = 1.0  # seconds for the daemon to finish the last call's clean-up
 class SimulateOptions:
     """What ``switchboard simulate`` was asked to do."""
 
-    scenarios: Path
+    scenarios: list[Path]
     agent: str | None = None
     json_path: Path | None = None
     sandbox: bool = False
@@ -151,9 +152,14 @@ def run_simulate(opts: SimulateOptions, progress: Callable[[str], None] = _progr
     from appliance.config.base import ConfigError
 
     logging.getLogger("appliance.sipphone").setLevel(logging.WARNING)
+    chosen: list[tuple[str, Scenario]] = []
+    replies: dict[str, Any] = {}
     try:
-        doc = load_scenarios(opts.scenarios)
-        chosen = select(doc, opts.agent, opts.only)
+        for file in opts.scenarios:
+            doc = load_scenarios(file)
+            chosen += select(doc, opts.agent)
+            replies.update(doc.webhooks)
+        chosen = only(chosen, opts.only)
     except ConfigError as err:
         for issue in err.errors:
             print(issue, file=sys.stderr)
@@ -162,20 +168,23 @@ def run_simulate(opts: SimulateOptions, progress: Callable[[str], None] = _progr
         print(f"simulate: {err}", file=sys.stderr)
         return 2
     if not chosen:
-        print(f"simulate: no scenario in {opts.scenarios} is for agent {opts.agent}",
+        print(f"simulate: no scenario in {', '.join(map(str, opts.scenarios))} is for agent "
+              f"{opts.agent}",
               file=sys.stderr)
         return 2
     agents = list(dict.fromkeys(a for a, _sc in chosen))
     try:
         with contextlib.ExitStack() as stack:
             target = _open_target(opts, agents, stack, progress)
+            load_start = loadavg()
             progress(f"{len(chosen)} scenario(s) against {', '.join(agents)} ({target.mode})")
-            results = asyncio.run(run_suite(target, chosen, doc.webhooks, progress,
+            results = asyncio.run(run_suite(target, chosen, replies, progress,
                                             opts.recordings))
     except SimulateError as err:
         print(f"simulate failed: {err}", file=sys.stderr)
         return 2
-    settings = {"scenario_file": str(opts.scenarios), "mode": target.mode,
+    settings = {"scenario_files": [str(f) for f in opts.scenarios], "mode": target.mode,
+                "loadavg_start": load_start, "loadavg_end": loadavg(),
                 "agents": target.extensions, "models": target.models,
                 "threshold": opts.threshold, "notes": target.notes}
     report = build_report(results, settings)

@@ -40,6 +40,17 @@ Pattern = Annotated[str, AfterValidator(_check_pattern)]
 """A regular expression, matched case-insensitively anywhere in the text."""
 
 
+def _check_keys(value: str) -> str:
+    if re.fullmatch(r"([0-9*#]|\{\w+\})+", value) and len(value) <= 40:
+        return value
+    raise invalid(f"'{value}' cannot be pressed on a keypad",
+                  "write digits, * and #, or a fact such as {account}#, e.g. 12345678#")
+
+
+Keys = Annotated[str, AfterValidator(_check_keys)]
+"""Keypad digits (0-9 * #), facts allowed as {placeholders}."""
+
+
 class Caller(ConfigModel):
     """The persona: facts the caller gives when asked, and how they sound."""
 
@@ -69,8 +80,7 @@ class Step(ConfigModel):
                                   "before, `after` seconds into it")
     after: float = Field(1.0, ge=0, le=10, description="seconds into the answer (interrupt)")
     silence: float | None = Field(None, gt=0, le=60, description="stay silent this long")
-    press: str | None = Field(None, pattern=r"^[0-9*#]{1,20}$",
-                              description="keypad digits, e.g. 12345678#")
+    press: Keys | None = Field(None, description="keypad digits, e.g. 12345678#")
     hangup: bool = Field(False, description="hang up now")
 
     @model_validator(mode="after")
@@ -95,7 +105,7 @@ class Rule(ConfigModel):
     when: Pattern = Field(description="pattern in what the agent just said",
                           examples=["account number"])
     say: str | None = None
-    press: str | None = Field(None, pattern=r"^[0-9*#]{1,20}$")
+    press: Keys | None = None
     times: int = Field(1, ge=1, le=5, description="at most this many times in one call")
 
     @model_validator(mode="after")
@@ -111,6 +121,8 @@ class ToolExpectation(ConfigModel):
 
     name: str
     arguments: dict[str, Pattern] = Field(default_factory=dict)
+    last: bool = Field(False, description="only the last call of this tool counts (the "
+                       "booking after a correction)")
 
 
 class Expect(ConfigModel):
@@ -177,7 +189,9 @@ def _semantic_issues(doc: ScenarioFile, file: Path, locator: Locator) -> list[Co
         known = sc.caller.values()
         texts = [((*at, "script", j, "say" if s.say is not None else "interrupt"), s.text)
                  for j, s in enumerate(sc.script)]
-        texts += [((*at, "rules", j, "say"), r.say) for j, r in enumerate(sc.rules)]
+        texts += [((*at, "script", j, "press"), s.press) for j, s in enumerate(sc.script)]
+        texts += [((*at, "rules", j, "say" if r.say is not None else "press"), r.say or r.press)
+                  for j, r in enumerate(sc.rules)]
         for path, text in texts:
             if text is None:
                 continue
@@ -214,10 +228,9 @@ def load_scenarios(file: Path) -> ScenarioFile:
     return doc
 
 
-def select(doc: ScenarioFile, agent: str | None, names: list[str] | None = None
-           ) -> list[tuple[str, Scenario]]:
-    """(agent, scenario) pairs to run: ``agent`` runs its own and the agent-less scenarios;
-    ``names`` keeps only those scenarios (ValueError names what is missing)."""
+def select(doc: ScenarioFile, agent: str | None) -> list[tuple[str, Scenario]]:
+    """(agent, scenario) pairs to run: ``agent`` runs its own and the agent-less scenarios
+    (ValueError when a scenario names no agent and none is given)."""
     chosen: list[tuple[str, Scenario]] = []
     for sc in doc.scenarios:
         owner = sc.agent or doc.agent
@@ -228,9 +241,14 @@ def select(doc: ScenarioFile, agent: str | None, names: list[str] | None = None
             raise ValueError(f'scenario "{sc.name}" names no agent: add agent: to the '
                              "scenario or the file, or pass --agent NAME")
         chosen.append((owner, sc))
-    if names:
-        missing = [n for n in names if n not in {sc.name for _a, sc in chosen}]
-        if missing:
-            raise ValueError(f"no such scenario: {', '.join(missing)}")
-        chosen = [(a, sc) for a, sc in chosen if sc.name in names]
     return chosen
+
+
+def only(chosen: list[tuple[str, Scenario]], names: list[str]) -> list[tuple[str, Scenario]]:
+    """Just the scenarios ``names`` (all when empty); ValueError names what is missing."""
+    if not names:
+        return chosen
+    missing = [n for n in names if n not in {sc.name for _a, sc in chosen}]
+    if missing:
+        raise ValueError(f"no such scenario: {', '.join(missing)}")
+    return [(a, sc) for a, sc in chosen if sc.name in names]
