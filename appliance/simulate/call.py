@@ -24,9 +24,12 @@ from appliance.simulate.voice import LEAD, CallerVoice
 QUIET = 2.0
 """The agent has finished speaking once nothing voiced arrived for this long."""
 GREETING_TIMEOUT = 12.0
-ANSWER_TIMEOUT = 25.0
+ANSWER_TIMEOUT = 30.0
 """Longest wait for the agent's first audio after the caller spoke (then: no answer)."""
 UTTERANCE_TIMEOUT = 60.0
+FINAL_WAIT = 6.0
+"""With nothing left to say, the caller still listens this long (the agent may follow a
+wait phrase with the result, or ask something) before hanging up."""
 MAX_ACTIONS = 24
 MAX_CALL_SECONDS = 300.0
 STILL_TALKING = 0.3  # voiced audio this recent means the agent is still speaking
@@ -213,6 +216,9 @@ class Conversation:
             if self.over:
                 break
             action = self.caller.next(agent_said)
+            if action is None and not self.over:
+                more = await self.hear(time.monotonic(), FINAL_WAIT)
+                action = self.caller.next(more.text) if more is not None else None
         self.trace.turns = self.caller.turns
 
 
