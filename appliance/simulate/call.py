@@ -27,7 +27,7 @@ GREETING_TIMEOUT = 12.0
 ANSWER_TIMEOUT = 30.0
 """Longest wait for the agent's first audio after the caller spoke (then: no answer)."""
 UTTERANCE_TIMEOUT = 60.0
-FINAL_WAIT = 6.0
+FINAL_WAIT = 5.0
 """With nothing left to say, the caller still listens this long (the agent may follow a
 wait phrase with the result, or ask something) before hanging up."""
 MAX_ACTIONS = 24

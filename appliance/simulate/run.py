@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -147,6 +148,10 @@ def _open_target(opts: SimulateOptions, agents: list[str], stack: contextlib.Exi
     return stack.enter_context(sandbox_target(workdir, files, progress))
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_simulate(opts: SimulateOptions, progress: Callable[[str], None] = _progress) -> int:
     """CLI entry: 0 when task success reaches the threshold, 1 below it, 2 on errors."""
     from appliance.config.base import ConfigError
@@ -173,6 +178,8 @@ def run_simulate(opts: SimulateOptions, progress: Callable[[str], None] = _progr
               file=sys.stderr)
         return 2
     agents = list(dict.fromkeys(a for a, _sc in chosen))
+    # SIGTERM unwinds like Ctrl-C, so the sandbox's daemon and Asterisk are always stopped.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         with contextlib.ExitStack() as stack:
             target = _open_target(opts, agents, stack, progress)
