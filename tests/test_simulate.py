@@ -266,6 +266,9 @@ def test_transfer_by_label_or_extension(tmp_path: Path) -> None:
     out = CallOutcome(record=record(tools=[transfer], events=[("transfer", "102")]))
     assert results(tmp_path, "      transfer: billing\n", out)["transferred to billing"].ok
     assert results(tmp_path, "      transfer: '102'\n", out)["transferred to 102"].ok
+    either = "front desk|billing"
+    assert results(tmp_path, f"      transfer: {either}\n", out)[f"transferred to {either}"].ok
+    assert not results(tmp_path, "      transfer: bill\n", out)["transferred to bill"].ok
     wrong = results(tmp_path, "      transfer: front desk\n", out)["transferred to front desk"]
     assert not wrong.ok and wrong.detail == "found: 102, billing"
     failed = dict(transfer, ok=False)
@@ -398,3 +401,127 @@ async def test_webhook_receiver_checks_signatures_and_answers(tmp_path: Path) ->
     assert receiver.since(began) == [
         {"tool": "book", "arguments": {"day": "tuesday"}, "signed": True},
         {"tool": "book", "arguments": {"day": "friday"}, "signed": False}]
+
+
+# -- the call driver, over a fake phone line -------------------------------------------------
+
+class FakeLine:
+    """A dialog whose agent answers each caller line after ``delay`` seconds with the next
+    of ``answers`` (0.3 s of tone), and may hang up while the caller speaks."""
+
+    def __init__(self, answers: list[str], delay: float, hang_up_on: int | None = None) -> None:
+        import asyncio
+        import time
+
+        self.answered_at = time.monotonic()
+        self.received_packets: list = []
+        self.sent_packets: list = []
+        self.ended = asyncio.Event()
+        self.texts: list[str] = []
+        self.answers, self.delay, self.hang_up_on = list(answers), delay, hang_up_on
+        self.lines = 0
+        self.bye = False
+        self._speak(self.answered_at, "Hello, how can I help?")
+
+    def _speak(self, at: float, text: str) -> None:
+        import numpy as np
+
+        from appliance.sipphone.media import ReceivedPacket
+
+        tone = (8000 * np.sin(np.arange(160) / 3)).astype(np.int16)
+        self.received_packets += [ReceivedPacket(at + i * 0.02, i, i * 160, tone)
+                                  for i in range(15)]
+        self.texts.append(text)
+
+    async def play(self, pcm) -> None:
+        import asyncio
+        import time
+
+        from appliance.sipphone import SipError
+        from appliance.sipphone.media import SentPacket
+
+        if self.ended.is_set():
+            raise SipError("cannot play audio: the call has ended")
+        self.lines += 1
+        if self.lines == self.hang_up_on:
+            self.ended.set()
+            raise SipError("cannot play audio: the call has ended")
+        start = time.monotonic()
+        frames = len(pcm) // 160
+        self.sent_packets += [SentPacket(start + i * 0.02, i, i * 160, True, True)
+                              for i in range(frames)]
+        await asyncio.sleep(frames * 0.02)
+        if self.answers:
+            self._speak(start + frames * 0.02 + self.delay, self.answers.pop(0))
+
+    async def hangup(self) -> None:
+        self.bye = True
+
+
+class FakeStt:
+    def __init__(self, line: FakeLine) -> None:
+        self.line, self.heard = line, 0
+
+    async def transcribe(self, audio):
+        from types import SimpleNamespace
+
+        self.heard += 1
+        return SimpleNamespace(text=self.line.texts[self.heard - 1])
+
+
+class FakeVoice:
+    def say(self, text: str, voice: str, noise_db: float | None = None):
+        import numpy as np
+
+        return np.ones(1600, dtype=np.int16)  # 0.2 s
+
+
+@pytest.fixture
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    import appliance.simulate.call as call
+
+    monkeypatch.setattr(call, "QUIET", 0.15)
+    monkeypatch.setattr(call, "FINAL_WAIT", 0.2)
+    monkeypatch.setattr(call, "LEAD", 0.0)
+
+
+async def test_call_driver_hears_answers_measures_latency_and_hangs_up(
+        tmp_path: Path, quick: None) -> None:
+    from appliance.simulate.call import place_call
+
+    sc = one(tmp_path, "    caller: {name: Ann Lee}\n"
+             "    script: [{say: 'What are your hours?'}, {say: 'Thanks, bye.'}]\n")
+    line = FakeLine(["We open at nine. What is your name?", "My name? Sure.", "Goodbye!"],
+                    delay=0.25)
+    phone = type("Phone", (), {"call": lambda self, ext, timeout: _ready(line)})()
+    trace = await place_call(phone, "601", sc, FakeVoice(), FakeStt(line))
+    said = [(u.who, u.text, u.how) for u in trace.utterances]
+    assert said == [
+        ("agent", "Hello, how can I help?", ""),
+        ("caller", "What are your hours?", "script"),
+        ("agent", "We open at nine. What is your name?", ""),
+        ("caller", "My name is Ann Lee.", "asked name"),
+        ("agent", "My name? Sure.", ""),
+        ("caller", "Thanks, bye.", "script"),
+        ("agent", "Goodbye!", "")]
+    assert trace.turns == 3 and trace.hung_up_by == "caller" and line.bye
+    assert len(trace.voice_latencies) == 3
+    assert all(240 <= v <= 320 for v in trace.voice_latencies), trace.voice_latencies
+    assert trace.error is None
+
+
+async def test_agent_ending_the_call_while_the_caller_speaks_is_no_error(
+        tmp_path: Path, quick: None) -> None:
+    from appliance.simulate.call import place_call
+
+    sc = one(tmp_path, "    script: [{say: 'Put me through.'}, {say: 'Hello?'}]\n")
+    line = FakeLine(["One moment."], delay=0.1, hang_up_on=2)
+    phone = type("Phone", (), {"call": lambda self, ext, timeout: _ready(line)})()
+    trace = await place_call(phone, "601", sc, FakeVoice(), FakeStt(line))
+    assert trace.error is None and trace.hung_up_by == "agent" and not line.bye
+    assert [u.text for u in trace.utterances if u.who == "agent"] == [
+        "Hello, how can I help?", "One moment."]
+
+
+async def _ready(line: FakeLine) -> FakeLine:
+    return line

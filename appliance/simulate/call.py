@@ -20,6 +20,7 @@ from appliance.bench.listening import audio_between
 from appliance.simulate.caller import Action, RuleCaller
 from appliance.simulate.scenario import Scenario
 from appliance.simulate.voice import LEAD, CallerVoice
+from appliance.sipphone import SipError
 
 QUIET = 2.0
 """The agent has finished speaking once nothing voiced arrived for this long."""
@@ -207,12 +208,17 @@ class Conversation:
             if time.monotonic() - self.origin > MAX_CALL_SECONDS:
                 self.trace.error = f"call went on past {MAX_CALL_SECONDS:g} s"
                 break
-            if action.kind == "say":
-                agent_said = await self.say(action)
-            elif action.kind == "press":
-                agent_said = await self.press(action)
-            else:
-                agent_said = await self.silence(action.seconds)
+            try:
+                if action.kind == "say":
+                    agent_said = await self.say(action)
+                elif action.kind == "press":
+                    agent_said = await self.press(action)
+                else:
+                    agent_said = await self.silence(action.seconds)
+            except SipError:
+                if self.over:  # the agent hung up or transferred while the caller spoke
+                    break
+                raise
             if self.over:
                 break
             action = self.caller.next(agent_said)
@@ -225,8 +231,6 @@ class Conversation:
 async def place_call(phone: Any, extension: str, scenario: Scenario, voice: CallerVoice,
                      stt: Any, recording: Path | None = None) -> CallTrace:
     """Call ``extension``, play the scenario, hang up (unless the agent did)."""
-    from appliance.sipphone import SipError
-
     filler = RuleCaller(scenario)
     lines = [filler.fill(s.text) for s in scenario.script if s.text is not None]
     await asyncio.to_thread(lambda: [voice.say(t, scenario.caller.voice,

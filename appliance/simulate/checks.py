@@ -140,12 +140,11 @@ def _transfer(target: str, out: CallOutcome) -> CheckResult:
     name = f"transferred to {target}"
     if out.record is None:
         return CheckResult(name, False, "no call record to check")
-    want = target.strip().lower()
     events = [e["detail"] for e in out.record.get("events", []) if e["kind"] == "transfer"]
     labels = [str((c.get("result") or {}).get("transferred_to", "")) for c in
               out.record.get("tool_calls", []) if c.get("ok") and isinstance(c.get("result"),
                                                                               dict)]
-    ok = any(x.strip().lower() == want for x in events + labels)
+    ok = any(re.fullmatch(target, x.strip(), re.IGNORECASE) for x in events + labels)
     found = ", ".join(sorted(set(events + labels))) or "no transfer"
     return CheckResult(name, ok, "" if ok else f"found: {found}")
 

@@ -134,8 +134,9 @@ class Expect(ConfigModel):
                                       description="none may appear in what the agent said")
     tools: list[ToolExpectation] = Field(default_factory=list)
     never_called: list[str] = Field(default_factory=list, description="tools that must not run")
-    transfer: str | None = Field(None, description="put through to this target (label or "
-                                 "extension)", examples=["billing"])
+    transfer: Pattern | None = Field(None, description="put through to this target: its "
+                                     "label or extension, in full (a pattern: front desk|billing)",
+                                     examples=["billing"])
     events: list[str] = Field(default_factory=list,
                               description="call record events that must occur, e.g. barge_in")
     ended_politely: bool = Field(False, description="the agent's last words close the call "
