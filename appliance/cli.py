@@ -207,7 +207,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         sandbox=args.sandbox, threshold=args.threshold, only=args.only or [],
         agents_dir=path(args.agents_dir), config_dir=path(args.config_dir),
         data_dir=path(args.data_dir), workdir=path(args.workdir),
-        recordings=path(args.recordings)))
+        recordings=path(args.recordings), recheck=path(args.recheck)))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -334,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", metavar="DIR", help="sandbox work directory, kept afterwards "
                    "(default: a temporary directory, removed)")
     p.add_argument("--recordings", metavar="DIR", help="keep what each caller heard as WAV")
+    p.add_argument("--recheck", metavar="RESULTS.json", help="call nobody: apply the "
+                   "scenarios' checks again to the calls in an earlier --json")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("eval", help="measure accuracy on generated test material")

@@ -525,3 +525,25 @@ async def test_agent_ending_the_call_while_the_caller_speaks_is_no_error(
 
 async def _ready(line: FakeLine) -> FakeLine:
     return line
+
+
+def test_recheck_applies_edited_checks_to_an_earlier_result(tmp_path: Path) -> None:
+    from appliance.simulate.call import CallTrace, Utterance
+    from appliance.simulate.recheck import recheck_all
+    from appliance.simulate.report import scenario_result
+
+    before = one(tmp_path, "    script: [{say: hi}]\n    expect:\n      said: [park]\n")
+    trace = CallTrace(turns=1, hung_up_by="caller", utterances=[
+        Utterance("agent", "Park at the front, call 555-0199.", 0.0, 1.0)])
+    rec = record([("parking?", "Park at the front, call 555-0199.")],
+                 tools=[{"name": "transfer", "arguments": {"target": "billing"}, "ok": True,
+                         "result": {"transferred_to": "billing"}}], events=[("transfer", "102")])
+    earlier = scenario_result("receptionist", before, trace,
+                              evaluate(before, CallOutcome(trace.heard, rec, 1)), rec, [])
+    assert earlier["passed"]
+    after = one(tmp_path, "    script: [{say: hi}]\n    expect:\n      said: [behind]\n"
+                "      never_said: ['\\d{3}-\\d{4}']\n      transfer: billing\n")
+    (result,), missing = recheck_all([("receptionist", after)], {"scenarios": [earlier]})
+    assert missing == []
+    assert result["failed"] == ["said /behind/", "never said /\\d{3}-\\d{4}/"]
+    assert {c["name"]: c["ok"] for c in result["checks"]}["transferred to billing"]

@@ -51,6 +51,7 @@ class SimulateOptions:
     data_dir: Path | None = None
     workdir: Path | None = None
     recordings: Path | None = None
+    recheck: Path | None = None  # an earlier --json: apply the checks again, call nobody
 
 
 _STARTED = time.monotonic()
@@ -177,6 +178,8 @@ def run_simulate(opts: SimulateOptions, progress: Callable[[str], None] = _progr
               f"{opts.agent}",
               file=sys.stderr)
         return 2
+    if opts.recheck is not None:
+        return _recheck(opts, chosen)
     agents = list(dict.fromkeys(a for a, _sc in chosen))
     # SIGTERM unwinds like Ctrl-C, so the sandbox's daemon and Asterisk are always stopped.
     signal.signal(signal.SIGTERM, _terminate)
@@ -194,10 +197,32 @@ def run_simulate(opts: SimulateOptions, progress: Callable[[str], None] = _progr
                 "loadavg_start": load_start, "loadavg_end": loadavg(),
                 "agents": target.extensions, "models": target.models,
                 "threshold": opts.threshold, "notes": target.notes}
-    report = build_report(results, settings)
+    return _finish(opts, build_report(results, settings))
+
+
+def _recheck(opts: SimulateOptions, chosen: list[tuple[str, Scenario]]) -> int:
+    from appliance.simulate.recheck import recheck_all
+
+    assert opts.recheck is not None
+    try:
+        earlier = json.loads(opts.recheck.read_text())
+        results, missing = recheck_all(chosen, earlier)
+    except (OSError, ValueError, KeyError) as err:
+        print(f"simulate: cannot recheck {opts.recheck}: {err}", file=sys.stderr)
+        return 2
+    if missing:
+        print(f"simulate: not in {opts.recheck} (not rechecked): {', '.join(missing)}",
+              file=sys.stderr)
+    settings = {**earlier.get("settings", {}), "threshold": opts.threshold,
+                "rechecked_from": str(opts.recheck),
+                "scenario_files": [str(f) for f in opts.scenarios]}
+    return _finish(opts, build_report(results, settings))
+
+
+def _finish(opts: SimulateOptions, report: dict[str, Any]) -> int:
     print(format_report(report))
     if opts.json_path is not None:
         opts.json_path.parent.mkdir(parents=True, exist_ok=True)
         opts.json_path.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
-        progress(f"wrote {opts.json_path}")
+        print(f"wrote {opts.json_path}", file=sys.stderr)
     return 0 if report["summary"]["task_success"] >= opts.threshold else 1
