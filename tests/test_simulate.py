@@ -142,7 +142,7 @@ def test_script_then_builtin_answers_then_hang_up(tmp_path: Path) -> None:
              "    script:\n      - say: I'd like an appointment.\n")
     caller = RuleCaller(sc)
     assert caller.first().text == "I'd like an appointment."
-    assert caller.next("Sure. Which day would suit you?").text == "Tuesday would be best."
+    assert caller.next("Sure. Which day would suit you?").text == "On Tuesday."
     assert caller.next("And your full name, please?").text == "My name is Maria Gonzalez."
     said = caller.next("What's the best phone number to reach you?")
     assert said.text == "My number is five five five, two one three, four four seven seven."
@@ -547,3 +547,20 @@ def test_recheck_applies_edited_checks_to_an_earlier_result(tmp_path: Path) -> N
     assert missing == []
     assert result["failed"] == ["said /behind/", "never said /\\d{3}-\\d{4}/"]
     assert {c["name"]: c["ok"] for c in result["checks"]}["transferred to billing"]
+
+
+def test_weekday_matches_a_day_argument_or_an_iso_date() -> None:
+    from appliance.simulate.checks import on_weekday
+
+    assert on_weekday({"day": "Tuesday", "name": "Ann"}, "tuesday")
+    assert on_weekday({"date": "2026-12-01", "time": "10:30"}, "Tuesday")  # a Tuesday
+    assert not on_weekday({"date": "2026-12-02"}, "tuesday")
+    assert on_weekday({"old_date": "2026-12-01", "new_date": "2026-12-04"}, "friday")
+    assert not on_weekday({"date": "next tuesday"}, "tuesday")
+
+
+def test_time_is_answered_when_asked(tmp_path: Path) -> None:
+    sc = one(tmp_path, "    caller: {time: half past ten}\n    script: [{say: hi}]\n")
+    caller = RuleCaller(sc)
+    caller.first()
+    assert caller.next("And at what time?").text == "At half past ten."

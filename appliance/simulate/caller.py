@@ -56,8 +56,9 @@ def _rx(*alternatives: str) -> re.Pattern[str]:
 
 # A read-back or confirmation question.
 CONFIRM = _rx(r"\b(is|was) (that|this|it) (right|correct)\b", r"\bdid i get (that|it) right",
-              r"\bcorrect\s*\?", r"\bright\s*\?", r"\bcan you confirm\b", r"\bshall i book\b",
-              r"\bshould i book\b", r"\bdo you want me to book\b")
+              r"\bcorrect\s*\?", r"\bright\s*\?", r"\bcan you confirm\b",
+              r"\b(shall|should) i (book|send|cancel|move|go ahead)\b",
+              r"\bdo you want me to (book|send|cancel|move)\b")
 ASK_NAME = _rx(r"\b(your|the) (full |first |last )?name\b", r"\bwho (am i|is) (speaking|calling)",
                r"\bname,? please\b", r"\bunder what name\b", r"\bwhat name\b")
 ASK_NUMBER = _rx(r"\b(phone|telephone|call ?back|contact|mobile) number\b", r"\byour number\b",
@@ -66,6 +67,8 @@ ASK_NUMBER = _rx(r"\b(phone|telephone|call ?back|contact|mobile) number\b", r"\b
 ASK_DAY = _rx(r"\b(which|what) day\b", r"\bwhat date\b", r"\bwhen would you like\b",
               r"\bday (would|works|suits)\b", r"\bwhen (is|would be) (good|best|convenient)\b",
               r"\bwhen do you want\b")
+ASK_TIME = _rx(r"\b(at )?what time (would|works|suits|is good|do you want)",
+               r"\bwhat time\s*\?", r"\bwhich time\b", r"\bmorning or (the )?afternoon\b")
 ANYTHING_ELSE = _rx(r"\banything else\b", r"\bsomething else\b", r"\bhelp (you )?with anything\b",
                     r"\banything more\b", r"\bany other (question|thing)")
 GOODBYE = "No, that's all. Thank you, goodbye."
@@ -140,7 +143,8 @@ class RuleCaller:
         for key, pattern, template in (
                 ("name", ASK_NAME, "My name is {name}."),
                 ("number", ASK_NUMBER, "My number is {number}."),
-                ("day", ASK_DAY, "{day} would be best.")):
+                ("day", ASK_DAY, "On {day}."),
+                ("time", ASK_TIME, "At {time}.")):
             if key in self.facts and pattern.search(agent_said) \
                     and self._use(key, BUILTIN_TIMES):
                 return self._count(Action("say", self.fill(template), source=f"asked {key}"))

@@ -12,6 +12,7 @@ Patterns are matched case-insensitively on normalised text: number words become 
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from dataclasses import dataclass, field
@@ -120,14 +121,37 @@ def _tools(expect: Expect, out: CallOutcome) -> list[CheckResult]:
         if want.last:
             candidates = candidates[-1:]
             name += " last"
+        if want.weekday:
+            name += f" on a {want.weekday.lower()}"
         ok = any(all(re.search(p, _arg_text((c.get("arguments") or {}).get(k)), re.IGNORECASE)
-                     for k, p in want.arguments.items()) for c in candidates)
+                     for k, p in want.arguments.items())
+                 and (not want.weekday or on_weekday(c.get("arguments") or {}, want.weekday))
+                 for c in candidates)
         results.append(CheckResult(name, ok, "" if ok else f"called: {made}"))
     for tool in expect.never_called:
         hits = [c for c in calls if c["name"] == tool]
         results.append(CheckResult(f"never called {tool}", not hits,
                                    "; ".join(_tool_text(c) for c in hits)))
     return results
+
+
+def on_weekday(arguments: dict[str, Any], weekday: str) -> bool:
+    """Whether a tool call is for ``weekday``: an argument naming the day, or the first ISO
+    date argument (date, new_date, ...) falling on it."""
+    want = weekday.strip().lower()
+    for value in arguments.values():
+        if isinstance(value, str) and value.strip().lower() == want:
+            return True
+    dates = [v for k, v in arguments.items() if isinstance(v, str) and "date" in k
+             and re.fullmatch(r"\d{4}-\d{2}-\d{2}", v.strip())]
+    if not dates:
+        return False
+    new = [v for k, v in arguments.items() if k.startswith("new_") and v in dates]
+    try:
+        day = datetime.date.fromisoformat((new or dates)[0].strip())
+    except ValueError:
+        return False
+    return day.strftime("%A").lower() == want
 
 
 def _arg_text(value: Any) -> str:

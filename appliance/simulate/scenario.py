@@ -24,7 +24,7 @@ VOICES = ("high", "deep", "espeak-us-m3", "espeak-us-f2", "espeak-gb-m1", "espea
 moved to another pitch and vocal tract length (another person to the ear and to the
 transcriber); the ``espeak-*`` voices are hard to understand on a phone line (for callers
 who are misheard)."""
-FACTS = ("name", "number", "day")
+FACTS = ("name", "number", "day", "time")
 
 
 def _check_pattern(value: str) -> str:
@@ -60,6 +60,8 @@ class Caller(ConfigModel):
                                examples=["555 213 4477"])
     day: str | None = Field(None, description="preferred day, said when asked which day",
                             examples=["Tuesday"])
+    time: str | None = Field(None, description="preferred time, said when asked what time",
+                             examples=["ten thirty"])
     facts: dict[str, str] = Field(default_factory=dict,
                                   description="more facts for {placeholders}, e.g. account")
     voice: Literal[VOICES] = "high"  # type: ignore[valid-type]
@@ -121,6 +123,9 @@ class ToolExpectation(ConfigModel):
 
     name: str
     arguments: dict[str, Pattern] = Field(default_factory=dict)
+    weekday: str | None = Field(None, description="the day the call is for: an argument "
+                                "naming it (day: tuesday) or an ISO date falling on it "
+                                "(date: 2026-12-01)", examples=["tuesday"])
     last: bool = Field(False, description="only the last call of this tool counts (the "
                        "booking after a correction)")
 
