@@ -196,6 +196,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
         recordings=Path(args.recordings) if args.recordings else None))
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from appliance.simulate.run import SimulateOptions, run_simulate
+
+    def path(value: str | None) -> Path | None:
+        return Path(value) if value else None
+
+    return run_simulate(SimulateOptions(
+        [Path(f) for f in args.scenarios], agent=args.agent, json_path=path(args.json),
+        sandbox=args.sandbox, threshold=args.threshold, only=args.only or [],
+        agents_dir=path(args.agents_dir), config_dir=path(args.config_dir),
+        data_dir=path(args.data_dir), workdir=path(args.workdir),
+        recordings=path(args.recordings), recheck=path(args.recheck)))
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.eval_command == "answers":
         from appliance.bench.answer_eval import cli_main as answers_main
@@ -305,6 +319,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recordings", metavar="DIR", help="keep what each caller heard (WAV, "
                    "packet timing, turn marks) for a closer look")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("simulate", help="simulated callers: spoken scenarios over SIP/RTP "
+                       "with checks on what the agent said and did (exit 1 below threshold)")
+    p.add_argument("scenarios", metavar="SCENARIOS.yaml", nargs="+", help="scenario files "
+                   "(examples in appliance/examples/scenarios/)")
+    p.add_argument("--agent", help="only this agent's scenarios (and the scenarios that name "
+                   "no agent, run against it)")
+    p.add_argument("--only", action="append", metavar="SCENARIO",
+                   help="run only this scenario (repeatable)")
+    p.add_argument("--json", metavar="FILE", help="write every result and transcript as JSON")
+    p.add_argument("--sandbox", action="store_true", help="build a throwaway loopback "
+                   "appliance with the agents (default: call the installed appliance)")
+    p.add_argument("--agents-dir", metavar="DIR", help="sandbox: agent files to load "
+                   "(default: the example agents)")
+    p.add_argument("--threshold", type=float, default=0.9,
+                   help="lowest task success (0-1) that exits 0 (default 0.9)")
+    p.add_argument("--config-dir", default=argparse.SUPPRESS,
+                   help="configuration of the installed appliance (default /etc/switchboard)")
+    p.add_argument("--workdir", metavar="DIR", help="sandbox work directory, kept afterwards "
+                   "(default: a temporary directory, removed)")
+    p.add_argument("--recordings", metavar="DIR", help="keep what each caller heard as WAV")
+    p.add_argument("--recheck", metavar="RESULTS.json", help="call nobody: apply the "
+                   "scenarios' checks again to the calls in an earlier --json")
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("eval", help="measure accuracy on generated test material")
     esub = p.add_subparsers(dest="eval_command", required=True)

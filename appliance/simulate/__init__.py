@@ -1,0 +1,1 @@
+"""Simulated callers: scripted personas calling an agent over the real telephone path."""
