@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.bench.ports import another_plan
 from appliance.config.load import load_configuration
 from appliance.ops.install import Installer, step_user
 from appliance.ops.supervise import Account, Child, pbx_account
@@ -25,14 +26,13 @@ from appliance.pbx.render import render
 from appliance.pbx.runtime import PBX_ACCOUNT, ContainedAsterisk, map_account, wait_until
 from appliance.sipphone import SipError, SipPhone
 from harness import (
-    AMI_PORT,
     APPLIANCE_IP,
     PHONE_IP,
-    SIP_PORT,
     fresh_root,
     write_test_config,
 )
 
+PLAN = another_plan()  # this module's Asterisk, apart from the session's
 pytestmark = [pytest.mark.asterisk,
               pytest.mark.skipif(os.geteuid() != 0, reason="chroot and accounts need root")]
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +64,8 @@ class Pbx:
 @pytest.fixture(scope="module")
 def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
     work = tmp_path_factory.mktemp("security")
-    config = write_test_config(work / "config")
+    # its own ports: the session's Asterisk (other test files) may be running on theirs
+    config = write_test_config(work / "config", PLAN)
     # install.sh's own step: the host accounts (kept, as on an installed machine)
     step_user(Installer(root=Path("/"), share=REPO, start=False))
     host = pwd.getpwnam(PBX_ACCOUNT)
@@ -114,7 +115,7 @@ def test_asterisk_runs_as_its_own_account_without_capabilities(pbx: Pbx) -> None
 
 
 def ami_login(secret: str) -> bytes:
-    with socket.create_connection(("127.0.0.1", AMI_PORT), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", PLAN.ami), timeout=5) as sock:
         sock.recv(200)
         sock.sendall(f"Action: Login\r\nUsername: switchboard\r\nSecret: {secret}\r\n\r\n"
                      .encode())
@@ -132,7 +133,7 @@ def fail2ban_matches(log: Path) -> list[str]:
 
 async def test_failed_logins_reach_the_security_log_and_fail2ban(pbx: Pbx) -> None:
     assert b"Authentication failed" in ami_login("not-the-secret")
-    async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "101", "wrong-password") as phone:
+    async with SipPhone(PHONE_IP, (APPLIANCE_IP, PLAN.sip), "101", "wrong-password") as phone:
         with pytest.raises(SipError):
             await phone.register(timeout=5)
     ami = pbx.wait_security(r'Service="AMI".*Severity|Severity="Error",Service="AMI"')
@@ -167,9 +168,9 @@ def pjsip_failures(lines: list[str]) -> list[str]:
 
 
 async def test_sip_scanner_finds_no_extension_and_places_no_call(pbx: Pbx) -> None:
-    target = f"udp://{APPLIANCE_IP}:{SIP_PORT}"
+    target = f"udp://{APPLIANCE_IP}:{PLAN.sip}"
     # svmap fingerprints the server: no product or version to look vulnerabilities up by
-    found = await sipvicious("svmap", "-p", str(SIP_PORT), APPLIANCE_IP)
+    found = await sipvicious("svmap", "-p", str(PLAN.sip), APPLIANCE_IP)
     assert "Switchboard" in found and "Asterisk" not in found, found
     before = len(pbx.security_lines())
     # svwar tells extensions apart by how the server answers a known and an unknown one.

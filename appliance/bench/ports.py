@@ -101,10 +101,16 @@ _held_locks: list[int] = []  # kept open: the blocks stay ours until this proces
 _plan: PortPlan | None = None
 
 
+def another_plan() -> PortPlan:
+    """A port plan of its own (for a second appliance next to this process's), held until
+    the process ends."""
+    singles, rtp, media, carrier_rtp = reserve_ports([1, 4, 2, 1], _held_locks)
+    return PortPlan(*singles[:7], rtp=rtp, media=media, carrier_rtp=carrier_rtp)
+
+
 def ports() -> PortPlan:
     """This process's port plan, reserved on first use."""
     global _plan
     if _plan is None:
-        singles, rtp, media, carrier_rtp = reserve_ports([1, 4, 2, 1], _held_locks)
-        _plan = PortPlan(*singles[:7], rtp=rtp, media=media, carrier_rtp=carrier_rtp)
+        _plan = another_plan()
     return _plan
