@@ -76,6 +76,10 @@ class Responder:
             if call is None or self.tool_runner is None:
                 plan_ = self.answers.answer(turn.user) \
                     if words and self.history[-1] is turn.message else Plan(Step.FREE)
+                if plan_.step is Step.GOODBYE:  # the agent's goodbye, then it hangs up
+                    await turn.release.wait()
+                    self._finish("agent hangup")
+                    break
                 if plan_.say:  # known, or not known: a fixed text, no model
                     spoken.append(await self._say_planned(turn, plan_))
                     break
@@ -143,8 +147,10 @@ class Responder:
         unanswerable words leave the history."""
         await turn.release.wait()
         misheard = plan_.step in (Step.MISHEARD, Step.OFFER)
-        self._sink(CallEvent("misheard" if misheard else "unknown"
-                             if plan_.step is Step.UNKNOWN else "known"))
+        event = {Step.MISHEARD: "misheard", Step.OFFER: "misheard", Step.UNKNOWN: "unknown",
+                 Step.KNOWN: "known", Step.FACT: "known"}.get(plan_.step)
+        if event:
+            self._sink(CallEvent(event))
         if misheard and turn.message in self.history:
             self.history.remove(turn.message)
         turn.record.timings.mark("first_clause", self.voice.clock.now())
@@ -165,5 +171,6 @@ class Responder:
         self._sink(CallEvent("refused", guard.refused if guard and guard.refused else "code"))
         # what was said before the refused clause stands; the fact (or "I don't know")
         # follows, so the caller is never left with half an answer
-        then = Plan(Step.FACT, plan_.fallback) if plan_.fallback else self.answers.refused()
+        then = Plan(Step.FACT, plan_.fallback) if plan_.fallback else \
+            self.answers.refused(small_talk=plan_.step is Step.FREE)
         return " ".join(filter(None, (text, await self._say_planned(turn, then))))

@@ -162,7 +162,7 @@ def test_answers_known_grounded_unknown_and_free(knowledge) -> None:
     unknown = answers.answer("How much does a checkup cost?")
     assert unknown.step is Step.UNKNOWN and unknown.say.startswith(Phrases().unknown)
     assert answers.offered
-    assert answers.answer("Thank you, that's all.").step is Step.FREE
+    assert answers.answer("Thank you, that's all.").step is Step.GOODBYE
     assert Answerer(Knowledge([]), Phrases()).answer("How much is it?").step is Step.FREE
 
 
@@ -263,3 +263,16 @@ def test_a_tool_result_read_out_as_json_is_refused() -> None:
     gate = ClauseGate()
     assert gate.take("Your balance is 42 dollars.")
     assert not gate.take('{"ok": true, "result": {"balance": "42.50"}}') and gate.refused
+
+
+def test_goodbyes_thanks_and_introductions(knowledge) -> None:
+    answers = Answerer(knowledge, Phrases())
+    for said in ("Thanks bye", "Okay, goodbye.", "Oh, I found what I needed. Thank you. Goodbye."):
+        assert answers.answer(said).step is Step.GOODBYE, said
+    assert answers.answer("Thanks a lot.").step is Step.FREE  # a lot is no parking lot
+    # the caller's name and number are about them, not a question about the clinic
+    plan = answers.answer("Hello, my name is Maria Gonzalez and my number is 555-213-4477. "
+                          "Are you open on Saturday?")
+    assert plan.step is Step.KNOWN and plan.say.startswith("On Saturday"), plan
+    week = answers.answer("Hi, what are your opening hours during the week?")
+    assert week.step is Step.FACT and week.say.startswith("Opening hours"), week

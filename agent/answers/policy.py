@@ -10,6 +10,7 @@ model's, with its clauses checked (``FactGuard``) and the matched fact as the fa
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from agent.answers.knowledge import Knowledge
@@ -21,10 +22,23 @@ MISSES_BEFORE_OFFER = 2
 SOCIAL = wordset("help going doing day morning afternoon evening talk speak someone "
                  "person hear great perfect fine good nice wonderful cool awesome appreciate "
                  "welcome sound sounds lovely bye goodbye later cheers fantastic excellent "
-                 "understand understood got gotcha bad glad happy")
+                 "understand understood got gotcha bad glad happy lot")
 YES = wordset("yes yeah yep yup sure please ok okay alright right certainly "
                 "definitely")
 NO = wordset("no nope not don't never")
+
+
+FAREWELL = re.compile(r"\b(good ?bye|bye(-bye)?|that's all|that is all|nothing else|have a "
+                      r"(nice|good|great) day)\b", re.IGNORECASE)
+# "my name is Maria Gonzalez", "my number is 555 …": about the caller, not a question
+INTRODUCTION = re.compile(r"\b(?i:my name is|my name's|this is|i'm|i am)\s+[A-Z][\w'-]*"
+                          r"(?:\s+[A-Z][\w'-]*)*|\b(?i:my (?:phone |mobile |cell )?number is)"
+                          r"[\s\d().-]+")
+
+
+def farewell(text: str) -> bool:
+    """The caller says goodbye (and asks nothing more)."""
+    return bool(FAREWELL.search(text)) and "?" not in text
 
 
 class Step(enum.Enum):
@@ -34,6 +48,7 @@ class Step(enum.Enum):
     FREE = "free"  # the model answers (checked when the agent has knowledge)
     UNKNOWN = "unknown"  # say that the agent does not know
     MISHEARD = "misheard"  # ask the caller to say it again
+    GOODBYE = "goodbye"  # the caller said goodbye: the agent's goodbye, then hang up
     OFFER = "offer"  # missed twice: offer a person (or a call back)
     TRANSFER = "transfer"  # the caller took the offer
 
@@ -47,6 +62,7 @@ class Phrases:
     offer_transfer: str = "I can put you through to someone who can help. Would you like that?"
     offer_later: str = "I'm sorry, I can't help with that on this call."
     trouble: str = "I'm sorry, I'm having trouble understanding you."
+    anything_else: str = "Is there anything else I can help you with?"
 
 
 @dataclass(frozen=True)
@@ -134,8 +150,11 @@ class Answerer:
 
     def answer(self, text: str) -> Plan:
         """How to answer words no tool was asked for."""
+        if farewell(text):
+            return Plan(Step.GOODBYE)
         if not self.grounded or social(text):  # small talk is the model's
             return Plan(Step.FREE)
+        text = INTRODUCTION.sub(" ", text).strip() or text
         asked, before, self._before = text, self._before, text
         if refers(text) and before:  # "and how much is that?": what was asked before
             asked = f"{before} {text}"
@@ -152,8 +171,11 @@ class Answerer:
         # about something, and nothing known about it: no guess
         return self._offer(self.phrases.unknown, Step.UNKNOWN)
 
-    def refused(self) -> Plan:
-        """The model's answer was refused and no fact matched: say so, and offer."""
+    def refused(self, small_talk: bool = False) -> Plan:
+        """The model's answer was refused and no fact matched: say so, and offer (or, in
+        small talk, just ask what else the caller needs)."""
+        if small_talk:
+            return Plan(Step.FREE, self.phrases.anything_else)
         return self._offer(self.phrases.unknown, Step.UNKNOWN)
 
     def _offer(self, opening: str, step: Step = Step.OFFER) -> Plan:
@@ -171,7 +193,7 @@ def offer_text(phrases: Phrases, opening: str, step: Step, can_transfer: bool) -
 
 def fixed_texts(phrases: Phrases, knowledge: Knowledge, can_transfer: bool) -> list[str]:
     """Every fixed text answering may say (for the phrase cache)."""
-    return [phrases.misheard,
+    return [phrases.misheard, phrases.anything_else,
             offer_text(phrases, phrases.unknown, Step.UNKNOWN, can_transfer),
             offer_text(phrases, phrases.trouble, Step.OFFER, can_transfer),
             *(e.answer for e in knowledge.entries if e.verbatim)]

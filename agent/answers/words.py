@@ -28,14 +28,14 @@ guy guys folks take come go make during until till since near there's didn't cat
 SYNONYMS: dict[str, str] = {}
 for _canonical, _words in {
     "hours": "hour hours open opens opened opening close closes closing closed time times "
-             "late early week morning mornings afternoon afternoons evening evenings tonight "
+             "late early morning mornings afternoon afternoons evening evenings tonight "
              "shut",
-    "weekday": "weekday weekdays monday mondays tuesday tuesdays wednesday wednesdays "
+    "weekday": "week weekday weekdays monday mondays tuesday tuesdays wednesday wednesdays "
                "thursday thursdays friday fridays",
     "weekend": "weekend weekends saturday saturdays sunday sundays",
     "address": "address located location find directions direction street road "
                "avenue",
-    "parking": "park parking parked garage lot",
+    "parking": "park parking parked garage",  # not "lot": "thanks a lot"
     "insurance": "insurance insurer insured plan plans coverage cover covered accept "
                  "accepted",
     "price": "price prices cost costs fee fees charge charges pay paying payment dollars "
