@@ -137,6 +137,9 @@ def test_two_misses_in_a_row_offer_a_person_and_yes_takes_it(knowledge) -> None:
     second = answers.hear("mumble", confidence=0.1)
     assert second is not None and second.step is Step.OFFER
     assert Phrases().offer_transfer in second.say
+    assert answers.hear("Okay, thank you. Goodbye.") is None  # a goodbye is no yes
+    answers.hear("mumble", confidence=0.1)
+    answers.hear("mumble", confidence=0.1)  # the offer again
     took = answers.hear("Yes, please.")
     assert took is not None and took.step is Step.TRANSFER
     assert answers.hear("Yes, please.") is None  # the offer was used up

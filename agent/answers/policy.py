@@ -144,7 +144,7 @@ class Answerer:
             self.misses = 0
             return self._offer(self.phrases.trouble, Step.OFFER)
         self.misses = 0
-        if offered and self.can_transfer and agrees(text):
+        if offered and self.can_transfer and agrees(text) and not farewell(text):
             return Plan(Step.TRANSFER)
         return None
 
