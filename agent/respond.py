@@ -47,7 +47,7 @@ class Responder:
         self.history = voice.history
         self._sink = sink
         self._finish = finish
-        self.answers = Answerer(spec.knowledge_index(), spec.answer_phrases,
+        self.answers = Answerer(spec.knowledge_index, spec.answer_phrases,
                                 can_transfer=spec.can_transfer and control is not None,
                                 model_phrases=spec.model_phrases_facts)
         self.tool_runner = ToolRunner({t.name: t for t in spec.tools}, control,
@@ -161,7 +161,7 @@ class Responder:
     async def _answer_words(self, turn: Turn, plan_: Plan) -> str:
         """The model's answer, each clause checked when the agent answers from knowledge;
         a refused answer becomes the matched fact, or "I don't know"."""
-        guard = FactGuard(self.spec.instructions + " " + self.spec.greeting, self.history) \
+        guard = FactGuard(self.spec.guard_sources, self.history) \
             if self.answers.grounded else None
         reply = await self.voice.answer(turn.record.timings, turn.release,
                                         guard.allows if guard else None)

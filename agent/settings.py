@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+from agent.answers.guard import Sources
 from agent.answers.knowledge import Knowledge
 from agent.answers.policy import Phrases, fixed_texts
 from agent.ari import AriSettings
@@ -63,8 +65,15 @@ class AgentSpec:
         """A transfer tool with somewhere to go: the agent can offer a person."""
         return any(t.kind == "transfer" and t.targets for t in self.tools)
 
+    @cached_property
     def knowledge_index(self) -> Knowledge:
+        """The knowledge, indexed once per agent (not once per call)."""
         return Knowledge.build(self.knowledge, self.faq)
+
+    @cached_property
+    def guard_sources(self) -> Sources:
+        """What the model's answers may state, read once per agent (not once per turn)."""
+        return Sources.of(f"{self.instructions} {self.greeting}")
 
     def phrases(self) -> list[str]:
         """Fixed texts the agent may say, synthesized once when it loads."""
@@ -76,7 +85,7 @@ class AgentSpec:
                 texts.append(ANNOUNCEMENT)
         for flow in self.flows:
             texts += flow.phrases()
-        texts += fixed_texts(self.answer_phrases, self.knowledge_index(), self.can_transfer)
+        texts += fixed_texts(self.answer_phrases, self.knowledge_index, self.can_transfer)
         return list(dict.fromkeys(texts))
 
 

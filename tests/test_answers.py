@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import test_dialogue
 
-from agent.answers.guard import FactGuard, caller_names
+from agent.answers.guard import FactGuard, Sources, caller_names
 from agent.answers.knowledge import Knowledge
 from agent.answers.policy import Answerer, Phrases, Step, nonsense, social
 from agent.answers.words import numbers, terms
@@ -20,6 +20,7 @@ FAQ = ((("Are you open on Saturday?", "What are your weekend hours?"),
        (("Where do I park?", "Is there parking?"),
         "You can park for free behind the building."))
 INSTRUCTIONS = "You answer the phone for Oakwood Clinic.\n" + FACTS
+SOURCES = Sources.of(INSTRUCTIONS)
 
 
 @pytest.fixture
@@ -85,30 +86,30 @@ def history(*turns: tuple[str, str]) -> list[dict]:
     ("Dr. Smith will see you.", False),  # an invented person
 ])
 def test_the_guard_lets_through_only_sourced_facts(clause, allowed) -> None:
-    guard = FactGuard(INSTRUCTIONS, history(("user", "When are you open?")))
+    guard = FactGuard(SOURCES, history(("user", "When are you open?")))
     assert guard.allows(clause) is allowed, guard.refused
 
 
 def test_the_caller_s_name_and_numbers_may_be_repeated_but_not_taken_on() -> None:
     turns = history(("user", "Hi, my name is Maria Gonzalez and my number is 555 213 4567."))
     assert caller_names(turns) == {"maria", "gonzalez"}
-    guard = FactGuard(INSTRUCTIONS, turns)
+    guard = FactGuard(SOURCES, turns)
     assert guard.allows("Thank you, Maria.")
     assert guard.allows("I have 555 213 4567.")
     for clause in ("I'm your doctor's assistant, Dr. Maria Gonzalez.", "This is Maria.",
                    "My name is Maria Gonzalez."):
-        assert not FactGuard(INSTRUCTIONS, turns).allows(clause), clause
-    assert FactGuard(INSTRUCTIONS, turns).allows("I'm sorry, Maria, I don't know that.")
+        assert not FactGuard(SOURCES, turns).allows(clause), clause
+    assert FactGuard(SOURCES, turns).allows("I'm sorry, Maria, I don't know that.")
 
 
 def test_an_earlier_answer_is_not_repeated_to_a_different_question() -> None:
     answer = "We are open Monday to Friday from 8 am to 6 pm."
     turns = history(("user", "When are you open?"), ("assistant", answer),
                     ("user", "Is there parking near the office?"))
-    assert not FactGuard(INSTRUCTIONS, turns).allows(answer)
+    assert not FactGuard(SOURCES, turns).allows(answer)
     again = history(("user", "When are you open?"), ("assistant", answer),
                     ("user", "Sorry, when are you open?"))
-    assert FactGuard(INSTRUCTIONS, again).allows(answer)
+    assert FactGuard(SOURCES, again).allows(answer)
 
 
 @pytest.mark.parametrize("text, confidence, expected", [

@@ -45,11 +45,24 @@ def caller_names(history: Sequence[Message]) -> set[str]:
     return found - PLAIN
 
 
+@dataclass(frozen=True)
+class Sources:
+    """The words and numbers of what the agent may state (its instructions, knowledge and
+    greeting), read once per agent, not once per answer."""
+
+    words: frozenset[str]
+    numbers: frozenset[int]
+
+    @classmethod
+    def of(cls, text: str) -> Sources:
+        return cls(frozenset(tokens(text)), frozenset(numbers(text)))
+
+
 @dataclass
 class FactGuard:
     """Decides, clause by clause, whether the model's answer may be spoken."""
 
-    sources: str  # knowledge, instructions, greeting: what the agent may state
+    sources: Sources  # knowledge, instructions, greeting: what the agent may state
     history: Sequence[Message]  # the call so far (the caller's words, tool results)
     refused: str = ""  # why the last refused clause was refused (for the event, no text)
     _source_words: set[str] = field(init=False)
@@ -63,9 +76,8 @@ class FactGuard:
         tool_text = " ".join(m["content"] for m in self.history if m["role"] == "tool")
         caller_text = " ".join(m["content"] for m in self.history
                                if m["role"] in ("user", "keypad"))
-        own = f"{self.sources} {tool_text}"
-        self._source_words = set(tokens(own))
-        self._source_numbers = numbers(own)
+        self._source_words = self.sources.words | set(tokens(tool_text))
+        self._source_numbers = self.sources.numbers | numbers(tool_text)
         self._names = caller_names(self.history)
         self._caller_words = set(tokens(caller_text))
         self._caller_numbers = numbers(caller_text)

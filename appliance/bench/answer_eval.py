@@ -52,7 +52,7 @@ async def agent_answer(spec: AgentSpec, answers: Answerer | None, chat: ChatMode
         plan = answers.answer(said)
         if plan.say:
             return plan.say, plan.step.value, None
-    guard = FactGuard(f"{spec.instructions} {spec.greeting}", history) \
+    guard = FactGuard(spec.guard_sources, history) \
         if answers is not None and answers.grounded else None
     gate = ClauseGate(guard.allows if guard else None)
     clauses, first = [], None
@@ -69,7 +69,7 @@ async def agent_answer(spec: AgentSpec, answers: Answerer | None, chat: ChatMode
 
 async def run_question(spec: AgentSpec, chat: ChatModel, item: Question,
                        grounded: bool, knowledge: str) -> dict:
-    answers = Answerer(spec.knowledge_index(), spec.answer_phrases, can_transfer=True,
+    answers = Answerer(spec.knowledge_index, spec.answer_phrases, can_transfer=True,
                        model_phrases=spec.model_phrases_facts) if grounded else None
     history: list[Message] = [Message(role="system", content=spec.instructions),
                               Message(role="assistant", content=spec.greeting)]
