@@ -350,8 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "speech generated at run time (voices, G.711, noise, packet loss)")
     e.add_argument("--json", metavar="FILE", help="write the full report as JSON")
     e.add_argument("--limit", type=int, help="transcribe only the first N clips")
-    e.add_argument("--model", default="whisper-tiny-en",
-                   help="speech-to-text model: a name in the model store or a ggml file")
+    e.add_argument("--model", default="moonshine-base-en",
+                   help="speech-to-text model: a name in the model store, a ggml file or a "
+                   "Moonshine encoder.onnx")
     e.add_argument("--seed", type=int, default=7, help="corpus seed (default 7)")
     e.add_argument("--sentences", type=int, default=96,
                    help="sentences, each sent through 5 line conditions (default 96)")

@@ -62,7 +62,7 @@ def test_healthy_appliance_passes_every_check_with_a_test_call(
     problems = [c for c in checks if c.status != OK and c is not guard]
     assert not problems, format_checks(checks)
     assert names["DNS during calls"].status == OK
-    for name in ("configuration", "secret files", "model whisper-tiny-en", "model smollm2-135m",
+    for name in ("configuration", "secret files", "model moonshine-base-en", "model smollm2-135m",
                  "model piper-joe-medium", "Asterisk (AMI)", "Asterisk modules", "ARI",
                  "agent daemon", "advertise address", "trunk carrier", "test call",
                  "audio out (agent to caller)", "audio in (caller to agent)"):
@@ -111,7 +111,7 @@ def test_missing_model(layout: str, site_config: Path, model_store: ModelStore,
         assert "switchboard models import" in llm.fix and "install-defaults" in llm.fix
     else:
         assert "is missing" in llm.detail and "re-import" in llm.fix
-        assert names["model whisper-tiny-en"].status == OK
+        assert names["model moonshine-base-en"].status == OK
         assert names["model piper-joe-medium"].status == OK
 
 

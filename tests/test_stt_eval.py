@@ -87,15 +87,17 @@ def test_noise_has_unit_power_and_the_snr_is_measured_on_speech() -> None:
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt)")
-async def test_real_transcriber_on_a_few_phone_clips(model_store) -> None:
-    """Whisper tiny.en through the whole chain: clean clips of two voices come out close."""
-    from agent.speech.transcriber import WhisperTranscriber
+@pytest.mark.parametrize("model", ["moonshine-base-en", "whisper-tiny-en"])
+async def test_real_transcriber_on_a_few_phone_clips(model_store, model: str) -> None:
+    """Each installed speech model through the whole chain: clean clips of two voices come
+    out close."""
+    from agent.speech.engines import open_transcriber
     from appliance.bench.phone_corpus import Speaker, build_corpus
     from appliance.bench.stt_eval import summarize, transcribe_all
 
     speaker = Speaker(model_store.path("piper-joe-medium", "tts"))
     clips = [c for c in build_corpus(speaker, 6, seed=3) if c.condition == "clean"]
-    stt = WhisperTranscriber(model_store.path("whisper-tiny-en", "stt"))
+    stt = open_transcriber(model_store.path(model, "stt"), threads=2)
     report = summarize(await transcribe_all(stt, clips, lambda _: None))
     assert report["overall"]["words"] > 30
     assert report["overall"]["wer"] < 0.5

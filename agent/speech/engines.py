@@ -15,6 +15,7 @@ from agent.media.resample import resample
 from agent.settings import AgentSpec
 from agent.speech.chat_model import ChatModel, LlamaChatModel
 from agent.speech.completion import TurnModel
+from agent.speech.moonshine import ENCODER_FILE, MoonshineTranscriber
 from agent.speech.synthesizer import PiperSynthesizer, Synthesizer
 from agent.speech.transcriber import Transcriber, WhisperTranscriber
 from agent.speech.turn_model import SmartTurn
@@ -44,6 +45,13 @@ class Engines:
                                       for t, a in self.phrases.items()})
 
 
+def open_transcriber(path: Path, threads: int) -> Transcriber:
+    """Moonshine for a model directory's encoder file, whisper.cpp for a ggml file."""
+    if Path(path).name == ENCODER_FILE:
+        return MoonshineTranscriber(path, threads=threads)
+    return WhisperTranscriber(path, threads=threads)
+
+
 class EngineRegistry:
     """Load on first use, keep for the life of the process (reloads reuse what is loaded)."""
 
@@ -60,7 +68,7 @@ class EngineRegistry:
             if key not in self._models:
                 began = time.monotonic()
                 if kind == "stt":
-                    self._models[key] = WhisperTranscriber(path, threads=self.threads)
+                    self._models[key] = open_transcriber(path, self.threads)
                 elif kind == "llm":
                     self._models[key] = LlamaChatModel(path, threads=self.threads)
                 elif kind == "turn":

@@ -108,10 +108,7 @@ class WhisperTranscriber:
                                                    prompt)
             if not looks_like_a_loop(retry, seconds) or len(retry) < len(text):
                 text, confidence = retry, retry_confidence
-        text = _clean(cut_loop(text))
-        if s.digits:
-            text = digits_for_spoken_numbers(text)
-        return Transcript(text, confidence, time.monotonic() - began)
+        return Transcript(finish_text(text, s.digits), confidence, time.monotonic() - began)
 
     def _confidence(self) -> float | None:
         """Mean probability of the text tokens just decoded (None when there are none)."""
@@ -136,6 +133,13 @@ class WhisperTranscriber:
             samples = np.concatenate([samples, np.zeros(WHISPER_RATE - len(samples),
                                                         dtype=np.float32)])
         return await asyncio.to_thread(self._run, samples, prompt)
+
+
+def finish_text(text: str, digits: bool = True) -> str:
+    """A decoded transcript made ready for the dialogue: a repeating phrase kept once,
+    annotations like [BLANK_AUDIO] dropped, spoken digit runs written as digits."""
+    text = _clean(cut_loop(text))
+    return digits_for_spoken_numbers(text) if digits else text
 
 
 def telephone_front_end(samples: np.ndarray, cutoff: float = 120.0,

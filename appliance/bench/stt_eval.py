@@ -148,7 +148,7 @@ def evaluate(stt: Transcriber, speaker: Speaker, *, sentences: int = DEFAULT_SEN
 def cli_main(model: str, data_dir: Path, json_path: Path | None, limit: int | None,
              seed: int, sentences: int) -> int:
     """Run the evaluation for ``switchboard eval stt``."""
-    from agent.speech.transcriber import WhisperTranscriber
+    from agent.speech.engines import open_transcriber
     from appliance.models.defaults import TTS_DEFAULT
     from appliance.models.store import ModelError, ModelStore
 
@@ -164,7 +164,7 @@ def cli_main(model: str, data_dir: Path, json_path: Path | None, limit: int | No
     def progress(message: str) -> None:
         print(f"  {message}", file=sys.stderr, flush=True)
 
-    stt = WhisperTranscriber(model_path)
+    stt = open_transcriber(model_path, threads=2)
     report, _ = evaluate(stt, speaker, sentences=sentences, seed=seed, limit=limit,
                          progress=progress)
     report["model"] = model

@@ -89,9 +89,10 @@ def transcriber(store: ModelStore) -> Callable[[AudioChunk], str]:
     """The agent's default speech-to-text from ``store``, as a function."""
     import asyncio
 
-    from agent.speech.transcriber import WhisperTranscriber
+    from agent.speech.engines import open_transcriber
+    from appliance.models.defaults import STT_DEFAULT
 
-    stt = WhisperTranscriber(store.path("whisper-tiny-en", "stt"))
+    stt = open_transcriber(store.path(STT_DEFAULT.name, "stt"), threads=2)
     return lambda audio: asyncio.run(stt.transcribe(audio)).text
 
 

@@ -186,8 +186,8 @@ class ToolConfig(ConfigModel):
 class AgentModels(ConfigModel):
     """Which models from the model store (`switchboard models list`) the agent uses."""
 
-    stt: Name = Field("whisper-tiny-en", description="Speech-to-text (Whisper, ggml). "
-                      "Default: whisper-tiny-en.")
+    stt: Name = Field("moonshine-base-en", description="Speech-to-text (Moonshine ONNX or "
+                      "Whisper ggml). Default: moonshine-base-en.")
     llm: Name = Field("smollm2-135m", description="Language model (GGUF). "
                       "Default: smollm2-135m.")
     tts: Name = Field("piper-joe-medium", description="Voice (Piper .onnx). "

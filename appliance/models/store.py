@@ -19,7 +19,7 @@ from pathlib import Path
 
 Progress = Callable[[str], None]
 ROLES = ("stt", "llm", "tts", "turn")
-FORMATS = {"ggml-whisper": "stt", "gguf": "llm", "piper-onnx": "tts",
+FORMATS = {"ggml-whisper": "stt", "moonshine-onnx": "stt", "gguf": "llm", "piper-onnx": "tts",
            "smart-turn-onnx": "turn"}
 GGML_MAGIC = 0x67676D6C
 GGUF_MAGIC = b"GGUF"
@@ -56,6 +56,8 @@ def detect_format(path: Path) -> str:
         return "gguf"
     if len(head) == 4 and struct.unpack("<I", head)[0] == GGML_MAGIC:
         return "ggml-whisper"
+    if path.name == "encoder.onnx" and (path.parent / "decoder.onnx").is_file():
+        return "moonshine-onnx"
     if path.suffix == ".onnx":
         if not path.with_name(path.name + ".json").exists():
             raise ModelError(f"{path}: a Piper voice needs its config {path.name}.json beside it")

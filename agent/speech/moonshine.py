@@ -1,0 +1,160 @@
+"""Speech to text with Moonshine on ONNX Runtime.
+
+Moonshine's encoder works on the audio as it is (no 30 s window to fill), so its cost grows
+with the length of the turn, and its decoder is greedy with a key/value cache. The model
+directory (made by ``appliance.models.moonshine`` from the registry package) holds
+``encoder.onnx``, ``decoder.onnx`` and ``tokenizer.bin``. The text goes through the same
+clean-up as Whisper's: loops cut, annotations dropped, spoken digit runs written as digits.
+Measured with ``switchboard eval stt`` (README, "Speech-to-text accuracy").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from agent.media.audio import AudioChunk
+from agent.media.resample import resample, to_float32
+from agent.speech.priority import lower_thread_priority
+from agent.speech.transcriber import Transcript, finish_text, telephone_front_end
+
+RATE = 16000
+ENCODER_FILE = "encoder.onnx"
+DECODER_FILE = "decoder.onnx"
+TOKENIZER_FILE = "tokenizer.bin"
+BOS, EOS = 1, 2
+FIRST_TEXT_TOKEN = 3
+MIN_SAMPLES = RATE // 2  # the encoder's convolutions need a little audio to work on
+
+
+@dataclass(frozen=True)
+class MoonshineSettings:
+    """How one turn is decoded."""
+
+    tokens_per_second: float = 6.5  # decoder cap in proportion to the audio (stops loops)
+    token_floor: int = 10  # ... plus this many, for very short turns
+    front_end: bool = True  # high-pass and level normalisation before the model
+    digits: bool = True  # "five five five" -> "555"
+
+
+def read_tokenizer(path: Path) -> list[bytes]:
+    """The token table: each entry a length (one byte, two when the top bit is set) and bytes.
+
+    Entries are the token's UTF-8 bytes with ``\\u2581`` for a word's leading space; the
+    first three are ``<unk>``, ``<s>`` and ``</s>``, then one token per raw byte.
+    """
+    data = Path(path).read_bytes()
+    tokens: list[bytes] = []
+    i = 0
+    while i < len(data):
+        n = data[i]
+        i += 1
+        if n >= 0x80:
+            if i >= len(data):
+                raise ValueError(f"{path}: truncated token length at byte {i}")
+            n = (n & 0x7F) | (data[i] << 7)
+            i += 1
+        if i + n > len(data):
+            raise ValueError(f"{path}: token {len(tokens)} runs past the end of the file")
+        tokens.append(data[i:i + n])
+        i += n
+    if len(tokens) <= FIRST_TEXT_TOKEN:
+        raise ValueError(f"{path}: not a Moonshine token table ({len(tokens)} entries)")
+    return tokens
+
+
+def detokenize(tokens: list[bytes], ids: list[int]) -> str:
+    raw = b"".join(tokens[i] for i in ids if FIRST_TEXT_TOKEN <= i < len(tokens))
+    return raw.decode("utf-8", "replace").replace("\u2581", " ").strip()
+
+
+class MoonshineTranscriber:
+    """Moonshine encoder + decoder (ONNX Runtime), one lock per loaded model, off the loop."""
+
+    def __init__(self, encoder_path: Path, threads: int = 2,
+                 settings: MoonshineSettings | None = None) -> None:
+        import onnxruntime as ort
+
+        folder = Path(encoder_path).parent
+        decoder_path, tokenizer_path = folder / DECODER_FILE, folder / TOKENIZER_FILE
+        for path in (Path(encoder_path), decoder_path, tokenizer_path):
+            if not path.is_file():
+                raise FileNotFoundError(f"Moonshine model file {path} not found")
+        self.settings = settings or MoonshineSettings()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        providers = ["CPUExecutionProvider"]
+        self._encoder = ort.InferenceSession(str(encoder_path), options, providers=providers)
+        self._decoder = ort.InferenceSession(str(decoder_path), options, providers=providers)
+        self._tokens = read_tokenizer(tokenizer_path)
+        self._outputs = [o.name for o in self._decoder.get_outputs()]
+        inputs = {i.name: i for i in self._decoder.get_inputs()}
+        self._layers = sum(1 for n in inputs if n.endswith(".decoder.key"))
+        key = inputs["past_key_values.0.decoder.key"].shape
+        self._heads, self._head_dim = int(key[1]), int(key[3])
+        self._lock = threading.Lock()
+        self._run(np.zeros(RATE, dtype=np.float32))  # allocate buffers now, not in a call
+
+    def _past(self, name: str) -> str:
+        return name.replace("present.", "past_key_values.", 1)
+
+    def _decode(self, samples: np.ndarray, cap: int) -> tuple[str, float | None]:
+        with self._lock:
+            hidden = self._encoder.run(None, {"input_values": samples[None, :]})[0]
+            empty = np.zeros((1, self._heads, 0, self._head_dim), dtype=np.float32)
+            feed: dict[str, np.ndarray] = {
+                "input_ids": np.array([[BOS]], dtype=np.int64),
+                "encoder_hidden_states": hidden,
+                "use_cache_branch": np.array([False]),
+            }
+            for layer in range(self._layers):
+                for part in ("decoder.key", "decoder.value", "encoder.key", "encoder.value"):
+                    feed[f"past_key_values.{layer}.{part}"] = empty
+            ids: list[int] = []
+            probs: list[float] = []
+            for step in range(cap):
+                results = self._decoder.run(None, feed)
+                logits = results[0][0, -1, :len(self._tokens)].astype(np.float64)
+                logits[:FIRST_TEXT_TOKEN] = -np.inf
+                logits[EOS] = results[0][0, -1, EOS]
+                best = int(np.argmax(logits))
+                if best == EOS:
+                    break
+                shifted = np.exp(logits - logits[best])
+                probs.append(float(1.0 / shifted.sum()))
+                ids.append(best)
+                feed["input_ids"] = np.array([[best]], dtype=np.int64)
+                feed["use_cache_branch"] = np.array([True])
+                for name, value in zip(self._outputs[1:], results[1:], strict=True):
+                    # the encoder's keys and values are computed once, at the first step
+                    if step == 0 or ".decoder." in name:
+                        feed[self._past(name)] = value
+        confidence = round(float(np.mean(probs)), 3) if probs else None
+        return detokenize(self._tokens, ids), confidence
+
+    def _run(self, samples: np.ndarray) -> Transcript:
+        lower_thread_priority()
+        began = time.monotonic()
+        s = self.settings
+        seconds = len(samples) / RATE
+        if len(samples) < MIN_SAMPLES:
+            samples = np.concatenate([samples, np.zeros(MIN_SAMPLES - len(samples),
+                                                        dtype=np.float32)])
+        text, confidence = self._decode(samples, int(seconds * s.tokens_per_second) +
+                                        s.token_floor)
+        return Transcript(finish_text(text, s.digits), confidence, time.monotonic() - began)
+
+    async def transcribe(self, audio: AudioChunk, prompt: str | None = None) -> Transcript:
+        # ``prompt`` is accepted for the protocol; Moonshine has no way to take one.
+        pcm = audio.pcm if audio.rate == RATE else resample(audio.pcm, audio.rate, RATE)
+        samples = to_float32(pcm)
+        if self.settings.front_end:
+            samples = telephone_front_end(samples)
+        return await asyncio.to_thread(self._run, samples.astype(np.float32))

@@ -1,0 +1,82 @@
+"""Moonshine: the token table, the text out of token ids, and the weight folding of the
+converter (on a small graph made here; the real model goes through it in the e2e tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.speech.moonshine import FIRST_TEXT_TOKEN, detokenize, read_tokenizer
+
+
+def table(entries: list[bytes]) -> bytes:
+    out = b""
+    for e in entries:
+        n = len(e)
+        out += bytes([n]) if n < 0x80 else bytes([0x80 | (n & 0x7F), n >> 7])
+        out += e
+    return out
+
+
+def test_token_table_is_read_with_one_and_two_byte_lengths(tmp_path: Path) -> None:
+    long = b"x" * 200
+    path = tmp_path / "tokenizer.bin"
+    path.write_bytes(table([b"<unk>", b"<s>", b"</s>", b"\xe2\x96\x81Hello", b",",
+                            b"\xe2\x96\x81world", long]))
+    tokens = read_tokenizer(path)
+    assert tokens[3] == "\u2581Hello".encode() and tokens[-1] == long
+    assert detokenize(tokens, [1, 3, 4, 5, 2]) == "Hello, world"
+
+
+def test_byte_tokens_join_into_utf8_and_specials_are_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "tokenizer.bin"
+    path.write_bytes(table([b"<unk>", b"<s>", b"</s>", b"\xe2\x96\x81caf", b"\xc3", b"\xa9"]))
+    tokens = read_tokenizer(path)
+    assert detokenize(tokens, [0, 3, 4, 5, 99]) == "café"
+
+
+@pytest.mark.parametrize("data", [b"\x05ab", b"\x85", b"\x03<s>"])
+def test_a_damaged_token_table_is_refused(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "tokenizer.bin"
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match="tokenizer.bin"):
+        read_tokenizer(path)
+    assert FIRST_TEXT_TOKEN == 3
+
+
+def test_dequantizing_nodes_are_folded_into_float_weights_and_results_do_not_change() -> None:
+    onnx = pytest.importorskip("onnx")
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from appliance.models.moonshine import fold_constants
+
+    rng = np.random.default_rng(0)
+    q = rng.integers(-127, 127, size=(4, 3)).astype(np.int8)
+    scale, offset = np.float32(0.02), np.float32(-0.1)
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["q"], ["qf"], to=TensorProto.FLOAT),
+         helper.make_node("Mul", ["qf", "scale"], ["qs"]),
+         helper.make_node("Add", ["qs", "offset"], ["w"]),
+         helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+        [numpy_helper.from_array(q, "q"), numpy_helper.from_array(np.array(scale), "scale"),
+         numpy_helper.from_array(np.array(offset), "offset")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    x = rng.standard_normal((2, 4)).astype(np.float32)
+
+    def run(m) -> np.ndarray:
+        session = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(None, {"x": x})[0]
+
+    before = run(model)
+    assert fold_constants(model) == 3
+    onnx.checker.check_model(model)
+    assert [n.op_type for n in model.graph.node] == ["MatMul"]
+    assert [i.name for i in model.graph.initializer] == ["w"]
+    assert np.allclose(run(model), before, atol=1e-6)
+    assert np.allclose(before, x @ (q.astype(np.float32) * scale + offset), atol=1e-5)
