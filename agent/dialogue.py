@@ -29,6 +29,7 @@ from agent.respond import Responder, Turn
 from agent.settings import AgentSpec
 from agent.speech.chat_model import Message
 from agent.speech.completion import looks_unfinished
+from agent.speech.drafts import Drafts
 from agent.speech.engines import Engines
 from agent.speech.turns import SpeechStarted, TurnEnded, TurnSettings, TurnTaker, Utterance
 from agent.timings import TurnTimings
@@ -71,6 +72,7 @@ class Dialogue:
         self._carrying: asyncio.Task | None = None  # a dropped turn still being transcribed
         self._failed_turns = 0
         self._collector: asyncio.Queue[str] | None = None  # keypad entry for a tool
+        self.drafts = Drafts(engines.transcriber, spawn)  # transcribing while the caller talks
         self.responder = Responder(spec, self.voice, self._sink, self.finish, control,
                                    self._collect_digits)
 
@@ -113,6 +115,10 @@ class Dialogue:
         detector = self.turns.detector
         if detector.quiet == 0 or utterance is not None:
             self._complete = None  # more speech (or a new turn): judge afresh
+        if detector.speaking and detector.quiet == 0 and self._idle():
+            speech = detector.pending_turn()
+            assert speech is not None
+            self.drafts.offer(speech, self.turns.audio)
         self._act(self.conversation.frame(
             started=started, ended=utterance is not None, caller_speaking=detector.speaking,
             silence=detector.silence, speech_seconds=detector.span,
@@ -159,13 +165,13 @@ class Dialogue:
             assert pending is not None
             timings = self._timings(now, pending)
             audio = self.turns.audio(pending)
-            self._start(audio, timings, released=False)
+            self._start(audio, timings, released=False, speech=pending.start)
             if self.engines.turn_model is not None:
                 self._spawn(self._judge_audio(audio, self._turn), name="turn-model")
         elif act is Act.START and utterance is not None:
             timings = self._timings(now, utterance.turn)
             timings.mark("turn_detected", now)
-            self._start(utterance.audio, timings, released=True)
+            self._start(utterance.audio, timings, released=True, speech=utterance.turn.start)
         elif act is Act.RELEASE and self._turn is not None:
             self._turn.record.timings.mark("turn_detected", now)
             self._turn.release.set()
@@ -190,6 +196,10 @@ class Dialogue:
         elif act is Act.KEY and self._collector is not None:
             self._collector.put_nowait(decision.detail)
         return utterance
+
+    def _idle(self) -> bool:
+        """No turn is being worked on (the engines are free for a draft)."""
+        return self._turn is None or self._turn.task is None or self._turn.task.done()
 
     def _judging(self, turn: Turn | None) -> bool:
         """``turn`` is still the speculative turn the caller has not added to."""
@@ -224,14 +234,14 @@ class Dialogue:
         return timings
 
     def _start(self, audio: AudioChunk | None, timings: TurnTimings, released: bool,
-               keys: str = "") -> None:
+               keys: str = "", speech: float | None = None) -> None:
         turn = Turn(TurnRecord(index=timings.index, timings=timings), asyncio.Event())
         if released:
             turn.release.set()
         # With barge-in off the caller may finish a question while the agent still
         # answers the previous one: the new turn waits for it, answers never overlap.
         before = self._turn.task if self._turn is not None else self._carrying
-        turn.task = self._spawn(self._answer(turn, audio, keys, before), name="turn")
+        turn.task = self._spawn(self._answer(turn, audio, keys, before, speech), name="turn")
         self._turn = turn
 
     def _drop(self, carry: bool) -> None:
@@ -323,7 +333,7 @@ class Dialogue:
 
     # -- a turn ----------------------------------------------------------------------------------
     async def _answer(self, turn: Turn, audio: AudioChunk | None, keys: str,
-                      before: asyncio.Task | None = None) -> None:
+                      before: asyncio.Task | None = None, speech: float | None = None) -> None:
         record = turn.record
         timings = record.timings
         try:
@@ -336,7 +346,8 @@ class Dialogue:
                     self.history.append(Message(role="user", content=turn.carried))
                 turn.message = Message(role="keypad", content=keys)
             else:
-                transcript = await self.engines.transcriber.transcribe(audio)
+                draft = await self.drafts.latest(speech) if speech is not None else None
+                transcript = await self.engines.transcriber.transcribe(audio, draft=draft)
                 record.stt_confidence = transcript.confidence
                 self._take_carry(turn)
                 turn.user = " ".join(filter(None, (turn.carried, transcript.text))).strip()

@@ -189,19 +189,26 @@ def _content(message: Any) -> str:
 
 
 class FakeTranscriber:
+    """Says ``text``; with ``drafts`` it records the draft each take was given and returns
+    the audio's length in samples as its one token, so a draft can be told from another."""
+
     def __init__(self, text: str = "what time do you open",
-                 confidence: float | None = None) -> None:
+                 confidence: float | None = None, drafts: bool = False) -> None:
         self.text = text
         self.confidence = confidence
+        self.drafts = drafts
         self.calls = 0
+        self.given: list[Transcript | None] = []  # the draft of each call, in order
         self.error: BaseException | None = None
 
-    async def transcribe(self, audio: AudioChunk, prompt: str | None = None) -> Transcript:
+    async def transcribe(self, audio: AudioChunk, prompt: str | None = None,
+                         draft: Transcript | None = None) -> Transcript:
         self.calls += 1
+        self.given.append(draft)
         await asyncio.sleep(0)
         if self.error is not None:
             raise self.error
-        return Transcript(self.text, self.confidence, 0.0)
+        return Transcript(self.text, self.confidence, 0.0, tokens=(len(audio.pcm),))
 
 
 class FakeChat:

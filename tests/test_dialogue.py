@@ -136,7 +136,8 @@ async def test_an_unjudged_turn_ends_after_the_fixed_silence(rig_factory) -> Non
     transcriber = rig.conv.engines.transcriber
     original = transcriber.transcribe
 
-    async def slow(audio: AudioChunk, prompt: str | None = None) -> Transcript:
+    async def slow(audio: AudioChunk, prompt: str | None = None,
+                   draft: Transcript | None = None) -> Transcript:
         await rig.clock.sleep_until(rig.clock.now() + 0.6)  # no words before 0.4 s
         return await original(audio)
 
@@ -203,7 +204,7 @@ async def test_speech_while_thinking_merges_into_the_next_turn(rig_factory) -> N
     slow = asyncio.Event()
     original = rig.conv.engines.transcriber.transcribe
 
-    async def held(audio: AudioChunk) -> Transcript:
+    async def held(audio: AudioChunk, draft: Transcript | None = None) -> Transcript:
         await slow.wait()
         return await original(audio)
 
@@ -359,3 +360,20 @@ async def test_the_turn_model_ends_a_turn_early_or_makes_it_wait(
     assert model.calls == 1
     marks = rig.conv.records[0].timings.relative_ms()
     assert detected_ms[0] <= marks["turn_detected"] <= detected_ms[1], marks
+
+
+async def test_speech_is_drafted_while_the_caller_talks_and_the_turn_gets_the_draft(
+        rig_factory) -> None:
+    rig = rig_factory("Sure.")
+    stt = rig.conv.engines.transcriber
+    stt.drafts = True
+    await rig.run(2.5, speaking=True)
+    assert stt.calls >= 2  # drafts of the speech so far, before the caller stopped
+    drafted = stt.calls
+    await rig.run(1.5, speaking=False)
+    assert rig.conv.records[0].user_text == "what time do you open"
+    final = stt.given[drafted]
+    assert final is not None  # the turn's transcription was handed the latest draft
+    # (the fake's one token is the length of the audio it heard: a draft of part of it)
+    assert 1.2 * RATE <= final.tokens[0] <= 2.5 * RATE + 0.5 * RATE
+    assert rig.conv.drafts.taken == drafted

@@ -80,3 +80,28 @@ def test_dequantizing_nodes_are_folded_into_float_weights_and_results_do_not_cha
     assert [i.name for i in model.graph.initializer] == ["w"]
     assert np.allclose(run(model), before, atol=1e-6)
     assert np.allclose(before, x @ (q.astype(np.float32) * scale + offset), atol=1e-5)
+
+
+async def test_a_draft_gives_the_same_words_as_decoding_from_scratch(model_store) -> None:
+    """The real model: a take of the first 70 % of a sentence, handed over as the draft of
+    the whole, changes nothing in the result (it is checked, not trusted)."""
+    from agent.media.audio import AudioChunk
+    from agent.speech.engines import open_transcriber
+    from appliance.bench.phone_corpus import VOICES, Speaker
+
+    speaker = Speaker(model_store.path("piper-joe-medium", "tts"))
+    stt = open_transcriber(model_store.path("moonshine-base-en", "stt"), threads=2)
+    assert stt.drafts
+    voice = next(v for v in VOICES if v.engine == "piper")
+    for text in ("My number is five five five, two one three, four four nine one.",
+                 "No, I said Wednesday at ten thirty, not Thursday."):
+        audio = speaker.say(text, voice)
+        whole = await stt.transcribe(audio)
+        part = await stt.transcribe(AudioChunk(audio.pcm[: len(audio.pcm) * 7 // 10],
+                                               audio.rate))
+        assert part.tokens and part.tokens != whole.tokens
+        again = await stt.transcribe(audio, draft=part)
+        assert (again.text, again.tokens) == (whole.text, whole.tokens)
+        wrong = await stt.transcribe(audio, draft=part.__class__("", None, 0.0,
+                                                                  tokens=(5000,) * 8))
+        assert (wrong.text, wrong.tokens) == (whole.text, whole.tokens)

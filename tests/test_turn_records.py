@@ -30,7 +30,7 @@ class Caller:
         engines.chat.answer = LONG_ANSWER
         stream = engines.chat.stream
 
-        async def transcribe(audio, prompt=None) -> Transcript:
+        async def transcribe(audio, prompt=None, draft=None) -> Transcript:
             await rig.clock.sleep_until(rig.clock.now() + 0.05)
             return Transcript(self.words, 0.9, 0.05)
 
@@ -169,7 +169,7 @@ async def test_words_before_a_pause_survive_a_slow_transcriber(tmp_path: Path) -
         caller = Caller(rig)
         engines = rig.registry.engines["alpha"]
 
-        async def slow(audio, prompt=None) -> Transcript:
+        async def slow(audio, prompt=None, draft=None) -> Transcript:
             words = caller.words  # what was said when the audio was handed over
             await rig.clock.sleep_until(rig.clock.now() + 0.5)
             return Transcript(words, 0.9, 0.5)

@@ -39,12 +39,18 @@ class Transcript:
     text: str
     confidence: float | None
     seconds: float  # time the engine took
+    tokens: tuple[int, ...] = ()  # the engine's own tokens (for a later take's draft)
 
 
 class Transcriber(Protocol):
-    """One method: audio in, text out (``prompt``: words the caller is likely to use)."""
+    """Audio in, text out (``prompt``: words the caller is likely to use; ``draft``: an earlier
+    transcript of the start of the same speech, which an engine with ``drafts`` uses to get
+    the same result sooner, and others ignore)."""
 
-    async def transcribe(self, audio: AudioChunk, prompt: str | None = None) -> Transcript: ...
+    drafts: bool
+
+    async def transcribe(self, audio: AudioChunk, prompt: str | None = None,
+                         draft: Transcript | None = None) -> Transcript: ...
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,8 @@ class DecodeSettings:
 
 class WhisperTranscriber:
     """whisper.cpp (pywhispercpp) with one lock per loaded model, run off the event loop."""
+
+    drafts = False  # each take is decoded from the start
 
     def __init__(self, model_path: Path, threads: int = 2, language: str = "en",
                  settings: DecodeSettings | None = None) -> None:
@@ -122,7 +130,8 @@ class WhisperTranscriber:
                  if pw.whisper_full_get_token_id(ctx, i, j) < eot]
         return round(float(np.mean(probs)), 3) if probs else None
 
-    async def transcribe(self, audio: AudioChunk, prompt: str | None = None) -> Transcript:
+    async def transcribe(self, audio: AudioChunk, prompt: str | None = None,
+                         draft: Transcript | None = None) -> Transcript:
         pcm = audio.pcm if audio.rate == WHISPER_RATE else resample(audio.pcm, audio.rate,
                                                                      WHISPER_RATE)
         # Whisper wants float32 in [-1, 1]: int16 is accepted silently and gives garbage.
