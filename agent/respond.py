@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from agent.answers.guard import FactGuard
-from agent.answers.policy import Answerer, Plan, Step
+from agent.answers.policy import Answerer, Plan, Step, social
 from agent.events import CallEvent, Sink, ToolUse, TurnRecord
 from agent.flows import FlowRunner, FlowStep, local_clock
 from agent.settings import AgentSpec
@@ -159,18 +159,19 @@ class Responder:
         return await self.voice.phrase_and_wait(plan_.say, turn.record.timings)
 
     async def _answer_words(self, turn: Turn, plan_: Plan) -> str:
-        """The model's answer, each clause checked when the agent answers from knowledge;
-        a refused answer becomes the matched fact, or "I don't know"."""
-        guard = FactGuard(self.spec.guard_sources, self.history) \
-            if self.answers.grounded else None
-        reply = await self.voice.answer(turn.record.timings, turn.release,
-                                        guard.allows if guard else None)
+        """The model's answer, each clause checked (every agent, with knowledge or without:
+        no number or name without a source); a refused answer becomes the matched fact, or
+        "I don't know"."""
+        guard = FactGuard(self.spec.guard_sources, self.history)
+        reply = await self.voice.answer(turn.record.timings, turn.release, guard.allows)
         text = reply.text
         if not reply.refused or reply.interrupted:
             return text
-        self._sink(CallEvent("refused", guard.refused if guard and guard.refused else "code"))
+        self._sink(CallEvent("refused", guard.refused or "code"))
         # what was said before the refused clause stands; the fact (or "I don't know")
         # follows, so the caller is never left with half an answer
+        # (an agent without knowledge answers everything freely: only chat is small talk)
+        chat = plan_.step is Step.FREE and (self.answers.grounded or social(turn.user))
         then = Plan(Step.FACT, plan_.fallback) if plan_.fallback else \
-            self.answers.refused(small_talk=plan_.step is Step.FREE)
+            self.answers.refused(small_talk=chat)
         return " ".join(filter(None, (text, await self._say_planned(turn, then))))

@@ -176,6 +176,7 @@ dialogue_rig = test_dialogue.rig_factory  # the fixture ``dialogue_rig``: a call
 
 async def _call(dialogue_rig, said: str, model_answer: str, confidence: float | None = 0.9,
                 **spec_fields):
+    spec_fields = {"instructions": INSTRUCTIONS, "knowledge": FACTS, "faq": FAQ} | spec_fields
     from fakes import FakeChat, FakeTranscriber, fake_engines
 
     from agent.dialogue import Dialogue
@@ -183,7 +184,7 @@ async def _call(dialogue_rig, said: str, model_answer: str, confidence: float | 
 
     rig = dialogue_rig(model_answer)
     spec = AgentSpec(name="t", greeting="Good morning, Oakwood Clinic.", end_silence=0.4,
-                     instructions=INSTRUCTIONS, knowledge=FACTS, faq=FAQ, **spec_fields)
+                     **spec_fields)
     chat = FakeChat(model_answer)
     engines = fake_engines(spec, FakeTranscriber(said, confidence), chat)
     events: list = []
@@ -240,6 +241,19 @@ async def test_a_sourced_answer_from_the_model_is_spoken(dialogue_rig):
     rig, chat, kinds = await _call(dialogue_rig, "When do you open on Monday?",
                                    "On Monday we open at 8 am.", model_phrases_facts=True)
     assert rig.conv.records[0].agent_text.strip() == "On Monday we open at 8 am."
+    assert "refused" not in kinds
+
+
+async def test_an_agent_without_knowledge_does_not_invent_facts_either(dialogue_rig):
+    plain = {"instructions": "You are the receptionist of a dental clinic.", "knowledge": "",
+             "faq": ()}
+    rig, chat, kinds = await _call(dialogue_rig, "When do you open on Saturday?",
+                                   "We open at 10 am on Saturday.", **plain)
+    assert len(chat.seen) == 1 and "refused" in kinds
+    assert rig.conv.records[0].agent_text == Phrases().unknown  # not a guess
+    rig, chat, kinds = await _call(dialogue_rig, "How are you today?",
+                                   "I am well, thank you. How can I help?", **plain)
+    assert rig.conv.records[0].agent_text == "I am well, thank you. How can I help?"
     assert "refused" not in kinds
 
 

@@ -31,7 +31,13 @@ from virtual_time import VirtualClock
 MODELS = object()  # any non-None: the fake registry loads fake engines
 
 
+# What the fake model says, in the instructions: every agent's answers need a source.
+FACTS = ("We open at nine and close at five; on Saturday we open at nine and close at one; "
+         "we are closed on Sunday.")
+
+
 def agent(name: str, **kw) -> AgentSpec:
+    kw.setdefault("instructions", f"You answer the phone. {FACTS}")
     return AgentSpec(name=name, greeting=f"Hello from {name}.", models=MODELS,  # type: ignore[arg-type]
                      silence_timeout=30, **kw)
 

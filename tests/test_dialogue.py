@@ -50,8 +50,9 @@ class Rig:
         self.playout = Playout(lambda f: self.sent.append((self.clock.now(), f.copy())),
                                self.clock, RATE)
         self.chat = ClosingChat(answer)
+        # the answer is in the instructions: its facts have a source (turn-taking tests)
         spec = AgentSpec(name="t", greeting="Hi.", end_silence=0.4,
-                         barge_in_min_speech=barge_in_min)
+                         barge_in_min_speech=barge_in_min, instructions=f"Say: {answer}")
         engines = Engines(FakeTranscriber(), self.chat, FakeSynth(),
                           {"Hi.": AudioChunk(np.zeros(0, np.int16), RATE),
                            spec.error_phrase: AudioChunk(np.full(800, 100, np.int16), RATE)})

@@ -17,6 +17,10 @@ from harness import speechlike_signal
 
 LONG_ANSWER = ("We open at nine, we close at five, on Saturday we open at nine, "
                "on Saturday we close at one. We are closed on Sunday. See you soon.")
+PARKING = ("There is parking behind the building, and there is more on the street outside, "
+           "and the garage across the road is free for patients. You will find a space.")
+SATURDAY = ("On Saturday we open at nine and we close at one, and we are closed on Sunday, "
+            "so please call us again during the week.")
 THINKING = 0.6  # seconds the fake model takes to its first word
 
 
@@ -73,10 +77,13 @@ async def test_a_question_continued_after_a_pause_and_talked_over_is_stored_once
         caller = Caller(rig)
         await caller.says("what time do you open")
         await rig.quiet("a", 4.0)  # answered to its end
+        # (a new question gets a new answer: the same one again would be refused)
+        rig.registry.engines["alpha"].chat.answer = PARKING
         started, _ = await caller.says("is there parking")
         await rig.quiet("a", 0.45)  # the turn ends; the model is still thinking
         _, stopped = await caller.says("near your office")  # so their words are carried
         await rig.quiet("a", 1.5)  # the answer begins ...
+        rig.registry.engines["alpha"].chat.answer = SATURDAY
         await caller.says("and on saturday")  # ... and is talked over
         await rig.quiet("a", 1.5)
         await caller.says("hello")  # talked over again

@@ -52,8 +52,7 @@ async def agent_answer(spec: AgentSpec, answers: Answerer | None, chat: ChatMode
         plan = answers.answer(said)
         if plan.say:
             return plan.say, plan.step.value, None
-    guard = FactGuard(spec.guard_sources, history) \
-        if answers is not None and answers.grounded else None
+    guard = FactGuard(spec.guard_sources, history) if answers is not None else None
     gate = ClauseGate(guard.allows if guard else None)
     clauses, first = [], None
     async for clause in gated(chat.stream(list(history)), gate):
