@@ -20,7 +20,7 @@ def _config_dir(args: argparse.Namespace) -> Path:
 def cmd_check(args: argparse.Namespace) -> int:
     from appliance.config.summary import run_check
 
-    return run_check(_config_dir(args))
+    return run_check(_config_dir(args), data=paths.data_dir(args.data_dir))
 
 
 def cmd_render(args: argparse.Namespace) -> int:
