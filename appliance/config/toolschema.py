@@ -134,9 +134,11 @@ def _walk(schema: Any, path: FieldPath) -> Iterator[tuple[FieldPath, str, str]]:
                "write a schema such as {type: string}")
     if not isinstance(schema, dict):  # other values: the meta-schema's complaint says it
         return
-    for key in schema:
+    previous: tuple[str, Any] | None = None
+    for key, value in schema.items():
         if key not in SUPPORTED:
-            yield ((*path, key), *_unsupported(key))
+            yield ((*path, key), *_unsupported(key, value, previous))
+        previous = (key, value)
     properties = schema.get("properties")
     properties = properties if isinstance(properties, dict) else {}
     for name, sub in properties.items():
@@ -173,7 +175,13 @@ def _required_fix(name: str, properties: list[str]) -> str:
     return f"{hint}add {name} to properties, or remove it from required"
 
 
-def _unsupported(key: str) -> tuple[str, str]:
+def _unsupported(key: str, value: Any, previous: tuple[str, Any] | None) -> tuple[str, str]:
+    if value is None and " " in key and previous and isinstance(previous[1], str):
+        # {description: ISO date, e.g. 2026-12-01}: in a { } group a comma ends the text
+        text = f"{previous[1]}, {key}"
+        return (f'"{key}" is not supported in tool parameters: it looks like the rest of '
+                f"{previous[0]}, cut off by a comma (in {{ }} a comma ends unquoted text)",
+                f"put the whole text in quotes: {previous[0]}: {_quoted(text)}")
     why = _WHY_UNSUPPORTED.get(key, "the agent would ignore it at call time")
     guess = _did_you_mean(key, SUPPORTED)
     hint = f'did you mean "{guess}"? Otherwise remove it; ' if guess else "remove it; "
