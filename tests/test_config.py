@@ -11,8 +11,8 @@ from appliance.config import schema as config_module
 from appliance.config.agent import AgentConfig
 from appliance.config.base import ConfigError, ConfigIssue
 from appliance.config.load import default_config_dir, load_configuration
-from appliance.config.schema import Configuration, Phone, Registration, SiteConfig
 from appliance.config.modelnames import read_store
+from appliance.config.schema import Configuration, Phone, Registration, SiteConfig
 from appliance.config.summary import run_check, summary
 from appliance.models.defaults import DEFAULTS
 from appliance.models.store import ModelStore
