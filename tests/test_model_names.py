@@ -158,3 +158,16 @@ def test_load_without_store_does_not_resolve(tmp_path: Path) -> None:
     """install, status and the daemon load the configuration without the name check."""
     config_dir = write_config(tmp_path, SITE, {"demo": agent("  llm: no-such\n")})
     assert load_configuration(config_dir).agents["demo"].models.llm == "no-such"
+
+
+def test_doctor_checks_a_named_turn_model(tmp_path: Path, data: Path) -> None:
+    from appliance.ops.doctor_check import FAIL
+    from appliance.ops.doctor_models import check_models
+
+    config_dir = write_config(tmp_path, SITE, {"demo": agent("  turn: smart-turn-v9\n")})
+    checks = {c.name: c for c in check_models(load_configuration(config_dir), data)}
+    turn = checks["model smart-turn-v9"]
+    assert turn.status == FAIL and "turn model for agent demo" in turn.detail
+    config_dir = write_config(tmp_path, SITE, {"demo": agent()})
+    assert "model smart-turn-v3" not in {c.name for c in check_models(
+        load_configuration(config_dir), data)}
