@@ -440,3 +440,14 @@ def test_feature_examples_are_valid(example_dir: Path) -> None:
     cfg = load_configuration(example_dir)
     assert {"receptionist", "appointments", "balance", "afterhours"} <= set(cfg.agents)
     assert cfg.agents["balance"].tools[0].dtmf is not None
+
+
+def test_config_defaults_are_the_daemons() -> None:
+    """appliance.config.agent.Daemon copies AgentSpec's defaults (so check stays light)."""
+    from agent.settings import AgentSpec
+    from appliance.config.agent import Daemon
+
+    names = [name for name in vars(Daemon) if not name.startswith("_")]
+    assert len(names) == 8
+    for name in names:
+        assert getattr(Daemon, name) == getattr(AgentSpec, name), name
