@@ -451,3 +451,18 @@ def test_config_defaults_are_the_daemons() -> None:
     assert len(names) == 8
     for name in names:
         assert getattr(Daemon, name) == getattr(AgentSpec, name), name
+
+
+def test_check_does_not_load_the_daemon() -> None:
+    """`switchboard check` stays light (under a second): loading the configuration never
+    imports the daemon's audio and network stack."""
+    import subprocess
+    import sys
+
+    heavy = ("numpy", "aiohttp", "asyncio", "agent.settings", "agent.flows.runner",
+             "llama_cpp", "onnxruntime")
+    code = ("import sys; import appliance.cli, appliance.config.summary; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=REPO)
+    assert out.stdout.strip() == ""

@@ -148,6 +148,16 @@ def test_one_issue_per_place() -> None:
     assert "not supported" in issue.message
 
 
+def test_enum_values_must_have_the_type() -> None:
+    [issue] = issues_of(one(type="string", enum=["small", 2]))
+    assert issue.field.endswith("properties.x.enum")
+    assert issue.message.startswith("enum value 2 is not of type string")
+    assert schema_errors({"type": "string", "enum": ["small", 2]}, 2)  # refused at call time
+    assert issues_of(one(type=["string", "null"], enum=["a", None])) == []
+    assert issues_of(one(type="integer", enum=[1, 2.0])) == []
+    assert issues_of(one(type="number", enum=[1, 2.5])) == []
+
+
 def test_required_without_properties() -> None:
     [issue] = issues_of({"type": "object", "required": ["name"]})
     assert issue.fix == "add name to properties, or remove it from required"

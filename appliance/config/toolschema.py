@@ -9,6 +9,7 @@ on would be ignored without a word, so it is rejected here, named, with the supp
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,6 +158,16 @@ def _walk(schema: Any, path: FieldPath) -> Iterator[tuple[FieldPath, str, str]]:
         problem = _pattern_problem(schema["pattern"])
         if problem:
             yield ((*path, "pattern"), *problem)
+    kinds = schema.get("type")
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    choices = schema.get("enum")
+    if isinstance(kinds, list) and isinstance(choices, list):
+        wrong = [value for value in choices if not any(_is(value, k) for k in kinds)]
+        if wrong:
+            yield ((*path, "enum"), f"enum value {json.dumps(wrong[0])} is not of type "
+                   f"{' or '.join(map(str, kinds))} (the model could choose it, and the check "
+                   "before the webhook would refuse it)", "write enum values of that type, "
+                   "in quotes for text, or remove type")
     fmt = schema.get("format")
     if isinstance(fmt, str):
         if fmt not in FORMATS:
@@ -167,6 +178,16 @@ def _walk(schema: Any, path: FieldPath) -> Iterator[tuple[FieldPath, str, str]]:
         elif "pattern" in schema:
             yield ((*path, "format"), "format and pattern together: only the pattern is "
                    "checked at call time", "keep one of them")
+
+
+def _is(value: Any, kind: Any) -> bool:
+    """Whether `value` (from YAML) has JSON Schema type `kind`."""
+    if isinstance(value, bool):
+        return kind == "boolean"
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    return {"string": isinstance(value, str), "integer": whole,
+            "number": isinstance(value, int | float), "null": value is None,
+            "array": isinstance(value, list), "object": isinstance(value, dict)}.get(kind, True)
 
 
 def _required_fix(name: str, properties: list[str]) -> str:
