@@ -158,6 +158,13 @@ def test_enum_values_must_have_the_type() -> None:
     assert issues_of(one(type="number", enum=[1, 2.5])) == []
 
 
+def test_properties_as_a_list_is_one_issue() -> None:
+    [issue] = issues_of({"type": "object", "properties": ["name"], "required": ["name"]})
+    assert issue.field == "tools.0.parameters.properties"
+    assert issue.fix == ("write parameter names, each with its schema, e.g. properties: "
+                         "{name: {type: string}}")
+
+
 def test_required_without_properties() -> None:
     [issue] = issues_of({"type": "object", "required": ["name"]})
     assert issue.fix == "add name to properties, or remove it from required"

@@ -145,6 +145,8 @@ def _walk(schema: Any, path: FieldPath) -> Iterator[tuple[FieldPath, str, str]]:
     for name, sub in properties.items():
         yield from _walk(sub, (*path, "properties", name))
     required = schema.get("required")
+    if "properties" in schema and not isinstance(schema["properties"], dict):
+        required = None  # the meta-schema's complaint about properties comes first
     for name in required if isinstance(required, list) else []:
         if isinstance(name, str) and name not in properties:
             yield ((*path, "required"), f'required names "{name}", which is not among the '
