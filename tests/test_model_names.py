@@ -79,13 +79,13 @@ def test_missing_and_wrong_role(tmp_path: Path, data: Path) -> None:
     stt, llm, turn = issues
     assert stt.message == ('stt model "smollm2-135m" is a language model (llm) in the store, '
                            "not a speech-to-text model")
-    assert stt.fix.startswith("write models: {stt: moonshine-base-en} (stt models present: "
+    assert stt.fix.startswith("write stt: moonshine-base-en under models: (stt models present: "
                               "moonshine-base-en, whisper-tiny-en)")
     assert llm.message.startswith('llm model "smollm2" is not in the model store ')
     assert "present: moonshine-base-en, piper-joe-medium, smart-turn-v3, smollm2-135m, " \
         "whisper-tiny-en" in llm.message
     assert "`switchboard models import PATH --name smollm2`" in llm.fix
-    assert turn.fix.startswith("write models: {turn: smart-turn-v3}")
+    assert turn.fix.startswith("write turn: smart-turn-v3 under models:")
     for issue in issues:
         assert str(issue) in text
 
@@ -93,7 +93,7 @@ def test_missing_and_wrong_role(tmp_path: Path, data: Path) -> None:
 def test_suggested_fix_passes(tmp_path: Path, data: Path) -> None:
     config_dir = write_config(tmp_path, SITE, {"demo": agent("  llm: smolm2-135m\n")})
     code, text = check(config_dir, data)
-    found = re.search(r"write models: \{llm: ([\w-]+)\}", text)
+    found = re.search(r"write llm: ([\w-]+) under models:", text)
     assert code == 1 and found, text
     (config_dir / "agents" / "demo.yaml").write_text(agent(f"  llm: {found.group(1)}\n"))
     assert check(config_dir, data)[0] == 0
@@ -112,7 +112,7 @@ def test_a_default_missing_from_the_store_says_so(tmp_path: Path) -> None:
     assert ("the store has no stt model: import one with `switchboard models import PATH "
             "--name moonshine-base-en`, or the default set with `switchboard models "
             "install-defaults`") in text
-    assert "write models: {tts: other-voice}" in text
+    assert "write tts: other-voice under models:" in text
     assert "3 errors" in text  # stt, llm, tts; no turn model is named
 
 

@@ -85,5 +85,5 @@ def _problem(store: StoreIndex, name: str, role: str, written: bool) -> tuple[st
         return message, (f"the store has no {role} model: import one with {load}, or the "
                          f"default set with `{DEFAULTS_COMMAND}`")
     guess = _did_you_mean(name, present) or present[0]
-    return message, (f"write models: {{{role}: {guess}}} ({role} models present: "
+    return message, (f"write {role}: {guess} under models: ({role} models present: "
                      f"{', '.join(present)}), or import the model with {load}")
