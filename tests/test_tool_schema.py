@@ -141,6 +141,17 @@ def test_nested_schemas_are_walked() -> None:
                               "properties.x.items.additionalProperties.oneOf"]
 
 
+def test_a_parameter_named_like_a_keyword() -> None:
+    schema = {"type": "object", "properties": {"properties": {"type": "strin"},
+                                               "type": 5}}
+    found = {issue.field.removeprefix("tools.0.parameters."): issue.message
+             for issue in issues_of(schema)}
+    assert found.keys() == {"properties.properties.type", "properties.type"}
+    assert found["properties.properties.type"].startswith("type takes one of string")
+    assert found["properties.type"] == "the schema of parameter type must be a group of " \
+        "key: value lines, got 5"
+
+
 def test_one_issue_per_place() -> None:
     """An unsupported keyword with a wrong value is reported once, as unsupported."""
     [issue] = issues_of(one(type="string", anyOf=5))

@@ -104,8 +104,7 @@ def _meta_problems(schema: dict[str, Any]) -> Iterator[tuple[FieldPath, str, str
 
 def _meta_message(path: FieldPath, value: Any) -> tuple[str, str]:
     key = str(path[-1]) if path else ""
-    parent = str(path[-2]) if len(path) > 1 else ""
-    if parent == "properties" or not path:
+    if not path or _names_a_parameter(path):
         what = f"the schema of parameter {key}" if path else "parameters"
         return (f"{what} must be a group of key: value lines, got {_shown(value)}",
                 f"write e.g. {key or 'parameters'}: {{type: string}}")
@@ -116,6 +115,15 @@ def _meta_message(path: FieldPath, value: Any) -> tuple[str, str]:
     guess = _did_you_mean(value, TYPES) if key == "type" and isinstance(value, str) else None
     hint = f'did you mean "{guess}"? Otherwise ' if guess else ""
     return f"{key} takes {takes.split(', e.g.')[0]}, got {_shown(value)}", f"{hint}write {takes}"
+
+
+def _names_a_parameter(path: FieldPath) -> bool:
+    """Whether the last part of `path` is a parameter's name (the key under properties),
+    not a keyword: keywords and names alternate below each properties."""
+    name = False
+    for before in path[:-1]:
+        name = before == "properties" and not name
+    return name
 
 
 def _shown(value: Any) -> str:
@@ -234,5 +242,5 @@ def _quoted(text: str) -> str:
 
 
 def _name(path: FieldPath) -> str:
-    return f"parameter {path[-1]}" if len(path) > 1 and path[-2] == "properties" else \
+    return f"parameter {path[-1]}" if _names_a_parameter(path) else \
         ".".join(str(p) for p in path) or "parameters"
