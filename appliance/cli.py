@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import signal
@@ -20,7 +19,7 @@ def _config_dir(args: argparse.Namespace) -> Path:
 def cmd_check(args: argparse.Namespace) -> int:
     from appliance.config.summary import run_check
 
-    return run_check(_config_dir(args))
+    return run_check(_config_dir(args), data=paths.data_dir(args.data_dir))
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -45,6 +44,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio  # here, not at the top: `switchboard check` should start quickly
+
     from agent.daemon import Daemon
     from appliance.config.base import ConfigError
     from appliance.config.load import load_configuration

@@ -11,8 +11,11 @@ from appliance.config import schema as config_module
 from appliance.config.agent import AgentConfig
 from appliance.config.base import ConfigError, ConfigIssue
 from appliance.config.load import default_config_dir, load_configuration
+from appliance.config.modelnames import read_store
 from appliance.config.schema import Configuration, Phone, Registration, SiteConfig
 from appliance.config.summary import run_check, summary
+from appliance.models.defaults import DEFAULTS
+from appliance.models.store import ModelStore
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "appliance" / "examples"
@@ -53,6 +56,29 @@ def errors_of(config_dir: Path) -> list[ConfigIssue]:
     return caught.value.errors
 
 
+# Store formats of the default models whose content would tell (stand-in files do not).
+DEFAULT_FORMATS = {"smollm2-135m": "gguf", "piper-joe-medium": "piper-onnx",
+                   "whisper-tiny-en": "ggml-whisper"}
+
+
+def default_store(data: Path) -> Path:
+    """A data dir whose model store holds the default models, as stand-in files (check reads
+    only names and roles; doctor is what loads the files)."""
+    store = ModelStore(data / "models")
+    for model in DEFAULTS:
+        source = data / f"{model.name}.bin"
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_bytes(b"stand-in")
+        store.add(model.name, [source], licence=model.licence, source="test",
+                  fmt=model.fmt or DEFAULT_FORMATS[model.name])
+    return data
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return default_store(tmp_path_factory.mktemp("data"))
+
+
 @pytest.fixture
 def example_dir(tmp_path: Path) -> Path:
     """The shipped example, with the secret files the installer would create."""
@@ -69,9 +95,10 @@ def example_dir(tmp_path: Path) -> Path:
 # ------------------------------------------------------------------------------------------
 
 
-def test_example_passes_check(example_dir: Path) -> None:
+def test_example_passes_check(example_dir: Path, data_dir: Path) -> None:
     out = io.StringIO()
-    assert run_check(example_dir, out) == 0, out.getvalue()
+    assert run_check(example_dir, out, data_dir) == 0, out.getvalue()
+    assert "warning" not in out.getvalue()
     text = out.getvalue()
     for expected in (
         "101",
@@ -162,7 +189,7 @@ def test_corpus_is_large_enough() -> None:
 
 
 @pytest.mark.parametrize("case", BAD_CASES, ids=[case.name for case in BAD_CASES])
-def test_bad_config(case: Path, tmp_path: Path) -> None:
+def test_bad_config(case: Path, tmp_path: Path, data_dir: Path) -> None:
     # Run on a copy so absolute paths in messages never depend on the checkout location.
     config_dir = tmp_path / case.name
     shutil.copytree(case, config_dir, symlinks=True)
@@ -174,14 +201,16 @@ def test_bad_config(case: Path, tmp_path: Path) -> None:
         name, mode = line.split()
         (config_dir / name).chmod(int(mode, 8))
     out = io.StringIO()
-    assert run_check(config_dir, out) == 1
+    assert run_check(config_dir, out, data_dir) == 1
     text = out.getvalue()
-    assert "Traceback" not in text
+    assert "Traceback" not in text and "warning" not in text
     for expected in (case / "expect.txt").read_text().splitlines():
         if expected.strip():
             assert expected in text, f"{expected!r} not in:\n{text}"
+    store = read_store(data_dir / "models")
+    assert not isinstance(store, str), store
     with pytest.raises(ConfigError) as caught:
-        load_configuration(config_dir)
+        load_configuration(config_dir, store)
     for issue in caught.value.errors:
         assert issue.message and issue.fix, issue
         assert issue.file.is_relative_to(config_dir), issue
@@ -411,3 +440,29 @@ def test_feature_examples_are_valid(example_dir: Path) -> None:
     cfg = load_configuration(example_dir)
     assert {"receptionist", "appointments", "balance", "afterhours"} <= set(cfg.agents)
     assert cfg.agents["balance"].tools[0].dtmf is not None
+
+
+def test_config_defaults_are_the_daemons() -> None:
+    """appliance.config.agent.Daemon copies AgentSpec's defaults (so check stays light)."""
+    from agent.settings import AgentSpec
+    from appliance.config.agent import Daemon
+
+    names = [name for name in vars(Daemon) if not name.startswith("_")]
+    assert len(names) == 8
+    for name in names:
+        assert getattr(Daemon, name) == getattr(AgentSpec, name), name
+
+
+def test_check_does_not_load_the_daemon() -> None:
+    """`switchboard check` stays light (under a second): loading the configuration never
+    imports the daemon's audio and network stack."""
+    import subprocess
+    import sys
+
+    heavy = ("numpy", "aiohttp", "asyncio", "agent.settings", "agent.flows.runner",
+             "llama_cpp", "onnxruntime")
+    code = ("import sys; import appliance.cli, appliance.config.summary; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=REPO)
+    assert out.stdout.strip() == ""

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from agent.settings import AgentSpec
+from agent.answers.policy import Phrases
 from appliance.config.base import (
     ConfigModel,
     Language,
@@ -21,6 +21,21 @@ from appliance.config.flows import FlowConfig
 # --------------------------------------------------------------------------------------------
 # agents/<name>.yaml
 # --------------------------------------------------------------------------------------------
+
+
+class Daemon:
+    """The daemon's defaults (agent.settings.AgentSpec), written here because importing the
+    daemon's settings pulls in its audio and network stack and made `switchboard check` take
+    over a second; tests/test_config.py keeps the two equal."""
+
+    end_silence = 0.4
+    quick_end = 0.2
+    max_end_silence = 1.0
+    turn_threshold = 0.5
+    min_speech = 0.15
+    max_utterance = 15.0
+    barge_in_min_speech = 0.3
+    answer_phrases = Phrases()
 
 
 class AgentLimits(ConfigModel):
@@ -200,36 +215,36 @@ class AgentModels(ConfigModel):
 class TurnConfig(ConfigModel):
     """When the caller's turn is over."""
 
-    end_silence: float = Field(AgentSpec.end_silence, ge=0.15, le=3.0, description="Seconds "
+    end_silence: float = Field(Daemon.end_silence, ge=0.15, le=3.0, description="Seconds "
                                "of silence that end the caller's turn when nothing judges it "
-                               f"finished or not. Default: {AgentSpec.end_silence}.")
-    quick_end: float = Field(AgentSpec.quick_end, ge=0.1, le=3.0, description="Seconds of "
+                               f"finished or not. Default: {Daemon.end_silence}.")
+    quick_end: float = Field(Daemon.quick_end, ge=0.1, le=3.0, description="Seconds of "
                              "silence that end a turn judged finished (a whole question). "
-                             f"Default: {AgentSpec.quick_end}.")
-    max_end_silence: float = Field(AgentSpec.max_end_silence, ge=0.15, le=5.0,
+                             f"Default: {Daemon.quick_end}.")
+    max_end_silence: float = Field(Daemon.max_end_silence, ge=0.15, le=5.0,
                                    description="The longest silence a turn judged unfinished "
                                    "(\"my number is 555 …\") waits for the caller to go on. "
-                                   f"Default: {AgentSpec.max_end_silence}.")
-    threshold: float = Field(AgentSpec.turn_threshold, gt=0, lt=1, description="With a turn "
+                                   f"Default: {Daemon.max_end_silence}.")
+    threshold: float = Field(Daemon.turn_threshold, gt=0, lt=1, description="With a turn "
                              "model: the probability from which a turn is finished. "
-                             f"Default: {AgentSpec.turn_threshold}.")
-    min_speech: float = Field(AgentSpec.min_speech, ge=0.05, le=2.0, description="Shortest "
+                             f"Default: {Daemon.turn_threshold}.")
+    min_speech: float = Field(Daemon.min_speech, ge=0.05, le=2.0, description="Shortest "
                               "sound, in seconds, that counts as speech. "
-                              f"Default: {AgentSpec.min_speech}.")
-    max_utterance: float = Field(AgentSpec.max_utterance, ge=2.0, le=120.0, description="Longest "
+                              f"Default: {Daemon.min_speech}.")
+    max_utterance: float = Field(Daemon.max_utterance, ge=2.0, le=120.0, description="Longest "
                                  "caller turn in seconds; the agent then answers anyway. "
-                                 f"Default: {AgentSpec.max_utterance:g}.")
+                                 f"Default: {Daemon.max_utterance:g}.")
 
 
 class BargeInConfig(ConfigModel):
     """Whether and when the caller can interrupt the agent."""
 
     enabled: bool = Field(True, description="The caller can interrupt the agent. Default: true.")
-    min_speech: float = Field(AgentSpec.barge_in_min_speech, ge=0.05, le=3.0,
+    min_speech: float = Field(Daemon.barge_in_min_speech, ge=0.05, le=3.0,
                               description="Seconds of caller speech during the agent's answer "
                               "that count as an interruption (a cough should not: the answer "
                               "is held from the first sound and goes on after it). "
-                              f"Default: {AgentSpec.barge_in_min_speech}.")
+                              f"Default: {Daemon.barge_in_min_speech}.")
 
 
 class AnswerConfig(ConfigModel):
@@ -288,13 +303,13 @@ class AgentConfig(ConfigModel):
         "when a caller's question matches. With knowledge or answers the agent answers only "
         "from them and says when it does not know. Default: none.")
     unknown_phrase: Text = Field(
-        AgentSpec.answer_phrases.unknown, description="Said when the caller asks something "
+        Daemon.answer_phrases.unknown, description="Said when the caller asks something "
         "the agent's knowledge does not cover (a person is offered when there is a transfer "
-        f"tool). Default: \"{AgentSpec.answer_phrases.unknown}\"")
+        f"tool). Default: \"{Daemon.answer_phrases.unknown}\"")
     misheard_phrase: Text = Field(
-        AgentSpec.answer_phrases.misheard, description="Said when the caller's words could "
+        Daemon.answer_phrases.misheard, description="Said when the caller's words could "
         "not be made out; the second time in a row a person is offered. "
-        f"Default: \"{AgentSpec.answer_phrases.misheard}\"")
+        f"Default: \"{Daemon.answer_phrases.misheard}\"")
     goodbye: Text = Field(
         "Thank you for calling. Goodbye.",
         description="Said before the agent hangs up. Default: \"Thank you for calling. "

@@ -23,6 +23,7 @@ from appliance.config.flows import flow_issues
 from appliance.config.locator import IssueAt, Locator
 from appliance.config.portplan import port_issues
 from appliance.config.schema import SiteConfig, resolve_secret_path
+from appliance.config.toolschema import NO_ARGUMENTS, parameter_issues
 
 
 def semantic_issues(
@@ -92,7 +93,7 @@ def _agent_issues(
 
 def _agent_file_issues(cfg_dir: Path, agent: AgentConfig, file: Path,
                        locator: Locator) -> list[ConfigIssue]:
-    """Files an agent refers to, and its tools: unique names, readable secrets."""
+    """Files an agent refers to, and its tools: unique names, parameter schemas, secrets."""
     issues: list[ConfigIssue] = []
     if agent.knowledge_file:
         problem = _knowledge_file_problem(cfg_dir, agent.knowledge_file)
@@ -105,6 +106,9 @@ def _agent_file_issues(cfg_dir: Path, agent: AgentConfig, file: Path,
                                         f'tool name "{tool.name}" is used twice',
                                         "give every tool of an agent its own name"))
         seen.add(tool.name)
+        if tool.parameters != NO_ARGUMENTS:
+            issues += parameter_issues(tool.parameters, file, ("tools", i, "parameters"),
+                                       locator)
         if tool.webhook and tool.webhook.secret_file:
             problem = _secret_file_problem(resolve_secret_path(cfg_dir,
                                                                tool.webhook.secret_file))

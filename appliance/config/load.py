@@ -25,6 +25,7 @@ from appliance.config.base import (
 from appliance.config.check import semantic_issues
 from appliance.config.errors import describe, translate_error
 from appliance.config.locator import Locator, parse_yaml
+from appliance.config.modelnames import StoreIndex, model_issues
 from appliance.config.schema import Configuration, SiteConfig
 
 
@@ -105,8 +106,11 @@ def agent_files(config_dir: Path) -> tuple[list[Path], list[ConfigIssue]]:
     return files, issues
 
 
-def load_configuration(config_dir: Path) -> Configuration:
-    """Load and fully check a configuration directory; raise ConfigError listing every issue."""
+def load_configuration(config_dir: Path, store: StoreIndex | None = None) -> Configuration:
+    """Load and fully check a configuration directory; raise ConfigError listing every issue.
+
+    With `store`, the agents' model names are also resolved against that model store.
+    """
     config_dir = Path(config_dir)
     if not config_dir.is_dir():
         raise ConfigError(
@@ -145,6 +149,8 @@ def load_configuration(config_dir: Path) -> Configuration:
         agents[path.stem] = load_document(path, AgentConfig, locator, issues, AGENT_HINT)
 
     issues.extend(semantic_issues(config_dir, site, agents, locator))
+    if store is not None:
+        issues.extend(model_issues(config_dir, agents, locator, store))
     if issues or site is None:
         raise ConfigError(issues)
     loaded = {agent.name: agent for agent in agents.values() if agent is not None}

@@ -7,6 +7,8 @@ from typing import TextIO
 
 from appliance.config.base import CONFIG_DIR_ENV, DEFAULT_CONFIG_DIR, ConfigError
 from appliance.config.load import default_config_dir, load_configuration
+from appliance.config.modelnames import read_store
+from appliance.config.paths import data_dir
 from appliance.config.schema import Configuration
 
 
@@ -80,19 +82,29 @@ def summary(cfg: Configuration) -> str:
     return "\n".join(lines)
 
 
-def run_check(config_dir: Path, out: TextIO | None = None) -> int:
-    """Print every error (one per line, then a count) and return 1, or the summary and 0."""
+def run_check(config_dir: Path, out: TextIO | None = None, data: Path | None = None) -> int:
+    """Print every error (one per line, then a count) and return 1, or the summary and 0.
+
+    Model names are resolved against the store in `data`/models (default: the data dir);
+    where there is no store yet (before install) that part is skipped with a warning.
+    """
     out = out if out is not None else sys.stdout
+    store = read_store((data or data_dir()) / "models")
+    warning = f"warning: {store}" if isinstance(store, str) else None
     try:
-        cfg = load_configuration(Path(config_dir))
+        cfg = load_configuration(Path(config_dir), None if isinstance(store, str) else store)
     except ConfigError as exc:
         for issue in exc.errors:
             print(issue, file=out)
+        if warning:
+            print(warning, file=out)
         count = len(exc.errors)
         print(f"{count} error{'' if count == 1 else 's'} in {config_dir}", file=out)
         return 1
     print(summary(cfg), file=out)
     print(file=out)
+    if warning:
+        print(warning, file=out)
     print("Configuration OK.", file=out)
     return 0
 
@@ -106,8 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help=f"configuration directory (default: ${CONFIG_DIR_ENV} or {DEFAULT_CONFIG_DIR})",
     )
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="data directory holding the model store (default: "
+                        "$SWITCHBOARD_DATA_DIR or /var/lib/switchboard)")
     args = parser.parse_args(argv)
-    return run_check(args.config_dir or default_config_dir())
+    return run_check(args.config_dir or default_config_dir(), data=args.data_dir)
 
 
 if __name__ == "__main__":

@@ -108,8 +108,9 @@ def check_models(cfg: Configuration, data: Path) -> list[Check]:
                       "re-import yours with `switchboard models import PATH`")]
     used: dict[tuple[str, str], list[str]] = {}
     for agent in cfg.agents.values():
-        for role in ("stt", "llm", "tts"):
-            used.setdefault((getattr(agent.models, role), role), []).append(agent.name)
+        for role in ("stt", "llm", "tts", "turn"):
+            if getattr(agent.models, role) is not None:  # turn: none unless named
+                used.setdefault((getattr(agent.models, role), role), []).append(agent.name)
     checks = []
     for (name, role), agents in used.items():
         who = f"{role} model for agent{'s' if len(agents) > 1 else ''} {', '.join(agents)}"
