@@ -105,3 +105,18 @@ async def test_a_draft_gives_the_same_words_as_decoding_from_scratch(model_store
         wrong = await stt.transcribe(audio, draft=part.__class__("", None, 0.0,
                                                                   tokens=(5000,) * 8))
         assert (wrong.text, wrong.tokens) == (whole.text, whole.tokens)
+
+
+def test_a_converted_moonshine_directory_imports_as_a_speech_model(model_store,
+                                                                   tmp_path: Path) -> None:
+    from appliance.models.defaults import import_path
+    from appliance.models.store import ModelStore
+
+    converted = model_store.path("moonshine-base-en", "stt").parent
+    other = ModelStore(tmp_path / "models")
+    name = import_path(other, converted, "ears", "MIT", lambda _: None)
+    entry = other.entries()[name]
+    assert (name, entry.role, entry.format) == ("ears", "stt", "moonshine-onnx")
+    assert entry.files == ["encoder.onnx", "decoder.onnx", "tokenizer.bin"]
+    assert other.path("ears", "stt").name == "encoder.onnx"
+    assert other.verify() == []
