@@ -23,6 +23,7 @@ from appliance.config.flows import flow_issues
 from appliance.config.locator import IssueAt, Locator
 from appliance.config.portplan import port_issues
 from appliance.config.schema import SiteConfig, resolve_secret_path
+from appliance.config.tls import tls_file_issues, tls_issues
 
 
 def semantic_issues(
@@ -48,6 +49,7 @@ def semantic_issues(
     issues += _transfer_issues(site, agents, cfg_dir, locator)
     issues += _secret_issues(cfg_dir, site, at)
     issues += port_issues(site, at)
+    issues += tls_issues(site, at) + tls_file_issues(cfg_dir, site, at)
     return issues
 
 
