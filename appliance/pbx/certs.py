@@ -101,7 +101,7 @@ def ensure_certificates(config_dir: Path, site: SiteConfig,
     paths = tls_paths(config_dir, site)
     if not paths.generated:
         return []
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     gen = generated_dir(config_dir)
     done: list[str] = []
     ca_key_path, ca_path = gen / "ca.key", gen / "ca.crt"
