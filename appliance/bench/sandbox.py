@@ -31,7 +31,9 @@ PHONE_IP = "127.0.0.3"
 PSTN_IP = "127.0.0.4"
 TRUNK_USER = "acme"
 TRUNK_SECRET = "carrier-test-secret"
-PHONE_SECRETS = {"101": "phone-101-secret", "102": "phone-102-secret"}
+PHONE_SECRETS = {"101": "phone-101-secret", "102": "phone-102-secret",
+                 "103": "phone-103-secret"}
+TLS_PHONE = "103"  # must use TLS and SRTP
 DID = "+15551230001"
 AGENT_EXTENSION = "500"
 
@@ -50,6 +52,7 @@ SITE_YAML = """\
 network:
   bind_address: {APPLIANCE_IP}
   sip_port: {plan.sip}
+  tls_port: {plan.tls}
   rtp_port_start: {plan.rtp.start}
   rtp_port_end: {rtp_end}
 asterisk:
@@ -78,6 +81,11 @@ phones:
   - extension: "102"
     name: Test Phone Two
     secret_file: secrets/phone-102.secret
+  - extension: "103"
+    name: Secure Phone
+    secret_file: secrets/phone-103.secret
+    transport: tls
+    srtp: required
 routes:
   default_agent: demo
   rules:

@@ -1,0 +1,84 @@
+"""End to end: a phone that must use TLS and SRTP (extension 103 of the sandbox) reaches the
+agent over TLS with SRTP audio both ways, and is refused when it tries cleartext."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+
+from appliance.pbx.certs import generated_dir
+from appliance.sipphone import SipError, SipPhone
+from harness import (
+    AGENT_EXTENSION,
+    APPLIANCE_IP,
+    PHONE_IP,
+    PHONE_SECRETS,
+    PORTS,
+    SIP_PORT,
+    TLS_PHONE,
+    AsteriskUnderTest,
+    DaemonProcess,
+    speechlike_signal,
+)
+from test_call_e2e import check_call, talk_and_listen
+
+pytestmark = pytest.mark.asterisk
+
+
+def phone_tls(site_config) -> ssl.SSLContext:  # noqa: ANN001
+    """What a phone provisioned with the appliance's CA trusts: that CA only."""
+    return ssl.create_default_context(cafile=str(generated_dir(site_config) / "ca.crt"))
+
+
+def secure_phone(site_config, **kwargs) -> SipPhone:  # noqa: ANN001, ANN003
+    return SipPhone(PHONE_IP, (APPLIANCE_IP, PORTS.tls), TLS_PHONE, PHONE_SECRETS[TLS_PHONE],
+                    tls=phone_tls(site_config), srtp=True, **kwargs)
+
+
+async def test_phone_registers_over_tls_with_a_verified_certificate(
+        clean_asterisk: AsteriskUnderTest, site_config) -> None:  # noqa: ANN001
+    async with secure_phone(site_config) as phone:
+        await phone.register()
+        contacts = clean_asterisk.rx("pjsip show contacts")
+        assert f"{TLS_PHONE}/sip:{TLS_PHONE}@{PHONE_IP}" in contacts, contacts
+        assert "transport=tls" in contacts.lower(), contacts
+        await phone.unregister()
+    # a phone that does not trust the appliance's CA refuses the connection
+    with pytest.raises(ssl.SSLCertVerificationError):
+        async with SipPhone(PHONE_IP, (APPLIANCE_IP, PORTS.tls), TLS_PHONE,
+                            PHONE_SECRETS[TLS_PHONE], tls=ssl.create_default_context()):
+            pass
+
+
+async def test_tls_srtp_phone_reaches_agent_with_audio_both_ways(
+        clean_asterisk: AsteriskUnderTest, daemon: DaemonProcess,
+        site_config) -> None:  # noqa: ANN001
+    before = set(daemon.record_dir.glob("*.rx.wav"))
+    signal = speechlike_signal(2.0, seed=23)
+    async with secure_phone(site_config) as phone:
+        await phone.register()
+        dialog = await talk_and_listen(phone, AGENT_EXTENSION, signal)
+        assert b"RTP/SAVP" in dialog.local_sdp
+        await dialog.hangup()
+        await phone.unregister()
+    # every packet from Asterisk was SRTP that authenticated and decrypted with its key
+    assert dialog.stats["srtp_rx"] > 50 and dialog.stats["srtp_bad"] == 0, dialog.stats
+    assert dialog.stats["rtp_tx"] > 50
+    check_call(dialog, daemon, before, signal)
+
+
+async def test_cleartext_attempts_of_the_tls_phone_are_refused(
+        clean_asterisk: AsteriskUnderTest, daemon: DaemonProcess) -> None:
+    """Over UDP, with or without SRTP offered, the phone gets no call; nor does a register."""
+    for srtp in (False, True):
+        async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), TLS_PHONE,
+                            PHONE_SECRETS[TLS_PHONE], srtp=srtp) as phone:
+            with pytest.raises(SipError) as refused:
+                await phone.call(AGENT_EXTENSION)
+            assert refused.value.status is not None and refused.value.status >= 400, srtp
+    async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), TLS_PHONE,
+                        PHONE_SECRETS[TLS_PHONE]) as phone:
+        with pytest.raises(SipError):
+            await phone.register()
+    assert f"{TLS_PHONE}/sip:" not in clean_asterisk.rx("pjsip show contacts")
