@@ -89,15 +89,65 @@ def _key_pem(key) -> bytes:  # noqa: ANN001
                              serialization.NoEncryption())
 
 
+def new_ca(common_name: str, key_path: Path, cert_path: Path, now: dt.datetime) -> None:
+    """A self-signed CA (key 0600, certificate 0644) valid for CA_DAYS."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    key = _new_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
+                                     False), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    _write_private(key_path, _key_pem(key), 0o600)
+    _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+
+def issue_certificate(ca_key_path: Path, ca_path: Path, names: list[str], ips: list[str],
+                      key_path: Path, cert_path: Path, now: dt.datetime,
+                      days: int = SERVER_DAYS) -> None:
+    """A server (and client) certificate for ``names`` and ``ips``, signed by the CA."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), None)
+    ca_cert = x509.load_pem_x509_certificate(ca_path.read_bytes())
+    key = _new_key()
+    alt = [x509.DNSName(n) for n in names] + [
+        x509.IPAddress(ipaddress.ip_address(a)) for a in ips]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                                    (names or ips)[0])]))
+        .issuer_name(ca_cert.subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                              ExtendedKeyUsageOID.CLIENT_AUTH]),
+                       critical=False)
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    _write_private(key_path, _key_pem(key), 0o600)
+    _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+
 def ensure_certificates(config_dir: Path, site: SiteConfig,
                         now: dt.datetime | None = None) -> list[str]:
     """Create the CA and the server certificate when the site uses TLS without the operator's
     own certificate and they are missing (or the server certificate expires within
     RENEW_DAYS); what was created, for the install report."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
     paths = tls_paths(config_dir, site)
     if not paths.generated:
         return []
@@ -106,45 +156,12 @@ def ensure_certificates(config_dir: Path, site: SiteConfig,
     done: list[str] = []
     ca_key_path, ca_path = gen / "ca.key", gen / "ca.crt"
     if not (ca_key_path.exists() and ca_path.exists()):
-        ca_key = _new_key()
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Switchboard local CA")])
-        ca_cert = (
-            x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-            .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=CA_DAYS))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
-                                         False), critical=True)
-            .sign(ca_key, hashes.SHA256())
-        )
-        _write_private(ca_key_path, _key_pem(ca_key), 0o600)
-        _write_private(ca_path, ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        new_ca("Switchboard local CA", ca_key_path, ca_path, now)
         done.append(f"generated TLS CA {ca_path} (valid {CA_DAYS} days)")
     expires = certificate_expiry(paths.cert) if paths.cert.exists() else None
     if done or expires is None or expires - now < dt.timedelta(days=RENEW_DAYS):
-        ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), None)
-        ca_cert = x509.load_pem_x509_certificate(ca_path.read_bytes())
         names, ips = server_names(site)
-        key = _new_key()
-        alt = [x509.DNSName(n) for n in names] + [
-            x509.IPAddress(ipaddress.ip_address(a)) for a in ips]
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=SERVER_DAYS))
-            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                                  ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
-        )
-        _write_private(paths.key, _key_pem(key), 0o600)
-        _write_private(paths.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        issue_certificate(ca_key_path, ca_path, names, ips, paths.key, paths.cert, now)
         done.append(f"generated TLS server certificate {paths.cert} for "
                     f"{', '.join(names + ips)} (valid {SERVER_DAYS} days)")
     return done
