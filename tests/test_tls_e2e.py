@@ -1,5 +1,6 @@
 """End to end: a phone that must use TLS and SRTP (extension 103 of the sandbox) reaches the
-agent over TLS with SRTP audio both ways, and is refused when it tries cleartext."""
+agent over TLS with SRTP audio both ways, and is refused when it tries cleartext; the
+"secure" trunk registers with the carrier over TLS and delivers a call with SRTP."""
 
 from __future__ import annotations
 
@@ -9,13 +10,19 @@ import pytest
 from test_call_e2e import check_call, talk_and_listen
 
 from appliance.pbx.certs import generated_dir
+from appliance.pbx.runtime import wait_until
 from appliance.sipphone import SipError, SipPhone, SipTimeoutError
 from harness import (
     AGENT_EXTENSION,
     APPLIANCE_IP,
+    CARRIER_IP,
+    CARRIER_PORT,
     PHONE_IP,
     PHONE_SECRETS,
     PORTS,
+    PSTN_IP,
+    SECURE_DID,
+    SECURE_TRUNK_USER,
     SIP_PORT,
     TLS_PHONE,
     AsteriskUnderTest,
@@ -93,3 +100,31 @@ async def test_cleartext_attempts_of_the_tls_phone_are_refused(
             await cleartext.wait_incoming(timeout=1)
         await cleartext.unregister()
         await caller.unregister()
+
+
+def secure_trunk_registered(asterisk: AsteriskUnderTest) -> bool:
+    lines = asterisk.rx("pjsip show registrations").splitlines()
+    return any("trunk-secure/" in line and "Registered" in line for line in lines)
+
+
+def test_secure_trunk_registers_with_the_carrier_over_tls(
+        clean_asterisk: AsteriskUnderTest, carrier: AsteriskUnderTest) -> None:
+    assert wait_until(lambda: secure_trunk_registered(clean_asterisk), timeout=30), \
+        clean_asterisk.rx("pjsip show registrations")
+    aor = carrier.rx(f"pjsip show aor {SECURE_TRUNK_USER}")
+    assert f"sip:{SECURE_TRUNK_USER}@" in aor and "transport=tls" in aor.lower(), aor
+
+
+async def test_did_over_the_tls_trunk_reaches_agent_with_srtp(
+        clean_asterisk: AsteriskUnderTest, carrier: AsteriskUnderTest,
+        daemon: DaemonProcess) -> None:
+    """PSTN → carrier (plain RTP) → TLS + SRTP trunk → appliance → agent, audio both ways."""
+    assert wait_until(lambda: secure_trunk_registered(clean_asterisk), timeout=30)
+    before = set(daemon.record_dir.glob("*.rx.wav"))
+    signal = speechlike_signal(2.0, seed=29)
+    async with SipPhone(PSTN_IP, (CARRIER_IP, CARRIER_PORT), None, None) as pstn:
+        dialog = await talk_and_listen(pstn, SECURE_DID, signal)
+        channels = clean_asterisk.rx("core show channels verbose")
+        await dialog.hangup()
+    assert "PJSIP/trunk-secure-" in channels, channels
+    check_call(dialog, daemon, before, signal)
