@@ -26,10 +26,15 @@ class SrtpError(SipError):
     """An SRTP packet that fails authentication, or an unusable crypto attribute."""
 
 
+def _aes_ctr_xor(key: bytes, counter_block: bytes, data: bytes) -> bytes:
+    """``data`` XORed with the AES counter-mode keystream starting at ``counter_block``."""
+    encryptor = Cipher(algorithms.AES(key), modes.CTR(counter_block)).encryptor()
+    return encryptor.update(data) + encryptor.finalize()
+
+
 def _aes_ctr(key: bytes, counter_block: bytes, length: int) -> bytes:
     """``length`` bytes of AES counter-mode keystream starting at ``counter_block``."""
-    encryptor = Cipher(algorithms.AES(key), modes.CTR(counter_block)).encryptor()
-    return encryptor.update(bytes(length)) + encryptor.finalize()
+    return _aes_ctr_xor(key, counter_block, bytes(length))
 
 
 def _derive(master_key: bytes, master_salt: bytes, label: int, length: int) -> bytes:
@@ -98,9 +103,10 @@ class SrtpContext:
         self._roc: dict[int, int] = {}
         self._highest: dict[int, int] = {}
 
-    def _keystream(self, ssrc: int, index: int, length: int) -> bytes:
+    def _xor_keystream(self, ssrc: int, index: int, data: bytes) -> bytes:
+        """Encrypt or decrypt (the same) a payload at packet index ``index`` (RFC 3711 4.1.1)."""
         iv = (self._salt << 16) ^ (ssrc << 64) ^ (index << 16)
-        return _aes_ctr(self._key, iv.to_bytes(16, "big"), length)
+        return _aes_ctr_xor(self._key, iv.to_bytes(16, "big"), data)
 
     def _tag(self, authenticated: bytes, roc: int) -> bytes:
         digest = hmac.new(self._auth, authenticated + struct.pack("!I", roc), hashlib.sha1)
@@ -109,9 +115,7 @@ class SrtpContext:
     def _crypt(self, packet: bytes, roc: int) -> bytes:
         head = _header_length(packet)
         seq, ssrc = struct.unpack_from("!H", packet, 2)[0], struct.unpack_from("!I", packet, 8)[0]
-        body = packet[head:]
-        stream = self._keystream(ssrc, (roc << 16) | seq, len(body))
-        return packet[:head] + bytes(a ^ b for a, b in zip(body, stream, strict=True))
+        return packet[:head] + self._xor_keystream(ssrc, (roc << 16) | seq, packet[head:])
 
     def protect(self, packet: bytes) -> bytes:
         """Encrypt and sign an outgoing RTP packet (sequence numbers must only go up)."""
