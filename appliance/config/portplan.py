@@ -3,7 +3,7 @@
 from appliance.config.base import ConfigIssue, FieldPath, dotted
 from appliance.config.locator import IssueAt
 from appliance.config.schema import SiteConfig
-from appliance.config.tls import transports_used
+from appliance.config.tls_check import transports_used
 
 # Asterisk gives each call leg an even RTP port plus the odd RTCP port, and an agent call has
 # two legs (phone or trunk, and the ExternalMedia channel to the daemon).

@@ -6,7 +6,7 @@ import datetime as dt
 import stat
 
 from appliance.config.schema import Configuration
-from appliance.config.tls import transports_used
+from appliance.config.tls_check import transports_used
 from appliance.ops.doctor_check import FAIL, OK, WARN, Check
 from appliance.pbx.certs import RENEW_DAYS, certificate_expiry, tls_paths
 

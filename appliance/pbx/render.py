@@ -23,7 +23,7 @@ import jinja2
 from appliance.config.base import unsafe_character
 from appliance.config.schema import Configuration
 from appliance.config.secrets import AMI_SECRET, ARI_SECRET, ensure_secret, secrets_dir
-from appliance.config.tls import effective_transport, transports_used
+from appliance.config.tls_check import effective_transport, transports_used
 from appliance.pbx.certs import ensure_certificates, tls_paths, trusted_bundle
 
 APP_NAME = "switchboard"
