@@ -4,6 +4,7 @@ agent over TLS with SRTP audio both ways, and is refused when it tries cleartext
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 
 import pytest
@@ -27,6 +28,7 @@ from harness import (
     TLS_PHONE,
     AsteriskUnderTest,
     DaemonProcess,
+    best_correlation,
     speechlike_signal,
 )
 
@@ -100,6 +102,33 @@ async def test_cleartext_attempts_of_the_tls_phone_are_refused(
             await cleartext.wait_incoming(timeout=1)
         await cleartext.unregister()
         await caller.unregister()
+
+
+
+async def test_call_to_the_tls_phone_arrives_over_tls_with_srtp(
+        clean_asterisk: AsteriskUnderTest, site_config) -> None:  # noqa: ANN001
+    """A cleartext phone calls the TLS phone: Asterisk offers SRTP over the TLS connection,
+    and audio passes both ways between the two."""
+    to_secure, to_plain = speechlike_signal(1.5, seed=31), speechlike_signal(1.5, seed=37)
+    async with (secure_phone(site_config) as secure,
+                SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "101",
+                         PHONE_SECRETS["101"]) as plain):
+        await secure.register()
+        await plain.register()
+        calling = asyncio.create_task(plain.call(TLS_PHONE, timeout=15))
+        incoming = await secure.wait_incoming(timeout=10)
+        offer = incoming._invite_tx.request.body  # type: ignore[union-attr]
+        assert b"RTP/SAVP" in offer and b"a=crypto:" in offer, offer
+        await incoming.answer()
+        outgoing = await calling
+        await asyncio.gather(outgoing.play(to_secure), incoming.play(to_plain))
+        await asyncio.sleep(0.5)
+        await outgoing.hangup()
+        await secure.unregister()
+        await plain.unregister()
+    assert incoming.stats["srtp_rx"] > 50 and incoming.stats["srtp_bad"] == 0, incoming.stats
+    assert best_correlation(to_secure, incoming.received_pcm()) > 0.9
+    assert best_correlation(to_plain, outgoing.received_pcm()) > 0.9
 
 
 def secure_trunk_registered(asterisk: AsteriskUnderTest) -> bool:
