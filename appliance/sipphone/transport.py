@@ -51,12 +51,18 @@ class _SipStream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        while (message := take_message(self.buffer)) is not None:
-            self.core._on_datagram(message, self.peer)
+        try:
+            while (message := take_message(self.buffer)) is not None:
+                self.core._on_datagram(message, self.peer)
+        except SipError as exc:  # the stream cannot be framed any more: drop the connection
+            log.debug("closing SIP connection: %s", exc)
+            self.core.stats["sip_bad"] += 1
+            if self.core._transport is not None:
+                self.core._transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         log.debug("SIP connection closed: %s", exc)
-        self.core._transport = None
+        self.core.stats["sip_connection_lost"] += 1
 
 
 def take_message(buffer: bytearray) -> bytes | None:
