@@ -39,11 +39,12 @@ def site_config(workdir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def carrier(workdir: Path) -> Iterator[AsteriskUnderTest]:
-    """A second Asterisk playing the SIP provider: registrar for our trunk, DID delivery."""
+def carrier(workdir: Path, site_config: Path) -> Iterator[AsteriskUnderTest]:
+    """A second Asterisk playing the SIP provider: registrar for our trunks (one over TLS),
+    DID delivery."""
     root = fresh_root(workdir, "carrier-root")
     etc = root / "etc/asterisk"
-    write_carrier_config(etc)
+    write_carrier_config(etc, site_config)
     proc = start_asterisk(root, "carrier.log")
     yield AsteriskUnderTest(proc)
     proc.stop()

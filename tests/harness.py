@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -13,6 +14,9 @@ from appliance.bench.sandbox import *  # noqa: F403  (the shared loopback plan a
 from appliance.bench.sandbox import (
     CARRIER_IP,
     PSTN_IP,
+    SECURE_CARRIER_IP,
+    SECURE_DID,
+    SECURE_TRUNK_USER,
     TRUNK_SECRET,
     TRUNK_USER,
     DaemonProcess,
@@ -27,13 +31,21 @@ HERE = Path(__file__).parent
 REPO = HERE.parent
 
 
-def write_carrier_config(etc: Path) -> None:
-    """The carrier Asterisk's configuration (templates in tests/carrier) on this run's ports."""
+def write_carrier_config(etc: Path, site_config: Path) -> None:
+    """The carrier Asterisk's configuration (templates in tests/carrier) on this run's ports,
+    with the TLS certificate the sandbox made for it."""
     values = {
         "carrier_ip": CARRIER_IP, "carrier_port": PORTS.carrier, "trunk_user": TRUNK_USER,
         "trunk_secret": TRUNK_SECRET, "pstn_ip": PSTN_IP, "rtp_start": PORTS.carrier_rtp.start,
-        "rtp_end": PORTS.carrier_rtp[-1],
+        "rtp_end": PORTS.carrier_rtp[-1], "secure_ip": SECURE_CARRIER_IP,
+        "secure_port": PORTS.carrier_tls, "secure_user": SECURE_TRUNK_USER,
+        "secure_did": SECURE_DID,
     }
+    keys = etc / "keys"
+    keys.mkdir(exist_ok=True)
+    for name in ("carrier.crt", "carrier.key"):
+        shutil.copyfile(site_config / "tls" / name, keys / name)
+        (keys / name).chmod(0o644)  # the carrier is a throwaway test double
     for src in (HERE / "carrier").glob("*.conf"):
         text = src.read_text()
         if src.name in ("pjsip.conf", "extensions.conf", "rtp.conf"):

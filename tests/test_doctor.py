@@ -46,8 +46,12 @@ def config_copy(site_config: Path, tmp_path: Path, **changes: dict) -> Path:
 
 
 def wait_registered(asterisk: AsteriskUnderTest) -> None:
-    assert wait_until(lambda: "Registered" in asterisk.rx("pjsip show registrations"),
-                      timeout=20), asterisk.rx("pjsip show registrations")
+    """Both sandbox trunks (carrier over UDP, secure over TLS) registered."""
+    def both() -> bool:
+        lines = asterisk.rx("pjsip show registrations").splitlines()
+        return all(any(f"trunk-{name}/" in line and "Registered" in line for line in lines)
+                   for name in ("carrier", "secure"))
+    assert wait_until(both, timeout=20), asterisk.rx("pjsip show registrations")
 
 
 def test_healthy_appliance_passes_every_check_with_a_test_call(
@@ -65,7 +69,8 @@ def test_healthy_appliance_passes_every_check_with_a_test_call(
     for name in ("configuration", "secret files", "model moonshine-base-en", "model smollm2-135m",
                  "model piper-joe-medium", "Asterisk (AMI)", "Asterisk modules", "ARI",
                  "agent daemon", "advertise address", "trunk carrier", "test call",
-                 "audio out (agent to caller)", "audio in (caller to agent)"):
+                 "audio out (agent to caller)", "audio in (caller to agent)", "trunk secure",
+                 "TLS certificate"):
         assert name in names, name
     assert "RTP packets" in names["audio in (caller to agent)"].detail
 
@@ -79,8 +84,9 @@ def test_status_reports_asterisk_trunk_and_daemon(
     assert report.asterisk.up and report.asterisk.via == "ami"
     assert report.asterisk.version and report.asterisk.version.startswith("22")
     assert report.asterisk.uptime_seconds is not None
-    assert [(t.name, t.state) for t in report.trunks] == [("carrier", "Registered")]
-    assert {p.extension for p in report.phones} == {"101", "102"}
+    assert [(t.name, t.state) for t in report.trunks] == [("carrier", "Registered"),
+                                                          ("secure", "Registered")]
+    assert {p.extension for p in report.phones} == {"101", "102", "103"}
     text = format_status(report)
     assert "Asterisk   up" in text and "carrier" in text and "Registered" in text
     if getattr(cfg.site.daemon, "metrics_port", None) is None:

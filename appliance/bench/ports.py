@@ -33,6 +33,8 @@ class PortPlan:
     rtp: range  # the appliance Asterisk's RTP (4 ports per call)
     media: range  # the daemon's ExternalMedia ports
     carrier_rtp: range
+    tls: int = 0  # the appliance Asterisk's SIP TLS transport
+    carrier_tls: int = 0  # the carrier's SIP TLS transport
 
 
 def _port_free(port: int) -> bool:
@@ -105,7 +107,8 @@ def another_plan() -> PortPlan:
     """A port plan of its own (for a second appliance next to this process's), held until
     the process ends."""
     singles, rtp, media, carrier_rtp = reserve_ports([1, 4, 2, 1], _held_locks)
-    return PortPlan(*singles[:7], rtp=rtp, media=media, carrier_rtp=carrier_rtp)
+    return PortPlan(*singles[:7], rtp=rtp, media=media, carrier_rtp=carrier_rtp,
+                    tls=singles[7], carrier_tls=singles[8])
 
 
 def ports() -> PortPlan:

@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from appliance.bench.ports import PortPlan, ports
@@ -29,9 +30,14 @@ APPLIANCE_IP = "127.0.0.1"
 CARRIER_IP = "127.0.0.2"
 PHONE_IP = "127.0.0.3"
 PSTN_IP = "127.0.0.4"
+SECURE_CARRIER_IP = "127.0.0.6"  # the carrier's TLS transport (a trunk is known by address)
+SECURE_TRUNK_USER = "acme-secure"
+SECURE_DID = "+15551230002"  # delivered over the TLS trunk, with SRTP
 TRUNK_USER = "acme"
 TRUNK_SECRET = "carrier-test-secret"
-PHONE_SECRETS = {"101": "phone-101-secret", "102": "phone-102-secret"}
+PHONE_SECRETS = {"101": "phone-101-secret", "102": "phone-102-secret",
+                 "103": "phone-103-secret"}
+TLS_PHONE = "103"  # must use TLS and SRTP
 DID = "+15551230001"
 AGENT_EXTENSION = "500"
 
@@ -50,6 +56,9 @@ SITE_YAML = """\
 network:
   bind_address: {APPLIANCE_IP}
   sip_port: {plan.sip}
+  tls_port: {plan.tls}
+  tls:
+    ca_file: tls/carrier-ca.crt
   rtp_port_start: {plan.rtp.start}
   rtp_port_end: {rtp_end}
 asterisk:
@@ -71,6 +80,15 @@ trunks:
       username: {TRUNK_USER}
       secret_file: secrets/carrier.secret
     dids: ["{DID}"]
+  - name: secure
+    host: {SECURE_CARRIER_IP}
+    port: {plan.carrier_tls}
+    transport: tls
+    srtp: required
+    registration:
+      username: {SECURE_TRUNK_USER}
+      secret_file: secrets/carrier.secret
+    dids: ["{SECURE_DID}"]
 phones:
   - extension: "101"
     name: Test Phone One
@@ -78,6 +96,11 @@ phones:
   - extension: "102"
     name: Test Phone Two
     secret_file: secrets/phone-102.secret
+  - extension: "103"
+    name: Secure Phone
+    secret_file: secrets/phone-103.secret
+    transport: tls
+    srtp: required
 routes:
   default_agent: demo
   rules:
@@ -199,7 +222,10 @@ def write_test_config(config_dir: Path, plan: PortPlan | None = None) -> Path:
     (config_dir / "secrets").mkdir(exist_ok=True)
     (config_dir / "switchboard.yaml").write_text(SITE_YAML.format(
         plan=plan, rtp_end=plan.rtp[-1], media_end=plan.media[-1], APPLIANCE_IP=APPLIANCE_IP,
-        CARRIER_IP=CARRIER_IP, TRUNK_USER=TRUNK_USER, DID=DID, AGENT_EXTENSION=AGENT_EXTENSION))
+        CARRIER_IP=CARRIER_IP, TRUNK_USER=TRUNK_USER, DID=DID, AGENT_EXTENSION=AGENT_EXTENSION,
+        SECURE_CARRIER_IP=SECURE_CARRIER_IP, SECURE_TRUNK_USER=SECURE_TRUNK_USER,
+        SECURE_DID=SECURE_DID))
+    write_carrier_tls(config_dir)
     (config_dir / "agents/demo.yaml").write_text(AGENT_YAML)
     (config_dir / "agents/brief.yaml").write_text(BRIEF_AGENT_YAML)
     (config_dir / "agents/talker.yaml").write_text(TALKER_AGENT_YAML)
@@ -213,6 +239,20 @@ def write_test_config(config_dir: Path, plan: PortPlan | None = None) -> Path:
     for f in (config_dir / "secrets").iterdir():
         f.chmod(0o600)
     return config_dir
+
+
+def write_carrier_tls(config_dir: Path) -> None:
+    """The test carrier's own CA (trusted by the appliance: network.tls.ca_file) and its TLS
+    certificate, in <config>/tls/ (the carrier's copy goes into its root)."""
+    from appliance.pbx.certs import issue_certificate, new_ca
+
+    tls = config_dir / "tls"
+    if (tls / "carrier-ca.crt").exists():
+        return
+    now = datetime.now(UTC)
+    new_ca("Test carrier CA", tls / "carrier-ca.key", tls / "carrier-ca.crt", now)
+    issue_certificate(tls / "carrier-ca.key", tls / "carrier-ca.crt", [], [SECURE_CARRIER_IP],
+                      tls / "carrier.key", tls / "carrier.crt", now)
 
 
 @dataclass

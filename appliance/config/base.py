@@ -286,7 +286,8 @@ def _reject_bool(value: Any) -> Any:
 
 WholeNumber = Annotated[int, BeforeValidator(_reject_bool)]
 Port = Annotated[WholeNumber, Field(ge=1, le=65535)]
-Transport = Literal["udp", "tcp"]
+Transport = Literal["udp", "tcp", "tls"]
+SrtpMode = Literal["none", "optional", "required"]
 Runtime = Literal["auto", "system", "package", "contained"]
 
 

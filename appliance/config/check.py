@@ -24,6 +24,7 @@ from appliance.config.locator import IssueAt, Locator
 from appliance.config.portplan import port_issues
 from appliance.config.schema import SiteConfig, resolve_secret_path
 from appliance.config.toolschema import NO_ARGUMENTS, parameter_issues
+from appliance.config.tls_check import tls_file_issues, tls_issues
 
 
 def semantic_issues(
@@ -49,6 +50,7 @@ def semantic_issues(
     issues += _transfer_issues(site, agents, cfg_dir, locator)
     issues += _secret_issues(cfg_dir, site, at)
     issues += port_issues(site, at)
+    issues += tls_issues(site, at) + tls_file_issues(cfg_dir, site, at)
     return issues
 
 

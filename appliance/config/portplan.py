@@ -3,6 +3,7 @@
 from appliance.config.base import ConfigIssue, FieldPath, dotted
 from appliance.config.locator import IssueAt
 from appliance.config.schema import SiteConfig
+from appliance.config.tls_check import transports_used
 
 # Asterisk gives each call leg an even RTP port plus the odd RTCP port, and an agent call has
 # two legs (phone or trunk, and the ExternalMedia channel to the daemon).
@@ -34,6 +35,8 @@ def port_issues(site: SiteConfig, at: IssueAt) -> list[ConfigIssue]:
         (("asterisk", "ari_port"), ast.ari_port, 8088),
         (("asterisk", "ami_port"), ast.ami_port, 5038),
     ]
+    if "tls" in transports_used(site):
+        singles.append((("network", "tls_port"), net.tls_port, 5061))
     used = {port for _, port, _ in singles}
     for i, (path, port, default) in enumerate(singles):
         for other, other_port, _ in singles[:i]:

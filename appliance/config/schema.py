@@ -28,12 +28,14 @@ from appliance.config.base import (
     SecretRef,
     SipUser,
     SpecificIPAddress,
+    SrtpMode,
     Text,
     Transport,
     WholeNumber,
     _require_one_secret,
     invalid,
 )
+from appliance.config.tls import TlsFiles
 
 # --------------------------------------------------------------------------------------------
 # switchboard.yaml
@@ -59,7 +61,16 @@ class Network(ConfigModel):
         5060, description="Port of the SIP transport. Default: 5060.", examples=[5060]
     )
     sip_transport: Transport = Field(
-        "udp", description="SIP transport protocol: udp or tcp. Default: udp."
+        "udp", description="SIP transport of phones that do not set their own: udp, tcp (both "
+        "on sip_port) or tls (on tls_port). Default: udp."
+    )
+    tls_port: Port = Field(
+        5061, description="Port of the SIP TLS transport, used when a phone, trunk or the "
+        "site uses tls. Default: 5061.", examples=[5061]
+    )
+    tls: TlsFiles = Field(
+        default_factory=TlsFiles,
+        description="Certificate of the SIP TLS transport. Default: generated at install.",
     )
     rtp_port_start: Port = Field(
         10000,
@@ -211,7 +222,12 @@ class Trunk(ConfigModel):
     )
     port: Port = Field(5060, description="Provider SIP port. Default: 5060.", examples=[5060])
     transport: Transport = Field(
-        "udp", description="SIP transport to the provider: udp or tcp. Default: udp."
+        "udp", description="SIP transport to the provider: udp, tcp or tls. Default: udp."
+    )
+    srtp: SrtpMode = Field(
+        "none", description="Encrypted call audio (SRTP, keys exchanged in SDP): none, "
+        "optional (used when the provider offers it) or required (calls without it fail); "
+        "optional and required need transport: tls. Default: none."
     )
     registration: Registration | None = Field(
         None, description="Register with the provider as a client. Default: none (no register)."
@@ -284,6 +300,17 @@ class Phone(ConfigModel):
         description="Codecs allowed, in order of preference, from ulaw, alaw, g722. "
         "Default: [ulaw, alaw].",
         examples=[["ulaw", "alaw"]],
+    )
+
+    transport: Transport | None = Field(
+        None, description="SIP transport this phone must use: udp, tcp or tls. With tls the "
+        "phone's calls are refused unless they arrive over TLS. Default: the site's "
+        "network.sip_transport."
+    )
+    srtp: SrtpMode = Field(
+        "none", description="Encrypted call audio (SRTP with SDES keys): none, optional or "
+        "required (calls without SRTP are refused); optional and required need transport: "
+        "tls. Default: none."
     )
 
     @model_validator(mode="after")

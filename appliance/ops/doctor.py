@@ -35,6 +35,7 @@ from appliance.ops.doctor_files import (
     check_secrets,
 )
 from appliance.ops.doctor_models import check_models
+from appliance.ops.doctor_tls import check_tls
 from appliance.ops.guard import check_brute_force
 from appliance.ops.probes import quiet_probe_logs, runtime_of
 
@@ -83,6 +84,9 @@ def run_doctor(config_dir: Path, data_dir: Path, *, call: bool = True,
     checks += check_models(cfg, data_dir)
     checks.append(check_brute_force(site.runtime, data_dir, asterisk_root))
     checks.append(check_airgap(cfg))
+    tls = check_tls(cfg)
+    if tls is not None:
+        checks.append(tls)
     checks += asyncio.run(live_checks(site, call))
     return checks
 

@@ -23,8 +23,11 @@ import jinja2
 from appliance.config.base import unsafe_character
 from appliance.config.schema import Configuration
 from appliance.config.secrets import AMI_SECRET, ARI_SECRET, ensure_secret, secrets_dir
+from appliance.config.tls_check import effective_transport, transports_used
+from appliance.pbx.certs import ensure_certificates, tls_paths, trusted_bundle
 
 APP_NAME = "switchboard"
+TLS_KEYS_DIR = "keys"  # under Asterisk's etc dir: the TLS certificate, key and trusted CAs
 ARI_USER = "switchboard"
 AMI_USER = "switchboard"
 MODULE_DIR = "/usr/lib/x86_64-linux-gnu/asterisk/modules"
@@ -50,7 +53,7 @@ MODULES = [
     "res_pjsip_refer.so", "res_pjsip_diversion.so", "res_pjsip_header_funcs.so",
     "res_pjsip_logger.so", "func_pjsip_endpoint.so",
     # media
-    "res_rtp_asterisk.so", "res_rtp_multicast.so", "chan_rtp.so",
+    "res_srtp.so", "res_rtp_asterisk.so", "res_rtp_multicast.so", "chan_rtp.so",
     "bridge_simple.so", "bridge_softmix.so", "bridge_native_rtp.so", "bridge_holding.so",
     # ARI
     "res_http_websocket.so", "res_websocket_client.so", "res_stasis.so",
@@ -151,7 +154,21 @@ def _is_loopback_or_any(address: str) -> bool:
     return ip.is_loopback or ip.is_unspecified
 
 
-def template_context(cfg: Configuration, mode: Literal["full", "system"]) -> dict:
+def _transport_name(protocol: str, full: bool) -> str | None:
+    """The transport section an endpoint is pinned to (None: the operator's own, system mode)."""
+    return f"transport-{protocol}" if full else None
+
+
+def _tls_context(cfg: Configuration, mode: str, etc_dir: Path) -> dict:
+    """Where Asterisk finds the TLS files render copies into ``<etc>/keys``."""
+    keys = (Path("/etc/asterisk") if mode == "full" else etc_dir) / TLS_KEYS_DIR
+    return {"cert": keys / "switchboard-sip.crt", "key": keys / "switchboard-sip.key",
+            "ca": keys / "switchboard-ca.crt",
+            "verify_server": cfg.site.network.tls.verify_server}
+
+
+def template_context(cfg: Configuration, mode: Literal["full", "system"],
+                     etc_dir: Path = Path("/etc/asterisk")) -> dict:
     """Everything the templates need, with secrets resolved."""
     site = cfg.site
     net = site.network
@@ -160,29 +177,39 @@ def template_context(cfg: Configuration, mode: Literal["full", "system"]) -> dic
     ami_secret, _ = ensure_secret(sdir / AMI_SECRET)
     routes = site.routes
     did_agent = {r.did: r.agent for r in routes.rules if r.did}
+    full = mode == "full"
     trunks = []
     for t in site.trunks:
         trunks.append({
             "name": t.name, "host": t.host, "port": t.port, "codecs": t.codecs,
+            "transport": _transport_name(t.transport, full), "srtp": t.srtp,
+            "uri_params": ";transport=tls" if t.transport == "tls" else "",
             "registration": t.registration, "caller_id": t.caller_id,
             "password": cfg.secret(t.registration) if t.registration else None,
             "match_list": t.identify_match(),
             "did_agents": [(d, did_agent[d]) for d in t.dids if d in did_agent],
         })
-    phones = [
-        {"extension": p.extension, "name": p.name or p.extension, "codecs": p.codecs,
-         "password": cfg.secret(p)}
-        for p in site.phones
-    ]
+    phones = []
+    for p in site.phones:
+        transport = effective_transport(site, p.transport)
+        phones.append({
+            "extension": p.extension, "name": p.name or p.extension, "codecs": p.codecs,
+            "password": cfg.secret(p), "transport": _transport_name(transport, full),
+            "tls_only": transport == "tls", "srtp": p.srtp,
+        })
     advertise = net.advertise_address
     if advertise and (advertise == net.bind_address or _is_loopback_or_any(advertise)):
         advertise = None
     return {
-        "full": mode == "full",
+        "full": full,
         "app": APP_NAME,
         "context_prefix": "" if mode == "full" else "switchboard-",
-        "transport_name": "transport-" + net.sip_transport
-        if mode == "full" else "switchboard-transport",
+        "transports": [
+            {"name": _transport_name(proto, True), "protocol": proto,
+             "port": net.tls_port if proto == "tls" else net.sip_port}
+            for proto in transports_used(site)
+        ],
+        "tls": _tls_context(cfg, mode, etc_dir) if "tls" in transports_used(site) else None,
         "net": net,
         "advertise": advertise,
         "local_networks": list(net.local_networks or []),
@@ -228,6 +255,22 @@ def _write_if_changed(path: Path, text: str, report: RenderReport,
     report.changed.append(path)
 
 
+def _write_tls_files(cfg: Configuration, etc_dir: Path, report: RenderReport,
+                     owner: tuple[int, int] | None) -> None:
+    """Copy the certificate, key and trusted CAs where Asterisk reads them (0640, readable
+    by Asterisk's group only), generating the certificate first when needed."""
+    report.notes += ensure_certificates(cfg.config_dir, cfg.site)
+    paths = tls_paths(cfg.config_dir, cfg.site)
+    keys = etc_dir / TLS_KEYS_DIR
+    keys.mkdir(mode=0o750, exist_ok=True)
+    if owner is not None:
+        os.chown(keys, 0, owner[1])
+    for name, data in (("switchboard-sip.crt", paths.cert.read_text()),
+                       ("switchboard-sip.key", paths.key.read_text()),
+                       ("switchboard-ca.crt", trusted_bundle(cfg).decode())):
+        _write_if_changed(keys / name, data, report, owner)
+
+
 def render(cfg: Configuration, etc_dir: Path, mode: Literal["full", "system"] = "full",
            owner: tuple[int, int] | None = None) -> RenderReport:
     """Write the Asterisk configuration for ``cfg`` into ``etc_dir``.
@@ -235,9 +278,11 @@ def render(cfg: Configuration, etc_dir: Path, mode: Literal["full", "system"] = 
     ``owner`` is the (uid, gid) Asterisk runs as: files are made readable by that group.
     """
     env = _environment()
-    ctx = template_context(cfg, mode)
+    ctx = template_context(cfg, mode, etc_dir)
     report = RenderReport()
     etc_dir.mkdir(parents=True, exist_ok=True)
+    if ctx["tls"] is not None:
+        _write_tls_files(cfg, etc_dir, report, owner)
     if mode == "full":
         for name, template in FULL_FILES.items():
             _write_if_changed(etc_dir / name, env.get_template(template).render(ctx), report,

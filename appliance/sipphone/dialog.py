@@ -16,7 +16,8 @@ from .errors import SipError, SipTimeoutError
 from .headers import NameAddr, SipUri
 from .media import RtpSession
 from .message import SipMessage, new_branch
-from .sdp import CODECS, SdpError, SessionDescription, build_sdp
+from .sdp import CODECS, MediaDescription, SdpError, SessionDescription, build_sdp
+from .srtp import MasterKey, SrtpContext, SrtpError
 from .transactions import ServerTransaction, UserAgent
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class Dialog(RtpSession):
         self.ended_by: str | None = None
         self.provisional: list[int] = []
 
+        self._srtp_key = MasterKey.generate() if getattr(phone, "srtp", False) else None
         self._session_id = secrets.randbelow(1 << 31)
         self.local_sdp = b""
         self._ack: SipMessage | None = None
@@ -81,8 +83,28 @@ class Dialog(RtpSession):
             ptime_ms=self.ptime_ms,
             session_id=self._session_id,
             version=self._session_id,
+            crypto=self._srtp_key.attribute(self._crypto_tag) if self._srtp_key else None,
         )
         return self.local_sdp
+
+    _crypto_tag = 1
+
+    def _apply_crypto(self, audio: MediaDescription) -> None:
+        """Take the other side's SRTP key from its SDP; an SRTP phone refuses plain RTP."""
+        if self._srtp_key is None:
+            if audio.proto.upper() == "RTP/SAVP" or audio.crypto:
+                raise SdpError("the other side wants SRTP and this phone has none")
+            return
+        for value in audio.crypto:
+            try:
+                tag, remote = MasterKey.from_attribute(value)
+            except SrtpError as exc:
+                log.debug("skipping crypto attribute: %s", exc)
+                continue
+            self._crypto_tag = tag
+            self._srtp_in, self._srtp_out = SrtpContext(remote), SrtpContext(self._srtp_key)
+            return
+        raise SdpError("no usable SRTP crypto attribute (AES_CM_128_HMAC_SHA1_80)")
 
     def _apply_answer(self, body: bytes) -> None:
         """Learn the remote media address and DTMF payload type from an SDP answer."""
@@ -91,6 +113,7 @@ class Dialog(RtpSession):
         self.remote_rtp = sdp.audio_address()
         if audio.payload_type_for(self.encoding) is None:
             raise SdpError(f"SDP answer does not accept {self.encoding}")
+        self._apply_crypto(audio)
         self.dtmf_payload_type = audio.payload_type_for("telephone-event")
         if audio.ptime:
             self.ptime_ms = audio.ptime
@@ -108,6 +131,7 @@ class Dialog(RtpSession):
                 break
         else:
             raise SdpError("SDP offer has no G.711 codec")
+        self._apply_crypto(audio)
         self.remote_rtp = address
         self.dtmf_payload_type = audio.payload_type_for("telephone-event")
         if audio.ptime:

@@ -26,6 +26,7 @@ from agent.media.rtp import RtpError, RtpPacket, RtpSequencer
 
 from .errors import SipError
 from .sdp import CODECS
+from .srtp import SrtpContext, SrtpError
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,8 @@ class RtpSession:
         self._sender: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Future[None]] = set()
         self._dtmf_seen: set[int] = set()
+        self._srtp_in: SrtpContext | None = None  # set by SDP negotiation for SRTP calls
+        self._srtp_out: SrtpContext | None = None
 
     @property
     def local_rtp_address(self) -> tuple[str, int]:
@@ -273,7 +276,10 @@ class RtpSession:
                     marker=marker or frame.event_start,
                 )
                 if self.remote_rtp is not None and self._rtp is not None:
-                    self._rtp.sendto(packet.serialize(), self.remote_rtp)
+                    data = packet.serialize()
+                    if self._srtp_out is not None:
+                        data = self._srtp_out.protect(data)
+                    self._rtp.sendto(data, self.remote_rtp)
                     self.stats["rtp_tx"] += 1
                 self.sent_packets.append(
                     SentPacket(time.monotonic(), sequence, packet.timestamp, frame.queued,
@@ -294,6 +300,14 @@ class RtpSession:
 
     def _on_rtp(self, data: bytes, addr: tuple[str, int]) -> None:
         arrival = time.monotonic()
+        if self._srtp_in is not None:
+            try:
+                data = self._srtp_in.unprotect(data)
+            except SrtpError as exc:
+                self.stats["srtp_bad"] += 1
+                log.debug("dropping SRTP packet from %s: %s", addr, exc)
+                return
+            self.stats["srtp_rx"] += 1
         try:
             packet = RtpPacket.parse(data)
         except RtpError as exc:

@@ -1,9 +1,10 @@
-"""The test phone: registration, outgoing and incoming calls over the UDP SIP core."""
+"""The test phone: registration, outgoing and incoming calls over the UDP or TLS SIP core."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from types import TracebackType
 from typing import Self
 
@@ -21,7 +22,8 @@ USER_AGENT = "Switchboard-TestPhone"
 
 
 class SipPhone(UserAgentCore):
-    """A UDP SIP user agent (one registration, any number of calls) for tests and diagnostics."""
+    """A SIP user agent over UDP or TLS (one registration, any number of calls) for tests and
+    diagnostics."""
 
     def __init__(
         self,
@@ -36,16 +38,21 @@ class SipPhone(UserAgentCore):
         ptime_ms: int = 20,
         comfort_silence: bool = True,
         user_agent: str = USER_AGENT,
+        tls: ssl.SSLContext | None = None,
+        srtp: bool = False,
     ) -> None:
+        """With ``tls`` the phone talks SIP over one TLS connection to ``server``; with
+        ``srtp`` its calls offer and require SRTP (AES_CM_128_HMAC_SHA1_80, SDES keys)."""
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
-        super().__init__(local_ip, server, username, password, user_agent)
+        super().__init__(local_ip, server, username, password, user_agent, tls)
+        self.srtp = srtp
         self.display_name = display_name
         self.codec = codec
         self.ptime_ms = ptime_ms
         self.comfort_silence = comfort_silence
         host, port = server
-        self.domain = domain or (host if port == 5060 else f"{host}:{port}")
+        self.domain = domain or (host if port == (5061 if tls else 5060) else f"{host}:{port}")
         self.registered = False
 
         self._dialogs: dict[tuple[str, str], Dialog] = {}

@@ -29,6 +29,7 @@ class MediaDescription:
     fmtp: dict[int, str] = field(default_factory=dict)
     ptime: int | None = None
     direction: str = "sendrecv"
+    crypto: list[str] = field(default_factory=list)  # a=crypto values (SDES, RFC 4568)
 
     def payload_type_for(self, encoding: str, clock_rate: int = 8000) -> int | None:
         """The payload type this section maps to `encoding`/`clock_rate`, if offered."""
@@ -126,6 +127,8 @@ def _apply_attribute(media: MediaDescription, value: str) -> None:
             media.fmtp[int(pt_text)] = params.strip()
     elif name == "ptime" and rest.strip().isdigit():
         media.ptime = int(rest.strip())
+    elif name == "crypto":
+        media.crypto.append(rest.strip())
     elif name in _DIRECTIONS:
         media.direction = name
 
@@ -140,8 +143,10 @@ def build_sdp(
     ptime_ms: int,
     session_id: int,
     version: int,
+    crypto: str | None = None,
 ) -> bytes:
-    """An offer or answer for one sendrecv G.711 stream."""
+    """An offer or answer for one sendrecv G.711 stream; with ``crypto`` (an ``a=crypto``
+    value) the stream is SRTP (RTP/SAVP)."""
     family = "IP6" if ipaddress.ip_address(address).version == 6 else "IP4"
     formats = [str(payload_type)] + ([str(dtmf_payload_type)] if dtmf_payload_type else [])
     lines = [
@@ -150,7 +155,7 @@ def build_sdp(
         "s=Switchboard",
         f"c=IN {family} {address}",
         "t=0 0",
-        f"m=audio {port} RTP/AVP {' '.join(formats)}",
+        f"m=audio {port} {'RTP/SAVP' if crypto else 'RTP/AVP'} {' '.join(formats)}",
         f"a=rtpmap:{payload_type} {encoding}/8000",
     ]
     if dtmf_payload_type:
@@ -158,5 +163,7 @@ def build_sdp(
             f"a=rtpmap:{dtmf_payload_type} telephone-event/8000",
             f"a=fmtp:{dtmf_payload_type} 0-16",
         ]
+    if crypto:
+        lines.append(f"a=crypto:{crypto}")
     lines += [f"a=ptime:{ptime_ms}", "a=sendrecv"]
     return ("\r\n".join(lines) + "\r\n").encode("ascii")

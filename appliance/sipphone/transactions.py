@@ -84,7 +84,8 @@ class ClientTransaction:
             if elapsed >= 64 * t1:
                 self._queue.put_nowait(None)  # Timer B / Timer F
                 return
-            self.phone._send(self.request)
+            if not getattr(self.phone, "reliable", False):
+                self.phone._send(self.request)
             if self.is_invite:
                 interval *= 2
             else:

@@ -1,4 +1,5 @@
-"""SIP over UDP for the test phone: the socket, sending and receiving, transaction matching.
+"""SIP over UDP or TLS for the test phone: the socket or connection, sending and receiving,
+transaction matching.
 
 ``UserAgentCore`` is the transaction user's plumbing (RFC 3261 8 and 17) with digest retries;
 ``SipPhone`` builds registration, calls and dialogs on top of it.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import ssl
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -36,16 +38,70 @@ class _SipProtocol(asyncio.DatagramProtocol):
         log.debug("SIP socket error: %s", exc)
 
 
+class _SipStream(asyncio.Protocol):
+    """SIP messages over one TLS connection, framed by Content-Length (RFC 3261 18.3)."""
+
+    def __init__(self, core: UserAgentCore) -> None:
+        self.core = core
+        self.buffer = bytearray()
+        self.peer: tuple[str, int] = ("", 0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.peer = transport.get_extra_info("peername")[:2]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        try:
+            while (message := take_message(self.buffer)) is not None:
+                self.core._on_datagram(message, self.peer)
+        except SipError as exc:  # the stream cannot be framed any more: drop the connection
+            log.debug("closing SIP connection: %s", exc)
+            self.core.stats["sip_bad"] += 1
+            if self.core._transport is not None:
+                self.core._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        log.debug("SIP connection closed: %s", exc)
+        self.core.stats["sip_connection_lost"] += 1
+
+
+def take_message(buffer: bytearray) -> bytes | None:
+    """Remove and return the first whole SIP message of a stream; keep-alive CRLFs are
+    dropped. None while the message is incomplete."""
+    while buffer[:2] == b"\r\n":
+        del buffer[:2]
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    length = 0
+    for line in bytes(buffer[:end]).split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() in (b"content-length", b"l"):
+            if not value.strip().isdigit():
+                raise SipError("bad Content-Length on a SIP stream")
+            length = int(value.strip())
+    total = end + 4 + length
+    if len(buffer) < total:
+        return None
+    message = bytes(buffer[:total])
+    del buffer[:total]
+    return message
+
+
 class UserAgentCore:
-    """A UDP SIP endpoint: one socket, client and server transactions, digest retries."""
+    """A SIP endpoint over UDP (one socket) or TLS (one connection to the server): client and
+    server transactions, digest retries."""
 
     T1 = 0.5
     T2 = 4.0
 
     def __init__(self, local_ip: str, server: tuple[str, int], username: str | None,
-                 password: str | None, user_agent: str) -> None:
+                 password: str | None, user_agent: str,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.local_ip = local_ip
         self.server = server
+        self.tls = tls
+        self.reliable = tls is not None  # no request retransmissions (RFC 3261 17.1.1.2)
         self.username = username
         self.user_agent = user_agent
         self.credentials = (
@@ -53,14 +109,20 @@ class UserAgentCore:
             if username is not None and password is not None else None
         )
         self.stats: collections.Counter[str] = collections.Counter()
-        self._transport: asyncio.DatagramTransport | None = None
+        self._transport: asyncio.BaseTransport | None = None
         self._client_tx: dict[tuple[str, str], ClientTransaction] = {}
         self._server_tx: dict[tuple[str, str], ServerTransaction] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def _bind(self) -> None:
-        """Bind the SIP socket on (local_ip, random port)."""
+        """Bind the SIP socket on (local_ip, random port); with TLS, connect to the server."""
         loop = asyncio.get_running_loop()
+        if self.tls is not None:
+            host, port = self.server
+            self._transport, _ = await loop.create_connection(
+                lambda: _SipStream(self), host, port, ssl=self.tls, server_hostname=host,
+                local_addr=(self.local_ip, 0))
+            return
         self._transport, _ = await loop.create_datagram_endpoint(
             lambda: _SipProtocol(self), local_addr=(self.local_ip, 0)
         )
@@ -92,7 +154,8 @@ class UserAgentCore:
     def contact_uri(self) -> str:
         host = f"[{self.local_ip}]" if ":" in self.local_ip else self.local_ip
         user = f"{self.username}@" if self.username else ""
-        return f"sip:{user}{host}:{self.local_port}"
+        params = ";transport=tls" if self.tls is not None else ""
+        return f"sip:{user}{host}:{self.local_port}{params}"
 
     async def _await_final(
         self,
@@ -153,12 +216,17 @@ class UserAgentCore:
             tx.close()
 
     def _via(self, branch: str) -> str:
-        return str(Via("UDP", self.local_ip, self.local_port, {"rport": None, "branch": branch}))
+        protocol = "TLS" if self.tls is not None else "UDP"
+        return str(Via(protocol, self.local_ip, self.local_port,
+                       {"rport": None, "branch": branch}))
 
     def _send(self, message: SipMessage, addr: tuple[str, int] | None = None) -> None:
         if self._transport is None:
             raise SipError("SIP phone is not started")
-        self._transport.sendto(message.serialize(), addr or self.server)
+        if self.tls is None:
+            self._transport.sendto(message.serialize(), addr or self.server)  # type: ignore[attr-defined]
+        else:  # TLS: everything goes over the one connection
+            self._transport.write(message.serialize())  # type: ignore[attr-defined]
         self.stats["sip_tx"] += 1
         log.debug("sent %s", message.start_line)
 
