@@ -23,8 +23,8 @@ from appliance.config.flows import flow_issues
 from appliance.config.locator import IssueAt, Locator
 from appliance.config.portplan import port_issues
 from appliance.config.schema import SiteConfig, resolve_secret_path
-from appliance.config.toolschema import NO_ARGUMENTS, parameter_issues
 from appliance.config.tls_check import tls_file_issues, tls_issues
+from appliance.config.toolschema import NO_ARGUMENTS, parameter_issues
 
 
 def semantic_issues(
