@@ -81,13 +81,13 @@ async def wait_for_agent_app(cfg: Configuration, timeout: float = 60.0) -> bool:
 async def place_demo_call(cfg: Configuration, number: str, question: str, voice: Path,
                           stt_model: Path, save: Path | None) -> DemoResult:
     """Call ``number`` as the first phone, listen, ask ``question``, listen, hang up."""
-    from agent.speech.transcriber import WhisperTranscriber
+    from agent.speech.engines import open_transcriber
     from appliance.bench.phoneline import spoken
 
     if not cfg.site.phones:
         raise SystemExit("the demo calls as a configured phone: add one under phones:")
     asked_audio = spoken(question, voice)
-    stt = WhisperTranscriber(stt_model)
+    stt = open_transcriber(stt_model, threads=2)
     phone_cfg = cfg.site.phones[0]
     server = sip_server(cfg)
     async with SipPhone(server[0], server, username=phone_cfg.extension,

@@ -88,12 +88,12 @@ async def run_suite(target: SimTarget, chosen: list[tuple[str, Scenario]],
                     replies: dict[str, Any], progress: Callable[[str], None],
                     recordings: Path | None = None) -> list[dict[str, Any]]:
     """Every scenario in turn, one call each, from one SIP phone."""
-    from agent.speech.transcriber import WhisperTranscriber
+    from agent.speech.engines import open_transcriber
     from appliance.simulate.voice import CallerVoice
     from appliance.simulate.webhooks import WebhookReceiver
     from appliance.sipphone import SipPhone
 
-    stt = WhisperTranscriber(target.stt_model)
+    stt = open_transcriber(target.stt_model, threads=2)
     voice = CallerVoice(target.piper_model)
     receiver = None
     if target.webhook_port is not None:

@@ -9,9 +9,12 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from appliance.models.store import ModelStore
 
 EXAMPLE_AGENTS = Path(__file__).resolve().parents[1] / "examples" / "features"
 CALLER_EXTENSION = "190"
@@ -161,7 +164,7 @@ def sandbox_target(workdir: Path, files: dict[str, Path],
         yield SimTarget(
             "sandbox", (sandbox.APPLIANCE_IP, plan.sip), sandbox.PHONE_IP, CALLER_EXTENSION,
             f"phone-{CALLER_EXTENSION}-sim-secret", extensions, workdir / "data/calls.db",
-            store.path(first.models.stt, "stt"), store.path(first.models.tts, "tts"),
+            caller_ear(store, first.models.stt), store.path(first.models.tts, "tts"),
             {"stt": first.models.stt, "llm": first.models.llm, "tts": first.models.tts},
             webhook_port=plan.tool_server)
     finally:
@@ -169,6 +172,18 @@ def sandbox_target(workdir: Path, files: dict[str, Path],
             daemon.stop()
         if asterisk is not None:
             asterisk.stop()
+
+
+def caller_ear(store: ModelStore, agents_model: str) -> Path:
+    """The speech model the simulated caller listens with: Whisper tiny.en when the store has
+    it, so the agent's words are not checked by the agent's own model; else the agent's."""
+    from appliance.models.defaults import WHISPER_TINY
+    from appliance.models.store import ModelError
+
+    try:
+        return store.path(WHISPER_TINY.name, "stt")
+    except ModelError:
+        return store.path(agents_model, "stt")
 
 
 def installed_target(config_dir: Path, data_dir: Path | None, agents: list[str]) -> SimTarget:
@@ -204,7 +219,7 @@ def installed_target(config_dir: Path, data_dir: Path | None, agents: list[str])
     first = cfg.agents[agents[0]]
     try:
         store = model_store(data)
-        stt, tts = store.path(first.models.stt, "stt"), store.path(first.models.tts, "tts")
+        stt, tts = caller_ear(store, first.models.stt), store.path(first.models.tts, "tts")
     except ModelError as err:
         raise SimulateError(f"the caller's speech models are not installed: {err}") from err
     return SimTarget("installed", server, local_ip, phone.extension, cfg.secret(phone),
