@@ -90,6 +90,20 @@ def test_the_guard_lets_through_only_sourced_facts(clause, allowed) -> None:
     assert guard.allows(clause) is allowed, guard.refused
 
 
+@pytest.mark.parametrize("clause, allowed", [
+    ("We are open Monday to Friday, 8 am to 6 pm.", True),  # "weekdays" names these days
+    ("We are closed on Saturday and Sunday.", False),  # the weekend is not in the source
+])
+def test_weekdays_in_the_source_name_the_days_monday_to_friday(clause, allowed) -> None:
+    from agent.answers.guard import Sources
+
+    sources = Sources.of("The office is closed. Opening hours are 8 am to 6 pm on weekdays.")
+    guard = FactGuard(sources, [{"role": "user", "content": "When are you open?"}])
+    assert guard.allows(clause) is allowed, guard.refused
+    weekend = FactGuard(Sources.of("We open at 10 at weekends."), [])
+    assert weekend.allows("On Saturday we open at 10.") and not weekend.allows("Monday too.")
+
+
 def test_the_caller_s_name_and_numbers_may_be_repeated_but_not_taken_on() -> None:
     turns = history(("user", "Hi, my name is Maria Gonzalez and my number is 555 213 4567."))
     assert caller_names(turns) == {"maria", "gonzalez"}

@@ -22,6 +22,10 @@ i i'm i'll i've i'd ok okay yes no hello hi hey thanks thank sorry please sure g
 mr mrs ms dr goodbye bye welcome alright
 """)
 DAYS = wordset("monday tuesday wednesday thursday friday saturday sunday")
+WEEKDAYS = wordset("monday tuesday wednesday thursday friday")
+# Words in a source that name days without naming them: "on weekdays" sources "Monday".
+IMPLIED_DAYS = {"weekday": WEEKDAYS, "weekdays": WEEKDAYS, "weekend": DAYS - WEEKDAYS,
+                "weekends": DAYS - WEEKDAYS, "daily": DAYS}
 MONTHS = wordset("january february march april may june july august september october "
                    "november december")
 TITLES = ("dr.", "mr.", "mrs.", "ms.", "st.", "prof.")
@@ -55,7 +59,11 @@ class Sources:
 
     @classmethod
     def of(cls, text: str) -> Sources:
-        return cls(frozenset(tokens(text)), frozenset(numbers(text)))
+        words = set(tokens(text))
+        for word, days in IMPLIED_DAYS.items():
+            if word in words:
+                words |= days
+        return cls(frozenset(words), frozenset(numbers(text)))
 
 
 @dataclass
@@ -109,8 +117,10 @@ class FactGuard:
             if low.rstrip("s") in self._source_words or low in self._names:
                 continue
             starts = index == 0 or _sentence_start(clause, word)
-            follows = index + 1 < len(words) and words[index + 1][0].isupper()
-            if not starts or follows:  # "Blue Cross" at the start is still a name
+            after = words[index + 1] if index + 1 < len(words) else ""
+            # "Blue Cross" at the start is a name; "On Saturday" is not
+            follows = after[:1].isupper() and after.lower() not in DAYS | MONTHS | PLAIN
+            if not starts or follows:
                 return "name"
         return ""
 
