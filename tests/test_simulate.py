@@ -564,3 +564,14 @@ def test_time_is_answered_when_asked(tmp_path: Path) -> None:
     caller = RuleCaller(sc)
     caller.first()
     assert caller.next("And at what time?").text == "At half past ten."
+
+
+def test_questions_heard_without_a_question_mark_are_still_answered(tmp_path: Path) -> None:
+    sc = one(tmp_path, "    caller: {name: Omar Haddad, number: '555 010 7788', time: ten}\n"
+             "    script:\n      - say: I'd like to leave a message.\n")
+    caller = RuleCaller(sc)
+    caller.first()
+    assert caller.next("and at what time.").text == "At ten."  # Whisper, a short phrase
+    said = caller.next("What number can we call you back on?")
+    assert said.source == "asked number"
+    assert caller.next("You asked what time we open. We open at nine.") is None

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from agent.media.audio import AudioChunk
 from appliance.bench.driver import Listener
 from appliance.bench.listening import audio_between
@@ -23,6 +25,7 @@ from appliance.simulate.voice import LEAD, CallerVoice
 from appliance.sipphone import SipError
 
 QUIET = 2.0
+EAR_PADDING = 2400  # samples (0.3 s) of silence each side of what the caller heard
 """The agent has finished speaking once nothing voiced arrived for this long."""
 GREETING_TIMEOUT = 12.0
 ANSWER_TIMEOUT = 30.0
@@ -122,6 +125,10 @@ class Conversation:
         pcm = audio_between(self.dialog.received_packets, start - 0.05, end + 0.05)
         if len(pcm) < 1600:
             return ""
+        # Whisper hears a short phrase cut tight as a statement ("and at what time."): give
+        # it the silence around the words that a listener has too
+        quiet = np.zeros(EAR_PADDING, dtype=np.int16)
+        pcm = np.concatenate([quiet, pcm, quiet])
         return (await self.stt.transcribe(AudioChunk(pcm, 8000))).text.strip()
 
     async def hear(self, since: float, timeout: float) -> Utterance | None:

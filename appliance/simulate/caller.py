@@ -63,12 +63,12 @@ ASK_NAME = _rx(r"\b(your|the) (full |first |last )?name\b", r"\bwho (am i|is) (s
                r"\bname,? please\b", r"\bunder what name\b", r"\bwhat name\b")
 ASK_NUMBER = _rx(r"\b(phone|telephone|call ?back|contact|mobile) number\b", r"\byour number\b",
                  r"\bnumber (to|where|we|i) (can |could )?(reach|call)",
-                 r"\bhow can we reach you\b")
+                 r"\bhow can we reach you\b", r"\bwhat number\b")
 ASK_DAY = _rx(r"\b(which|what) day\b", r"\bwhat date\b", r"\bwhen would you like\b",
               r"\bday (would|works|suits)\b", r"\bwhen (is|would be) (good|best|convenient)\b",
               r"\bwhen do you want\b")
 ASK_TIME = _rx(r"\b(at )?what time (would|works|suits|is good|do you want)",
-               r"\bwhat time\s*\?", r"\bwhich time\b", r"\bmorning or (the )?afternoon\b")
+               r"\bwhat time\s*[?.]?\s*$", r"\bwhich time\b", r"\bmorning or (the )?afternoon\b")
 ANYTHING_ELSE = _rx(r"\banything else\b", r"\bsomething else\b", r"\bhelp (you )?with anything\b",
                     r"\banything more\b", r"\bany other (question|thing)")
 GOODBYE = "No, that's all. Thank you, goodbye."
