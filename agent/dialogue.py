@@ -38,6 +38,8 @@ from agent.voice import Voice
 
 log = logging.getLogger(__name__)
 MAX_FAILED_TURNS = 2  # turns in a row that fail before the call is ended
+# Speech this long that comes out as no words was misheard (asked again), not a cough.
+UNHEARD_SPEECH = 1.5  # seconds
 
 
 class Dialogue:
@@ -357,7 +359,8 @@ class Dialogue:
             timings.mark("stt_done", self.clock.now())
             if turn.dropped and turn.user:
                 self._carry_on(turn)
-            if not turn.user or turn.dropped:
+            unheard = audio is not None and audio.seconds >= UNHEARD_SPEECH
+            if (not turn.user and not unheard) or turn.dropped:
                 return
             self.records.append(record)
             self.history.append(turn.message)

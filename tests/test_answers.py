@@ -189,7 +189,7 @@ dialogue_rig = test_dialogue.rig_factory  # the fixture ``dialogue_rig``: a call
 
 
 async def _call(dialogue_rig, said: str, model_answer: str, confidence: float | None = 0.9,
-                **spec_fields):
+                speech: float = 1.0, **spec_fields):
     spec_fields = {"instructions": INSTRUCTIONS, "knowledge": FACTS, "faq": FAQ} | spec_fields
     from fakes import FakeChat, FakeTranscriber, fake_engines
 
@@ -204,7 +204,7 @@ async def _call(dialogue_rig, said: str, model_answer: str, confidence: float | 
     events: list = []
     rig.conv = Dialogue(spec, engines, rig.playout, rig.clock, rig._spawn,
                         sink=events.append)
-    await rig.run(1.0, speaking=True)
+    await rig.run(speech, speaking=True)
     await rig.run(3.0, speaking=False)
     kinds = [getattr(e, "kind", None) for e in events]
     return rig, chat, kinds
@@ -269,6 +269,15 @@ async def test_an_agent_without_knowledge_does_not_invent_facts_either(dialogue_
                                    "I am well, thank you. How can I help?", **plain)
     assert rig.conv.records[0].agent_text == "I am well, thank you. How can I help?"
     assert "refused" not in kinds
+
+
+async def test_speech_that_comes_out_as_no_words_is_asked_again_a_short_sound_ignored(
+        dialogue_rig):
+    rig, chat, kinds = await _call(dialogue_rig, "", "Anything.", speech=2.0)
+    assert rig.conv.records[0].agent_text == Phrases().misheard and "misheard" in kinds
+    assert chat.seen == []
+    rig, chat, kinds = await _call(dialogue_rig, "", "Anything.", speech=0.5)
+    assert rig.conv.records == [] and "misheard" not in kinds  # a cough, a click
 
 
 async def test_words_that_make_no_sense_are_asked_again_not_answered(dialogue_rig):
