@@ -221,6 +221,8 @@ class Dialogue:
             return
         if looks_unfinished(turn.user):
             self._complete = False
+        elif len(turn.user.split()) < 2:
+            return  # "Yes." is often followed by more ("Yes. That's right."): no quick end
         elif self.engines.turn_model is None:
             self._complete = True
 

@@ -120,6 +120,17 @@ async def test_a_complete_question_is_answered_after_the_quick_end_silence(
     assert marks["first_audio_out"] >= marks["turn_detected"]
 
 
+async def test_a_one_word_turn_waits_the_fixed_silence_for_more(rig_factory) -> None:
+    rig = rig_factory("Thank you.")
+    rig.conv.engines.transcriber.text = "Yes."
+    await rig.run(0.5, speaking=True)
+    await rig.run(0.3, speaking=False)  # a breath before "That's right."
+    assert rig.agent_audio_times() == []  # not ended at 0.2 s: one word may lead to more
+    await rig.run(1.5, speaking=False)
+    marks = rig.conv.records[0].timings.relative_ms()
+    assert 380 <= marks["turn_detected"] <= 440
+
+
 async def test_words_that_stop_mid_sentence_make_the_turn_wait(rig_factory) -> None:
     rig = rig_factory("Thank you.")
     rig.conv.engines.transcriber.text = "my number is 555"
