@@ -117,7 +117,7 @@ class Dialogue:
         detector = self.turns.detector
         if detector.quiet == 0 or utterance is not None:
             self._complete = None  # more speech (or a new turn): judge afresh
-        if detector.speaking and detector.quiet == 0 and self._idle():
+        if self.drafts.enabled and detector.speaking and detector.quiet == 0 and self._idle():
             speech = detector.pending_turn()
             assert speech is not None
             self.drafts.offer(speech, self.turns.audio)

