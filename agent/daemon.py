@@ -48,7 +48,7 @@ class Daemon:
                       "ari_connections": 0}
         self.metrics = Metrics()
         self._tasks: asyncio.TaskGroup | None = None
-        self.registry = registry or EngineRegistry(settings.engine_threads)
+        self.registry = registry or EngineRegistry()
         self.recorder: CallRecorder | None = None
         self._reloads: asyncio.Queue[Callable[[], DaemonSettings]] = asyncio.Queue()
         self._playbacks: dict[str, asyncio.Future[None]] = {}
