@@ -25,6 +25,7 @@ from typing import Any
 from agent.speech.chat_model import MAX_PAUSE, Message, for_template
 from agent.speech.llm_slots import Placement, Progress, Slot, place, plan_step
 from agent.speech.priority import lower_thread_priority
+from agent.speech.worker import jobs_running
 
 log = logging.getLogger(__name__)
 PENALTY_LAST_N = 64  # as llama-cpp-python's own sampling: repeats among the last 64 tokens
@@ -87,6 +88,7 @@ class BatchedLlamaChatModel:
         cparams.n_seq_max = slots
         cparams.kv_unified = True  # sequences share the agent's instructions in the cache
         cparams.n_threads = cparams.n_threads_batch = threads
+        self.threads, self._threads_now = threads, threads
         cparams.no_perf = True
         cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # as LlamaChatModel
         self._ctx = _internals.LlamaContext(model=self._model, params=cparams, verbose=False)
@@ -310,6 +312,7 @@ class BatchedLlamaChatModel:
                 n += 1
             request.slot.tokens.extend(tokens)
         batch.n_tokens = n
+        self._share_cores()
         if self._llama_cpp.llama_decode(self._ctx.ctx, batch) != 0:
             self._undo(taken)
             self._make_room(taken)
@@ -317,6 +320,15 @@ class BatchedLlamaChatModel:
         self.steps += 1
         for request, index in sampled:
             self._sample(request, index)
+
+    def _share_cores(self) -> None:
+        """Use the cores the other engines leave: llama.cpp's threads meet at a spinning
+        barrier after each operation, so one more thread than there are free cores costs
+        far more than it brings (see ``engines.ThreadPlan``)."""
+        threads = max(1, self.threads - jobs_running())
+        if threads != self._threads_now:
+            self._llama_cpp.llama_set_n_threads(self._ctx.ctx, threads, threads)
+            self._threads_now = threads
 
     def _undo(self, taken: list[tuple[_Request, list[int], bool]]) -> None:
         """Put back what a batch that could not be evaluated took."""

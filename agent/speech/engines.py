@@ -56,8 +56,8 @@ class ThreadPlan:
     at a spinning barrier after every operation: with more runnable threads than cores, a
     thread that is switched out keeps the others spinning for a whole time slice, at each of
     a thousand barriers per token. That is what turned a 1 s answer into 10 s when calls
-    overlapped on two cores. So a ggml engine gets more than one thread only where, after
-    one core for each other engine, cores are left for it.
+    overlapped on two cores. So speech-to-text and the voice get one thread each, and the
+    language model takes every core they leave free at each step (``llm`` at most).
     """
 
     llm: int = 1
@@ -66,8 +66,7 @@ class ThreadPlan:
 
     @classmethod
     def for_cores(cls, cores: int) -> ThreadPlan:
-        spare = max(cores - 2, 1)  # one core each for speech-to-text and the voice
-        return cls(llm=spare, stt=1 if cores < 6 else 2, tts=1)
+        return cls(llm=max(cores, 1), stt=1 if cores < 6 else 2, tts=1)
 
     @classmethod
     def for_this_box(cls) -> ThreadPlan:

@@ -20,6 +20,14 @@ from agent.speech.priority import lower_thread_priority
 
 T = TypeVar("T")
 URGENT, LATER = 0, 1  # a caller is waiting for it now / it can wait for the urgent ones
+_running = 0  # jobs running now on all workers of the process
+_running_lock = threading.Lock()
+
+
+def jobs_running() -> int:
+    """How many workers are running a job at this moment (the language model, which has
+    its own thread, uses the cores they leave)."""
+    return _running
 
 
 @dataclass(order=True)
@@ -100,10 +108,19 @@ class InferenceWorker:
             if job.dropped.is_set():
                 self.dropped += 1
                 continue
+            _count(1)
             try:
                 result = job.run()
             except BaseException as exc:  # handed to whoever waits for it
                 job.done(None, exc)
             else:
                 job.done(result, None)
+            finally:
+                _count(-1)
             self.ran += 1
+
+
+def _count(step: int) -> None:
+    global _running
+    with _running_lock:
+        _running += step
