@@ -109,15 +109,15 @@ class InferenceWorker:
                 self.dropped += 1
                 continue
             _count(1)
+            result, error = None, None
             try:
                 result = job.run()
             except BaseException as exc:  # handed to whoever waits for it
-                job.done(None, exc)
-            else:
-                job.done(result, None)
+                error = exc
             finally:
                 _count(-1)
             self.ran += 1
+            job.done(result, error)
 
 
 def _count(step: int) -> None:
