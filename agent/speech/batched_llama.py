@@ -15,6 +15,7 @@ import codecs
 import ctypes
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -30,6 +31,18 @@ from agent.speech.worker import jobs_running
 log = logging.getLogger(__name__)
 PENALTY_LAST_N = 64  # as llama-cpp-python's own sampling: repeats among the last 64 tokens
 IDLE_WAIT = 0.005  # seconds the worker sleeps when every open reply is paused
+
+
+def runnable_elsewhere() -> int:
+    """Threads of the whole machine ready to run now, besides the one asking (Linux)."""
+    try:
+        with open("/proc/stat", "rb") as stat:
+            for line in stat:
+                if line.startswith(b"procs_running"):
+                    return max(int(line.split()[1]) - 1, 0)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 class ContextFull(RuntimeError):
@@ -89,6 +102,7 @@ class BatchedLlamaChatModel:
         cparams.kv_unified = True  # sequences share the agent's instructions in the cache
         cparams.n_threads = cparams.n_threads_batch = threads
         self.threads, self._threads_now = threads, threads
+        self.cores = len(os.sched_getaffinity(0))
         cparams.no_perf = True
         cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # as LlamaChatModel
         self._ctx = _internals.LlamaContext(model=self._model, params=cparams, verbose=False)
@@ -322,10 +336,13 @@ class BatchedLlamaChatModel:
             self._sample(request, index)
 
     def _share_cores(self) -> None:
-        """Use the cores the other engines leave: llama.cpp's threads meet at a spinning
-        barrier after each operation, so one more thread than there are free cores costs
-        far more than it brings (see ``engines.ThreadPlan``)."""
-        threads = max(1, self.threads - jobs_running())
+        """Use the cores the other engines (and other processes) leave: llama.cpp's threads
+        meet at a spinning barrier after each operation, so one more thread than there are
+        free cores costs far more than it brings (see ``engines.ThreadPlan``)."""
+        if self.threads == 1:
+            return
+        busy = max(jobs_running(), runnable_elsewhere())
+        threads = max(1, min(self.threads, self.cores - busy))
         if threads != self._threads_now:
             self._llama_cpp.llama_set_n_threads(self._ctx.ctx, threads, threads)
             self._threads_now = threads

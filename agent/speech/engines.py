@@ -56,8 +56,10 @@ class ThreadPlan:
     at a spinning barrier after every operation: with more runnable threads than cores, a
     thread that is switched out keeps the others spinning for a whole time slice, at each of
     a thousand barriers per token. That is what turned a 1 s answer into 10 s when calls
-    overlapped on two cores. So speech-to-text and the voice get one thread each, and the
-    language model takes every core they leave free at each step (``llm`` at most).
+    overlapped on two cores (measured here: one llama.cpp thread beside a busy core, 25
+    tokens/s, worst token 77 ms; two threads, 2 tokens/s, worst 2.2 s). So speech-to-text
+    and the voice get one thread each, and the language model takes the cores left beyond
+    those two, fewer at any step where other threads are ready to run; on two cores, one.
     """
 
     llm: int = 1
@@ -66,7 +68,7 @@ class ThreadPlan:
 
     @classmethod
     def for_cores(cls, cores: int) -> ThreadPlan:
-        return cls(llm=max(cores, 1), stt=1 if cores < 6 else 2, tts=1)
+        return cls(llm=max(cores - 2, 1), stt=1 if cores < 6 else 2, tts=1)
 
     @classmethod
     def for_this_box(cls) -> ThreadPlan:
