@@ -74,3 +74,12 @@ async def test_running_jobs_are_counted_for_the_language_model_to_share_cores() 
     inside: list[int] = []
     await worker.run(lambda: inside.append(jobs_running()))
     assert inside == [1] and jobs_running() == 0
+
+
+def test_threads_are_planned_for_the_box_not_per_engine() -> None:
+    from agent.speech.engines import ThreadPlan
+
+    two = ThreadPlan.for_cores(2)
+    assert (two.llm, two.stt, two.tts) == (1, 1, 1)  # one thread per engine on two cores
+    eight = ThreadPlan.for_cores(8)
+    assert eight.llm == 6 and eight.llm + eight.stt + eight.tts <= 8 + 1
