@@ -28,7 +28,7 @@ def model_path(model_store):
 
 
 async def collect(model, messages, schema=None) -> tuple[str, float, float]:
-    began, first, pieces = time.monotonic(), None, []
+    first, pieces = None, []
     async for piece in model.stream(messages, schema=schema):
         first = first if first is not None else time.monotonic()
         pieces.append(piece)

@@ -87,3 +87,18 @@ async def test_no_drafts_for_an_engine_that_cannot_use_them_or_when_one_fails() 
     drafts.offer(speech(0.0, 1.5), audio_of)
     await asyncio.gather(*tasks)  # the failure stays inside the draft
     assert await drafts.latest(0.0) is None and failing.calls == 1
+
+
+async def test_no_draft_is_started_while_the_engine_works_for_another_call() -> None:
+    class Busy:
+        idle = False
+
+    stt, tasks = FakeTranscriber(drafts=True), []
+    stt.worker = Busy()
+    drafts = Drafts(stt, spawner(tasks), every=0.8, first=1.2)
+    drafts.offer(speech(5.0, 1.5), audio_of)
+    assert stt.calls == 0 and not tasks
+    stt.worker.idle = True  # the other call's transcript is done: the draft is made now
+    drafts.offer(speech(5.0, 1.52), audio_of)
+    await asyncio.gather(*tasks)
+    assert stt.calls == 1

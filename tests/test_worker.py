@@ -83,3 +83,16 @@ def test_threads_are_planned_for_the_box_not_per_engine() -> None:
     assert (two.llm, two.stt, two.tts) == (1, 1, 1)  # one thread per engine on two cores
     eight = ThreadPlan.for_cores(8)
     assert eight.llm == 6  # two cores left for speech-to-text and the voice
+
+
+async def test_a_worker_is_idle_only_with_nothing_running_or_waiting() -> None:
+    worker = InferenceWorker("test-worker")
+    gate = threading.Event()
+    assert worker.idle
+    job = asyncio.create_task(worker.run(gate.wait, 5))
+    await asyncio.sleep(0.05)
+    assert not worker.idle
+    gate.set()
+    await job
+    await asyncio.sleep(0.01)
+    assert worker.idle

@@ -44,6 +44,9 @@ class Drafts:
         """The speech in progress so far; a draft is made of it when one is due."""
         if not self.enabled or (self._task is not None and not self._task.done()):
             return
+        worker = getattr(self.transcriber, "worker", None)
+        if worker is not None and not worker.idle:
+            return  # another call's transcript is being made: it goes first, a draft waits
         if speech.start != self._speech:  # new speech: the old drafts are of nothing now
             self._speech, self._latest, self._next = speech.start, None, self.first
         if speech.speech_seconds < self._next:

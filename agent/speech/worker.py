@@ -49,6 +49,12 @@ class InferenceWorker:
         self._thread: threading.Thread | None = None
         self.ran = 0  # jobs run (for tests)
         self.dropped = 0  # jobs dropped before they started
+        self._busy = False
+
+    @property
+    def idle(self) -> bool:
+        """Nothing running and nothing waiting."""
+        return not self._busy and not self._jobs
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` now, on the calling thread, between this worker's jobs
@@ -102,9 +108,11 @@ class InferenceWorker:
         lower_thread_priority()
         while True:
             with self._cond:
+                self._busy = False
                 while not self._jobs:
                     self._cond.wait()
                 job = heapq.heappop(self._jobs)
+                self._busy = True
             if job.dropped.is_set():
                 self.dropped += 1
                 continue
