@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 # a server that refuses that form (llama_cpp.server: 422) is asked the older way, which
 # llama-server also understands, and is remembered.
 SCHEMA_STYLES = ("json_schema", "json_object")
-REFUSED_FORM = {400, 422}
+REFUSED_FORM = {400, 422, 500}  # llama_cpp.server answers 500 to the json_schema form
 ERROR_BODY = 200  # characters of an error answer kept for the log (the server's words)
 
 
