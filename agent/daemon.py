@@ -49,6 +49,8 @@ class Daemon:
         self.metrics = Metrics()
         self._tasks: asyncio.TaskGroup | None = None
         self.registry = registry or EngineRegistry(settings.engine_threads)
+        if (remotes := getattr(self.registry, "remotes", None)) is not None:
+            self.metrics.registry.register(remotes)  # remote language models' turn counts
         self.recorder: CallRecorder | None = None
         self._reloads: asyncio.Queue[Callable[[], DaemonSettings]] = asyncio.Queue()
         self._playbacks: dict[str, asyncio.Future[None]] = {}
