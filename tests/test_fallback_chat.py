@@ -215,10 +215,13 @@ def test_metrics_count_outcomes_by_server() -> None:
 
 async def test_sse_stream_schema_form_and_bearer_token(unused_tcp_port: int) -> None:
     seen: list[dict[str, Any]] = []
+    fail_all = asyncio.Event()
 
     async def completions(request: web.Request) -> web.StreamResponse:
         body = await request.json()
         seen.append({"auth": request.headers.get("Authorization"), **body})
+        if fail_all.is_set():
+            return web.json_response({"error": "out of memory"}, status=500)
         if body.get("response_format", {}).get("type") == "json_schema":
             return web.json_response({"detail": "unsupported"}, status=422)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -230,33 +233,40 @@ async def test_sse_stream_schema_form_and_bearer_token(unused_tcp_port: int) -> 
         await response.write(b"data: [DONE]\r\n\r\n")
         return response
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", completions)
     async def models(request: web.Request) -> web.Response:
         return web.json_response({"data": []})
 
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", completions)
     app.router.add_get("/v1/models", models)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
-    model = RemoteChatModel(RemoteModel(f"http://127.0.0.1:{unused_tcp_port}/v1/",
-                                        api_key="k3y-k3y-k3y"))
+    base = f"http://127.0.0.1:{unused_tcp_port}/v1"
+    model = RemoteChatModel(RemoteModel(base + "/", api_key="k3y-k3y-k3y"))
+    broken = RemoteChatModel(RemoteModel(base))
+    schema = {"type": "object"}
     try:
         assert await model.probe()
         assert "".join([p async for p in model.stream(HELLO)]) == "Hello"
         assert seen[0]["auth"] == "Bearer k3y-k3y-k3y" and seen[0]["stream"] is True
         assert seen[0]["messages"] == HELLO and "response_format" not in seen[0]
-        schema = {"type": "object"}
         assert "".join([p async for p in model.stream(HELLO, schema=schema)]) == "Hello"
         assert [s["response_format"]["type"] for s in seen[1:]] == ["json_schema",
                                                                      "json_object"]
         assert seen[2]["response_format"]["schema"] == schema
         [p async for p in model.stream(HELLO, schema=schema)]
         assert seen[3]["response_format"]["type"] == "json_object"  # remembered
+        seen.clear()
+        fail_all.set()  # a server failing everything: the OpenAI form stays the first choice
+        with pytest.raises(RemoteUnavailable, match="HTTP 500"):
+            [p async for p in broken.stream(HELLO, schema=schema)]
+        assert broken.schema_style == "json_schema" and len(seen) == 2
     finally:
         await model.close()
+        await broken.close()
         await runner.cleanup()
-    refused = RemoteChatModel(RemoteModel(f"http://127.0.0.1:{unused_tcp_port}/v1"))
+    refused = RemoteChatModel(RemoteModel(base))
     with pytest.raises(RemoteUnavailable):
         [p async for p in refused.stream(HELLO)]
     assert not await refused.probe()

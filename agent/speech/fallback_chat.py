@@ -166,7 +166,7 @@ class FallbackChat:
         if self.up:
             log.warning("remote language model at %s is down (%s: %s); turns go to the %s "
                         "until it answers its health check", self.settings.where,
-                        type(exc).__name__, str(exc)[:200],
+                        type(exc).__name__, str(exc)[:80],
                         "local model" if self.local is not None else "error phrase")
         self.up = False
         self._watch()

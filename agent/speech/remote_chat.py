@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 # llama-server also understands, and is remembered.
 SCHEMA_STYLES = ("json_schema", "json_object")
 REFUSED_FORM = {400, 422, 500}  # llama_cpp.server answers 500 to the json_schema form
-ERROR_BODY = 200  # characters of an error answer kept for the log (the server's words)
 
 
 @dataclass(frozen=True)
@@ -124,16 +123,18 @@ class RemoteChatModel:
                     and self.schema_style == SCHEMA_STYLES[0]):
                 response.release()
                 self.schema_style = SCHEMA_STYLES[1]
-                log.info("remote language model at %s: structured output asked as "
-                         "json_object with a schema", self.remote.where)
                 response = await session.post(url, json=self.body(messages, schema),
                                               headers=self._headers())
+                if response.status == 200:  # remembered only when the older form works
+                    log.info("remote language model at %s: structured output asked as "
+                             "json_object with a schema", self.remote.where)
+                else:
+                    self.schema_style = SCHEMA_STYLES[0]
         except (aiohttp.ClientError, OSError) as exc:
             raise RemoteUnavailable(type(exc).__name__) from exc
         async with response:
-            if response.status != 200:
-                said = (await response.text())[:ERROR_BODY]
-                raise RemoteUnavailable(f"HTTP {response.status}: {said}")
+            if response.status != 200:  # its body may quote the request: not logged
+                raise RemoteUnavailable(f"HTTP {response.status}")
             started = False
             try:
                 async for piece in self._pieces(response):
