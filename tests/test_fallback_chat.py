@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from agent.speech.fallback_chat import FallbackChat, RemoteModels
 from agent.speech.remote_chat import (
+    RemoteBroken,
     RemoteChatModel,
     RemoteModel,
     RemoteUnavailable,
@@ -236,8 +237,15 @@ async def test_sse_stream_schema_form_and_bearer_token(unused_tcp_port: int) -> 
     async def models(request: web.Request) -> web.Response:
         return web.json_response({"data": []})
 
+    async def cut_off(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b'data: {"choices": [{"delta": {"content": "Hel"}}]}\n\n')
+        return response  # the server goes away: no finish reason, no [DONE]
+
     app = web.Application()
     app.router.add_post("/v1/chat/completions", completions)
+    app.router.add_post("/cut/v1/chat/completions", cut_off)
     app.router.add_get("/v1/models", models)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -262,6 +270,13 @@ async def test_sse_stream_schema_form_and_bearer_token(unused_tcp_port: int) -> 
         with pytest.raises(RemoteUnavailable, match="HTTP 500"):
             [p async for p in broken.stream(HELLO, schema=schema)]
         assert broken.schema_style == "json_schema" and len(seen) == 2
+        cut = RemoteChatModel(RemoteModel(f"http://127.0.0.1:{unused_tcp_port}/cut/v1"))
+        pieces: list[str] = []
+        with pytest.raises(RemoteBroken, match="EOFError"):
+            async for piece in cut.stream(HELLO):
+                pieces.append(piece)
+        assert pieces == ["Hel"]
+        await cut.close()
     finally:
         await model.close()
         await broken.close()
@@ -271,3 +286,11 @@ async def test_sse_stream_schema_form_and_bearer_token(unused_tcp_port: int) -> 
         [p async for p in refused.stream(HELLO)]
     assert not await refused.probe()
     await refused.close()
+
+
+def test_a_server_that_refuses_at_warm_up_starts_out_down(unused_tcp_port: int) -> None:
+    remote = RemoteChatModel(RemoteModel(f"http://127.0.0.1:{unused_tcp_port}/v1"))
+    local = FakeChat()
+    chat = FallbackChat(remote, local)
+    chat.warm(HELLO)  # type: ignore[arg-type]
+    assert not chat.up

@@ -76,6 +76,12 @@ class Server:
                 time.sleep(0.2)
         raise RuntimeError("llama_cpp.server did not answer:\n" + self.log.read_text()[-2000:])
 
+    def kill(self) -> None:
+        """SIGKILL: the machine goes away without closing anything."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -146,6 +152,18 @@ async def test_remote_server_answers_falls_back_when_killed_and_comes_back(
         pieces, _ = await turn(chat, "Thank you, goodbye.")
         assert "".join(pieces).strip()
         assert chat.counts == {"remote": 3, "failed": 1, "local": 2}
+
+        # killed in the middle of a long answer: the answer ends with what came, no error
+        remote.max_tokens = 200
+        said: list[str] = []
+        async for piece in chat.stream([SYSTEM, {"role": "user", "content":
+                                                 "Tell me a long story about teeth."}]):
+            said.append(piece)
+            if len(said) == 3:
+                server.kill()
+        assert len(said) >= 3 and not chat.up
+        assert chat.counts == {"remote": 3, "failed": 1, "local": 2, "broken": 1}
+        print(f"killed mid-answer: {len(said)} pieces kept")
     finally:
         await chat.close()
         await remote.close()

@@ -140,14 +140,16 @@ class RemoteChatModel:
                 async for piece in self._pieces(response):
                     started = True
                     yield piece
-            except (aiohttp.ClientError, OSError, ValueError) as exc:
+            except (aiohttp.ClientError, OSError, ValueError, EOFError) as exc:
                 if started:
                     raise RemoteBroken(type(exc).__name__) from exc
                 raise RemoteUnavailable(type(exc).__name__) from exc
 
     @staticmethod
     async def _pieces(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
-        """Text pieces of a server-sent event stream of chat completion chunks."""
+        """Text pieces of a server-sent event stream of chat completion chunks; a stream
+        that ends before ``[DONE]`` or a finish reason was cut off (``EOFError``)."""
+        finished = False
         async for raw in response.content:
             line = raw.decode("utf-8").strip()
             if not line.startswith("data:"):
@@ -158,10 +160,13 @@ class RemoteChatModel:
             chunk = json.loads(data)
             if "error" in chunk:
                 raise ValueError("error event")
-            choices = chunk.get("choices") or [{}]
-            piece = (choices[0].get("delta") or {}).get("content")
+            choice = (chunk.get("choices") or [{}])[0]
+            finished = finished or bool(choice.get("finish_reason"))
+            piece = (choice.get("delta") or {}).get("content")
             if piece:
                 yield piece
+        if not finished:
+            raise EOFError("the stream ended without a finish reason")
 
     async def probe(self) -> bool:
         """Is the server answering? ``GET <base>/models`` (llama.cpp and vLLM alike)."""
@@ -175,16 +180,24 @@ class RemoteChatModel:
 
     def warm(self, messages: Sequence[Message], timeout: float = 10.0) -> bool:
         """Blocking (off the event loop): evaluate ``messages`` once on the server so a
-        server that keeps prompt prefixes answers the first turn sooner; False when the
-        server does not answer."""
+        server that keeps prompt prefixes answers the first turn sooner. False when the
+        server cannot be reached or refuses; a server that is only slow counts as up."""
         body = json.dumps(self.body(messages, None, stream=False, max_tokens=1)).encode()
         request = urllib.request.Request(f"{self._base}/chat/completions", data=body,
                                          headers=self._headers(), method="POST")
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 response.read()
-                return response.status == 200
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+                return True
+        except urllib.error.URLError as exc:  # refused, unreachable, HTTP error
+            log.warning("remote language model at %s did not answer at warm-up: %s",
+                        self.remote.where, type(exc.reason).__name__
+                        if not isinstance(exc, urllib.error.HTTPError) else f"HTTP {exc.code}")
+            return False
+        except TimeoutError:  # connected, still working on it
+            log.info("remote language model at %s is slow to warm up", self.remote.where)
+            return True
+        except OSError as exc:
             log.warning("remote language model at %s did not answer at warm-up: %s",
                         self.remote.where, type(exc).__name__)
             return False
