@@ -48,7 +48,7 @@ class Daemon:
                       "ari_connections": 0}
         self.metrics = Metrics()
         self._tasks: asyncio.TaskGroup | None = None
-        self.registry = registry or EngineRegistry(settings.engine_threads)
+        self.registry = registry or EngineRegistry()
         if (remotes := getattr(self.registry, "remotes", None)) is not None:
             self.metrics.registry.register(remotes)  # remote language models' turn counts
         self.recorder: CallRecorder | None = None

@@ -157,7 +157,8 @@ class Reply:
             if len(self.clauses) == 1:
                 self._first_clause.set()  # the model waits while the first clause is voiced
             try:
-                async for chunk in synth.synthesize(spoken.text):
+                async for chunk in synth.synthesize(spoken.text,
+                                                    urgent=len(self.clauses) == 1):
                     self.timings.mark("tts_first_audio", self.clock.now())
                     pcm = chunk.pcm if chunk.rate == rate else \
                         resample(chunk.pcm, chunk.rate, rate)

@@ -101,7 +101,6 @@ class DaemonSettings:
     media_ports: range = range(40000, 41000)
     record_dir: Path | None = None  # when set, each call's received audio is kept as WAV
     max_concurrent_calls: int = 8
-    engine_threads: int = 2
     media_codec: str = "ulaw"  # ExternalMedia leg: "ulaw" (narrowband) or "g722" (wideband)
     records_path: Path | None = None  # SQLite call records (None: not recorded)
     transfer_context: str = "transfer"  # dialplan context that reaches phones and trunks

@@ -194,7 +194,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         data_dir=Path(args.data_dir) if args.data_dir else None,
         extension=args.extension, workdir=Path(args.workdir) if args.workdir else None,
         port_offset=args.port_offset, warm_up=not args.no_warm_up,
-        recordings=Path(args.recordings) if args.recordings else None))
+        recordings=Path(args.recordings) if args.recordings else None,
+        load=args.load, window=args.window, seed=args.seed))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -319,6 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-warm-up", action="store_true", help="skip the unmeasured first call")
     p.add_argument("--recordings", metavar="DIR", help="keep what each caller heard (WAV, "
                    "packet timing, turn marks) for a closer look")
+    p.add_argument("--load", action="store_true", help="callers arrive over time (Poisson), "
+                   "think and sometimes interrupt; --concurrency then gives the mean number "
+                   "of calls in progress per level, and the capacity is reported")
+    p.add_argument("--window", type=float, default=120.0,
+                   help="with --load: seconds of arrivals per level (default 120)")
+    p.add_argument("--seed", type=int, default=1, help="with --load: the callers' seed")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("simulate", help="simulated callers: spoken scenarios over SIP/RTP "

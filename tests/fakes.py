@@ -202,7 +202,8 @@ class FakeTranscriber:
         self.error: BaseException | None = None
 
     async def transcribe(self, audio: AudioChunk, prompt: str | None = None,
-                         draft: Transcript | None = None) -> Transcript:
+                         draft: Transcript | None = None,
+                         background: bool = False) -> Transcript:
         self.calls += 1
         self.given.append(draft)
         await asyncio.sleep(0)
@@ -238,7 +239,7 @@ class FakeSynth:
     def __init__(self, fail_on: str | None = None) -> None:
         self.fail_on = fail_on
 
-    async def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
+    async def synthesize(self, text: str, urgent: bool = True) -> AsyncIterator[AudioChunk]:
         await asyncio.sleep(0)
         if self.fail_on and self.fail_on in text:
             raise RuntimeError("voice failed on this clause")

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.speech.chat_model import LlamaChatModel, Message
+from agent.speech.batched_llama import BatchedLlamaChatModel
+from agent.speech.chat_model import Message
 from agent.speech.fallback_chat import FallbackChat
 from agent.speech.remote_chat import RemoteChatModel, RemoteModel
 from appliance.models.defaults import LLM_DEFAULT, install_default
@@ -119,7 +120,7 @@ async def test_remote_server_answers_falls_back_when_killed_and_comes_back(
         server: Server, llm_file: Path) -> None:
     settings = RemoteModel(url=server.url, model="smollm2", timeout=5.0, health_interval=0.5)
     remote = RemoteChatModel(settings, max_tokens=40)
-    local = LlamaChatModel(llm_file, threads=1, max_tokens=40)
+    local = BatchedLlamaChatModel(llm_file, threads=1, slots=2, max_tokens=40)
     chat = FallbackChat(remote, local)
     await asyncio.to_thread(chat.warm, [SYSTEM])
     try:
@@ -167,3 +168,4 @@ async def test_remote_server_answers_falls_back_when_killed_and_comes_back(
     finally:
         await chat.close()
         await remote.close()
+        local.close()

@@ -53,7 +53,8 @@ class Drafts:
 
     async def _take(self, start: float, audio: AudioChunk) -> None:
         try:
-            draft = await self.transcriber.transcribe(audio, draft=self._latest)
+            draft = await self.transcriber.transcribe(audio, draft=self._latest,
+                                                      background=True)
         except Exception as err:  # a failed draft costs nothing: the turn is decoded anyway
             log.warning("draft transcription failed: %s", type(err).__name__)
             return

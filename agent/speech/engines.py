@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -13,7 +14,8 @@ import numpy as np
 from agent.media.audio import AudioChunk
 from agent.media.resample import resample
 from agent.settings import AgentSpec
-from agent.speech.chat_model import ChatModel, LlamaChatModel
+from agent.speech.batched_llama import BatchedLlamaChatModel
+from agent.speech.chat_model import ChatModel
 from agent.speech.completion import TurnModel
 from agent.speech.fallback_chat import RemoteModels
 from agent.speech.moonshine import ENCODER_FILE, MoonshineTranscriber
@@ -46,6 +48,33 @@ class Engines:
                                       for t, a in self.phrases.items()})
 
 
+@dataclass(frozen=True)
+class ThreadPlan:
+    """Threads per engine, planned for the whole box, not per engine.
+
+    Each engine has its own worker thread, so on a busy box all three run at once beside
+    the event loop and Asterisk. llama.cpp and whisper.cpp (ggml) make their threads meet
+    at a spinning barrier after every operation: with more runnable threads than cores, a
+    thread that is switched out keeps the others spinning for a whole time slice, at each of
+    a thousand barriers per token. That is what turned a 1 s answer into 10 s when calls
+    overlapped on two cores. So a ggml engine gets more than one thread only where, after
+    one core for each other engine, cores are left for it.
+    """
+
+    llm: int = 1
+    stt: int = 1
+    tts: int = 1
+
+    @classmethod
+    def for_cores(cls, cores: int) -> ThreadPlan:
+        spare = max(cores - 2, 1)  # one core each for speech-to-text and the voice
+        return cls(llm=spare, stt=1 if cores < 6 else 2, tts=1)
+
+    @classmethod
+    def for_this_box(cls) -> ThreadPlan:
+        return cls.for_cores(len(os.sched_getaffinity(0)))
+
+
 def open_transcriber(path: Path, threads: int) -> Transcriber:
     """Moonshine for a model directory's encoder file, whisper.cpp for a ggml file.
 
@@ -60,8 +89,8 @@ def open_transcriber(path: Path, threads: int) -> Transcriber:
 class EngineRegistry:
     """Load on first use, keep for the life of the process (reloads reuse what is loaded)."""
 
-    def __init__(self, threads: int = 2) -> None:
-        self.threads = threads
+    def __init__(self, plan: ThreadPlan | None = None) -> None:
+        self.plan = plan or ThreadPlan.for_this_box()
         self._models: dict[tuple[str, Path], object] = {}
         self._phrases: dict[tuple[Path, str], AudioChunk] = {}
         self._lock = threading.Lock()
@@ -74,13 +103,13 @@ class EngineRegistry:
             if key not in self._models:
                 began = time.monotonic()
                 if kind == "stt":
-                    self._models[key] = open_transcriber(path, self.threads)
+                    self._models[key] = open_transcriber(path, self.plan.stt)
                 elif kind == "llm":
-                    self._models[key] = LlamaChatModel(path, threads=self.threads)
+                    self._models[key] = BatchedLlamaChatModel(path, threads=self.plan.llm)
                 elif kind == "turn":
                     self._models[key] = SmartTurn(path)
                 else:
-                    self._models[key] = PiperSynthesizer(path)
+                    self._models[key] = PiperSynthesizer(path, threads=self.plan.tts)
                 took = time.monotonic() - began
                 self.load_seconds[f"{kind}:{Path(path).name}"] = took
                 log.info("loaded %s model %s in %.2fs", kind, Path(path).name, took)

@@ -10,7 +10,6 @@ Measured with ``switchboard eval stt`` (README, "Speech-to-text accuracy").
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from agent.media.audio import AudioChunk
 from agent.media.resample import resample, to_float32
 from agent.speech.priority import lower_thread_priority
 from agent.speech.transcriber import Transcript, finish_text, telephone_front_end
+from agent.speech.worker import LATER, URGENT, InferenceWorker
 
 RATE = 16000
 ENCODER_FILE = "encoder.onnx"
@@ -102,6 +102,7 @@ class MoonshineTranscriber:
         key = inputs["past_key_values.0.decoder.key"].shape
         self._heads, self._head_dim = int(key[1]), int(key[3])
         self._lock = threading.Lock()
+        self.worker = InferenceWorker("stt-worker")
         self._run(np.zeros(RATE, dtype=np.float32), ())  # allocate buffers now, not in a call
 
     def _past(self, name: str) -> str:
@@ -173,11 +174,13 @@ class MoonshineTranscriber:
         return Transcript(text, confidence, time.monotonic() - began, tokens=tuple(ids))
 
     async def transcribe(self, audio: AudioChunk, prompt: str | None = None,
-                         draft: Transcript | None = None) -> Transcript:
+                         draft: Transcript | None = None,
+                         background: bool = False) -> Transcript:
         # ``prompt`` is accepted for the protocol; Moonshine has no way to take one.
         pcm = audio.pcm if audio.rate == RATE else resample(audio.pcm, audio.rate, RATE)
         samples = to_float32(pcm)
         if self.settings.front_end:
             samples = telephone_front_end(samples)
-        return await asyncio.to_thread(self._run, samples.astype(np.float32),
-                                       draft.tokens if draft is not None else ())
+        return await self.worker.run(self._run, samples.astype(np.float32),
+                                     draft.tokens if draft is not None else (),
+                                     priority=LATER if background else URGENT)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,16 +11,18 @@ import numpy as np
 
 from agent.media.audio import AudioChunk
 from agent.speech.priority import lower_thread_priority
+from agent.speech.worker import LATER, URGENT, InferenceWorker
 
 
 class Synthesizer(Protocol):
-    """One method: text in, audio chunks out (as soon as each is ready)."""
+    """One method: text in, audio chunks out (as soon as each is ready). ``urgent``: the
+    caller is waiting for it (a reply's first clause), not queued behind what is playing."""
 
-    def synthesize(self, text: str) -> AsyncIterator[AudioChunk]: ...
+    def synthesize(self, text: str, urgent: bool = True) -> AsyncIterator[AudioChunk]: ...
 
 
 class PiperSynthesizer:
-    """Piper (onnxruntime) with one lock per loaded voice, run off the event loop."""
+    """Piper (onnxruntime): one worker thread per loaded voice, urgent clauses first."""
 
     def __init__(self, model_path: Path, threads: int = 1) -> None:
         import onnxruntime
@@ -38,6 +39,7 @@ class PiperSynthesizer:
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
         self.rate = int(self._voice.config.sample_rate)
         self._lock = threading.Lock()
+        self.worker = InferenceWorker("tts-worker")
 
     def synthesize_blocking(self, text: str) -> list[np.ndarray]:
         """Every sentence of ``text`` as int16 PCM at ``rate`` (blocks the calling thread)."""
@@ -45,6 +47,7 @@ class PiperSynthesizer:
         with self._lock:
             return [c.audio_int16_array for c in self._voice.synthesize(text)]
 
-    async def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
-        for pcm in await asyncio.to_thread(self.synthesize_blocking, text):
+    async def synthesize(self, text: str, urgent: bool = True) -> AsyncIterator[AudioChunk]:
+        for pcm in await self.worker.run(self.synthesize_blocking, text,
+                                         priority=URGENT if urgent else LATER):
             yield AudioChunk(pcm, self.rate)

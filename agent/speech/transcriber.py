@@ -9,7 +9,6 @@ like a loop is decoded once more with a wider window at a small temperature. Mea
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import re
@@ -24,6 +23,7 @@ import numpy as np
 from agent.media.audio import AudioChunk
 from agent.media.resample import resample, to_float32
 from agent.speech.priority import lower_thread_priority
+from agent.speech.worker import LATER, URGENT, InferenceWorker
 
 WHISPER_RATE = 16000
 POSITIONS_PER_SECOND = 50  # Whisper's encoder: one position per 20 ms
@@ -50,7 +50,8 @@ class Transcriber(Protocol):
     drafts: bool
 
     async def transcribe(self, audio: AudioChunk, prompt: str | None = None,
-                         draft: Transcript | None = None) -> Transcript: ...
+                         draft: Transcript | None = None,
+                         background: bool = False) -> Transcript: ...
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class WhisperTranscriber:
                             temperature=0.0, temperature_inc=0.0,
                             redirect_whispercpp_logs_to=None)
         self._lock = threading.Lock()
+        self.worker = InferenceWorker("stt-worker")
         # The first inference of a process allocates whisper.cpp's buffers: do it now, at
         # load time, not during the first caller's turn.
         self._run(np.zeros(WHISPER_RATE * 2, dtype=np.float32), None)
@@ -131,7 +133,8 @@ class WhisperTranscriber:
         return round(float(np.mean(probs)), 3) if probs else None
 
     async def transcribe(self, audio: AudioChunk, prompt: str | None = None,
-                         draft: Transcript | None = None) -> Transcript:
+                         draft: Transcript | None = None,
+                         background: bool = False) -> Transcript:
         pcm = audio.pcm if audio.rate == WHISPER_RATE else resample(audio.pcm, audio.rate,
                                                                      WHISPER_RATE)
         # Whisper wants float32 in [-1, 1]: int16 is accepted silently and gives garbage.
@@ -141,7 +144,8 @@ class WhisperTranscriber:
         if len(samples) < WHISPER_RATE:  # whisper.cpp needs at least ~1 s; pad with silence
             samples = np.concatenate([samples, np.zeros(WHISPER_RATE - len(samples),
                                                         dtype=np.float32)])
-        return await asyncio.to_thread(self._run, samples, prompt)
+        return await self.worker.run(self._run, samples, prompt,
+                                     priority=LATER if background else URGENT)
 
 
 def finish_text(text: str, digits: bool = True) -> str:

@@ -23,7 +23,8 @@ from agent.answers.clauses import ClauseGate, gated
 from agent.answers.guard import FactGuard
 from agent.answers.policy import Answerer
 from agent.settings import AgentSpec
-from agent.speech.chat_model import ChatModel, LlamaChatModel, Message
+from agent.speech.batched_llama import BatchedLlamaChatModel
+from agent.speech.chat_model import ChatModel, Message
 from appliance.bench import answer_heldout  # noqa: F401  (registers the held-out sets)
 from appliance.bench.answer_questions import SETS, Question, QuestionSet, score
 
@@ -95,7 +96,7 @@ def summarize(results: list[dict]) -> dict:
 async def evaluate(model_path: Path, qset: QuestionSet, baseline: bool,
                    model_phrases: bool = False) -> dict:
     spec = dataclasses.replace(set_spec(qset), model_phrases_facts=model_phrases)
-    chat = LlamaChatModel(model_path)
+    chat = BatchedLlamaChatModel(model_path)
     chat.warm([{"role": "system", "content": spec.instructions},
                {"role": "assistant", "content": spec.greeting}])
     report: dict = {"model": model_path.name, "set": qset.name,

@@ -32,6 +32,7 @@ from appliance.bench.driver import (
     wait_summaries,
     warm_up,
 )
+from appliance.bench.load import V2V_P95_LIMIT_MS, capacity, run_load_levels
 from appliance.bench.report import build_results, format_report, jsonable, loadavg
 from appliance.bench.targets import (
     BenchError,
@@ -61,6 +62,9 @@ class BenchOptions:
     port_offset: int = 0
     warm_up: bool = True
     recordings: Path | None = None
+    load: bool = False  # callers arrive over time (Poisson) instead of all at once
+    window: float = 120.0  # seconds of arrivals per level, with ``load``
+    seed: int = 1
 
 
 def parse_concurrency(text: str) -> tuple[int, ...]:
@@ -107,7 +111,8 @@ def _open_target(opts: BenchOptions, stack: contextlib.ExitStack,
     workdir.mkdir(parents=True, exist_ok=True)
     progress(f"building a sandbox appliance in {workdir}")
     return stack.enter_context(sandbox_target(workdir, opts.extension, opts.port_offset,
-                                              max(opts.concurrency), progress))
+                                              max(opts.concurrency) * (3 if opts.load else 1),
+                                              progress))
 
 
 def _measure(opts: BenchOptions, target: Target, progress: Callable[[str], None]) -> int:
@@ -126,8 +131,16 @@ def _measure(opts: BenchOptions, target: Target, progress: Callable[[str], None]
                                  f"{target.server[0]}:{target.server[1]}: {warm.error}")
             if target.record_dir is not None:
                 wait_summaries(target.record_dir, set(), 1, timeout=10)
-        levels = run_levels(target, prompts, opts.concurrency, opts.turns, sampler, progress,
-                            opts.recordings)
+        if opts.load:
+            def summaries_of(before: set, placed: int) -> list[dict] | None:
+                return (wait_summaries(target.record_dir, before, placed)
+                        if target.record_dir is not None else None)
+
+            levels = run_load_levels(target, prompts, opts.concurrency, opts.window, opts.seed,
+                                     sampler, progress, summaries_of)
+        else:
+            levels = run_levels(target, prompts, opts.concurrency, opts.turns, sampler,
+                                progress, opts.recordings)
         if sampler is not None:
             sampler.label = "after"  # do the calls give their memory back?
             time.sleep(2.0)
@@ -138,7 +151,12 @@ def _measure(opts: BenchOptions, target: Target, progress: Callable[[str], None]
                 "interruption": INTERRUPTION, "underrun_gap_ms": UNDERRUN_GAP * 1000,
                 "caller": f"{target.username}@{target.local_ip}",
                 "server": f"{target.server[0]}:{target.server[1]}"}
+    if opts.load:
+        settings.update(load="poisson", window_s=opts.window, seed=opts.seed,
+                        v2v_p95_limit_ms=V2V_P95_LIMIT_MS)
     results = build_results(target, levels, sampler.report() if sampler else None, settings)
+    if opts.load:
+        results["capacity_calls"] = capacity(levels)
     print(format_report(results))
     _write_outputs(results, opts, progress)
     failed = sum(lvl["calls"] - lvl["calls_placed"] for lvl in levels)

@@ -156,8 +156,9 @@ async def barge_in_turn(dialog, listener: Listener, prompt: tuple[str, np.ndarra
 
 
 async def run_call(phone, index: int, extension: str, prompts: Prompts, turns: int,
-                   barge_in: bool = True) -> CallRun:
-    """Place one call, greet, ask ``turns`` questions, interrupt the last answer, hang up."""
+                   barge_in: bool = True, think: Sequence[float] = ()) -> CallRun:
+    """Place one call, greet, ask ``turns`` questions (each after ``think[turn]`` seconds, if
+    given), interrupt the last answer, hang up."""
     from appliance.sipphone import SipError
 
     run = CallRun(index, invite_at=time.monotonic())
@@ -169,6 +170,8 @@ async def run_call(phone, index: int, extension: str, prompts: Prompts, turns: i
         if run.greeting_at is not None:
             await listener.quiet(0.8, 20)
         for turn in range(turns):
+            if turn < len(think):
+                await asyncio.sleep(think[turn])
             prompt = prompts.questions[(index + turn) % len(prompts.questions)]
             run.marks.append(await question_turn(run.dialog, listener, prompt))
         if barge_in:
@@ -180,6 +183,7 @@ async def run_call(phone, index: int, extension: str, prompts: Prompts, turns: i
         if run.dialog is not None and not run.dialog.ended.is_set():
             with contextlib.suppress(SipError, OSError, TimeoutError):
                 await run.dialog.hangup()
+    run.ended_at = time.monotonic()
     return run
 
 

@@ -156,6 +156,15 @@ def format_report(results: dict[str, Any]) -> str:
               f"timestamp or arrival steps > {UNDERRUN_GAP * 1000:.0f} ms inside answers; "
               "busy: arrival gaps while the caller's own sender stalled too (not counted as "
               f"underruns); stalls: silences >= {STALL_GAP * 1000:.0f} ms inside answers"]
+    if "capacity_calls" in results:
+        lines += ["", "  load: calls arrive over time (Poisson); conc = calls placed per level; "
+                  "in progress (time-weighted mean / peak): " + ", ".join(
+                      f"offered {lvl['offered_calls']:g}: {lvl['in_progress']['mean']:.1f}/"
+                      f"{lvl['in_progress']['peak']}" for lvl in results["levels"]),
+                  f"  capacity: {results['capacity_calls']} simultaneous calls (the largest "
+                  "mean in progress with v2v p95 <= "
+                  f"{results['settings']['v2v_p95_limit_ms']:.0f} ms, no underruns, "
+                  "nothing unanswered)"]
     lines += _stage_lines(results["levels"]) + _memory_lines(results.get("memory"))
     lines += [f"note: {n}" for n in results.get("notes", [])]
     return "\n".join(lines)

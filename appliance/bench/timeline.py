@@ -211,6 +211,7 @@ class CallRun:
     greeting_at: float | None = None
     marks: list[TurnMark] = field(default_factory=list)
     error: str | None = None
+    ended_at: float | None = None  # when the caller hung up (or gave up)
 
 
 def analyse_call(run: CallRun) -> dict[str, Any]:

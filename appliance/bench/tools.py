@@ -1,7 +1,7 @@
 """Tool-use reliability of the language model path: ``python -m appliance.bench.tools OUT.json``.
 
 Scripted caller requests go through the planner (``agent.tools.choice.plan``) and, when it
-chooses no tool, ``LlamaChatModel.stream``, with a front-desk tool set (opening hours,
+chooses no tool, ``BatchedLlamaChatModel.stream``, with a front-desk tool set (opening hours,
 booking, transfer, hang-up, keypad) and no telephony: what is measured is the decision
 (which tool, or speech), whether the call is valid for the tool's schema, whether the
 arguments are the ones asked for, and the time until the decision is known (the tool call,
@@ -218,10 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="limit for spoken answers (the decision comes before it)")
     args = parser.parse_args(argv)
 
-    from agent.speech.chat_model import LlamaChatModel
+    from agent.speech.batched_llama import BatchedLlamaChatModel
 
     model = args.model or default_model_path()
-    chat = LlamaChatModel(model, threads=args.threads, max_tokens=args.max_tokens)
+    chat = BatchedLlamaChatModel(model, threads=args.threads, max_tokens=args.max_tokens)
     result = asyncio.run(bench(chat))
     result["meta"] = {"model": str(model), "threads": args.threads,
                       "host": platform.node(), "cpus": _cpus(),

@@ -1,0 +1,104 @@
+"""Sequences of a batched language model: where a prompt is evaluated, and who goes next.
+
+One llama.cpp context holds several sequences (slots) in one key-value cache. Each prompt is
+placed in an idle slot, starting after the longest prefix already evaluated anywhere: its own
+call's last turn (the usual case), or another call's copy of the same agent's instructions.
+Every step of the worker then advances some of the open requests together in one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+@dataclass
+class Slot:
+    """One sequence of the cache: the tokens it holds, and whether a request is using it."""
+
+    seq: int
+    tokens: list[int] = field(default_factory=list)  # evaluated, in order
+    prompt: int = 0  # how many of them were the last prompt placed here (the rest: its answer)
+    busy: bool = False
+    used: float = 0.0  # when it was last given to a request (the oldest idle one goes first)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Evaluate a prompt in ``slot`` after its first ``keep`` tokens; when ``source`` is set,
+    those tokens are copied from that slot first (a cache copy, not an evaluation)."""
+
+    slot: Slot
+    keep: int
+    source: Slot | None = None
+
+
+def place(slots: Sequence[Slot], tokens: Sequence[int]) -> Placement | None:
+    """The idle slot for ``tokens`` and the longest cached prefix to start from (None: every
+    slot is busy). At least one token is always left to evaluate, for its next-token scores.
+
+    A conversation's next turn starts with its whole previous prompt: it continues in its
+    own slot (dropping only the tail of its own last answer). Anything else goes to the slot
+    worth least (empty, else idle longest), with the longest matching start copied in, so
+    that no other conversation's cache is cut short.
+    """
+    idle = [s for s in slots if not s.busy]
+    if not idle:
+        return None
+    limit = max(len(tokens) - 1, 0)
+    continuing = [s for s in idle
+                  if s.prompt and common_prefix(s.tokens, tokens) >= s.prompt]
+    if continuing:
+        own = max(continuing, key=lambda s: s.prompt)
+        return Placement(own, min(common_prefix(own.tokens, tokens), limit))
+    best = max(slots, key=lambda s: common_prefix(s.tokens, tokens))
+    keep = min(common_prefix(best.tokens, tokens), limit)
+    target = min(idle, key=lambda s: (len(s.tokens) > 0, s.used))
+    if keep and best is not target:
+        return Placement(target, keep, source=best)
+    return Placement(target, keep)
+
+
+@dataclass
+class Progress:
+    """What the scheduler needs to know of one open request."""
+
+    arrived: float  # when its caller's turn reached the model (earliest first)
+    pending: int  # prompt tokens not yet evaluated
+    urgent: bool = True  # its reply's first clause has not been handed over yet
+    paused: bool = False  # waiting, briefly, while its first clause is synthesized
+
+
+def plan_step(requests: Sequence[Progress], budget: int) -> list[tuple[int, int]]:
+    """(request index, tokens) to evaluate together in the next batch of ``budget`` tokens.
+
+    A reply still working towards its first clause goes first: one token for each that is
+    generating, then prompt tokens for the turns waiting longest. The rest of any reply
+    (past its first clause, already ahead of what the caller is hearing) waits while a
+    prompt is being evaluated, and otherwise advances a token a step with everyone else.
+    """
+    step: list[tuple[int, int]] = []
+    generating = [i for i, r in enumerate(requests) if not r.pending and not r.paused]
+    step += [(i, 1) for i in generating if requests[i].urgent]
+    room = budget - len(step)
+    prompting = sorted((i for i, r in enumerate(requests) if r.pending),
+                       key=lambda i: requests[i].arrived)
+    for i in prompting:
+        if room <= 0:
+            break
+        n = min(requests[i].pending, room)
+        step.append((i, n))
+        room -= n
+    if not prompting:
+        step += [(i, 1) for i in generating if not requests[i].urgent][:max(room, 0)]
+    return step

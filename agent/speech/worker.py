@@ -1,0 +1,109 @@
+"""One inference thread per loaded model, fed by a priority queue.
+
+Calls share each model; instead of a lock (first come, first served, whatever the job) the
+model's jobs wait in order of urgency, then arrival: the transcript a caller is waiting for
+before a draft of speech still going on, the first clause of a reply before the rest of any
+other. A job whose caller stopped waiting (barge-in, hang-up) is dropped before it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from agent.speech.priority import lower_thread_priority
+
+T = TypeVar("T")
+URGENT, LATER = 0, 1  # a caller is waiting for it now / it can wait for the urgent ones
+
+
+@dataclass(order=True)
+class _Job:
+    rank: tuple[int, int]
+    run: Callable[[], Any] = field(compare=False)
+    done: Callable[[Any, BaseException | None], None] = field(compare=False)
+    dropped: threading.Event = field(compare=False, default_factory=threading.Event)
+
+
+class InferenceWorker:
+    """Runs one model's jobs on its own thread, most urgent first (then oldest first)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._jobs: list[_Job] = []
+        self._order = itertools.count()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self.ran = 0  # jobs run (for tests)
+        self.dropped = 0  # jobs dropped before they started
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` now, on the calling thread, between this worker's jobs
+        (for blocking start-up work such as synthesizing the fixed phrases)."""
+        done = threading.Event()
+        box: list[Any] = []
+
+        def finished(result: Any, error: BaseException | None) -> None:
+            box.append((result, error))
+            done.set()
+
+        self._push(_Job((URGENT, next(self._order)), lambda: fn(*args), finished))
+        done.wait()
+        result, error = box[0]
+        if error is not None:
+            raise error
+        return result
+
+    async def run(self, fn: Callable[..., T], *args: Any, priority: int = URGENT) -> T:
+        """``fn(*args)`` on the worker thread, in its turn; its result (or exception)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def finished(result: Any, error: BaseException | None) -> None:
+            def settle() -> None:
+                if future.done():
+                    return
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)
+            loop.call_soon_threadsafe(settle)
+
+        job = _Job((priority, next(self._order)), lambda: fn(*args), finished)
+        self._push(job)
+        try:
+            return await future
+        finally:
+            job.dropped.set()  # the caller has stopped waiting: if not started, never start
+
+    def _push(self, job: _Job) -> None:
+        with self._cond:
+            heapq.heappush(self._jobs, job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self.name,
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        lower_thread_priority()
+        while True:
+            with self._cond:
+                while not self._jobs:
+                    self._cond.wait()
+                job = heapq.heappop(self._jobs)
+            if job.dropped.is_set():
+                self.dropped += 1
+                continue
+            try:
+                result = job.run()
+            except BaseException as exc:  # handed to whoever waits for it
+                job.done(None, exc)
+            else:
+                job.done(result, None)
+            self.ran += 1

@@ -1,0 +1,69 @@
+"""Where a batched model evaluates each prompt, and which requests go in the next batch."""
+
+from __future__ import annotations
+
+from agent.speech.llm_slots import Progress, Slot, common_prefix, place, plan_step
+
+SYSTEM = [1, 2, 3, 4, 5]
+
+
+def test_common_prefix() -> None:
+    assert common_prefix([1, 2, 3], [1, 2, 4]) == 2
+    assert common_prefix([], [1]) == 0
+    assert common_prefix([1, 2], [1, 2, 3]) == 2
+
+
+def test_a_conversation_continues_in_its_own_slot_after_its_previous_prompt() -> None:
+    own = Slot(0, tokens=SYSTEM + [10, 11, 20, 21], prompt=7, used=1.0)  # prompt + answer
+    other = Slot(1, tokens=SYSTEM + [30, 31], prompt=7, used=2.0)
+    nxt = SYSTEM + [10, 11, 20, 22, 40]  # the answer was cut where the caller interrupted
+    placement = place([own, other], nxt)
+    assert placement is not None
+    assert placement.slot is own and placement.source is None
+    assert placement.keep == 8  # only the part of the answer that was said differently goes
+
+
+def test_a_new_call_copies_the_instructions_instead_of_cutting_another_call_short() -> None:
+    warm = Slot(0, tokens=SYSTEM + [9], prompt=6, used=5.0)
+    busy = Slot(1, tokens=SYSTEM + [10, 11], prompt=7, busy=True)
+    empty = Slot(2)
+    placement = place([warm, busy, empty], SYSTEM + [50, 51])
+    assert placement is not None
+    assert placement.slot is empty and placement.source in (warm, busy)
+    assert placement.keep == len(SYSTEM)
+    assert warm.tokens == SYSTEM + [9]  # untouched
+
+
+def test_the_oldest_idle_slot_is_reused_when_none_is_empty() -> None:
+    old = Slot(0, tokens=[7, 7], prompt=2, used=1.0)
+    recent = Slot(1, tokens=[8, 8], prompt=2, used=9.0)
+    placement = place([old, recent], [1, 2, 3])
+    assert placement is not None and placement.slot is old and placement.keep == 0
+
+
+def test_one_token_is_always_left_to_evaluate_and_busy_slots_are_never_given() -> None:
+    slot = Slot(0, tokens=[1, 2, 3], prompt=3)
+    placement = place([slot], [1, 2, 3])
+    assert placement is not None and placement.keep == 2
+    assert place([Slot(0, busy=True)], [1, 2]) is None
+
+
+def test_first_clauses_go_before_the_rest_of_other_replies() -> None:
+    requests = [Progress(arrived=0.0, pending=0, urgent=False),  # well into its answer
+                Progress(arrived=1.0, pending=30),  # a caller just finished a turn
+                Progress(arrived=2.0, pending=0, urgent=True)]  # working on its first clause
+    assert plan_step(requests, budget=64) == [(2, 1), (1, 30)]
+    requests[1] = Progress(arrived=1.0, pending=0)
+    assert sorted(plan_step(requests, budget=64)) == [(0, 1), (1, 1), (2, 1)]
+
+
+def test_the_caller_waiting_longest_is_evaluated_first_within_the_budget() -> None:
+    requests = [Progress(arrived=5.0, pending=40), Progress(arrived=1.0, pending=40)]
+    assert plan_step(requests, budget=50) == [(1, 40), (0, 10)]
+
+
+def test_a_paused_reply_is_left_out_and_nothing_runs_when_all_are_paused() -> None:
+    requests = [Progress(arrived=0.0, pending=0, paused=True),
+                Progress(arrived=1.0, pending=0)]
+    assert plan_step(requests, budget=8) == [(1, 1)]
+    assert plan_step(requests[:1], budget=8) == []

@@ -1,0 +1,67 @@
+"""One inference thread per model: urgent jobs first, dropped jobs never run."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from agent.speech.worker import LATER, URGENT, InferenceWorker
+
+
+async def test_urgent_jobs_overtake_waiting_ones_and_order_is_kept_within_a_rank() -> None:
+    worker = InferenceWorker("test-worker")
+    gate = threading.Event()
+    order: list[str] = []
+
+    def job(name: str) -> str:
+        if name == "blocker":
+            gate.wait(5)
+        order.append(name)
+        return name
+
+    blocker = asyncio.create_task(worker.run(job, "blocker"))
+    await asyncio.sleep(0.05)  # the worker is now busy with the blocker
+    later = [asyncio.create_task(worker.run(job, f"draft{i}", priority=LATER)) for i in (1, 2)]
+    await asyncio.sleep(0)
+    urgent = [asyncio.create_task(worker.run(job, f"final{i}", priority=URGENT))
+              for i in (1, 2)]
+    await asyncio.sleep(0.05)
+    gate.set()
+    results = await asyncio.gather(blocker, *later, *urgent)
+    assert order == ["blocker", "final1", "final2", "draft1", "draft2"]
+    assert results == ["blocker", "draft1", "draft2", "final1", "final2"]
+
+
+async def test_a_job_whose_caller_stopped_waiting_is_dropped_and_errors_reach_the_caller(
+        ) -> None:
+    worker = InferenceWorker("test-worker")
+    gate = threading.Event()
+    ran: list[str] = []
+
+    def job(name: str) -> None:
+        if name == "blocker":
+            gate.wait(5)
+        if name == "bad":
+            raise ValueError("engine failed")
+        ran.append(name)
+
+    blocker = asyncio.create_task(worker.run(job, "blocker"))
+    await asyncio.sleep(0.05)
+    abandoned = asyncio.create_task(worker.run(job, "abandoned"))
+    await asyncio.sleep(0)
+    abandoned.cancel()  # barge-in: nobody wants this clause any more
+    await asyncio.sleep(0)
+    gate.set()
+    await blocker
+    try:
+        await worker.run(job, "bad")
+    except ValueError as err:
+        assert "engine failed" in str(err)
+    else:
+        raise AssertionError("the engine's error was lost")
+    assert ran == ["blocker"] and worker.dropped == 1
+
+
+def test_blocking_call_runs_between_jobs() -> None:
+    worker = InferenceWorker("test-worker")
+    assert worker.call(lambda a, b: a + b, 2, 3) == 5
