@@ -64,6 +64,7 @@ class Server:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model),
                  "--host", "127.0.0.1", "--port", str(self.port), "--n_threads", "1",
+                 "--n_threads_batch", "1",
                  "--n_ctx", "2048", "--verbose", "false"], stdout=out, stderr=out)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
