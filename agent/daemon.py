@@ -144,6 +144,8 @@ class Daemon:
                     task.cancel()
         finally:
             await self.ari.close()
+            if (remotes := getattr(self.registry, "remotes", None)) is not None:
+                await remotes.close()
             if server is not None:
                 await server.stop()
             if self.recorder is not None:

@@ -196,6 +196,15 @@ async def test_closing_early_closes_the_remote_stream() -> None:
     assert chat.up and not chat.counts
 
 
+async def test_closing_stops_the_health_checks() -> None:
+    models = RemoteModels()
+    chat = models.chat(SETTINGS, None)
+    chat.up = False
+    chat._watch()
+    await models.close()
+    assert chat._probe is not None and chat._probe.cancelled()
+
+
 def test_metrics_count_outcomes_by_server() -> None:
     models = RemoteModels()
     chat = models.chat(SETTINGS, lambda: FakeChat())  # type: ignore[arg-type, return-value]

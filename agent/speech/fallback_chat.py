@@ -210,6 +210,14 @@ class RemoteModels:
                 self._chats[key] = FallbackChat(RemoteChatModel(remote), model)
             return self._chats[key]
 
+    async def close(self) -> None:
+        """Stop the health checks and close the connections (the daemon is stopping)."""
+        for chat in list(self._chats.values()):
+            await chat.close()
+            closing = getattr(chat.remote, "close", None)
+            if closing is not None:
+                await closing()
+
     def totals(self) -> dict[tuple[str, str], int]:
         """Turn counts by (server, outcome)."""
         out: Counter[tuple[str, str]] = Counter()
