@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -203,6 +204,17 @@ async def test_closing_stops_the_health_checks() -> None:
     chat._watch()
     await models.close()
     assert chat._probe is not None and chat._probe.cancelled()
+
+
+def test_a_local_model_that_cannot_load_leaves_the_remote_alone() -> None:
+    def broken() -> FakeChat:
+        raise FileNotFoundError("language model /models/llm.gguf not found")
+
+    chat = RemoteModels().chat(SETTINGS, broken)  # type: ignore[arg-type]
+    assert chat.local is None and chat.up
+    unwanted = RemoteModels().chat(dataclasses.replace(SETTINGS, local_fallback=False),
+                                   broken)  # type: ignore[arg-type]
+    assert unwanted.local is None  # not even loaded
 
 
 def test_metrics_count_outcomes_by_server() -> None:

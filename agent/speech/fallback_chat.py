@@ -9,8 +9,9 @@ If the remote stops in the middle of a spoken answer (no piece for ``timeout`` s
 connection lost), the answer ends there: what was already said stays said and in the
 history, nothing is repeated by the local model, and the next turn goes local. A JSON
 answer (``schema``) is not spoken: it is collected whole first, so a break falls back to
-the local model for the whole answer. Without a local model, a turn the remote cannot
-answer raises ``RemoteUnavailable`` and the caller hears the agent's error phrase.
+the local model for the whole answer. Without a local model (``local_fallback: false``,
+or it could not be loaded), a turn the remote cannot answer raises ``RemoteUnavailable``
+and the caller hears the agent's error phrase.
 
 Logs name the server (host:port) and the kind of failure, never conversation text.
 """
@@ -203,7 +204,14 @@ class RemoteModels:
 
     def chat(self, remote: RemoteModel, local: Callable[[], ChatModel] | None) -> FallbackChat:
         """The fallback chat for ``remote``; ``local`` loads the local model (None: none)."""
-        model = local() if local is not None and remote.local_fallback else None
+        model = None
+        if local is not None and remote.local_fallback:
+            try:
+                model = local()
+            except Exception as exc:  # the remote model can still serve
+                log.warning("the local language model could not be loaded (%s): while the "
+                            "remote one at %s is down, callers hear the error phrase",
+                            type(exc).__name__, remote.where)
         key = (remote, id(model))
         with self._lock:
             if key not in self._chats:
