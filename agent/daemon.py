@@ -51,6 +51,8 @@ class Daemon:
         self.metrics = Metrics()
         self._tasks: asyncio.TaskGroup | None = None
         self.registry = registry or EngineRegistry()
+        if (remotes := getattr(self.registry, "remotes", None)) is not None:
+            self.metrics.registry.register(remotes)  # remote language models' turn counts
         self.recorder: CallRecorder | None = None
         self._reloads: asyncio.Queue[Callable[[], DaemonSettings]] = asyncio.Queue()
         self._playbacks: dict[str, asyncio.Future[None]] = {}
@@ -148,6 +150,8 @@ class Daemon:
                     task.cancel()
         finally:
             await self.ari.close()
+            if (remotes := getattr(self.registry, "remotes", None)) is not None:
+                await remotes.close()
             if server is not None:
                 await server.stop()
             if self.recorder is not None:

@@ -12,6 +12,7 @@ from agent.answers.knowledge import Knowledge
 from agent.answers.policy import Phrases, fixed_texts
 from agent.ari import AriSettings
 from agent.flows.spec import FlowSpec
+from agent.speech.remote_chat import RemoteModel
 from agent.speech.turns import TurnSettings
 from agent.tools.spec import ToolSpec
 
@@ -26,6 +27,7 @@ class ModelPaths:
     llm: Path
     tts: Path
     turn: Path | None = None  # audio end-of-turn model (None: judged from the words)
+    remote: RemoteModel | None = None  # the language model on another machine (llm: fallback)
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,12 @@ from agent.answers.policy import Phrases
 from agent.ari import AriSettings
 from agent.flows import FlowSpec, SlotSpec, parse_hours
 from agent.settings import AgentSpec, DaemonSettings, ModelPaths
+from agent.speech.remote_chat import RemoteModel
 from agent.tools.spec import ToolSpec, tool_prompt
 from appliance.config.agent import AgentConfig, ToolConfig
 from appliance.config.flows import FlowConfig, SlotConfig
 from appliance.config.paths import data_dir
+from appliance.config.remote_llm import RemoteLLMConfig, effective_remote
 from appliance.config.schema import Configuration, resolve_secret_path
 from appliance.config.secrets import ARI_SECRET, read_secret, secrets_dir
 from appliance.models.store import ModelStore
@@ -94,16 +96,29 @@ def instructions(agent: AgentConfig, config_dir: Path) -> str:
     return "\n\n".join(parts)
 
 
+def remote_model(remote: RemoteLLMConfig, config_dir: Path) -> RemoteModel:
+    """A remote language model as the daemon uses it (the API key read from its file)."""
+    key = ""
+    if remote.api_key_file:
+        key = resolve_secret_path(config_dir, remote.api_key_file).read_text().strip()
+    return RemoteModel(url=remote.url, model=remote.model or "", timeout=remote.timeout,
+                       api_key=key, health_interval=remote.health_interval,
+                       local_fallback=remote.local_fallback)
+
+
 def agent_spec(agent: AgentConfig, store: ModelStore | None,
-               config_dir: Path = Path(".")) -> AgentSpec:
+               config_dir: Path = Path("."), site_remote: RemoteLLMConfig | None = None
+               ) -> AgentSpec:
     """The daemon's view of one agent; model names resolved to files (ModelError if absent)."""
     models = None
     if store is not None:
+        remote = effective_remote(site_remote, agent.models.llm_remote, agent.models.local_only)
         models = ModelPaths(stt=store.path(agent.models.stt, "stt"),
                             llm=store.path(agent.models.llm, "llm"),
                             tts=store.path(agent.models.tts, "tts"),
                             turn=store.path(agent.models.turn, "turn")
-                            if agent.models.turn else None)
+                            if agent.models.turn else None,
+                            remote=remote_model(remote, config_dir) if remote else None)
     tools = tuple(tool_spec(t, config_dir) for t in agent.tools)
     prompt = instructions(agent, config_dir)
     if tools:
@@ -149,7 +164,8 @@ def daemon_settings(cfg: Configuration, record_dir: Path | None = None,
         app=APP_NAME,
     )
     store = model_store(data) if speech else None
-    agents = {name: agent_spec(a, store, cfg.config_dir) for name, a in cfg.agents.items()}
+    agents = {name: agent_spec(a, store, cfg.config_dir, site.daemon.llm_remote)
+              for name, a in cfg.agents.items()}
     d = site.daemon
     return DaemonSettings(
         ari=ari,

@@ -17,6 +17,7 @@ from agent.settings import AgentSpec
 from agent.speech.batched_llama import BatchedLlamaChatModel
 from agent.speech.chat_model import ChatModel
 from agent.speech.completion import TurnModel
+from agent.speech.fallback_chat import RemoteModels
 from agent.speech.moonshine import ENCODER_FILE, MoonshineTranscriber
 from agent.speech.synthesizer import PiperSynthesizer, Synthesizer
 from agent.speech.transcriber import Transcriber, WhisperTranscriber
@@ -95,6 +96,7 @@ class EngineRegistry:
         self._phrases: dict[tuple[Path, str], AudioChunk] = {}
         self._lock = threading.Lock()
         self.load_seconds: dict[str, float] = {}
+        self.remotes = RemoteModels()  # language models on other machines, and their counts
 
     def _get(self, kind: str, path: Path):
         key = (kind, Path(path))
@@ -129,7 +131,9 @@ class EngineRegistry:
         assert spec.models is not None
         synth = self._get("tts", spec.models.tts)
         phrases = {t: self.phrase(synth, spec.models.tts, t) for t in spec.phrases()}
-        chat = self._get("llm", spec.models.llm)
+        models = spec.models
+        chat = self._get("llm", models.llm) if models.remote is None else \
+            self.remotes.chat(models.remote, lambda: self._get("llm", models.llm))
         chat.warm([{"role": "system", "content": spec.instructions},
                    {"role": "assistant", "content": spec.greeting}])
         turn = self._get("turn", spec.models.turn) if spec.models.turn else None

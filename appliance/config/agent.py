@@ -17,6 +17,7 @@ from appliance.config.base import (
     invalid,
 )
 from appliance.config.flows import FlowConfig
+from appliance.config.remote_llm import RemoteLLMConfig
 
 # --------------------------------------------------------------------------------------------
 # agents/<name>.yaml
@@ -210,6 +211,12 @@ class AgentModels(ConfigModel):
     turn: Name | None = Field(None, description="Audio end-of-turn model, e.g. smart-turn-v3, "
                               "judging from the voice whether the caller has finished. "
                               "Default: none (judged from the words alone).")
+    llm_remote: RemoteLLMConfig | None = Field(
+        None, description="The language model on another machine for this agent, instead "
+        "of the site's daemon.llm_remote. Default: the site's.")
+    local_only: bool = Field(False, description="true: this agent's language model always "
+                             "runs on this machine, even when the site has daemon.llm_remote. "
+                             "Default: false.")
 
 
 class TurnConfig(ConfigModel):

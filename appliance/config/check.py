@@ -117,6 +117,12 @@ def _agent_file_issues(cfg_dir: Path, agent: AgentConfig, file: Path,
             if problem:
                 issues.append(locator.issue(file, ("tools", i, "webhook", "secret_file"),
                                             *problem))
+    remote = agent.models.llm_remote
+    if remote is not None and remote.api_key_file:
+        problem = _secret_file_problem(resolve_secret_path(cfg_dir, remote.api_key_file))
+        if problem:
+            issues.append(locator.issue(file, ("models", "llm_remote", "api_key_file"),
+                                        *problem))
     issues += flow_issues(agent.flows, agent.tools, file, locator)
     return issues
 
@@ -374,6 +380,9 @@ def _secret_issues(cfg_dir: Path, site: SiteConfig, at: IssueAt) -> list[ConfigI
             )
     for i, phone in enumerate(site.phones):
         refs.append((("phones", i, "secret_file"), phone.secret_file))
+    if site.daemon.llm_remote is not None:
+        refs.append((("daemon", "llm_remote", "api_key_file"),
+                     site.daemon.llm_remote.api_key_file))
     issues: list[ConfigIssue] = []
     for path, secret_file in refs:
         if secret_file is None:

@@ -35,6 +35,7 @@ from appliance.config.base import (
     _require_one_secret,
     invalid,
 )
+from appliance.config.remote_llm import RemoteLLMConfig
 from appliance.config.tls import TlsFiles
 
 # --------------------------------------------------------------------------------------------
@@ -171,6 +172,10 @@ class DaemonConfig(ConfigModel):
         "ulaw",
         description="Codec between Asterisk and the daemon: ulaw (8 kHz) or g722 (16 kHz "
         "wideband; Asterisk transcodes for narrowband callers). Default: ulaw.",
+    )
+    llm_remote: RemoteLLMConfig | None = Field(
+        None, description="Every agent's language model on another machine (an agent's "
+        "models.llm_remote overrides it). Default: none (the local model).",
     )
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from appliance.config.base import ConfigError
 from appliance.config.load import load_configuration
+from appliance.config.remote_llm import RemoteLLMConfig
 from appliance.config.schema import Configuration, resolve_secret_path
 from appliance.config.secrets import AMI_SECRET, ARI_SECRET, secrets_dir
 from appliance.ops.doctor_check import FAIL, OK, WARN, Check
@@ -38,6 +39,7 @@ def secret_files(config_dir: Path, cfg: Configuration | None) -> list[Path]:
         refs += [p.secret_file for p in cfg.site.phones]
         refs += [t.webhook.secret_file for a in cfg.agents.values() for t in a.tools
                  if t.webhook is not None]
+        refs += [r.api_key_file for r in llm_remotes(cfg).values()]
         for ref in refs:
             if ref:
                 path = resolve_secret_path(config_dir, ref)
@@ -168,13 +170,23 @@ def _named_host(host: str) -> bool:
     return False
 
 
+def llm_remotes(cfg: Configuration) -> dict[str, RemoteLLMConfig]:
+    """Remote language models as configured: the site's and each agent's own."""
+    found = {f"agent {a.name}": a.models.llm_remote for a in cfg.agents.values()
+             if a.models.llm_remote is not None}
+    if cfg.site.daemon.llm_remote is not None:
+        found["daemon"] = cfg.site.daemon.llm_remote
+    return found
+
+
 def check_airgap(cfg: Configuration) -> Check:
     """Which configured hosts are names that DNS must resolve while calls run.
 
     Everything Switchboard itself talks to during a call is addressed by number (ARI and
     the media on loopback, phones and trunks by the addresses they come from). Names are
-    allowed where the operator writes them, a trunk's host or a webhook's URL, but on a
-    closed network each is a look-up that can fail in the middle of a call.
+    allowed where the operator writes them, a trunk's host, a webhook's URL or a remote
+    language model's, but on a closed network each is a look-up that can fail in the middle of
+    a call.
     """
     from urllib.parse import urlsplit
 
@@ -182,7 +194,10 @@ def check_airgap(cfg: Configuration) -> Check:
                     if _named_host(t.host)} | {
         f"agent {a.name}, tool {tool.name}: {urlsplit(tool.webhook.url).hostname}"
         for a in cfg.agents.values() for tool in a.tools
-        if tool.webhook is not None and _named_host(urlsplit(tool.webhook.url).hostname or "")})
+        if tool.webhook is not None and _named_host(urlsplit(tool.webhook.url).hostname or "")
+    } | {f"{owner}, language model: {urlsplit(r.url).hostname}"
+         for owner, r in llm_remotes(cfg).items()
+         if _named_host(urlsplit(r.url).hostname or "")})
     if not names:
         return Check("DNS during calls", OK, "no look-ups: every host is an address")
     return Check("DNS during calls", WARN, "resolved by DNS while calls run: " + "; ".join(names),
