@@ -395,6 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-call", action="store_true", help="skip the loopback test call")
     p.set_defaults(func=cmd_doctor)
 
+    from appliance.front.cli import add_front_parser
+
+    add_front_parser(sub)
+
     p = sub.add_parser("install-steps", help=argparse.SUPPRESS)
     p.add_argument("--root", default="/")
     p.add_argument("--share", required=True)
