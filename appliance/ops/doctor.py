@@ -80,6 +80,10 @@ def run_doctor(config_dir: Path, data_dir: Path, *, call: bool = True,
     checks = [config_check, check_secrets(config_dir, cfg)]
     if cfg is None:
         return checks
+    if cfg.site.front is not None:  # a Kamailio front: none of the appliance's parts
+        from appliance.ops.doctor_front import check_front
+
+        return checks + check_front(cfg)
     site = Site(config_dir, data_dir, cfg, runtime_of(cfg, data_dir), asterisk_root)
     checks += check_models(cfg, data_dir)
     checks.append(check_brute_force(site.runtime, data_dir, asterisk_root))
