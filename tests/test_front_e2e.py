@@ -9,6 +9,7 @@ Loopback plan: appliance A on 127.0.0.1, appliance B on 127.0.0.3, the carrier o
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -356,6 +357,29 @@ async def test_calls_spread_fail_over_and_come_back(front: Front,
     third = spread(site, since)
     print(f"A back: {third}")
     assert third["a"] >= 1 and third["b"] >= 1 and sum(third.values()) == 4, third
+
+    # 4. with no call to notice it, the probes alone take a dead appliance out
+    b = site["b"]
+    killed = time.monotonic()
+    b.asterisk.kill()
+    assert wait_until(lambda: front.states().get(b.ip) == "down", 15, 0.05)
+    detected = time.monotonic() - killed
+    print(f"B marked down by probing alone {detected:.2f} s after its Asterisk died")
+    assert detected <= PROBE_INTERVAL + REPLY_TIMEOUT + 0.5, detected
+
+
+def test_kamailio_runs_as_its_own_account(front: Front) -> None:
+    """Least privilege: the launcher and Kamailio run as `kamailio`, without capabilities."""
+    pids = [int(p) for p in subprocess.run(["pgrep", "-f", str(front.paths.config)],
+                                           capture_output=True, text=True).stdout.split()]
+    assert pids
+    account = pwd.getpwnam("kamailio")
+    for pid in [front.process.pid, *pids]:
+        status = dict(ln.split(":", 1) for ln in
+                      Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in ln)
+        assert status["Uid"].split() == [str(account.pw_uid)] * 4, pid
+        assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0, pid
+        assert status["NoNewPrivs"].strip() == "1", pid
 
 
 async def test_stranger_is_refused_and_logged(front: Front) -> None:

@@ -106,7 +106,7 @@ def front_issues(site: SiteConfig, at: IssueAt) -> list[ConfigIssue]:
     for i, app in enumerate(front.appliances):
         key = (app.address, app.port)
         if key in seen:
-            issues.append(at(("front", "appliances", i, "port"),
+            issues.append(at(("front", "appliances", i, "address"),
                              f"appliance {app.address}:{app.port} is listed twice "
                              f"(also front.appliances.{seen[key]})",
                              "list each appliance once; give it a higher weight for more "

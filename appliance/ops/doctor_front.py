@@ -44,9 +44,14 @@ def dispatcher_list(ctl_socket: Path, timeout: float = 5) -> list[Destination]:
     if out.returncode != 0:
         raise ControlError((out.stderr or out.stdout).strip()[-200:] or
                            f"kamcmd exit {out.returncode}")
+    return parse_dispatcher_list(out.stdout)
+
+
+def parse_dispatcher_list(text: str) -> list[Destination]:
+    """Each destination's URI and flags from kamcmd's dispatcher.list output."""
     found: list[Destination] = []
     uri: str | None = None
-    for line in out.stdout.splitlines():
+    for line in text.splitlines():
         key, _, value = line.strip().partition(": ")
         if key == "URI":
             uri = value.strip()
