@@ -175,7 +175,7 @@ def cmd_install_steps(args: argparse.Namespace) -> int:
     from appliance.ops.install import run_install
 
     return run_install(Path(args.root), share=Path(args.share), start=not args.no_start,
-                       code_changed=args.code_changed)
+                       code_changed=args.code_changed, role=args.role)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -404,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--share", required=True)
     p.add_argument("--no-start", action="store_true")
     p.add_argument("--code-changed", action="store_true")
+    p.add_argument("--role", choices=("appliance", "front"), default="appliance")
     p.set_defaults(func=cmd_install_steps)
     return parser
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from appliance.config.load import load_configuration
+from appliance.front.install import FRONT_STEPS
 from appliance.front.kamailio import (
     FrontPaths,
     RenderError,
@@ -21,6 +25,7 @@ from appliance.front.kamailio import (
 )
 from appliance.front.run import kamailio_command, security_line
 from appliance.ops.doctor_front import check_front, parse_dispatcher_list
+from appliance.ops.install import Installer, account_ids
 from appliance.pbx.render import template_context
 
 FRONT = """\
@@ -39,6 +44,7 @@ front:
       weight: 2
 """
 DEMO = 'name: demo\ngreeting: "Hello."\n'
+REPO = Path(__file__).resolve().parents[1]
 
 
 def write(config: Path, site: str) -> Path:
@@ -189,3 +195,49 @@ def test_doctor_says_when_the_front_is_not_running(front_cfg, tmp_path: Path) ->
     assert checks["front configuration"].status == "FAIL"
     assert checks["front running"].status == "FAIL"
     assert "switchboard front run" in checks["front running"].fix
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="useradd into a staging root needs root")
+def test_front_install_into_a_staging_root(tmp_path: Path) -> None:
+    """install.sh --role front's steps: the kamailio account, the example configuration,
+    the rendered files (root:kamailio 0640, naming the system's paths), a unit that
+    verifies; a second run changes nothing."""
+    root = tmp_path / "root"
+    inst = Installer(root=root, share=REPO, start=False)
+    for _, step in FRONT_STEPS:
+        step(inst)
+    assert "created system user kamailio" in " ".join(inst.changes)
+    uid, gid = account_ids(inst, "kamailio")
+    etc = root / "etc/switchboard-front"
+    for name in ("kamailio.cfg", "dispatcher.list"):
+        st = (etc / name).stat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, gid, 0o640), name
+    assert "unix:/run/switchboard-front/kamailio_ctl" in (etc / "kamailio.cfg").read_text()
+    again = Installer(root=root, share=REPO, start=False)
+    for _, step in FRONT_STEPS:
+        step(again)
+    assert again.changes == []
+    unit = root / "etc/systemd/system/switchboard-front.service"
+    assert unit.exists()
+    if shutil.which("systemd-analyze") is None:
+        return
+    shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system",
+                    dirs_exist_ok=True, symlinks=True)
+    exe = root / "opt/switchboard/venv/bin/switchboard"  # verify looks commands up in --root
+    exe.parent.mkdir(parents=True)
+    shutil.copy2(shutil.which("switchboard") or sys.executable, exe)
+    verify = subprocess.run(["systemd-analyze", "verify", f"--root={root}", str(unit)],
+                            capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    security = subprocess.run(["systemd-analyze", "security", "--offline=true",
+                               f"--root={root}", str(unit)], capture_output=True, text=True)
+    exposure = re.search(r"Overall exposure level for switchboard-front\.service: ([\d.]+)",
+                         security.stdout + security.stderr)
+    assert exposure and float(exposure.group(1)) <= 2.0, security.stdout + security.stderr
+
+
+def test_example_front_configuration_loads(tmp_path: Path) -> None:
+    config = write(tmp_path / "cfg", (REPO / "appliance/examples/front/switchboard.yaml")
+                   .read_text())
+    front = load_configuration(config).site.front
+    assert front is not None and len(front.appliances) == 2

@@ -120,20 +120,22 @@ def render_text(front: FrontConfig, paths: FrontPaths) -> dict[str, str]:
 
 
 def render_front(cfg: Configuration, paths: FrontPaths = DEFAULT_PATHS,
-                 group: int | None = None) -> RenderReport:
+                 group: int | None = None, dest: Path | None = None) -> RenderReport:
     """Write kamailio.cfg and dispatcher.list into ``paths.etc`` (0640; readable by
-    ``group``, the front's account, when given)."""
+    ``group``, the front's account, when given), or into ``dest`` (a staging root's copy
+    of it: the files still name ``paths``)."""
     front = cfg.site.front
     if front is None:
         raise RenderError("switchboard.yaml has no front: section; this machine is an "
                           "appliance (add front: to make it a front)")
     report = RenderReport()
-    paths.etc.mkdir(parents=True, exist_ok=True)
+    etc = dest or paths.etc
+    etc.mkdir(parents=True, exist_ok=True)
     if group is not None:
-        os.chown(paths.etc, 0, group)
-        paths.etc.chmod(0o750)
+        os.chown(etc, 0, group)
+        etc.chmod(0o750)
     for name, text in render_text(front, paths).items():
-        target = paths.etc / name
+        target = etc / name
         if target.exists() and target.read_text() == text:
             report.unchanged.append(target)
         else:
