@@ -172,10 +172,12 @@ def cmd_supervise(args: argparse.Namespace) -> int:
 
 
 def cmd_install_steps(args: argparse.Namespace) -> int:
-    from appliance.ops.install import run_install
+    from appliance.front.install import FRONT_STEPS
+    from appliance.ops.install import STEPS, run_install
 
     return run_install(Path(args.root), share=Path(args.share), start=not args.no_start,
-                       code_changed=args.code_changed, role=args.role)
+                       code_changed=args.code_changed,
+                       steps=FRONT_STEPS if args.role == "front" else STEPS)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -358,7 +358,16 @@ async def test_calls_spread_fail_over_and_come_back(front: Front,
     print(f"A back: {third}")
     assert third["a"] >= 1 and third["b"] >= 1 and sum(third.values()) == 4, third
 
-    # 4. with no call to notice it, the probes alone take a dead appliance out
+    # 4. A's agent daemon stops (its Asterisk still answers the probes): A refuses calls
+    # with 503 and the front gives each to B; none fails
+    a.daemon.stop_process()
+    since = time.time()
+    setups = await place_calls(4)
+    fourth = spread(site, since)
+    print(f"A's daemon down: {fourth}; setup {[round(s, 2) for s in setups]} s")
+    assert fourth == {"a": 0, "b": 4}, fourth
+
+    # 5. with no call to notice it, the probes alone take a dead appliance out
     b = site["b"]
     killed = time.monotonic()
     b.asterisk.kill()

@@ -20,7 +20,7 @@ from appliance.config.base import (
     secret_problem,
 )
 from appliance.config.flows import flow_issues
-from appliance.config.front import front_issues
+from appliance.config.front_check import front_issues
 from appliance.config.locator import IssueAt, Locator
 from appliance.config.portplan import port_issues
 from appliance.config.schema import SiteConfig, resolve_secret_path

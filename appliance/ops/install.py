@@ -341,12 +341,10 @@ STEPS: list[tuple[str, Callable[[Installer], None]]] = [
 
 
 def run_install(root: Path, share: Path, start: bool = True, code_changed: bool = False,
-                role: str = "appliance") -> int:
-    """Run every step, printing progress and timings; exit status for the shell."""
+                steps: list[tuple[str, Callable[[Installer], None]]] = STEPS) -> int:
+    """Run every step (an appliance's, or a front's), printing progress and timings; exit
+    status for the shell."""
     inst = Installer(root=root, share=share, start=start, code_changed=code_changed)
-    steps = STEPS
-    if role == "front":  # a Kamailio front (appliance.front.install)
-        from appliance.front.install import FRONT_STEPS as steps
     total = time.monotonic()
     for number, (title, step) in enumerate(steps, 1):
         began = time.monotonic()

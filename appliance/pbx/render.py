@@ -188,6 +188,7 @@ def template_context(cfg: Configuration, mode: Literal["full", "system"],
             "password": cfg.secret(t.registration) if t.registration else None,
             "match_list": t.identify_match(),
             "did_agents": [(d, did_agent[d]) for d in t.dids if d in did_agent],
+            "from_front": t.from_front,
         })
     phones = []
     for p in site.phones:
