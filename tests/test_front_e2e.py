@@ -279,6 +279,11 @@ def site(tmp_path_factory: pytest.TempPathFactory, front: Front,
         carrier.stop()
 
 
+def tail(path: Path, lines: int = 30) -> str:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return f"--- {path}\n" + "\n".join(text.splitlines()[-lines:])
+
+
 async def place_call() -> float:
     """One carrier call to the DID: answered, the greeting heard, hung up; its setup time."""
     async with SipPhone(PSTN_IP, (CARRIER_IP, CARRIER_PORT), CALLER, None) as pstn:
@@ -362,7 +367,11 @@ async def test_calls_spread_fail_over_and_come_back(front: Front,
     # with 503 and the front gives each to B; none fails
     a.daemon.stop_process()
     since = time.time()
-    setups = await place_calls(4)
+    try:
+        setups = await place_calls(4)
+    except SipError:
+        print(tail(a.asterisk.log_path), tail(front.log), tail(front.security_log), sep="\n")
+        raise
     fourth = spread(site, since)
     print(f"A's daemon down: {fourth}; setup {[round(s, 2) for s in setups]} s")
     assert fourth == {"a": 0, "b": 4}, fourth
