@@ -314,8 +314,11 @@ async def test_calls_spread_fail_over_and_come_back(front: Front,
                                                     site: dict[str, Appliance]) -> None:
     a = site["a"]
     assert wait_until(lambda: set(front.states().values()) == {"up"}, 10, 0.2), front.states()
-    checks = check_front(load_configuration(front.config), front.paths, front.security_log)
-    assert all(c.status == OK for c in checks), checks
+    checks = {c.name: c for c in check_front(load_configuration(front.config), front.paths,
+                                              front.security_log)}
+    for name in ("front configuration", "front running", f"appliance 127.0.0.1:{PLAN_A.sip}",
+                 f"appliance 127.0.0.3:{PLAN_B.sip}"):
+        assert checks[name].status == OK, checks  # the doctor sees both appliances up
 
     # 1. both up: round robin
     since = time.time()

@@ -77,13 +77,13 @@ def run_doctor(config_dir: Path, data_dir: Path, *, call: bool = True,
                asterisk_root: Path | None = None) -> list[Check]:
     """Every check, in order; a broken configuration stops after the file checks."""
     config_check, cfg = check_configuration(config_dir)
+    if cfg is not None and cfg.site.front is not None:  # a Kamailio front: no appliance parts
+        from appliance.ops.doctor_front import check_front
+
+        return [config_check, *check_front(cfg)]
     checks = [config_check, check_secrets(config_dir, cfg)]
     if cfg is None:
         return checks
-    if cfg.site.front is not None:  # a Kamailio front: none of the appliance's parts
-        from appliance.ops.doctor_front import check_front
-
-        return checks + check_front(cfg)
     site = Site(config_dir, data_dir, cfg, runtime_of(cfg, data_dir), asterisk_root)
     checks += check_models(cfg, data_dir)
     checks.append(check_brute_force(site.runtime, data_dir, asterisk_root))

@@ -99,8 +99,28 @@ def check_front(cfg: Configuration, paths: FrontPaths = DEFAULT_PATHS,
                                 "trunk with from_front: true and host: "
                                 f"{front.listen_address} (otherwise it answers the probes "
                                 "with 401)"))
-    checks.append(Check("front security log", OK if log.exists() else WARN,
-                        f"refused requests are logged to {log}" if log.exists()
-                        else f"no security log at {log} yet",
-                        "it is created when the front starts"))
+    checks.append(check_jail(log))
     return checks
+
+
+def check_jail(log: Path, jail: str = "switchboard-front") -> Check:
+    """The security log exists and a fail2ban jail reads it."""
+    from appliance.ops.guard import fail2ban_client
+
+    name = "front brute-force protection"
+    if not log.exists():
+        return Check(name, WARN, f"no security log at {log} yet",
+                     "it is created when the front starts")
+    client = fail2ban_client()
+    if client is None:
+        return Check(name, WARN, f"refused requests are logged to {log}, but fail2ban is "
+                     "not installed: nothing bans an address that keeps trying",
+                     "./install.sh --role front --fail2ban")
+    status = subprocess.run([client, "status", jail], capture_output=True, text=True,
+                            timeout=15)
+    if status.returncode != 0:
+        return Check(name, WARN, f"fail2ban has no active {jail!r} jail",
+                     "run install.sh --role front again (it installs and loads the jail)")
+    banned = next((ln.split(":", 1)[1].strip() for ln in status.stdout.splitlines()
+                   if "Currently banned" in ln), "?")
+    return Check(name, OK, f"fail2ban jail {jail!r} reads {log}: {banned} address(es) banned")
