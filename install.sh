@@ -4,6 +4,7 @@
 #   sudo ./install.sh --demo          ... then place a test call into the default agent
 #   ./install.sh --root DIR           install into a staging root (nothing else touched)
 #   sudo ./install.sh --fail2ban      ... and install fail2ban (brute-force bans) with apt-get
+#   sudo ./install.sh --role front    a Kamailio front for several appliances (front: in YAML)
 set -euo pipefail
 
 ROOT=/
@@ -11,7 +12,8 @@ DEMO=0
 START=1
 WHEELS_ONLY=0
 FAIL2BAN=0
-usage() { sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; }
+ROLE=appliance
+usage() { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --root) ROOT=$(realpath -m "$2"); shift 2 ;;
@@ -20,10 +22,17 @@ while [ $# -gt 0 ]; do
     --no-start) START=0; shift ;;
     --wheels-only) WHEELS_ONLY=1; shift ;;
     --fail2ban) FAIL2BAN=1; shift ;;
+    --role) ROLE="$2"; shift 2 ;;
+    --role=*) ROLE="${1#--role=}"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
 done
+
+case "$ROLE" in
+  appliance|front) ;;
+  *) echo "install.sh: --role is appliance or front, not $ROLE" >&2; exit 2 ;;
+esac
 
 SRC=$(cd "$(dirname "$0")" && pwd)
 CACHE=${SWITCHBOARD_CACHE_DIR:-/var/cache/switchboard}
@@ -92,7 +101,7 @@ if [ "$(cat "$PREFIX/.source-hash" 2>/dev/null)" != "$hash" ]; then
     --find-links "$CACHE/wheels" "$SRC" 2>&1 \
     | { grep -v "^WARNING: Location" || true; }
   mkdir -p "$SHARE"
-  for d in asterisk dialplan systemd fail2ban; do
+  for d in asterisk dialplan systemd fail2ban kamailio; do
     rm -rf "$SHARE/$d"; cp -r "$SRC/$d" "$SHARE/$d"
   done
   cp "$SRC/README.md" "$SHARE/README.md"
@@ -114,12 +123,12 @@ if [ $FAIL2BAN = 1 ] && [ "$ROOT" = / ] && ! command -v fail2ban-client >/dev/nu
     echo "    fail2ban could not be installed: continuing without brute-force bans" >&2
 fi
 
-args=(--root "$ROOT" --share "$SHARE")
+args=(--root "$ROOT" --share "$SHARE" --role "$ROLE")
 [ $START = 0 ] && args+=(--no-start)
 [ $changed = 1 ] && args+=(--code-changed)
 SWITCHBOARD_SHARE_DIR="$SHARE" "$VENV/bin/switchboard" install-steps "${args[@]}"
 
-if [ $DEMO = 1 ]; then
+if [ $DEMO = 1 ] && [ "$ROLE" = appliance ]; then
   echo "placing a demo call into the default agent ..."
   "$VENV/bin/switchboard" --config-dir "${ROOT%/}/etc/switchboard" demo
 fi

@@ -172,10 +172,12 @@ def cmd_supervise(args: argparse.Namespace) -> int:
 
 
 def cmd_install_steps(args: argparse.Namespace) -> int:
-    from appliance.ops.install import run_install
+    from appliance.front.install import FRONT_STEPS
+    from appliance.ops.install import STEPS, run_install
 
     return run_install(Path(args.root), share=Path(args.share), start=not args.no_start,
-                       code_changed=args.code_changed)
+                       code_changed=args.code_changed,
+                       steps=FRONT_STEPS if args.role == "front" else STEPS)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -402,11 +404,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-call", action="store_true", help="skip the loopback test call")
     p.set_defaults(func=cmd_doctor)
 
+    from appliance.front.cli import add_front_parser
+
+    add_front_parser(sub)
+
     p = sub.add_parser("install-steps", help=argparse.SUPPRESS)
     p.add_argument("--root", default="/")
     p.add_argument("--share", required=True)
     p.add_argument("--no-start", action="store_true")
     p.add_argument("--code-changed", action="store_true")
+    p.add_argument("--role", choices=("appliance", "front"), default="appliance")
     p.set_defaults(func=cmd_install_steps)
     return parser
 

@@ -20,6 +20,7 @@ from appliance.config.base import (
     secret_problem,
 )
 from appliance.config.flows import flow_issues
+from appliance.config.front_check import front_issues
 from appliance.config.locator import IssueAt, Locator
 from appliance.config.portplan import port_issues
 from appliance.config.schema import SiteConfig, resolve_secret_path
@@ -51,6 +52,7 @@ def semantic_issues(
     issues += _secret_issues(cfg_dir, site, at)
     issues += port_issues(site, at)
     issues += tls_issues(site, at) + tls_file_issues(cfg_dir, site, at)
+    issues += front_issues(site, at)
     return issues
 
 
@@ -149,7 +151,8 @@ def _transfer_issues(site: SiteConfig, agents: Mapping[str, AgentConfig | None],
                         "of this site can be announced to", "use a phone extension, or "
                         "mode: blind for an outside number"))
                     continue
-                if target in phones or (outside and site.trunks):
+                outbound = any(not t.from_front for t in site.trunks)
+                if target in phones or (outside and outbound):
                     continue
                 fix = ("use a phone extension from switchboard.yaml (" + ", ".join(
                     sorted(phones)) + ")" if phones else "add the phone to switchboard.yaml")

@@ -35,6 +35,7 @@ from appliance.config.base import (
     _require_one_secret,
     invalid,
 )
+from appliance.config.front import FrontConfig
 from appliance.config.remote_llm import RemoteLLMConfig
 from appliance.config.tls import TlsFiles
 
@@ -261,6 +262,11 @@ class Trunk(ConfigModel):
         description="Caller ID number presented on outbound calls. Default: none (provider's).",
         examples=["+15551230001"],
     )
+    from_front: bool = Field(
+        False, description="This trunk is a Switchboard front (Kamailio, `front:` on the "
+        "front machine) relaying the carriers' calls: known by its address (host), never "
+        "used for outbound calls, no registration. Default: false.",
+    )
 
     def host_is_ip(self) -> bool:
         """Whether host is a literal IP address."""
@@ -394,6 +400,10 @@ class SiteConfig(ConfigModel):
     phones: list[Phone] = Field(default_factory=list, description="Phones. Default: none.")
     routes: Routes = Field(
         default_factory=Routes, description="Call routing to agents. Default: no routes."
+    )
+    front: FrontConfig | None = Field(
+        None, description="Makes this machine a Kamailio front spreading calls over several "
+        "appliances (install.sh --role front). Default: none (this machine is an appliance).",
     )
 
 

@@ -77,6 +77,10 @@ def run_doctor(config_dir: Path, data_dir: Path, *, call: bool = True,
                asterisk_root: Path | None = None) -> list[Check]:
     """Every check, in order; a broken configuration stops after the file checks."""
     config_check, cfg = check_configuration(config_dir)
+    if cfg is not None and cfg.site.front is not None:  # a Kamailio front: no appliance parts
+        from appliance.ops.doctor_front import check_front
+
+        return [config_check, *check_front(cfg)]
     checks = [config_check, check_secrets(config_dir, cfg)]
     if cfg is None:
         return checks

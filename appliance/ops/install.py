@@ -264,6 +264,8 @@ def step_units(inst: Installer) -> None:
     for unit in sorted((inst.share / "systemd").glob("*.service")):
         if unit.name == "switchboard-asterisk.service" and runtime != "contained":
             continue
+        if unit.name == "switchboard-front.service":  # a front's (install.sh --role front)
+            continue
         dest = target / unit.name
         if not dest.exists() or dest.read_bytes() != unit.read_bytes():
             shutil.copyfile(unit, dest)
@@ -338,13 +340,15 @@ STEPS: list[tuple[str, Callable[[Installer], None]]] = [
 ]
 
 
-def run_install(root: Path, share: Path, start: bool = True, code_changed: bool = False) -> int:
-    """Run every step, printing progress and timings; exit status for the shell."""
+def run_install(root: Path, share: Path, start: bool = True, code_changed: bool = False,
+                steps: list[tuple[str, Callable[[Installer], None]]] = STEPS) -> int:
+    """Run every step (an appliance's, or a front's), printing progress and timings; exit
+    status for the shell."""
     inst = Installer(root=root, share=share, start=start, code_changed=code_changed)
     total = time.monotonic()
-    for number, (title, step) in enumerate(STEPS, 1):
+    for number, (title, step) in enumerate(steps, 1):
         began = time.monotonic()
-        print(f"[{number}/{len(STEPS)}] {title}", flush=True)
+        print(f"[{number}/{len(steps)}] {title}", flush=True)
         before = len(inst.changes)
         try:
             step(inst)

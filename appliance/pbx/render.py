@@ -188,6 +188,7 @@ def template_context(cfg: Configuration, mode: Literal["full", "system"],
             "password": cfg.secret(t.registration) if t.registration else None,
             "match_list": t.identify_match(),
             "did_agents": [(d, did_agent[d]) for d in t.dids if d in did_agent],
+            "from_front": t.from_front,
         })
     phones = []
     for p in site.phones:
@@ -225,7 +226,7 @@ def template_context(cfg: Configuration, mode: Literal["full", "system"],
         "phones": phones,
         "default_agent": routes.default_agent,
         "extension_agents": [(r.extension, r.agent) for r in routes.rules if r.extension],
-        "outbound_trunk": site.trunks[0].name if site.trunks else None,
+        "outbound_trunk": next((t.name for t in site.trunks if not t.from_front), None),
         "modules": MODULES,
         "moddir": MODULE_DIR,
         "tone_country": "us",

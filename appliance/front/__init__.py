@@ -1,0 +1,1 @@
+"""The Kamailio front: several appliances behind one SIP dispatcher."""
