@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import ctypes
 import json
 import logging
@@ -31,6 +32,7 @@ from agent.speech.worker import jobs_running
 log = logging.getLogger(__name__)
 PENALTY_LAST_N = 64  # as llama-cpp-python's own sampling: repeats among the last 64 tokens
 IDLE_WAIT = 0.005  # seconds the worker sleeps when every open reply is paused
+WARM_TIMEOUT = 300.0  # seconds: evaluating an agent's instructions on a very busy box
 
 
 def runnable_elsewhere() -> int:
@@ -142,7 +144,8 @@ class BatchedLlamaChatModel:
                 done.set()
 
         self._submit(self._request(messages, put, None, None, max_tokens=1))
-        done.wait()
+        if not done.wait(WARM_TIMEOUT):
+            raise TimeoutError("the language model did not answer while warming up")
         if failure:
             raise failure[0]
 
@@ -152,7 +155,8 @@ class BatchedLlamaChatModel:
         queue: asyncio.Queue[str | None | BaseException] = asyncio.Queue()
 
         def put(item: str | None | BaseException) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
+                loop.call_soon_threadsafe(queue.put_nowait, item)
 
         request = self._request(messages, put, pause, schema, self.max_tokens)
         self._submit(request)
