@@ -129,3 +129,15 @@ async def test_unauthenticated_caller_is_refused(clean_asterisk: AsteriskUnderTe
     async with SipPhone("127.0.0.5", (APPLIANCE_IP, SIP_PORT), None, None) as stranger:
         with pytest.raises(SipError):
             await stranger.call(AGENT_EXTENSION)
+
+
+def test_the_test_asterisk_runs_as_the_dedicated_account(asterisk: AsteriskUnderTest) -> None:
+    """Sandboxes (tests, bench, simulate) run Asterisk as ``switchboard-pbx`` as an
+    installed appliance does, not as whichever host account has the package's uid."""
+    import pwd
+
+    account = pwd.getpwnam("switchboard-pbx")
+    status = dict(line.split(":", 1) for line in Path(
+        f"/proc/{asterisk.process.process.pid}/status").read_text().splitlines())
+    assert status["Uid"].split() == [str(account.pw_uid)] * 4
+    assert status["Gid"].split() == [str(account.pw_gid)] * 4

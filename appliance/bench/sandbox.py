@@ -9,18 +9,26 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from appliance.bench.ports import PortPlan, ports
-from appliance.pbx.runtime import ContainedAsterisk, restore_root, wait_until
+from appliance.pbx.runtime import (
+    PBX_ACCOUNT,
+    ContainedAsterisk,
+    map_account,
+    restore_root,
+    wait_until,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -306,8 +314,23 @@ def fresh_root(base: Path, name: str) -> Path:
     root = base / name
     if root.exists():
         shutil.rmtree(root)
-    restore_root(root, progress=lambda msg: print(f"[asterisk root] {msg}", file=sys.stderr))
+    restore_sandbox_root(root, progress=lambda msg: print(f"[asterisk root] {msg}",
+                                                          file=sys.stderr))
     return root
+
+
+def restore_sandbox_root(root: Path, progress: Callable[[str], None] = lambda _: None) -> str:
+    """A contained Asterisk root for a sandbox, run as the dedicated ``switchboard-pbx``
+    account like an installed one (created as install.sh does, when we are root), not as
+    whichever host account has the package's uid."""
+    outcome = restore_root(root, progress=progress)
+    if os.geteuid() == 0:
+        from appliance.ops.install import Installer, step_user
+
+        step_user(Installer(root=Path("/"), share=Path("/"), start=False))
+        account = pwd.getpwnam(PBX_ACCOUNT)
+        map_account(root, account.pw_uid, account.pw_gid)
+    return outcome
 
 
 def start_asterisk(root: Path, log_name: str = "asterisk.log") -> ContainedAsterisk:

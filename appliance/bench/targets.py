@@ -122,7 +122,7 @@ def sandbox_target(workdir: Path, extension: str | None, port_offset: int = 0,
     from appliance.models.defaults import install_defaults
     from appliance.models.store import ModelStore
     from appliance.pbx.render import ARI_USER, render
-    from appliance.pbx.runtime import asterisk_ids, restore_root, wait_until
+    from appliance.pbx.runtime import asterisk_ids, wait_until
 
     config_dir = sandbox.write_test_config(workdir / "config")
     site = config_dir / "switchboard.yaml"
@@ -132,7 +132,7 @@ def sandbox_target(workdir: Path, extension: str | None, port_offset: int = 0,
     progress("installing the default models")
     install_defaults(store, lambda m: None if m.endswith("%") else progress(f"  {m}"))
     root = workdir / "asterisk-root"
-    progress(f"Asterisk root: {restore_root(root)}")
+    progress(f"Asterisk root: {sandbox.restore_sandbox_root(root)}")
     etc = root / "etc/asterisk"
     shutil.rmtree(etc, ignore_errors=True)
     render(cfg, etc, owner=asterisk_ids(root))

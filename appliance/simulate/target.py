@@ -126,7 +126,7 @@ def sandbox_target(workdir: Path, files: dict[str, Path],
     from appliance.models.defaults import install_defaults
     from appliance.models.store import ModelStore
     from appliance.pbx.render import ARI_USER, render
-    from appliance.pbx.runtime import asterisk_ids, restore_root, wait_until
+    from appliance.pbx.runtime import asterisk_ids, wait_until
 
     plan = ports()
     config_dir = workdir / "config"
@@ -141,7 +141,7 @@ def sandbox_target(workdir: Path, files: dict[str, Path],
     progress("installing the default models")
     install_defaults(store, lambda m: None if m.endswith("%") else progress(f"  {m}"))
     root = workdir / "asterisk-root"
-    progress(f"Asterisk root: {restore_root(root)}")
+    progress(f"Asterisk root: {sandbox.restore_sandbox_root(root)}")
     etc = root / "etc/asterisk"
     shutil.rmtree(etc, ignore_errors=True)
     render(cfg, etc, owner=asterisk_ids(root))
