@@ -96,3 +96,10 @@ async def test_a_worker_is_idle_only_with_nothing_running_or_waiting() -> None:
     await job
     await asyncio.sleep(0.01)
     assert worker.idle
+
+
+async def test_a_worker_with_two_threads_runs_two_jobs_side_by_side() -> None:
+    worker = InferenceWorker("test-worker", threads=2)
+    both = threading.Barrier(2, timeout=5)  # each job waits until the other is running too
+    results = await asyncio.gather(worker.run(both.wait), worker.run(both.wait))
+    assert sorted(results) == [0, 1] and worker.ran == 2

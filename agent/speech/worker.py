@@ -39,17 +39,22 @@ class _Job:
 
 
 class InferenceWorker:
-    """Runs one model's jobs on its own thread, most urgent first (then oldest first)."""
+    """Runs one model's jobs on its own thread(s), most urgent first (then oldest first).
 
-    def __init__(self, name: str) -> None:
+    ``threads`` > 1 only for an engine whose model may run from several threads at once
+    (ONNX Runtime sessions): when several callers finish speaking together, their
+    transcripts are made side by side instead of one after the other."""
+
+    def __init__(self, name: str, threads: int = 1) -> None:
         self.name = name
+        self.threads = max(threads, 1)
         self._jobs: list[_Job] = []
         self._order = itertools.count()
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._started: list[threading.Thread] = []
         self.ran = 0  # jobs run (for tests)
         self.dropped = 0  # jobs dropped before they started
-        self._busy = False
+        self._busy = 0  # jobs running now
 
     @property
     def idle(self) -> bool:
@@ -98,24 +103,19 @@ class InferenceWorker:
     def _push(self, job: _Job) -> None:
         with self._cond:
             heapq.heappush(self._jobs, job)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=self.name,
-                                                daemon=True)
-                self._thread.start()
+            while len(self._started) < self.threads:  # the pool starts with the first job
+                thread = threading.Thread(target=self._loop, daemon=True,
+                                          name=f"{self.name}-{len(self._started) + 1}")
+                self._started.append(thread)
+                thread.start()
             self._cond.notify()
 
     def _loop(self) -> None:
         lower_thread_priority()
         while True:
             with self._cond:
-                self._busy = False
-                while not self._jobs:
-                    self._cond.wait()
-                job = heapq.heappop(self._jobs)
-                self._busy = True
-            if job.dropped.is_set():
-                self.dropped += 1
-                continue
+                job = self._next_job()
+                self._busy += 1
             _count(1)
             result, error = None, None
             try:
@@ -124,8 +124,21 @@ class InferenceWorker:
                 error = exc
             finally:
                 _count(-1)
-            self.ran += 1
+                with self._cond:
+                    self._busy -= 1
+                    self.ran += 1
             job.done(result, error)
+
+
+    def _next_job(self) -> _Job:
+        """The most urgent job still wanted (called holding the lock; waits for one)."""
+        while True:
+            while not self._jobs:
+                self._cond.wait()
+            job = heapq.heappop(self._jobs)
+            if not job.dropped.is_set():
+                return job
+            self.dropped += 1
 
 
 def _count(step: int) -> None:
