@@ -107,6 +107,25 @@ async def test_a_draft_gives_the_same_words_as_decoding_from_scratch(model_store
         assert (wrong.text, wrong.tokens) == (whole.text, whole.tokens)
 
 
+async def test_callers_who_finish_together_are_transcribed_side_by_side(model_store) -> None:
+    """Two transcripts at once on a two-thread worker: the same words as one by one."""
+    import asyncio
+
+    from agent.speech.engines import open_transcriber
+    from appliance.bench.phone_corpus import VOICES, Speaker
+
+    speaker = Speaker(model_store.path("piper-joe-medium", "tts"))
+    stt = open_transcriber(model_store.path("moonshine-base-en", "stt"), threads=1, workers=2)
+    voice = next(v for v in VOICES if v.engine == "piper")
+    clips = [speaker.say(text, voice) for text in (
+        "What time do you open on Saturday?", "Do you take Blue Cross insurance?",
+        "I would like to book a cleaning next Tuesday.")]
+    alone = [(await stt.transcribe(clip)).text for clip in clips]
+    together = await asyncio.gather(*(stt.transcribe(clip) for clip in clips))
+    assert [t.text for t in together] == alone
+    assert stt.worker.threads == 2
+
+
 def test_a_converted_moonshine_directory_imports_as_a_speech_model(model_store,
                                                                    tmp_path: Path) -> None:
     from appliance.models.defaults import import_path

@@ -66,24 +66,26 @@ class ThreadPlan:
     llm: int = 1
     stt: int = 1
     tts: int = 1
+    stt_workers: int = 1  # transcripts made side by side (engines that allow it)
 
     @classmethod
     def for_cores(cls, cores: int) -> ThreadPlan:
-        return cls(llm=max(cores - 2, 1), stt=1 if cores < 6 else 2, tts=1)
+        return cls(llm=max(cores - 2, 1), stt=1 if cores < 6 else 2, tts=1,
+                   stt_workers=max(cores, 1))
 
     @classmethod
     def for_this_box(cls) -> ThreadPlan:
         return cls.for_cores(len(os.sched_getaffinity(0)))
 
 
-def open_transcriber(path: Path, threads: int) -> Transcriber:
+def open_transcriber(path: Path, threads: int, workers: int = 1) -> Transcriber:
     """Moonshine for a model directory's encoder file, whisper.cpp for a ggml file.
 
-    Moonshine runs on one thread: two threads nearly double the CPU a turn costs (eval stt,
-    CPU per call p50: 465 ms on one thread, 836 ms on two) for a small gain in wall time, and
-    the other core stays free for the voice, the model, drafts and other calls."""
+    Moonshine makes each transcript on one thread: two nearly double the CPU a turn costs
+    (eval stt, CPU per call p50: 465 ms on one thread, 836 ms on two) for a small gain in
+    wall time. ``workers`` transcripts are made side by side (callers who finish together)."""
     if Path(path).name == ENCODER_FILE:
-        return MoonshineTranscriber(path, threads=1)
+        return MoonshineTranscriber(path, threads=1, workers=workers)
     return WhisperTranscriber(path, threads=threads)
 
 
@@ -104,7 +106,8 @@ class EngineRegistry:
             if key not in self._models:
                 began = time.monotonic()
                 if kind == "stt":
-                    self._models[key] = open_transcriber(path, self.plan.stt)
+                    self._models[key] = open_transcriber(path, self.plan.stt,
+                                                         self.plan.stt_workers)
                 elif kind == "llm":
                     self._models[key] = BatchedLlamaChatModel(path, threads=self.plan.llm)
                 elif kind == "turn":

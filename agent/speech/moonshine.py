@@ -10,7 +10,6 @@ Measured with ``switchboard eval stt`` (README, "Speech-to-text accuracy").
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +78,7 @@ class MoonshineTranscriber:
     drafts = True  # an earlier take of the same speech makes the next one faster
 
     def __init__(self, encoder_path: Path, threads: int = 2,
-                 settings: MoonshineSettings | None = None) -> None:
+                 settings: MoonshineSettings | None = None, workers: int = 1) -> None:
         import onnxruntime as ort
 
         folder = Path(encoder_path).parent
@@ -101,8 +100,9 @@ class MoonshineTranscriber:
         self._layers = sum(1 for n in inputs if n.endswith(".decoder.key"))
         key = inputs["past_key_values.0.decoder.key"].shape
         self._heads, self._head_dim = int(key[1]), int(key[3])
-        self._lock = threading.Lock()
-        self.worker = InferenceWorker("stt-worker")
+        # ONNX Runtime sessions may run from several threads at once: callers who finish
+        # speaking together are transcribed side by side, one core each.
+        self.worker = InferenceWorker("stt-worker", threads=workers)
         self._run(np.zeros(RATE, dtype=np.float32), ())  # allocate buffers now, not in a call
 
     def _past(self, name: str) -> str:
@@ -124,39 +124,38 @@ class MoonshineTranscriber:
         have produced anyway is kept, and decoding goes on from there one token at a time.
         The result is the same as without a draft; only faster when the draft holds."""
         draft = tuple(t for t in draft[:cap] if FIRST_TEXT_TOKEN <= t < len(self._tokens))
-        with self._lock:
-            hidden = self._encoder.run(None, {"input_values": samples[None, :]})[0]
-            empty = np.zeros((1, self._heads, 0, self._head_dim), dtype=np.float32)
-            feed: dict[str, np.ndarray] = {
-                "input_ids": np.array([[BOS, *draft]], dtype=np.int64),
-                "encoder_hidden_states": hidden,
-                "use_cache_branch": np.array([False]),
-            }
-            for layer in range(self._layers):
-                for part in ("decoder.key", "decoder.value", "encoder.key", "encoder.value"):
-                    feed[f"past_key_values.{layer}.{part}"] = empty
+        hidden = self._encoder.run(None, {"input_values": samples[None, :]})[0]
+        empty = np.zeros((1, self._heads, 0, self._head_dim), dtype=np.float32)
+        feed: dict[str, np.ndarray] = {
+            "input_ids": np.array([[BOS, *draft]], dtype=np.int64),
+            "encoder_hidden_states": hidden,
+            "use_cache_branch": np.array([False]),
+        }
+        for layer in range(self._layers):
+            for part in ("decoder.key", "decoder.value", "encoder.key", "encoder.value"):
+                feed[f"past_key_values.{layer}.{part}"] = empty
+        results = self._decoder.run(None, feed)
+        ids: list[int] = []
+        probs: list[float] = []
+        # position k's logits predict token k+1: keep the draft while it agrees
+        best, p = self._pick(results[0][0, 0])
+        while len(ids) < len(draft) and best == draft[len(ids)]:
+            ids.append(best)
+            probs.append(p)
+            best, p = self._pick(results[0][0, len(ids)])
+        kept = len(ids) + 1  # BOS and the kept draft: the cache entries still valid
+        for name, value in zip(self._outputs[1:], results[1:], strict=True):
+            feed[self._past(name)] = value[:, :, :kept] if ".decoder." in name else value
+        feed["use_cache_branch"] = np.array([True])
+        while best != EOS and len(ids) < cap:
+            ids.append(best)
+            probs.append(p)
+            feed["input_ids"] = np.array([[best]], dtype=np.int64)
             results = self._decoder.run(None, feed)
-            ids: list[int] = []
-            probs: list[float] = []
-            # position k's logits predict token k+1: keep the draft while it agrees
-            best, p = self._pick(results[0][0, 0])
-            while len(ids) < len(draft) and best == draft[len(ids)]:
-                ids.append(best)
-                probs.append(p)
-                best, p = self._pick(results[0][0, len(ids)])
-            kept = len(ids) + 1  # BOS and the kept draft: the cache entries still valid
             for name, value in zip(self._outputs[1:], results[1:], strict=True):
-                feed[self._past(name)] = value[:, :, :kept] if ".decoder." in name else value
-            feed["use_cache_branch"] = np.array([True])
-            while best != EOS and len(ids) < cap:
-                ids.append(best)
-                probs.append(p)
-                feed["input_ids"] = np.array([[best]], dtype=np.int64)
-                results = self._decoder.run(None, feed)
-                for name, value in zip(self._outputs[1:], results[1:], strict=True):
-                    if ".decoder." in name:  # the encoder's part was computed once
-                        feed[self._past(name)] = value
-                best, p = self._pick(results[0][0, -1])
+                if ".decoder." in name:  # the encoder's part was computed once
+                    feed[self._past(name)] = value
+            best, p = self._pick(results[0][0, -1])
         return ids, probs
 
     def _run(self, samples: np.ndarray, draft: tuple[int, ...]) -> Transcript:
