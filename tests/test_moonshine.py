@@ -120,3 +120,81 @@ def test_a_converted_moonshine_directory_imports_as_a_speech_model(model_store,
     assert entry.files == ["encoder.onnx", "decoder.onnx", "tokenizer.bin"]
     assert other.path("ears", "stt").name == "encoder.onnx"
     assert other.verify() == []
+
+
+def _int8_graph(rng: np.random.Generator):
+    """x @ W, x @ E^T and E[ids] inside an If branch, W and E stored as int8 with a scale and
+    offset (Cast, Mul, Add in the top graph), the way the Moonshine package stores them."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def weight(name: str, shape: tuple[int, int], scale: float, shift: int) -> tuple[list, list]:
+        q = rng.integers(-128, 128, size=shape).astype(np.int8)
+        inits = [numpy_helper.from_array(q, f"{name}_q"),
+                 numpy_helper.from_array(np.array([scale], np.float32), f"{name}_s"),
+                 numpy_helper.from_array(np.array([scale * shift], np.float32), f"{name}_z")]
+        nodes = [helper.make_node("Cast", [f"{name}_q"], [f"{name}_c"], to=TensorProto.FLOAT),
+                 helper.make_node("Mul", [f"{name}_c", f"{name}_s"], [f"{name}_m"]),
+                 helper.make_node("Add", [f"{name}_m", f"{name}_z"], [name])]
+        return nodes, inits
+
+    w_nodes, w_inits = weight("W", (40, 24), 0.01, 7)  # K=40: blocks of 32 and a padded one
+    e_nodes, e_inits = weight("E", (50, 40), 0.02, -13)
+    shapes = ([3, 24], [3, 50], [4, 40])
+    branch = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["xw"]),
+         helper.make_node("Transpose", ["E"], ["Et"], perm=[1, 0]),
+         helper.make_node("MatMul", ["x", "Et"], ["xe"]),
+         helper.make_node("Gather", ["E", "ids"], ["rows"], axis=0),
+         helper.make_node("Identity", ["xw"], ["a"]), helper.make_node("Identity", ["xe"], ["b"]),
+         helper.make_node("Identity", ["rows"], ["c"])],
+        "branch", [], [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape)
+                       for n, shape in zip("abc", shapes, strict=True)])
+    graph = helper.make_graph(
+        [*w_nodes, *e_nodes,
+         helper.make_node("If", ["flag"], ["ya", "yb", "yc"], then_branch=branch,
+                          else_branch=branch)],
+        "top", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 40]),
+                helper.make_tensor_value_info("ids", TensorProto.INT64, [4]),
+                helper.make_tensor_value_info("flag", TensorProto.BOOL, [1])],
+        [helper.make_tensor_value_info(f"y{n}", TensorProto.FLOAT, shape)
+         for n, shape in zip("abc", shapes, strict=True)],
+        [*w_inits, *e_inits])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("level", [0, 4])
+def test_int8_weights_stay_int8_and_give_the_same_products(level: int) -> None:
+    """Exact with float products (level 0); with int8 activations (level 4, what the
+    converter uses) within the rounding of the activations to 8 bits."""
+    onnx = pytest.importorskip("onnx")
+    import onnxruntime as ort
+    from onnx import TensorProto
+
+    from appliance.models.moonshine import fold_constants
+    from appliance.models.onnx_int8 import keep_int8
+
+    rng = np.random.default_rng(1)
+    model = _int8_graph(rng)
+    feed = {"x": rng.standard_normal((3, 40)).astype(np.float32),
+            "ids": np.array([0, 49, 7, 7]), "flag": np.array([True])}
+
+    def run(m) -> list[np.ndarray]:
+        session = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(None, feed)
+
+    before = run(model)
+    assert keep_int8(model, accuracy_level=level) == 6  # 3 nodes in each branch
+    fold_constants(model)
+    onnx.checker.check_model(model)
+    kinds = {i.data_type for i in model.graph.initializer if len(i.dims) == 2 or
+             len(i.dims) == 3}
+    assert kinds == {TensorProto.UINT8, TensorProto.INT8}  # no float matrix is left
+    ops = [n.op_type for n in model.graph.node[0].attribute[0].g.node]
+    assert ops.count("MatMulNBits") == 2 and "Transpose" not in ops and "MatMul" not in ops
+    after = run(model)
+    assert np.array_equal(after[2], before[2])  # the looked-up rows: the same arithmetic
+    tolerance = 1e-5 if level == 0 else 0.02
+    for a, b in zip(after[:2], before[:2], strict=True):
+        assert np.abs(a - b).max() <= tolerance * np.abs(b).max()

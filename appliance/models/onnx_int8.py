@@ -14,12 +14,22 @@ becomes a Gather of the int8 rows followed by the same Cast, Mul and Add on thos
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass
 
 import numpy as np
 
 BLOCK = 32  # MatMulNBits block length along K (a power of two from 16)
 MS_DOMAIN = "com.microsoft"
+
+
+def fast_int8_products() -> bool:
+    """Whether this ONNX Runtime has a fast 8-bit MatMulNBits kernel here: x86-64 from 1.22.
+    Elsewhere it dequantizes the whole weight at every call (a decoder step 15 times slower)."""
+    import onnxruntime
+
+    version = tuple(int(p) for p in onnxruntime.__version__.split(".")[:2] if p.isdigit())
+    return platform.machine().lower() in ("x86_64", "amd64") and version >= (1, 22)
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,6 @@ def _subgraphs(graph):
 def keep_int8(model, accuracy_level: int = 4) -> int:
     """Rewrite the products and lookups on int8 weights (see the module's text); the folded
     chains and transposes left without users are removed. Returns how many nodes changed."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     top = model.graph
@@ -106,16 +115,18 @@ def keep_int8(model, accuracy_level: int = 4) -> int:
     for graph in reversed(list(_subgraphs(top))):  # inner first: a copy keeps their edits
         transposes = {n.output[0]: n.input[0] for n in graph.node
                       if n.op_type == "Transpose" and n.input[0] in weights
-                      and weights[n.input[0]].q.ndim == 2}
+                      and weights[n.input[0]].q.ndim == 2 and _attrs(n).get("perm") in
+                      (None, [1, 0])}
         nodes = []
         for node in graph.node:
+            label = node.name or node.output[0]  # node names must be unique in a graph
             b = node.input[1] if len(node.input) > 1 else ""
             source = b if b in weights else transposes.get(b)
             if node.op_type == "MatMul" and source and weights[source].q.ndim == 2:
                 inputs, k, n = nbits(source, transposed=source != b)
                 nodes.append(helper.make_node(
                     "MatMulNBits", [node.input[0], *inputs], list(node.output),
-                    name=f"{node.name}_nbits", domain=MS_DOMAIN, K=k, N=n, bits=8,
+                    name=f"{label}_nbits", domain=MS_DOMAIN, K=k, N=n, bits=8,
                     block_size=BLOCK, accuracy_level=accuracy_level))
                 changed += 1
             elif node.op_type == "Gather" and node.input[0] in weights:
@@ -129,13 +140,13 @@ def keep_int8(model, accuracy_level: int = 4) -> int:
                                                           f"{key}_offset")]
                 q, s, z = (t.name for t in added[key])
                 nodes += [helper.make_node("Gather", [q, node.input[1]], [f"{out}_q"],
-                                           name=f"{node.name}_q", **_attrs(node)),
+                                           name=f"{label}_q", **_attrs(node)),
                           helper.make_node("Cast", [f"{out}_q"], [f"{out}_f"],
-                                           name=f"{node.name}_cast", to=TensorProto.FLOAT),
+                                           name=f"{label}_cast", to=TensorProto.FLOAT),
                           helper.make_node("Mul", [f"{out}_f", s], [f"{out}_s"],
-                                           name=f"{node.name}_scale"),
+                                           name=f"{label}_scale"),
                           helper.make_node("Add", [f"{out}_s", z], [out],
-                                           name=f"{node.name}_offset")]
+                                           name=f"{label}_offset")]
                 changed += 1
             else:
                 nodes.append(node)
