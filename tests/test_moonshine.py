@@ -198,3 +198,41 @@ def test_int8_weights_stay_int8_and_give_the_same_products(level: int) -> None:
     tolerance = 1e-5 if level == 0 else 0.02
     for a, b in zip(after[:2], before[:2], strict=True):
         assert np.abs(a - b).max() <= tolerance * np.abs(b).max()
+
+
+async def test_the_installed_decoder_keeps_int8_weights_and_the_same_words(model_store,
+                                                                           tmp_path: Path) -> None:
+    """The real model: the store's decoder holds its matrices as 8-bit blocks (a fourth of
+    the float size), and transcribes real speech to the same words as the all-float
+    conversion of the same package."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto
+
+    from agent.speech.engines import open_transcriber
+    from appliance.bench.phone_corpus import VOICES, Speaker
+    from appliance.models.defaults import STT_DEFAULT, _extract, fetch_wheel
+    from appliance.models.moonshine import convert_moonshine
+    from appliance.models.onnx_int8 import fast_int8_products
+
+    if not fast_int8_products():
+        pytest.skip("no fast 8-bit products in this ONNX Runtime here: floats are kept")
+    encoder = model_store.path(STT_DEFAULT.name, "stt")
+    decoder = onnx.load(str(encoder.parent / "decoder.onnx"))
+    sizes: dict[int, int] = {}
+    for tensor in decoder.graph.initializer:
+        sizes[tensor.data_type] = sizes.get(tensor.data_type, 0) + int(np.prod(tensor.dims))
+    assert sizes[TensorProto.UINT8] + sizes[TensorProto.INT8] > 40_000_000
+    assert sizes[TensorProto.FLOAT] < 2_000_000  # scales, norms and biases only
+    wheel = fetch_wheel(STT_DEFAULT.package, STT_DEFAULT.version, lambda _: None)
+    floats = tmp_path / "float"
+    convert_moonshine(_extract(wheel, STT_DEFAULT.member, tmp_path), floats, lambda _: None,
+                      int8=False)
+    speaker = Speaker(model_store.path("piper-joe-medium", "tts"))
+    voice = next(v for v in VOICES if v.engine == "piper")
+    ours, reference = open_transcriber(encoder, threads=1), open_transcriber(
+        floats / "encoder.onnx", threads=1)
+    for text in ("I would like to book an appointment for next Tuesday morning.",
+                 "My date of birth is March fourth, nineteen eighty two.",
+                 "Can you tell me if the pharmacy is open on Sunday?"):
+        audio = speaker.say(text, voice)
+        assert (await ours.transcribe(audio)).text == (await reference.transcribe(audio)).text
