@@ -92,9 +92,10 @@ def _subgraphs(graph):
                 yield from _subgraphs(attr.g)
 
 
-def keep_int8(model, accuracy_level: int = 4) -> int:
-    """Rewrite the products and lookups on int8 weights (see the module's text); the folded
-    chains and transposes left without users are removed. Returns how many nodes changed."""
+def keep_int8(model, accuracy_level: int = 4, float_inputs: tuple[str, ...] = ()) -> int:
+    """Rewrite the products and lookups on int8 weights (see the module's text); products
+    of ``float_inputs`` are left as they are. The dequantizing chains and transposes left
+    without users are removed. Returns how many nodes changed."""
     from onnx import TensorProto, helper, numpy_helper
 
     top = model.graph
@@ -122,7 +123,8 @@ def keep_int8(model, accuracy_level: int = 4) -> int:
             label = node.name or node.output[0]  # node names must be unique in a graph
             b = node.input[1] if len(node.input) > 1 else ""
             source = b if b in weights else transposes.get(b)
-            if node.op_type == "MatMul" and source and weights[source].q.ndim == 2:
+            if node.op_type == "MatMul" and source and weights[source].q.ndim == 2 \
+                    and node.input[0] not in float_inputs:
                 inputs, k, n = nbits(source, transposed=source != b)
                 nodes.append(helper.make_node(
                     "MatMulNBits", [node.input[0], *inputs], list(node.output),
