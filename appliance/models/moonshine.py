@@ -4,12 +4,14 @@ The package ``moonshine-cpp`` ships Moonshine base (English) as ORT-format files
 are int8 with a scale and offset, turned back into floats by a Cast, Mul and Add at *every*
 inference (on this machine most of a decoder step: 80 ms of it, against 16 ms once folded).
 The conversion: ONNX Runtime writes each model out as ONNX (basic optimisations only, nothing
-specific to this CPU). In the decoder the int8 weights stay int8 (``appliance.models.onnx_int8``:
-MatMulNBits, one fourth of the memory, and a decoder step faster than with float weights); in
-the encoder, whose products are over many frames at once and ran 28 % slower that way, the
-dequantising nodes whose inputs are all constants are computed once and stored as float
-weights. Subgraphs get the names ONNX requires. Needs the ``onnx`` package (a dependency of
-the project); runs once at install, the result is cached.
+specific to this CPU). In the decoder the int8 weights stay int8 (``appliance.models.onnx_int8``,
+MatMulNBits: a third of the memory, and a decoder step faster than with float weights),
+except the cross-attention projections (see :data:`CROSS_ATTENTION_INPUT`). In the encoder,
+whose products are over many frames at once and ran 28 % slower that way, and wherever
+ONNX Runtime has no fast 8-bit kernel, the dequantising nodes whose inputs are all constants
+are computed once and stored as float weights. Subgraphs get the names ONNX requires. Needs
+the ``onnx`` package (a dependency of the project); runs once at install, the result is
+cached.
 """
 
 from __future__ import annotations
