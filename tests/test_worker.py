@@ -80,9 +80,9 @@ def test_threads_are_planned_for_the_box_not_per_engine() -> None:
     from agent.speech.engines import ThreadPlan
 
     two = ThreadPlan.for_cores(2)
-    assert (two.llm, two.stt, two.tts) == (1, 1, 1)  # one thread per engine on two cores
+    assert (two.llm, two.stt, two.tts) == (2, 1, 1)  # the model: both cores when idle
     eight = ThreadPlan.for_cores(8)
-    assert eight.llm == 6  # two cores left for speech-to-text and the voice
+    assert eight.llm == 8 and eight.stt_workers == 8
 
 
 async def test_a_worker_is_idle_only_with_nothing_running_or_waiting() -> None:

@@ -59,8 +59,9 @@ class ThreadPlan:
     a thousand barriers per token. That is what turned a 1 s answer into 10 s when calls
     overlapped on two cores (measured here: one llama.cpp thread beside a busy core, 25
     tokens/s, worst token 77 ms; two threads, 2 tokens/s, worst 2.2 s). So speech-to-text
-    and the voice get one thread each, and the language model takes the cores left beyond
-    those two, fewer at any step where other threads are ready to run; on two cores, one.
+    and the voice get one thread per job, and the language model takes, at each step, only
+    the cores that no other job or process is ready to use (all of them on an idle box, one
+    while a transcript and a clause are being made: ``BatchedLlamaChatModel._share_cores``).
     """
 
     llm: int = 1
@@ -70,7 +71,7 @@ class ThreadPlan:
 
     @classmethod
     def for_cores(cls, cores: int) -> ThreadPlan:
-        return cls(llm=max(cores - 2, 1), stt=1 if cores < 6 else 2, tts=1,
+        return cls(llm=max(cores, 1), stt=1 if cores < 6 else 2, tts=1,
                    stt_workers=max(cores, 1))
 
     @classmethod
