@@ -51,3 +51,5 @@ def test_capacity_is_the_last_level_that_held_before_the_first_that_did_not() ->
     assert not held(level(2, 2, 900, placed=4))
     assert not held(level(2, 2, None))
     assert capacity([level(1, 1, 1600)]) is None
+    # a lower offered load that happened to keep more calls in progress counts as such
+    assert capacity([level(1, 1.7, 900), level(2, 0.9, 1000), level(4, 3.5, 3100)]) == 1.7

@@ -27,11 +27,12 @@ from typing import Any
 from agent.speech.chat_model import MAX_PAUSE, Message, for_template
 from agent.speech.llm_slots import Placement, Progress, Slot, place, plan_step
 from agent.speech.priority import lower_thread_priority
-from agent.speech.worker import jobs_running
+from agent.speech.worker import jobs_running, urgent_jobs_running
 
 log = logging.getLogger(__name__)
 PENALTY_LAST_N = 64  # as llama-cpp-python's own sampling: repeats among the last 64 tokens
 IDLE_WAIT = 0.005  # seconds the worker sleeps when every open reply is paused
+MAX_HOLD = 0.3  # seconds the rest of answers may wait for other callers' urgent jobs
 WARM_TIMEOUT = 300.0  # seconds: evaluating an agent's instructions on a very busy box
 
 
@@ -128,6 +129,7 @@ class BatchedLlamaChatModel:
         self._closed = False
         self._worker = threading.Thread(target=self._run, name="llm-worker", daemon=True)
         self._worker.start()
+        self._held = 0.0  # seconds the rest of answers has waited for urgent jobs
         self.steps = 0  # batches decoded (for tests and metrics)
         self.evaluated = 0  # prompt tokens evaluated (those found in the cache are not)
 
@@ -300,7 +302,16 @@ class BatchedLlamaChatModel:
         """Evaluate one batch: a token for each generating reply, prompt tokens for others."""
         progress = [r.progress() for r in self._open]
         step = plan_step(progress, self.batch_size)
-        if not step:  # every open reply is paused for its first clause's voice
+        if (step and self._held < MAX_HOLD and urgent_jobs_running()
+                and not any(progress[i].urgent for i, _ in step)):
+            # Only the rest of answers to write (ahead of what their callers hear): a job a
+            # caller is waiting for (a transcript, a first clause's voice) has the cores
+            # first, for a while.
+            self._held += IDLE_WAIT
+            step = []
+        else:
+            self._held = 0.0
+        if not step:  # every open reply is paused, or can wait
             time.sleep(IDLE_WAIT)
             for request in self._open:
                 if request.pause is not None and request.pause.is_set():

@@ -21,6 +21,7 @@ from agent.speech.priority import lower_thread_priority
 T = TypeVar("T")
 URGENT, LATER = 0, 1  # a caller is waiting for it now / it can wait for the urgent ones
 _running = 0  # jobs running now on all workers of the process
+_urgent = 0  # ... of which a caller is waiting for
 _running_lock = threading.Lock()
 
 
@@ -28,6 +29,12 @@ def jobs_running() -> int:
     """How many workers are running a job at this moment (the language model, which has
     its own thread, uses the cores they leave)."""
     return _running
+
+
+def urgent_jobs_running() -> int:
+    """How many running jobs a caller is waiting for (the language model lets those have
+    the cores before the rest of any answer)."""
+    return _urgent
 
 
 @dataclass(order=True)
@@ -116,14 +123,15 @@ class InferenceWorker:
             with self._cond:
                 job = self._next_job()
                 self._busy += 1
-            _count(1)
+            urgent = job.rank[0] == URGENT
+            _count(1, urgent)
             result, error = None, None
             try:
                 result = job.run()
             except BaseException as exc:  # handed to whoever waits for it
                 error = exc
             finally:
-                _count(-1)
+                _count(-1, urgent)
                 with self._cond:
                     self._busy -= 1
                     self.ran += 1
@@ -141,7 +149,8 @@ class InferenceWorker:
             self.dropped += 1
 
 
-def _count(step: int) -> None:
-    global _running
+def _count(step: int, urgent: bool) -> None:
+    global _running, _urgent
     with _running_lock:
         _running += step
+        _urgent += step if urgent else 0

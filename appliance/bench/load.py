@@ -138,5 +138,6 @@ def capacity(levels: Sequence[dict[str, Any]]) -> float | None:
     for level in sorted(levels, key=lambda lvl: lvl.get("offered_calls", lvl["concurrency"])):
         if not held(level):
             break
-        best = level.get("in_progress", {}).get("mean", level["concurrency"])
+        mean = level.get("in_progress", {}).get("mean", level["concurrency"])
+        best = mean if best is None else max(best, mean)
     return best
