@@ -12,8 +12,9 @@ from appliance.config.agent import AgentConfig
 from appliance.config.base import ConfigError, ConfigIssue
 from appliance.config.load import default_config_dir, load_configuration
 from appliance.config.modelnames import read_store
-from appliance.config.schema import Configuration, Phone, Registration, SiteConfig
+from appliance.config.schema import Configuration, Phone, SiteConfig
 from appliance.config.summary import run_check, summary
+from appliance.config.trunk import Registration
 from appliance.models.defaults import DEFAULTS
 from appliance.models.store import ModelStore
 
