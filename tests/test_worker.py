@@ -62,11 +62,6 @@ async def test_a_job_whose_caller_stopped_waiting_is_dropped_and_errors_reach_th
     assert ran == ["blocker"] and worker.dropped == 1
 
 
-def test_blocking_call_runs_between_jobs() -> None:
-    worker = InferenceWorker("test-worker")
-    assert worker.call(lambda a, b: a + b, 2, 3) == 5
-
-
 async def test_running_jobs_are_counted_for_the_language_model_to_share_cores() -> None:
     from agent.speech.worker import jobs_running
 

@@ -68,23 +68,6 @@ class InferenceWorker:
         """Nothing running and nothing waiting."""
         return not self._busy and not self._jobs
 
-    def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` now, on the calling thread, between this worker's jobs
-        (for blocking start-up work such as synthesizing the fixed phrases)."""
-        done = threading.Event()
-        box: list[Any] = []
-
-        def finished(result: Any, error: BaseException | None) -> None:
-            box.append((result, error))
-            done.set()
-
-        self._push(_Job((URGENT, next(self._order)), lambda: fn(*args), finished))
-        done.wait()
-        result, error = box[0]
-        if error is not None:
-            raise error
-        return result
-
     async def run(self, fn: Callable[..., T], *args: Any, priority: int = URGENT) -> T:
         """``fn(*args)`` on the worker thread, in its turn; its result (or exception)."""
         loop = asyncio.get_running_loop()
