@@ -67,18 +67,16 @@ class _Request:
     pending: list[int] = field(default_factory=list)  # prompt tokens still to evaluate
     next: int | None = None  # the token sampled last, evaluated in the next step
     generated: int = 0
-    paused_for: float = 0.0
-    first_clause_seen: bool = False  # the reply has asked to pause once (its first clause)
+    paused_at: float | None = None  # when the reply first asked to pause (its first clause)
     decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
 
-    def progress(self) -> Progress:
-        paused = (self.pause is not None and self.pause.is_set()
-                  and self.paused_for < MAX_PAUSE)
-        if self.pause is not None and self.pause.is_set():
-            self.first_clause_seen = True
+    def progress(self, now: float) -> Progress:
+        asking = self.pause is not None and self.pause.is_set()
+        if asking and self.paused_at is None:
+            self.paused_at = now
         return Progress(self.arrived, len(self.pending),
-                        urgent=self.pause is None or not self.first_clause_seen,
-                        paused=paused)
+                        urgent=self.pause is None or self.paused_at is None,
+                        paused=asking and now - (self.paused_at or now) < MAX_PAUSE)
 
 
 class BatchedLlamaChatModel:
@@ -107,7 +105,8 @@ class BatchedLlamaChatModel:
         self.threads, self._threads_now = threads, threads
         self.cores = len(os.sched_getaffinity(0))
         cparams.no_perf = True
-        cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # as LlamaChatModel
+        # as llama-cpp-python's Llama: the same numbers as its own chat completion
+        cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self._ctx = _internals.LlamaContext(model=self._model, params=cparams, verbose=False)
         self._batch = llama_cpp.llama_batch_init(batch, 0, 1)
         self.batch_size = batch
@@ -127,11 +126,11 @@ class BatchedLlamaChatModel:
         self._open: list[_Request] = []  # the worker's own list
         self._cond = threading.Condition()
         self._closed = False
-        self._worker = threading.Thread(target=self._run, name="llm-worker", daemon=True)
-        self._worker.start()
         self._held = 0.0  # seconds the rest of answers has waited for urgent jobs
         self.steps = 0  # batches decoded (for tests and metrics)
         self.evaluated = 0  # prompt tokens evaluated (those found in the cache are not)
+        self._worker = threading.Thread(target=self._run, name="llm-worker", daemon=True)
+        self._worker.start()
 
     # -- the ChatModel interface ------------------------------------------------------------
     def warm(self, messages: Sequence[Message]) -> None:
@@ -300,7 +299,8 @@ class BatchedLlamaChatModel:
 
     def _step(self) -> None:
         """Evaluate one batch: a token for each generating reply, prompt tokens for others."""
-        progress = [r.progress() for r in self._open]
+        now = time.monotonic()
+        progress = [r.progress(now) for r in self._open]
         step = plan_step(progress, self.batch_size)
         if (step and self._held < MAX_HOLD and urgent_jobs_running()
                 and not any(progress[i].urgent for i, _ in step)):
@@ -313,9 +313,6 @@ class BatchedLlamaChatModel:
             self._held = 0.0
         if not step:  # every open reply is paused, or can wait
             time.sleep(IDLE_WAIT)
-            for request in self._open:
-                if request.pause is not None and request.pause.is_set():
-                    request.paused_for += IDLE_WAIT
             return
         batch, n = self._batch, 0
         sampled: list[tuple[_Request, int]] = []
