@@ -8,7 +8,8 @@ import test_dialogue
 
 from agent.answers.guard import FactGuard, Sources, caller_names
 from agent.answers.knowledge import Knowledge
-from agent.answers.policy import Answerer, Phrases, Step, nonsense, social
+from agent.answers.policy import Answerer, Phrases, Plan, Step, nonsense, social
+from agent.answers.scope import days_named, narrow
 from agent.answers.words import numbers, terms
 
 FACTS = """Opening hours: Monday to Friday 8 am to 6 pm, Saturday 9 am to 1 pm, closed on Sunday.
@@ -248,7 +249,7 @@ async def test_a_half_answer_refused_midway_is_followed_by_the_fact(dialogue_rig
                                    "Monday to Friday, from 10 am.", model_phrases_facts=True)
     said = rig.conv.records[0].agent_text
     assert said.startswith("Monday to Friday,") and "10" not in said
-    assert said.endswith("closed on Sunday.")
+    assert said.endswith("Monday to Friday 8 am to 6 pm.")  # the part about Monday
 
 
 async def test_a_sourced_answer_from_the_model_is_spoken(dialogue_rig):
@@ -317,3 +318,50 @@ def test_goodbyes_thanks_and_introductions(knowledge) -> None:
     assert plan.step is Step.KNOWN and plan.say.startswith("On Saturday"), plan
     week = answers.answer("Hi, what are your opening hours during the week?")
     assert week.step is Step.FACT and week.say.startswith("Opening hours"), week
+
+
+@pytest.mark.parametrize("clause, allowed", [
+    ("Yes, you can pay your bill with a credit card.", False),  # nothing says so
+    ("We accept all major credit cards.", False),
+    ("Yes, we do.", False),  # a bare yes claims what was asked
+    ("Of course, we can do that for you.", False),
+    ("You can reach us any time.", False),
+    ("You can ask me about your balance.", True),  # the agent's own topic
+    ("Yes, I can help you check your balance.", True),  # no claim about the business
+    ("Of course! What would you like to know?", True),
+    ("Please enter your account number.", True),
+])
+def test_a_claim_about_what_the_business_takes_or_does_needs_a_source(clause, allowed) -> None:
+    sources = Sources.of("When the caller asks about their balance, use account_balance. "
+                         "account_balance: Look up the balance of the caller's account.")
+    guard = FactGuard(sources, [{"role": "user", "content": "Can I pay my bill by card?"}])
+    assert guard.allows(clause) is allowed, guard.refused
+    clinic = FactGuard(SOURCES, history(("user", "Do you take Aetna?")))
+    assert clinic.allows("Yes, we accept Aetna.") and clinic.allows("Yes, we do.")
+
+
+@pytest.mark.parametrize("question, said", [
+    ("What are your opening hours during the week?",
+     "Opening hours: Monday to Friday 8 am to 6 pm."),
+    ("What time do you open on Tuesdays?", "Opening hours: Monday to Friday 8 am to 6 pm."),
+    ("When are you open?", FACTS.splitlines()[0]),  # no day asked: the whole fact, not
+    ("What are your opening hours?", FACTS.splitlines()[0]),  # the Saturday answer
+    ("Where are you on Monday?", FACTS.splitlines()[1]),  # its parts name no days
+])
+def test_a_fact_is_cut_to_the_days_the_question_asks_about(knowledge, question, said) -> None:
+    assert Answerer(knowledge).answer(question) == Plan(Step.FACT, said)
+
+
+def test_an_answer_about_some_days_answers_only_questions_about_those(knowledge) -> None:
+    saturday = FAQ[0][1]
+    for question in ("Are you open this weekend?", "What are your hours on Sunday?"):
+        assert Answerer(knowledge).answer(question) == Plan(Step.KNOWN, saturday), question
+    assert Answerer(knowledge).answer("Are you open on Tuesday?").say != saturday
+
+
+def test_day_ranges_and_groups() -> None:
+    assert days_named("Mon-Fri, and Sat to Sun") == frozenset(range(7))
+    assert days_named("Mondays through Thursdays") == frozenset(range(4))
+    assert days_named("we sat in the sun on the weekend") == frozenset({5, 6})
+    assert days_named("during the week") == frozenset(range(5))
+    assert narrow("Hours: 9 to 5.", "on Monday?") == "Hours: 9 to 5."

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from agent.answers.words import numbers, same_words, tokens, wordset
+from agent.answers.words import numbers, same_words, stem, terms, tokens, wordset
 from agent.speech.chat_model import Message
 
 # Capitalised words that are no claim: the pronoun, titles, greetings, polite words.
@@ -37,6 +37,19 @@ _SELF = re.compile(r"\b(?:i am|i'm|my name is|this is|you're speaking (?:to|with
                    r"(?:[\w'.,-]+\s+){0,3}?([\w'-]+)\b", re.IGNORECASE)
 _TITLED = re.compile(r"\b(?:dr|doctor|mr|mrs|ms|nurse)\.?\s+([\w'-]+)", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z][\w'’-]*")
+# A clause that says what the business does, takes or has: "we accept …", "you can pay …",
+# "Yes, we do." Its topic words need a source (the caller's own words are none).
+_CLAIM = re.compile(
+    r"\bwe (?:do |also |don't |do not |can |cannot |can't )?(?:accept|take|offer|have|provide"
+    r"|support|sell|carry|deliver|ship|cover|allow|do|can)\b|\byou (?:can|may|could)\b",
+    re.IGNORECASE)
+_AFFIRM = re.compile(r"^\W*(?:yes|yeah|yep|of course|absolutely|certainly|definitely)\b",
+                     re.IGNORECASE)
+# Topic words every agent may use in a claim: helping, talking, the call itself.
+FREE_TOPICS = frozenset(stem(w) for w in wordset("""
+help talk speak ask question questions call calling line hold moment person someone
+somebody assist assistance information anything else today again repeat spell number
+"""))
 
 
 def caller_names(history: Sequence[Message]) -> set[str]:
@@ -56,6 +69,7 @@ class Sources:
 
     words: frozenset[str]
     numbers: frozenset[int]
+    topics: frozenset[str] = frozenset()  # topic words (stemmed, synonyms folded)
 
     @classmethod
     def of(cls, text: str) -> Sources:
@@ -63,7 +77,7 @@ class Sources:
         for word, days in IMPLIED_DAYS.items():
             if word in words:
                 words |= days
-        return cls(frozenset(words), frozenset(numbers(text)))
+        return cls(frozenset(words), frozenset(numbers(text)), frozenset(terms(text)))
 
 
 @dataclass
@@ -78,6 +92,8 @@ class FactGuard:
     _names: set[str] = field(init=False)
     _caller_words: set[str] = field(init=False)
     _caller_numbers: set[int] = field(init=False)
+    _topics: set[str] = field(init=False)
+    _asked: str = field(init=False)
     _said: str = ""
 
     def __post_init__(self) -> None:
@@ -89,11 +105,15 @@ class FactGuard:
         self._names = caller_names(self.history)
         self._caller_words = set(tokens(caller_text))
         self._caller_numbers = numbers(caller_text)
+        self._topics = set(self.sources.topics) | set(terms(tool_text)) | FREE_TOPICS
+        self._asked = next((m["content"] for m in reversed(self.history)
+                            if m["role"] == "user"), "")
 
     def allows(self, clause: str) -> bool:
         """May ``clause`` (the next part of the answer) be spoken?"""
         reason = (self._unsourced_number(clause) or self._unsourced_name(clause)
-                  or self._identity(clause) or self._repeat(clause))
+                  or self._unsourced_claim(clause) or self._identity(clause)
+                  or self._repeat(clause))
         if reason:
             self.refused = reason
             return False
@@ -123,6 +143,16 @@ class FactGuard:
             if not starts or follows:
                 return "name"
         return ""
+
+    def _unsourced_claim(self, clause: str) -> str:
+        """What the business does or takes ("Yes, you can pay by card") with no source; a
+        bare "Yes, we do." claims what the caller asked about."""
+        if not _CLAIM.search(clause):
+            return ""
+        about = {t for t in terms(_AFFIRM.sub("", clause)) if stem(t) not in FREE_TOPICS}
+        if not about and _AFFIRM.match(clause):
+            about = set(terms(self._asked))
+        return "claim" if about - self._topics else ""
 
     def _identity(self, clause: str) -> str:
         """The agent speaks of itself with the caller's name, or gives the caller a title."""

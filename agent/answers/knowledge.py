@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from agent.answers.scope import days_named
 from agent.answers.words import CONCEPTS, terms
 
 _PARTS = re.compile(r"\band\b|\balso\b|[?;]", re.IGNORECASE)
@@ -79,6 +80,9 @@ class Knowledge:
     def __init__(self, entries: list[Entry]) -> None:
         self.entries = entries
         self._terms = [self._entry_terms(e) for e in entries]
+        # the days a question/answer entry is about ("Are you open on Saturday?"): it does
+        # not answer a question about other days, or about no day in particular
+        self._days = [days_named(" ".join(e.questions)) for e in entries]
         count = max(1, len(entries))
         frequency: dict[str, int] = {}
         for found in self._terms:
@@ -112,22 +116,27 @@ class Knowledge:
         if not asked or not self.entries:
             return None
         total = sum(self.weight(t) for t in asked)
-        # by share of the question covered, then by how often the entry names what was
-        # asked ("Opening hours … closed" over "… limited to two hours"); on a tie a
-        # question/answer entry wins over a free fact
+        days = days_named(question)
+        # by share of the question covered, then whether the entry is about the days asked
+        # (Saturday's answer is not the answer to "when are you open?"), then by how often
+        # it names what was asked ("Opening hours … closed" over "… limited to two
+        # hours"); on a tie a question/answer entry wins over a free fact
         scored = sorted(((sum(self.weight(t) for t in asked & set(found)) / total,
+                          not self._days[i] or bool(self._days[i] & days),
                           sum(found[t] for t in asked), self.entries[i].verbatim, i)
                          for i, found in enumerate(self._terms)), reverse=True)
-        best, hits, _, index = scored[0]
+        best, fits, hits, _, index = scored[0]
         if best <= 0:
             return None
         entry = self.entries[index]
         # the closest rival that would say something else (a free fact on the same topic
         # does not compete with a written answer); one named half as often is no rival
-        runner_up = next((s for s, h, verbatim, i in scored[1:]
+        runner_up = next((s for s, _, h, verbatim, i in scored[1:]
                           if self.entries[i].answer != entry.answer
                           and (verbatim or not entry.verbatim)
                           and not (s == best and 2 * h <= hits)), 0.0)
+        if not fits:  # about other days: still the topic, never said as the answer
+            runner_up = best
         missing = frozenset(t for t in asked & CONCEPTS if t not in self._terms[index])
         return Match(entry, round(best, 3), round(runner_up, 3), missing)
 

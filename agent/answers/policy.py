@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from agent.answers.knowledge import Knowledge
+from agent.answers.scope import narrow
 from agent.answers.words import STOP, stem, terms, tokens, wordset
 
 MIN_CONFIDENCE = 0.4  # mean token probability under which words are taken as misheard
@@ -160,14 +161,15 @@ class Answerer:
             asked = f"{before} {text}"
         matches = self.knowledge.match_parts(asked)
         if len(matches) > 1:  # two things asked, two facts known
-            return Plan(Step.FACT, " ".join(m.entry.answer for m in matches))
+            return Plan(Step.FACT, " ".join(narrow(m.entry.answer, asked) for m in matches))
         match = matches[0] if matches else None
         if match is not None and match.verbatim:
             return Plan(Step.KNOWN, match.entry.answer)
-        if match is not None and match.relevant:
+        if match is not None and match.relevant:  # a free fact: the part that was asked
+            fact = narrow(match.entry.answer, asked)
             if not self.model_phrases:
-                return Plan(Step.FACT, match.entry.answer)
-            return Plan(Step.GROUNDED, fallback=match.entry.answer)
+                return Plan(Step.FACT, fact)
+            return Plan(Step.GROUNDED, fallback=fact)
         # about something, and nothing known about it: no guess
         return self._offer(self.phrases.unknown, Step.UNKNOWN)
 
