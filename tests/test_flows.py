@@ -240,6 +240,27 @@ def test_two_dates_fill_in_order_and_corrections_name_one() -> None:
         "December."
 
 
+def test_a_correction_naming_the_day_it_replaces_changes_that_slot() -> None:
+    flows = runner(RESCHEDULE, tools=())
+    flows.step("I need to reschedule my appointment on Monday")
+    step = flows.step("Wednesday")
+    assert "Monday the 30th of November, Wednesday the 2nd" in step.say
+    step = flows.step("No, I said Thursday, not Wednesday.")  # the new day, not the old
+    assert step.say == "So that is Monday the 30th of November, Thursday the 3rd of " \
+        "December. Is that right?"
+
+
+def test_a_denied_day_is_not_taken() -> None:
+    flows = runner()
+    flows.step("I'd like to book an appointment on Monday please")
+    step = flows.step("Sorry, I made a mistake. Not Monday, Thursday please.")
+    assert step.say == "And at what time?"
+    flows.step("eleven")
+    flows.step("Peter Novak")
+    assert "Thursday the 3rd of December at 11" in flows.step("555 902 3344").say
+    assert flows.step("not Monday") is not None and flows.values["date"].day == 3
+
+
 def test_a_dropped_turn_is_rolled_back() -> None:
     flows = runner()
     flows.step("book an appointment")

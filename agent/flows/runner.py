@@ -19,6 +19,7 @@ from typing import Any
 
 from agent.flows import slots as values
 from agent.flows.spec import FlowSpec, SlotSpec
+from agent.flows.dates import WEEKDAYS
 from agent.flows.start import choose_flow
 from agent.flows.times import SpokenTime
 from agent.flows.values import is_question, parse_yes_no, wants_out
@@ -227,8 +228,9 @@ class FlowRunner:
                 continue
             same_kind = [s for s in p.flow.slots if s.kind == slot.kind]
             if len(same_kind) > 1:  # two dates: the one named, or else the next empty one
-                target = self._mentioned(text, same_kind) or (None if correcting else next(
-                    (s for s in same_kind if s.name not in p.values), None))
+                target = self._mentioned(text, same_kind) or (
+                    self._held(text, same_kind) if correcting else next(
+                        (s for s in same_kind if s.name not in p.values), None))
                 if slot is not target:
                     continue
             raw = values.parse(slot, text, today, asked=False)
@@ -306,6 +308,15 @@ class FlowRunner:
         best = max((score for score, _ in scores.values()), default=0)
         winners = [slot for score, slot in scores.values() if score == best]
         return winners[0] if best > 0 and len(winners) == 1 else None
+
+    def _held(self, text: str, among: Iterable[SlotSpec]) -> SlotSpec | None:
+        """The one date slot whose day the words name ("Thursday, not Wednesday" corrects
+        the slot holding Wednesday), if one."""
+        assert self._p is not None
+        said = set(tokens(text))
+        held = [s for s in among if isinstance(self._p.values.get(s.name), date)
+                and WEEKDAYS[self._p.values[s.name].weekday()] in said]
+        return held[0] if len(held) == 1 else None
 
     def _reask(self, text: str) -> FlowStep | None:
         """The caller names a slot to change ("no, the time"): ask for it again."""

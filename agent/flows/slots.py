@@ -17,6 +17,9 @@ KIND_WORDS = {"date": ("day", "date"), "time": ("time", "hour"), "phone": ("numb
               "text": ("message",)}
 
 
+# "not Monday", "not at ten": a value said only to be denied
+_NEGATED = re.compile(r"\bnot\s+(?:on\s+|at\s+|the\s+|for\s+)?[\w:'-]+"
+                      r"(?:\s+(?:am|pm|a\.m\.|p\.m\.|o'clock))?", re.IGNORECASE)
 _SELF_CORRECTION = re.compile(r"\b(?:no|sorry|i mean|actually|rather|make (?:that|it)|"
                               r"instead of)\b", re.IGNORECASE)
 
@@ -25,9 +28,13 @@ def parse(slot: SlotSpec, text: str, today: date, asked: bool) -> Any | None:
     """The raw value of ``slot`` in ``text`` (a date, a SpokenTime, a string), or None.
 
     ``asked``: the caller was just asked for this slot, so looser forms count. A value said
-    after a self-correction wins: "Tuesday, no, Thursday" is Thursday.
+    after a self-correction wins ("Tuesday, no, Thursday" is Thursday), and a value denied is
+    none ("not Monday, Thursday please" is Thursday).
     """
     if slot.kind != "text":
+        kept = _NEGATED.sub(" ", text)  # "not Monday, Thursday please" is Thursday
+        if kept != text:
+            return parse(slot, kept, today, asked) if kept.strip(" ,.!?") else None
         parts = _SELF_CORRECTION.split(text)
         if len(parts) > 1:
             found = _parse(slot, parts[-1], today, asked)
