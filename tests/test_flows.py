@@ -364,3 +364,34 @@ def test_a_question_naming_the_flows_tool_stays_in_the_flow() -> None:
     # the model must not book from these words: the flow asks again
     step = flows.step("What time can I book the appointment?")
     assert step is not None and step.say.endswith("Which day would suit you?")
+
+
+def _booked(flows: FlowRunner) -> None:
+    flows.step("I'd like to book an appointment on Monday please")
+    flows.step("eleven")
+    flows.step("Peter Novak")
+    flows.step("555 902 3344")
+    step = flows.step("yes")
+    assert step.call is not None and not step.call.amends
+    flows.tool_done(ok=True, spoken=False)
+
+
+def test_a_correction_just_after_the_tool_ran_reopens_the_flow() -> None:
+    flows = runner()
+    _booked(flows)
+    step = flows.step("Sorry, I made a mistake. Not Monday, Thursday please.")
+    assert step is not None and "Thursday the 3rd of December at 11" in step.say
+    step = flows.step("yes")
+    assert step.call is not None and step.call.amends
+    assert step.call.arguments["date"] == "2026-12-03"
+
+
+@pytest.mark.parametrize("words", [
+    ["No, that's all, thank you."],  # no new value: not a correction
+    ["What's your address?", "And is there parking?", "Sorry, not Monday, Thursday."],  # late
+])
+def test_only_a_new_value_soon_after_reopens_a_finished_flow(words: list[str]) -> None:
+    flows = runner()
+    _booked(flows)
+    assert all(flows.step(said) is None for said in words)
+    assert flows.active is None

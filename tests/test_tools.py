@@ -14,8 +14,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from agent.tools.spec import ToolSpec, schema_errors
+from agent.tools.runner import ToolRunner
+from agent.tools.spec import ToolCall, ToolSpec, schema_errors
 from agent.tools.webhook import (
+    AMENDS_HEADER,
     FRESHNESS,
     REQUEST_ID_HEADER,
     SIGNATURE_HEADER,
@@ -273,3 +275,22 @@ def test_schema_errors_nested() -> None:
         "items[0].qty: below the minimum", "items[1].qty: missing"]
     assert schema_errors(schema, {"gift": 0}) == ["gift: expected boolean"]
     assert schema_errors(schema, []) == ["arguments: expected object"]
+
+
+async def test_a_correction_names_the_request_it_replaces(server: Server) -> None:
+    async def quiet(_: Any) -> None:
+        return None
+
+    async def booked(_: web.Request) -> web.Response:
+        return web.json_response({"booked": True})
+
+    server.handler = booked
+    tools = ToolRunner({"book_table": booking(server.url)}, control=None,  # type: ignore
+                       say=quiet, speak=quiet, collect_digits=quiet)  # type: ignore
+    first = await tools.run(ToolCall("book_table", GOOD))
+    again = await tools.run(ToolCall("book_table", {**GOOD, "people": 3}, amends=True))
+    await tools.close()
+    assert first.ok and again.ok
+    (one, _), (two, _) = server.requests
+    assert AMENDS_HEADER not in one.headers
+    assert two.headers[AMENDS_HEADER] == one.headers[REQUEST_ID_HEADER]

@@ -18,8 +18,8 @@ from datetime import date, datetime
 from typing import Any
 
 from agent.flows import slots as values
-from agent.flows.spec import FlowSpec, SlotSpec
 from agent.flows.dates import WEEKDAYS
+from agent.flows.spec import FlowSpec, SlotSpec
 from agent.flows.start import choose_flow
 from agent.flows.times import SpokenTime
 from agent.flows.values import is_question, parse_yes_no, wants_out
@@ -29,6 +29,7 @@ from agent.tools.spec import ToolCall, ToolSpec
 
 log = logging.getLogger(__name__)
 _CORRECTING = {"no", "actually", "said", "sorry", "wait", "change", "not", "instead", "make"}
+AMEND_TURNS = 2  # turns after a flow's tool ran in which a correction reopens the flow
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class _Progress:
     phase: str = "slot"  # slot | confirm | change | offer
     asking: str = ""  # the slot last asked for
     attempts: int = 0  # failed answers to the current question
+    amends: bool = False  # reopened to correct what its tool already got
 
     def copy(self) -> _Progress:
         return replace(self, values=dict(self.values), spoken=dict(self.spoken))
@@ -74,7 +76,9 @@ class FlowRunner:
         self._flow_tools = [self.tools[f.tool] for f in self.flows if f.tool in self.tools]
         self._p: _Progress | None = None
         self._pending: tuple[FlowSpec, str | None] | None = None  # tool call under way
-        self._saved: tuple[_Progress | None, Any] = (None, None)
+        self._done: tuple[_Progress, int] | None = None  # a finished flow, turns left
+        self._finished: _Progress | None = None  # the flow whose tool is under way
+        self._saved: tuple[_Progress | None, Any, Any] = (None, None, None)
 
     @property
     def active(self) -> str | None:
@@ -94,8 +98,12 @@ class FlowRunner:
     # -- the decider ---------------------------------------------------------------------
     def step(self, text: str) -> FlowStep | None:
         """Decide on the caller's words; None: no flow wants them."""
-        self._saved = (self._p.copy() if self._p is not None else None, self._pending)
+        self._saved = (self._p.copy() if self._p is not None else None, self._pending,
+                       self._done)
         if self._p is None:
+            amended = self._amend(text)
+            if amended is not None:
+                return amended
             flow = choose_flow(text, self.flows)
             if flow is None:
                 return None
@@ -121,14 +129,37 @@ class FlowRunner:
         if pending is None:
             return FlowStep("", done=True)
         flow, message_for = pending
+        finished, self._finished = self._finished, None
         if not ok:
             return FlowStep(flow.name, done=True)  # the tool's failure phrase was said
+        if finished is not None:
+            self._done = (finished, AMEND_TURNS)
         return FlowStep(flow.name, () if spoken else (flow.done,), done=True,
                         message_for=message_for)
 
     def rollback(self) -> None:
         """Undo the last step (its turn was dropped before anything was said or done)."""
-        self._p, self._pending = self._saved
+        self._p, self._pending, self._done = self._saved
+
+    def _amend(self, text: str) -> FlowStep | None:
+        """Just after a flow's tool ran, a correction ("sorry, not Monday, Thursday")
+        reopens it with the new value: read back, then the tool again (``amends``)."""
+        held, self._done = self._done, None
+        if held is None:
+            return None
+        finished, turns = held
+        if _CORRECTING & set(tokens(text)):
+            p = self._p = replace(finished.copy(), phase="slot", asking="", attempts=0,
+                                  amends=True)
+            before = dict(p.values)
+            reasons = self._fill(text, asking=None, correcting=True)
+            if p.values != before or reasons:
+                log.info("flow %s reopened to correct it", p.flow.name)
+                return self._next(reasons)
+            self._p = None
+        if turns > 1:
+            self._done = (finished, turns - 1)
+        return None
 
     # -- phases ----------------------------------------------------------------------------
     def _collect(self, text: str) -> FlowStep | None:
@@ -372,8 +403,9 @@ class FlowRunner:
         if tool is None:
             return FlowStep(flow.name, (done,), done=True, message_for=message_for)
         self._pending = (replace(flow, done=done), message_for)
-        return FlowStep(flow.name, call=ToolCall(tool.name, self.arguments(p, tool)),
-                        done=True)
+        self._finished = p
+        return FlowStep(flow.name, call=ToolCall(tool.name, self.arguments(p, tool),
+                                                 amends=p.amends), done=True)
 
     def arguments(self, progress: _Progress, tool: ToolSpec) -> dict[str, Any]:
         """The slot values as the tool's arguments, in the formats its schema asks for."""

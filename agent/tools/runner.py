@@ -66,6 +66,7 @@ class ToolRunner:
     collect_digits: Callable[[ToolSpec], Awaitable[str]]
     session_factory: Callable[[], aiohttp.ClientSession] = aiohttp.ClientSession
     _session: aiohttp.ClientSession | None = field(default=None, repr=False)
+    _last_ids: dict[str, str] = field(default_factory=dict)  # tool → its last ok webhook-id
 
     async def close(self) -> None:
         if self._session is not None:
@@ -87,7 +88,7 @@ class ToolRunner:
                 await self.control.send_dtmf(digits)
                 outcome.ok = True
             else:
-                await self._webhook(tool, outcome)
+                await self._webhook(tool, outcome, call.amends)
         finally:
             if not outcome.latency_ms:  # webhooks: the request alone, not the phrase after
                 outcome.latency_ms = (time.monotonic() - began) * 1000
@@ -110,15 +111,19 @@ class ToolRunner:
             outcome.error = "transfer failed"
             await self.say(tool.failure_phrase)
 
-    async def _webhook(self, tool: ToolSpec, outcome: ToolOutcome) -> None:
+    async def _webhook(self, tool: ToolSpec, outcome: ToolOutcome, amends: bool = False
+                       ) -> None:
         if tool.dtmf_parameter:
             outcome.arguments[tool.dtmf_parameter] = await self.collect_digits(tool)
         if self._session is None:
             self._session = self.session_factory()
         waiting = asyncio.ensure_future(self.say(tool.wait_phrase)) if tool.wait_phrase \
             else None
-        result: ToolResult = await call_webhook(tool, outcome.arguments, self._session,
-                                                deadline=WEBHOOK_DEADLINE)
+        result: ToolResult = await call_webhook(
+            tool, outcome.arguments, self._session, deadline=WEBHOOK_DEADLINE,
+            amends=self._last_ids.get(tool.name, "") if amends else "")
+        if result.ok:
+            self._last_ids[tool.name] = result.request_id
         if waiting is not None:
             await waiting
         outcome.ok, outcome.result, outcome.error = result.ok, result.data, result.error

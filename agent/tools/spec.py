@@ -65,6 +65,7 @@ class ToolCall:
 
     name: str
     arguments: dict[str, Any]
+    amends: bool = False  # corrects this tool's last successful call in the same call
 
 
 def argument_schema(tool: ToolSpec) -> dict[str, Any]:

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "webhook-signature"
 TIMESTAMP_HEADER = "webhook-timestamp"
 REQUEST_ID_HEADER = "webhook-id"
+# on a request that corrects an earlier one of the same call (the caller changed a value
+# after the tool ran): the earlier request's webhook-id, so the receiver replaces it
+AMENDS_HEADER = "switchboard-amends"
 FRESHNESS = 300  # seconds a receiver should accept a timestamp from its own clock
 MAX_RESPONSE_BYTES = 64 << 10  # a result goes back into the model's context: keep it small
 BACKOFF = 0.1  # seconds before the first retry, doubled for each further one
@@ -50,6 +53,7 @@ class ToolResult:
     error: str | None = None  # 'timeout', 'refused', 'http 500', 'invalid json', ...
     latency: float = 0.0  # seconds, all attempts
     attempts: int = 0
+    request_id: str = ""  # the webhook-id sent
 
 
 # -- signing ---------------------------------------------------------------------------
@@ -112,8 +116,10 @@ class _Fail(Exception):
 
 
 async def call_webhook(spec: ToolSpec, arguments: dict[str, Any],
-                       session: aiohttp.ClientSession, deadline: float = 2.0) -> ToolResult:
+                       session: aiohttp.ClientSession, deadline: float = 2.0,
+                       amends: str = "") -> ToolResult:
     """Call ``spec``'s webhook with ``arguments``; never raises for network problems.
+    ``amends``: the webhook-id of the earlier request this one corrects.
 
     Refused connections and 5xx answers are retried after a short backoff, but nothing
     runs past ``deadline`` seconds from now. Timeouts are not retried (the receiver may
@@ -133,6 +139,8 @@ async def call_webhook(spec: ToolSpec, arguments: dict[str, Any],
         signed, url = body, spec.url
     request_id = "msg_" + uuid.uuid4().hex
     headers = {**spec.headers, REQUEST_ID_HEADER: request_id}
+    if amends:
+        headers[AMENDS_HEADER] = amends
     if body is not None:
         headers["Content-Type"] = "application/json"
 
@@ -151,7 +159,7 @@ async def call_webhook(spec: ToolSpec, arguments: dict[str, Any],
             async with asyncio.timeout(min(spec.timeout, remaining)):
                 data = await _attempt(session, spec.method, url, body, headers)
             return _logged(spec, ToolResult(True, data=data, latency=loop.time() - start,
-                                            attempts=attempts))
+                                            attempts=attempts, request_id=request_id))
         except TimeoutError:
             reason = "timeout"
             break
