@@ -143,6 +143,8 @@ def test_words_that_make_no_sense(text, confidence, expected) -> None:
 def test_small_talk() -> None:
     assert social("How are you today?") and social("Can you help me?")
     assert not social("Do you take Blue Cross?")
+    assert social("Great, thank you, Dubai.")  # a goodbye misheard: still thanks
+    assert not social("Thanks. Parking") and not social("Thank you. Aetna?")
 
 
 def test_two_misses_in_a_row_offer_a_person_and_yes_takes_it(knowledge) -> None:

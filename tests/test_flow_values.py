@@ -308,3 +308,11 @@ def test_opening_hours_parse_and_refuse() -> None:
                 {"mon": "25:00-26:00"}, {"mon": "noon-5pm"}, {"mon": "8", "monday": "9-10"}):
         with pytest.raises(ValueError):
             parse_hours(bad)
+
+
+@pytest.mark.parametrize("said, hour", [("At the leaven.", 11), ("tree thirty", 3),
+                                        ("elevan please", 11)])
+def test_an_hour_word_misheard_counts_only_when_a_time_was_asked(said, hour) -> None:
+    assert parse_time(said, asked=True).hour == hour
+    assert parse_time(said, asked=False) is None
+    assert parse_time("I'm leaving with my credit card", asked=True) is None

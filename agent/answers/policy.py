@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from agent.answers.knowledge import Knowledge
 from agent.answers.scope import narrow
-from agent.answers.words import STOP, stem, terms, tokens, wordset
+from agent.answers.words import CONCEPTS, STOP, stem, terms, tokens, wordset
 
 MIN_CONFIDENCE = 0.4  # mean token probability under which words are taken as misheard
 MISSES_BEFORE_OFFER = 2
@@ -92,10 +92,17 @@ def _runs(words: list[str]):
             start = i
 
 
+THANKS = wordset("thank thanks cheers")
+
+
 def social(text: str) -> bool:
-    """Small talk or a request for help in general: nothing to look up."""
-    return not [t for t in tokens(text) if t not in STOP and t not in SOCIAL
-                and stem(t) not in SOCIAL and not t.isdigit()]
+    """Small talk or a request for help in general: nothing to look up. Thanks with one
+    stray word ("Great, thank you, Dubai." for a misheard goodbye) is still thanks."""
+    words = tokens(text)
+    other = [t for t in words if t not in STOP and t not in SOCIAL
+             and stem(t) not in SOCIAL and not t.isdigit()]
+    return not other or (len(other) == 1 and bool(THANKS & set(words)) and "?" not in text
+                         and terms(other[0])[0] not in CONCEPTS)
 
 
 REFERRING = frozenset(["that", "it", "this", "those", "them", "one", "there"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import time
+from difflib import SequenceMatcher
 
 from agent.flows.words import DIGIT_WORDS, TEENS, small_number, tokens
 
@@ -165,11 +166,26 @@ def parse_time(text: str, asked: bool = True) -> SpokenTime | None:
     """
     words = tokens(text)
     strict = not asked or _digit_run(words) > 4  # a phone number is no time
-    for i in range(len(words)):
-        found = _at(words, i, strict, words)
-        if found is not None:
-            return found
+    for attempt in (words, [_heard_as_hour(w) for w in words] if asked else words):
+        for i in range(len(attempt)):
+            found = _at(attempt, i, strict, attempt)
+            if found is not None:
+                return found
     return None
+
+
+_LONG_HOURS = [w for w in _HOUR_WORDS if len(w) >= 5]
+NEAR = 0.8  # spelling likeness (difflib ratio) of a misheard hour word: leaven ~ eleven
+
+
+def _heard_as_hour(word: str) -> str:
+    """An hour word a transcript spelled wrong ("at the leaven", "tree thirty"), taken only
+    when the caller was just asked for a time; other words as they are."""
+    if len(word) < 4 or word in _HOUR_WORDS or word.isdigit():
+        return word
+    scored = sorted((SequenceMatcher(None, word, w).ratio(), w) for w in _LONG_HOURS)
+    (best, hour), runner_up = scored[-1], scored[-2][0]
+    return hour if best >= NEAR and best - runner_up > 0.05 else word
 
 
 def _digit_run(words: list[str]) -> int:
