@@ -216,10 +216,11 @@ class Dialogue:
             self._complete = probability >= self.spec.turn_threshold
 
     def _judge_words(self, turn: Turn) -> None:
-        """The speculative transcript: words that stop mid-sentence make the turn wait."""
+        """The speculative transcript: words that stop mid-sentence make the turn wait, and
+        so does a number or message being dictated (callers pause between groups)."""
         if not self._judging(turn):
             return
-        if looks_unfinished(turn.user):
+        if looks_unfinished(turn.user) or (self.flows is not None and self.flows.dictation):
             self._complete = False
         elif len(turn.user.split()) < 2:
             return  # "Yes." is often followed by more ("Yes. That's right."): no quick end

@@ -259,3 +259,24 @@ async def test_giving_up_offers_the_transfer_and_puts_the_caller_through(
     assert call.control.transfers == ["101"]
     assert call.dialogue.ended.is_set() and call.dialogue.end_reason == "transfer"
     assert bodies == []
+
+
+async def test_a_number_dictated_in_groups_is_not_cut_at_a_pause(call_factory,
+                                                                 receiver) -> None:
+    url, _ = receiver
+    call = call_factory(spec_for(url))
+    await call.say("I'd like to book an appointment next Tuesday at two thirty.")
+    assert await call.say("My name is Maria Gonzalez.") == \
+        "What is the best number to reach you on?"
+    call.transcriber.text = "Five five five."  # looks like a whole sentence
+    await call.run(0.8, speaking=True)
+    await call.run(0.6, speaking=False)  # the caller draws breath between groups
+    pending = call.dialogue.records[-1]  # worked on speculatively, not ended: a number
+    assert pending.user_text == "Five five five." and not pending.agent_text
+    assert "turn_detected" not in pending.timings.marks
+    call.transcriber.text = "Five five five, two one three, four five six seven."
+    await call.run(0.8, speaking=True)
+    await call.run(3.0, speaking=False)
+    assert call.dialogue.records[-1].user_text.endswith("four five six seven.")
+    assert call.dialogue.records[-1].agent_text.startswith("So that is Tuesday")
+    assert not call.dialogue.flows.dictation  # the read-back: quick ends again

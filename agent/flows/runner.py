@@ -91,6 +91,14 @@ class FlowRunner:
         return {t.name for t in self._flow_tools}
 
     @property
+    def dictation(self) -> bool:
+        """The caller was just asked for a number or a message: they say it in pieces, with
+        pauses ("five five five, … oh one oh, …") — no quick end of turn."""
+        p = self._p
+        return p is not None and p.phase == "slot" and p.asking != "" and \
+            self._slot(p.asking).kind in ("phone", "text")
+
+    @property
     def values(self) -> dict[str, Any]:
         """The values of the flow in progress so far (a copy)."""
         return dict(self._p.values) if self._p is not None else {}
