@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from agent.answers.guard import FactGuard
-from agent.answers.policy import Answerer, Plan, Step, social
+from agent.answers.policy import Answerer, Plan, Step, farewell, social
 from agent.events import CallEvent, Sink, ToolUse, TurnRecord
 from agent.flows import FlowRunner, FlowStep, local_clock
 from agent.settings import AgentSpec
@@ -59,6 +59,14 @@ class Responder:
 
     async def respond(self, turn: Turn) -> str:
         """Answer ``turn``; returns everything the agent said."""
+        try:
+            return await self._respond(turn)
+        except asyncio.CancelledError:
+            if self.flows is not None and not turn.release.is_set():
+                self.flows.rollback()  # the caller went on: these words are decided afresh
+            raise
+
+    async def _respond(self, turn: Turn) -> str:
         step = self.flows.step(turn.user) if self.flows is not None else None
         if step is not None:
             return await self._run_flow(turn, step)
@@ -107,11 +115,7 @@ class Responder:
         """Carry out a flow's decision: say its words, make its tool call, say how it went
         (a completed message flow is a message taken). Returns what the agent said."""
         assert self.flows is not None
-        try:
-            await turn.release.wait()  # a speculative turn decides, but never acts
-        except asyncio.CancelledError:
-            self.flows.rollback()  # the caller went on: these words are decided afresh
-            raise
+        await turn.release.wait()  # a speculative turn decides, but never acts
         spoken = [await self._flow_say(part, turn) for part in step.parts]
         if step.call is not None:
             if self.tool_runner is None:  # no call control: the error phrase is said
@@ -128,6 +132,8 @@ class Responder:
             spoken += [await self._flow_say(part, turn) for part in step.parts]
         if step.message_for is not None:
             self._sink(CallEvent("message", step.message_for))
+        if step.done and farewell(turn.user):  # "thanks, goodbye" to the read-back: the
+            self._finish("agent hangup")  # flow's last words, then the agent's goodbye
         return " ".join(spoken)
 
     async def _flow_say(self, text: str, turn: Turn) -> str:

@@ -280,3 +280,47 @@ async def test_a_number_dictated_in_groups_is_not_cut_at_a_pause(call_factory,
     assert call.dialogue.records[-1].user_text.endswith("four five six seven.")
     assert call.dialogue.records[-1].agent_text.startswith("So that is Tuesday")
     assert not call.dialogue.flows.dictation  # the read-back: quick ends again
+
+
+async def test_a_correction_after_the_booking_survives_words_worked_on_and_dropped(
+        call_factory, receiver) -> None:
+    url, bodies = receiver
+    call = call_factory(spec_for(url))
+    await call.say("I'd like to book an appointment next Tuesday at two thirty.")
+    await call.say("My name is Maria Gonzalez.")
+    await call.say("Five five five, two one three, four five six seven.")
+    call.transcriber.text = "Yes."
+    await call.run(0.8, speaking=True)
+    await call.run(0.5, speaking=False)
+    await call.tool_uses(1)
+    await call.run(3.0, speaking=False)
+    for _ in range(3):  # "Sorry, …" worked on at each breath, then dropped: they go on
+        call.transcriber.text = "Sorry, I made a mistake."
+        await call.run(0.8, speaking=True)
+        await call.run(0.16, speaking=False)
+    call.transcriber.text = "Sorry, I made a mistake. Not Tuesday, Wednesday please."
+    await call.run(0.8, speaking=True)
+    await call.run(3.0, speaking=False)
+    assert call.dialogue.records[-1].agent_text.startswith(
+        "So that is Wednesday the 2nd of December at 2:30 pm")
+    call.transcriber.text = "Yes, that's right."
+    await call.run(0.8, speaking=True)
+    await call.run(0.5, speaking=False)
+    await call.tool_uses(2)
+    assert [b["date"] for b in bodies] == ["2026-12-01", "2026-12-02"]
+
+
+async def test_thanks_goodbye_to_the_read_back_sends_it_then_says_goodbye(
+        call_factory, receiver) -> None:
+    url, bodies = receiver
+    call = call_factory(spec_for(url))
+    await call.say("I'd like to book an appointment next Tuesday at two thirty.")
+    await call.say("My name is Maria Gonzalez.")
+    await call.say("Five five five, two one three, four five six seven.")
+    call.transcriber.text = "Thank you, good-bye."  # "good" here is no yes; thanks is
+    await call.run(0.8, speaking=True)
+    await call.run(0.5, speaking=False)
+    await call.tool_uses(1)
+    await call.run(3.0, speaking=False)
+    assert len(bodies) == 1
+    assert call.dialogue.ended.is_set() and call.dialogue.end_reason == "agent hangup"

@@ -213,8 +213,9 @@ def parse_choice(text: str, choices: Mapping[str, Sequence[str]],
 _YES = {"yes", "yeah", "yep", "yup", "yea", "correct", "right", "sure", "exactly", "perfect",
         "ok", "okay", "fine", "absolutely", "definitely", "great", "good", "affirmative",
         "uh-huh", "mhm", "certainly", "please"}
-_YES_PHRASES = ("uh huh", "go ahead", "sounds good", "that's it", "thats it", "please do",
-                "no problem", "that works", "all good")
+# "good bye" is no "good"; thanks for a read-back is taking it ("thank you, goodbye")
+_YES_PHRASES = ("good bye", "uh huh", "go ahead", "sounds good", "that's it", "thats it",
+                "please do", "no problem", "that works", "all good", "thank you", "thanks")
 _NO = {"no", "nope", "nah", "not", "wrong", "incorrect", "negative", "wait", "actually",
        "isn't", "wasn't", "don't", "didn't"}
 
@@ -224,7 +225,7 @@ def parse_yes_no(text: str) -> bool | None:
     not right", "no, I said Wednesday"), None when it is neither."""
     lowered = " ".join(tokens(text))
     for phrase in _YES_PHRASES:
-        lowered = lowered.replace(phrase, "yes")
+        lowered = lowered.replace(phrase, "bye" if phrase == "good bye" else "yes")
     words = lowered.split()
     if any(w in _NO for w in words):
         return False
