@@ -132,12 +132,8 @@ def _measure(opts: BenchOptions, target: Target, progress: Callable[[str], None]
             if target.record_dir is not None:
                 wait_summaries(target.record_dir, set(), 1, timeout=10)
         if opts.load:
-            def summaries_of(before: set, placed: int) -> list[dict] | None:
-                return (wait_summaries(target.record_dir, before, placed)
-                        if target.record_dir is not None else None)
-
             levels = run_load_levels(target, prompts, opts.concurrency, opts.window, opts.seed,
-                                     sampler, progress, summaries_of)
+                                     sampler, progress)
         else:
             levels = run_levels(target, prompts, opts.concurrency, opts.turns, sampler,
                                 progress, opts.recordings)

@@ -8,7 +8,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -241,6 +241,24 @@ def save_call(run: CallRun, base: Path) -> None:
         indent=1) + "\n")
 
 
+def measure_level(target: Target, label: str, place: Callable[[], Awaitable[list[CallRun]]],
+                  sampler: MemorySampler | None, progress: Callable[[str], None]
+                  ) -> tuple[list[CallRun], list[dict] | None]:
+    """One level: the calls ``place`` makes, and the daemon's records of them."""
+    if sampler is not None:
+        sampler.label = label
+    before = set(target.record_dir.glob("*.json")) if target.record_dir else set()
+    runs = asyncio.run(place())
+    summaries = None
+    if target.record_dir is not None:
+        placed = sum(r.answered_at is not None for r in runs)
+        summaries = wait_summaries(target.record_dir, before, placed)
+    failed = [r.error for r in runs if r.error]
+    if failed:
+        progress(f"  {len(failed)} call(s) failed: {failed[0]}")
+    return runs, summaries
+
+
 def run_levels(target: Target, prompts: Prompts, levels: Sequence[int], turns: int,
                sampler: MemorySampler | None, progress: Callable[[str], None],
                recordings: Path | None = None) -> list[dict[str, Any]]:
@@ -248,20 +266,12 @@ def run_levels(target: Target, prompts: Prompts, levels: Sequence[int], turns: i
     results = []
     for n in levels:
         progress(f"concurrency {n}: {n} call(s) x {turns} question(s) + barge-in")
-        if sampler is not None:
-            sampler.label = f"c={n}"
-        before = set(target.record_dir.glob("*.json")) if target.record_dir else set()
-        runs = asyncio.run(run_level(target, prompts, n, turns))
+        runs, summaries = measure_level(
+            target, f"c={n}", lambda n=n: run_level(target, prompts, n, turns), sampler,
+            progress)
         if recordings is not None:
             recordings.mkdir(parents=True, exist_ok=True)
             for run in runs:
                 save_call(run, recordings / f"c{n}-call{run.index + 1}")
-        summaries = None
-        if target.record_dir is not None:
-            placed = sum(r.answered_at is not None for r in runs)
-            summaries = wait_summaries(target.record_dir, before, placed)
         results.append(level_result(n, runs, summaries))
-        failed = [r.error for r in runs if r.error]
-        if failed:
-            progress(f"  {len(failed)} call(s) failed: {failed[0]}")
     return results

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.bench.driver import Prompts, run_call
+from appliance.bench.driver import Prompts, measure_level, run_call
 from appliance.bench.report import level_result
 from appliance.bench.targets import MemorySampler, Target
 from appliance.bench.timeline import CallRun
@@ -96,29 +96,22 @@ async def run_load(target: Target, prompts: Prompts, model: LoadModel) -> list[C
 
 
 def run_load_levels(target: Target, prompts: Prompts, levels: Sequence[float], window: float,
-                    seed: int, sampler: MemorySampler | None, progress: Callable[[str], None],
-                    summaries_of: Callable[[set, int], list[dict] | None]
+                    seed: int, sampler: MemorySampler | None, progress: Callable[[str], None]
                     ) -> list[dict[str, Any]]:
     """Each offered level in turn, with what callers felt and the calls really in progress."""
     results = []
     for calls in levels:
         model = LoadModel(calls, window=window, seed=seed)
-        planned = schedule(model)
-        progress(f"load {calls:g}: {len(planned)} calls arriving over {window:.0f} s")
-        if sampler is not None:
-            sampler.label = f"load={calls:g}"
-        before = set(target.record_dir.glob("*.json")) if target.record_dir else set()
-        runs = asyncio.run(run_load(target, prompts, model))
-        placed = sum(r.answered_at is not None for r in runs)
-        result = level_result(len(runs), runs, summaries_of(before, placed))
+        progress(f"load {calls:g}: {len(schedule(model))} calls arriving over {window:.0f} s")
+        runs, summaries = measure_level(target, f"load={calls:g}",
+                                        lambda model=model: run_load(target, prompts, model),
+                                        sampler, progress)
+        result = level_result(len(runs), runs, summaries)
         result.update(offered_calls=calls, in_progress=in_progress(runs),
                       load={"window_s": window, "seed": seed, "turns": list(model.turns),
                             "think_s": list(model.think),
                             "interrupt_share": model.interrupt_share})
         results.append(result)
-        failed = [r.error for r in runs if r.error]
-        if failed:
-            progress(f"  {len(failed)} call(s) failed: {failed[0]}")
     return results
 
 
