@@ -35,6 +35,7 @@ class Act(enum.Enum):
     DROP_CARRY = "drop_carry"  # abandon it, but keep the caller's words for the next turn
     PAUSE = "pause"  # a sound from the caller over the agent: hold its audio at once
     RESUME = "resume"  # it was not an interruption (a cough, "mm-hm", noise): go on
+    CHECK = "check"  # short speech over the agent ended: are its words a backchannel?
     INTERRUPT = "interrupt"  # the caller barges in: stop the agent, keep what was heard
     REPROMPT = "reprompt"  # the caller has been silent: ask if they are still there
     FINISH = "finish"  # end the call (detail: the reason), goodbye first
@@ -61,6 +62,9 @@ class Timers:
     silence_timeout: float = 10.0
     barge_in: bool = True
     barge_in_min_speech: float = 0.3
+    # speech over the agent shorter than this ("yeah", "mm-hm") is judged by its words when it
+    # ends (the agent's audio held meanwhile); longer speech interrupts at once
+    backchannel_max: float = 0.8
     end_silence: float = 0.4  # silence that ends a turn when nothing says if it is complete
     quick_end: float = 0.2  # silence that ends a turn judged complete
 
@@ -76,6 +80,9 @@ class Conversation:
         self.barge_ins = 0
         self.resumes = 0  # sounds over the agent that turned out not to be interruptions
         self.paused = False
+        self.checking = False  # a short speech over the agent is being judged by its words
+        self._held = 0.0  # the longest speech over the agent while its audio is held
+        self._judged = False  # the speech in progress was judged a backchannel: let it end
         self._over_agent = False  # the caller's speech in progress began over the agent
         self.speculations_dropped = 0
         self._last_activity = now
@@ -104,6 +111,7 @@ class Conversation:
             ended = True
         if started:
             self._reprompted = False
+            self._judged = False
             # Speech that starts over the agent is a backchannel ("mm-hm"), a cough or noise
             # unless it lasts long enough to interrupt: then it is never a turn of its own.
             self._over_agent = agent_speaking and self.timers.barge_in
@@ -132,17 +140,45 @@ class Conversation:
             out.append(Decision(Act.SPECULATE))
         if not self.timers.barge_in:
             return out
-        if (agent_speaking and caller_speaking
-                and speech_seconds >= self.timers.barge_in_min_speech):
+        over = (agent_speaking and caller_speaking and not self._judged
+                and speech_seconds >= self.timers.barge_in_min_speech)
+        if over and (not self.paused or speech_seconds >= self.timers.backchannel_max):
             out.append(self._interrupt())
-        elif self.paused and quiet >= RESUME_AFTER:
-            self.paused = False
-            self.resumes += 1
-            out.append(Decision(Act.RESUME))
+        elif over and quiet < RESUME_AFTER:
+            self._held = max(self._held, speech_seconds)  # short: its words will decide
+        elif self.paused and quiet >= RESUME_AFTER and not self.checking:
+            if self._held >= self.timers.barge_in_min_speech:
+                self.checking = True
+                out.append(Decision(Act.CHECK))
+            else:
+                out.append(self._resume())
         elif agent_speaking and not self.paused and onset >= PAUSE_AFTER:
             self.paused = True  # silence at once; whether it is an interruption comes next
+            self._held = 0.0
             out.append(Decision(Act.PAUSE))
         return out
+
+    def checked(self, backchannel: bool, open_turn: bool) -> list[Decision]:
+        """The words of a short speech over the agent (``CHECK``): a backchannel resumes the
+        agent; anything else interrupts it and is the caller's turn — started now, or when
+        the utterance ends if the detector still has it open (``open_turn``)."""
+        if not self.checking:
+            return []  # decided meanwhile (the caller went on speaking)
+        self.checking = False
+        if backchannel:
+            self._judged = open_turn
+            return [self._resume()]
+        out = [self._interrupt()]
+        if not open_turn:
+            self.phase = TurnPhase.RELEASED
+            out.append(Decision(Act.START))
+        return out
+
+    def _resume(self) -> Decision:
+        self.paused = False
+        self._held = 0.0
+        self.resumes += 1
+        return Decision(Act.RESUME)
 
     def key_tone(self, now: float) -> bool:
         """Caller audio now is the in-band tone of a key press, not speech."""
@@ -206,7 +242,8 @@ class Conversation:
 
     def _interrupt(self) -> Decision:
         self.barge_ins += 1
-        self.paused = False
+        self.paused = self.checking = False
+        self._held = 0.0
         self._over_agent = False  # an interruption: what the caller says is their turn
         self.phase = TurnPhase.NONE
         return Decision(Act.INTERRUPT)

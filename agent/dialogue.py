@@ -28,7 +28,7 @@ from agent.reply import Reply
 from agent.respond import Responder, Turn
 from agent.settings import AgentSpec
 from agent.speech.chat_model import Message
-from agent.speech.completion import looks_unfinished
+from agent.speech.completion import backchannel, looks_unfinished
 from agent.speech.drafts import Drafts
 from agent.speech.engines import Engines
 from agent.speech.turns import SpeechStarted, TurnEnded, TurnSettings, TurnTaker, Utterance
@@ -184,6 +184,8 @@ class Dialogue:
         elif act is Act.RESUME:
             self.playout.resume()
             self._sink(CallEvent("resume"))  # a sound over the agent, not an interruption
+        elif act is Act.CHECK:
+            self._check_words()
         elif act is Act.REPROMPT:
             self._sink(CallEvent("reprompt"))
             self.voice.phrase(self.spec.reprompt)
@@ -202,6 +204,28 @@ class Dialogue:
     def _idle(self) -> bool:
         """No turn is being worked on (the engines are free for a draft)."""
         return self._turn is None or self._turn.task is None or self._turn.task.done()
+
+    def _check_words(self) -> None:
+        """Short speech over the agent ended (its audio held): the words decide whether it
+        was a backchannel ("mm-hm", "yeah": the answer resumes) or the caller's turn."""
+        pending = self.turns.detector.pending_turn()
+        if pending is None:
+            self._act(self.conversation.checked(True, open_turn=False))
+            return
+        reply = self.voice.reply
+        asks = reply is not None and "?" in reply.text
+        self._spawn(self._judge_backchannel(Utterance(pending, self.turns.audio(pending)),
+                                            asks), name="backchannel")
+
+    async def _judge_backchannel(self, utterance: Utterance, asks: bool) -> None:
+        try:
+            transcript = await self.engines.transcriber.transcribe(utterance.audio)
+            taken = backchannel(transcript.text, asks)
+        except Exception:  # noqa: BLE001 - unknown words: the caller has the floor
+            log.exception("could not judge speech over the agent")
+            taken = False
+        self._act(self.conversation.checked(taken, open_turn=self.turns.detector.speaking),
+                  utterance)
 
     def _judging(self, turn: Turn | None) -> bool:
         """``turn`` is still the speculative turn the caller has not added to."""

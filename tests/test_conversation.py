@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agent.conversation import SPECULATE_AFTER, Act, Conversation, Timers
+from agent.speech.completion import backchannel
 
 FRAME = 0.02
 
@@ -148,7 +149,7 @@ def test_a_sound_over_the_agent_pauses_it_then_a_cough_resumes_it() -> None:
 def test_real_speech_over_the_agent_pauses_then_interrupts() -> None:
     conv = Conversation(Timers(barge_in_min_speech=0.3))
     acts = []
-    for i in range(1, 20):
+    for i in range(1, 50):  # past ``backchannel_max``: no backchannel is that long
         t = i * FRAME
         acts += [x.act for x in conv.frame(
             started=t >= 0.15, ended=False, caller_speaking=t >= 0.15, silence=0.0,
@@ -162,3 +163,48 @@ def test_no_pause_when_barge_in_is_off() -> None:
     conv = Conversation(Timers(barge_in=False))
     assert conv.frame(started=False, ended=False, caller_speaking=False, silence=0.0,
                       speech_seconds=0.0, agent_speaking=True, onset=0.5) == []
+
+
+def _short_speech_over_the_agent(conv: Conversation, seconds: float) -> list[Act]:
+    """Speech of ``seconds`` over the agent, then quiet until something is decided."""
+    acts: list[Act] = []
+    for i in range(1, 60):
+        t = i * FRAME
+        speaking = t <= seconds
+        open_ = Act.END_TURN not in acts  # the detector has the utterance until it ends
+        acts += [x.act for x in conv.frame(
+            started=i == 1, ended=False, caller_speaking=open_,
+            silence=0.0 if speaking or not open_ else t - seconds,
+            speech_seconds=min(t, seconds) if open_ else 0.0, agent_speaking=True,
+            onset=t if speaking else 0.0, quiet=0.0 if speaking else t - seconds)]
+    return acts
+
+
+def test_short_speech_over_the_agent_is_judged_by_its_words() -> None:
+    conv = Conversation(Timers(barge_in_min_speech=0.3, backchannel_max=0.8))
+    acts = _short_speech_over_the_agent(conv, 0.5)  # "yeah": long enough to be speech
+    assert acts == [Act.PAUSE, Act.CHECK, Act.END_TURN]  # the end of it is no turn
+    assert conv.barge_ins == 0 and conv.paused
+    assert [d.act for d in conv.checked(True, open_turn=True)] == [Act.RESUME]
+    assert conv.resumes == 1 and not conv.paused
+    assert conv.checked(False, open_turn=True) == []  # already decided: nothing to do
+
+
+def test_short_words_that_are_no_backchannel_interrupt_and_are_the_turn() -> None:
+    conv = Conversation(Timers(barge_in_min_speech=0.3, backchannel_max=0.8))
+    assert Act.CHECK in _short_speech_over_the_agent(conv, 0.5)
+    assert [d.act for d in conv.checked(False, open_turn=False)] == [Act.INTERRUPT,
+                                                                     Act.START]
+    assert conv.barge_ins == 1 and conv.phase.value == "released"
+    conv = Conversation(Timers(barge_in_min_speech=0.3, backchannel_max=0.8))
+    _short_speech_over_the_agent(conv, 0.5)
+    # the utterance is still open: it becomes the turn when it ends, not twice
+    assert [d.act for d in conv.checked(False, open_turn=True)] == [Act.INTERRUPT]
+
+
+def test_backchannel_words() -> None:
+    assert backchannel("Mm-hm.", agent_asks=False) and backchannel("", agent_asks=False)
+    assert backchannel("Yeah, okay.", agent_asks=False) and backchannel("M. H. M..", False)
+    assert not backchannel("Yes.", agent_asks=True)  # a yes to a question is the answer
+    for words in ("Wait.", "Stop.", "No.", "What?", "Hold on.", "Sorry, what was that?"):
+        assert not backchannel(words, agent_asks=False), words

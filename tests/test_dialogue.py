@@ -167,11 +167,11 @@ async def test_barge_in_clears_playout_within_a_frame_and_cuts_history(rig_facto
     await rig.run(1.0, speaking=False)  # agent answers and speaks for ~0.5 s
     assert rig.playout.busy
     before = len(rig.agent_audio_times())
-    await rig.run(0.5, speaking=True)  # caller talks over the agent
+    await rig.run(0.9, speaking=True)  # caller talks over the agent, past a backchannel
     assert rig.conv.barge_ins == 1
     last_audio = rig.agent_audio_times()[-1]
     # held as soon as 60 ms of caller sound were heard, then at most one more frame
-    caller_began = rig.clock.now() - 0.5
+    caller_began = rig.clock.now() - 0.9
     assert last_audio - caller_began <= 0.06 + 0.04 + 1e-6
     assert len(rig.agent_audio_times()) > before
     record = rig.conv.records[0]
@@ -209,6 +209,41 @@ async def test_a_cough_does_not_interrupt(rig_factory) -> None:
     await rig.run(0.2, speaking=True)  # shorter than the agent's barge-in threshold
     await rig.run(0.1, speaking=False)
     assert rig.conv.barge_ins == 0 and rig.playout.busy
+
+
+async def test_a_backchannel_over_an_answer_resumes_it_whole(rig_factory) -> None:
+    answer = "One thing first, two more things. Three here now. Four is the end."
+    rig = rig_factory(answer, barge_in_min=0.3)
+    await rig.run(1.0, speaking=True)
+    await rig.run(0.8, speaking=False)
+    assert rig.playout.busy
+    rig.conv.engines.transcriber.text = "Mm-hm."
+    began = rig.clock.now()
+    await rig.run(0.5, speaking=True)  # longer than barge_in.min_speech: words decide
+    assert rig.agent_audio_times()[-1] - began <= 0.1 + 1e-6  # held at once
+    await rig.run(5.0, speaking=False)
+    assert rig.conv.barge_ins == 0 and rig.conv.conversation.resumes == 1
+    assert [r.agent_text.strip() for r in rig.conv.records] == [answer]  # no new turn
+    assert rig.conv.history[-1] == {"role": "assistant", "content": answer}
+
+
+@pytest.mark.parametrize("words, answer", [
+    ("Wait.", "One thing first, two more things. Three here now. Four is the end."),
+    ("Yes.", "Would you like me to book that for you, or something else today?"),
+])
+async def test_short_words_that_take_the_floor_interrupt_and_are_answered(
+        rig_factory, words, answer) -> None:
+    rig = rig_factory(answer, barge_in_min=0.3)
+    await rig.run(1.0, speaking=True)
+    await rig.run(0.8, speaking=False)
+    assert rig.playout.busy
+    rig.conv.engines.transcriber.text = words  # "wait"; a yes to the agent's question
+    await rig.run(0.5, speaking=True)
+    await rig.run(4.0, speaking=False)
+    assert rig.conv.barge_ins == 1 and rig.conv.conversation.resumes == 0
+    first, second = rig.conv.records
+    assert first.interrupted and len(first.agent_text) < len(answer)
+    assert second.user_text == words  # the words over the agent are the caller's turn
 
 
 async def test_speech_while_thinking_merges_into_the_next_turn(rig_factory) -> None:

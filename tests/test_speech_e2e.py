@@ -169,6 +169,33 @@ async def test_a_cough_over_an_answer_pauses_it_and_it_goes_on(
     assert len(summary["turns"]) == 1  # the cough was not taken for a question
 
 
+async def test_an_okay_over_an_answer_does_not_stop_it(
+        clean_asterisk: AsteriskUnderTest, daemon: DaemonProcess, voice: Path) -> None:
+    """A spoken backchannel, longer than barge_in.min_speech: its words say it is no
+    interruption, and the held answer goes on."""
+    before = set(daemon.record_dir.glob("*.json"))
+    question = spoken(LONG_QUESTION, voice)
+    okay = spoken("Okay.", voice)
+    async with SipPhone(PHONE_IP, (APPLIANCE_IP, SIP_PORT), "102",
+                        PHONE_SECRETS["102"]) as phone:
+        dialog, start = await long_answer_under_way(phone, question, seconds=1.5)
+        said_at = time.monotonic()
+        await dialog.play(okay)
+        await asyncio.sleep(3.5)
+        await dialog.hangup()
+        await phone.unregister()
+    spans = voiced_spans(dialog.received_packets, start, gap=0.1)
+    held = [s for s in spans if s[0] <= said_at + 0.05 and s[1] > said_at - 0.1]
+    assert held, f"agent was not talking at the backchannel: {spans}"
+    resumed = [s for s in spans if s[0] > held[0][1]]
+    print(f"okay: agent audio held {(held[0][1] - said_at) * 1000:.0f} ms after the word "
+          f"began, back {(resumed[0][0] - held[0][1]) * 1000 if resumed else -1:.0f} ms later")
+    assert resumed and resumed[0][0] < said_at + 2.0, "the answer did not go on"
+    summary = call_summary(daemon, before)
+    assert summary["barge_ins"] == 0 and summary["resumes"] >= 1
+    assert len(summary["turns"]) == 1  # "okay" was not taken for a question
+
+
 async def test_wideband_g722_leg_after_reload(clean_asterisk: AsteriskUnderTest,
                                               daemon: DaemonProcess,
                                               daemon_config: DaemonConfig, voice: Path) -> None:

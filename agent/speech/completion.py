@@ -44,3 +44,23 @@ def looks_unfinished(text: str) -> bool:
     digits = sum(len(w) for w in words if w.isdigit())
     return bool(NUMBER_WORDS.search(stripped)) and words[-1].isdigit() and \
         0 < digits < PHONE_DIGITS
+
+
+# What a listener says to keep the speaker going, not to take the floor (and what the
+# transcriber makes of "mm-hm": letters, "um").
+BACKCHANNEL = frozenset(re.findall(r"\S+", """
+mm mmm mhm hm hmm uh huh um ah aha oh yeah yep yes okay ok right sure alright i see got it
+cool fine good great m h k gotcha exactly true nice wow indeed totally
+"""))
+# A yes to a question is an answer, not a backchannel.
+ANSWERS = frozenset(re.findall(r"\S+", "yeah yep yes okay ok right sure alright fine good great "
+                                       "exactly"))
+
+
+def backchannel(text: str, agent_asks: bool) -> bool:
+    """Short words over the agent that do not take the floor: "mm-hm", "yeah", "okay", a
+    cough that came out as no words. Over a question a "yes" is an answer, not one."""
+    words = re.findall(r"[a-z']+", text.lower().replace("-", " "))
+    if not set(words) <= BACKCHANNEL:
+        return False
+    return not (agent_asks and ANSWERS & set(words))
