@@ -61,7 +61,8 @@ class Dialogue:
             max_utterance=spec.max_utterance))
         self.conversation = Conversation(
             Timers(spec.silence_timeout, spec.barge_in, spec.barge_in_min_speech,
-                   end_silence=spec.end_silence, quick_end=spec.quick_end), clock.now())
+                   backchannel_max=spec.backchannel_max, end_silence=spec.end_silence,
+                   quick_end=spec.quick_end), clock.now())
         self._complete: bool | None = None  # is the caller's speech so far a whole turn?
         self.history: list[Message] = [Message(role="system", content=spec.instructions)]
         self.records: list[TurnRecord] = []

@@ -449,7 +449,7 @@ def test_config_defaults_are_the_daemons() -> None:
     from appliance.config.agent import Daemon
 
     names = [name for name in vars(Daemon) if not name.startswith("_")]
-    assert len(names) == 8
+    assert len(names) == 9
     for name in names:
         assert getattr(Daemon, name) == getattr(AgentSpec, name), name
 

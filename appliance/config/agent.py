@@ -36,6 +36,7 @@ class Daemon:
     min_speech = 0.15
     max_utterance = 15.0
     barge_in_min_speech = 0.3
+    backchannel_max = 0.8
     answer_phrases = Phrases()
 
 
@@ -252,6 +253,12 @@ class BargeInConfig(ConfigModel):
                               "that count as an interruption (a cough should not: the answer "
                               "is held from the first sound and goes on after it). "
                               f"Default: {Daemon.barge_in_min_speech}.")
+    backchannel_max: float = Field(Daemon.backchannel_max, ge=0.0, le=3.0,
+                                   description="Speech over the agent's answer shorter than "
+                                   "this is judged by its words when it ends: 'mm-hm', "
+                                   "'yeah', 'okay' let the answer go on, anything else "
+                                   "interrupts (0: interrupt at min_speech without judging). "
+                                   f"Default: {Daemon.backchannel_max}.")
 
 
 class AnswerConfig(ConfigModel):
