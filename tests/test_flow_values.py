@@ -316,3 +316,10 @@ def test_an_hour_word_misheard_counts_only_when_a_time_was_asked(said, hour) -> 
     assert parse_time(said, asked=True).hour == hour
     assert parse_time(said, asked=False) is None
     assert parse_time("I'm leaving with my credit card", asked=True) is None
+
+
+@pytest.mark.parametrize("said, name", [("My name is A. Khan.", "A Khan"),
+                                        ("My name is J. R. Smith.", "J R Smith"),
+                                        ("My name is A.", None), ("I am A. Okay?", None)])
+def test_an_initial_is_part_of_a_name_but_not_a_name_alone(said, name) -> None:
+    assert parse_name(said, asked=True) == name

@@ -136,14 +136,15 @@ def _take(text: str, capital: bool) -> list[str]:
     out: list[str] = []
     for raw in text.split():
         clean = raw.strip(",.!?;:\"()")
-        if not _name_word(clean):
+        initial = re.fullmatch(r"[A-Z]\.", raw) is not None  # "A. Khan": an initial goes on
+        if not (_name_word(clean) or initial):
             break
         if capital and not clean[0].isupper() and clean.lower() not in _PARTICLES:
             break
         out.append(clean)
-        if raw.endswith((",", ".", "!", "?", ";")) or len(out) == 4:
+        if (raw.endswith((",", ".", "!", "?", ";")) and not initial) or len(out) == 4:
             break
-    return out
+    return out if any(len(w) > 1 for w in out) else []  # initials alone are no name
 
 
 def _whole(text: str) -> list[str]:
