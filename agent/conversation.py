@@ -64,7 +64,7 @@ class Timers:
     barge_in_min_speech: float = 0.3
     # speech over the agent shorter than this ("yeah", "mm-hm") is judged by its words when it
     # ends (the agent's audio held meanwhile); longer speech interrupts at once
-    backchannel_max: float = 0.8
+    backchannel_max: float = 1.2
     end_silence: float = 0.4  # silence that ends a turn when nothing says if it is complete
     quick_end: float = 0.2  # silence that ends a turn judged complete
 

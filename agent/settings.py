@@ -48,7 +48,7 @@ class AgentSpec:
     max_utterance: float = TurnSettings.max_utterance
     barge_in: bool = True
     barge_in_min_speech: float = 0.3
-    backchannel_max: float = 0.8  # shorter speech over the agent is judged by its words
+    backchannel_max: float = 1.2  # shorter speech over the agent is judged by its words
     error_phrase: str = "Sorry, I am having a problem right now. Please say that again."
     goodbye: str = "Thank you for calling. Goodbye."
     silence_timeout: float = 10.0

@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from appliance.bench.eval_cli import add_eval_parser
 from appliance.config import paths
 
 
@@ -214,20 +215,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         recordings=path(args.recordings), recheck=path(args.recheck)))
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    if args.eval_command == "answers":
-        from appliance.bench.answer_eval import cli_main as answers_main
-
-        return answers_main(args.model or ["smollm2-135m"], paths.data_dir(args.data_dir),
-                            Path(args.json) if args.json else None, args.baseline,
-                            args.model_phrases, args.set)
-    from appliance.bench.stt_eval import cli_main
-
-    return cli_main(args.model, paths.data_dir(args.data_dir),
-                    Path(args.json) if args.json else None, args.limit, args.seed,
-                    args.sentences)
-
-
 def cmd_calls(args: argparse.Namespace) -> int:
     from appliance.ops.calls import cmd_calls as run
 
@@ -354,31 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "scenarios' checks again to the calls in an earlier --json")
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("eval", help="measure accuracy on generated test material")
-    esub = p.add_subparsers(dest="eval_command", required=True)
-    e = esub.add_parser("stt", help="speech-to-text word error rate and latency on phone "
-                        "speech generated at run time (voices, G.711, noise, packet loss)")
-    e.add_argument("--json", metavar="FILE", help="write the full report as JSON")
-    e.add_argument("--limit", type=int, help="transcribe only the first N clips")
-    e.add_argument("--model", default="moonshine-base-en",
-                   help="speech-to-text model: a name in the model store, a ggml file or a "
-                   "Moonshine encoder.onnx")
-    e.add_argument("--seed", type=int, default=7, help="corpus seed (default 7)")
-    e.add_argument("--sentences", type=int, default=96,
-                   help="sentences, each sent through 5 line conditions (default 96)")
-    e.set_defaults(func=cmd_eval)
-    e = esub.add_parser("answers", help="grounded answers: questions to a clinic agent "
-                        "through the answering rules and a language model, scored for facts, "
-                        "invented facts, identity confusion and cut answers")
-    e.add_argument("--model", action="append", help="language model: a name in the model "
-                   "store or a GGUF file (repeat to compare; default smollm2-135m)")
-    e.add_argument("--baseline", action="store_true",
-                   help="also score the model alone (same prompt, no answering rules)")
-    e.add_argument("--set", action="append", help="question set (repeat; default all)")
-    e.add_argument("--model-phrases", action="store_true",
-                   help="let the model put a matched fact in words (default: say it as written)")
-    e.add_argument("--json", metavar="FILE", help="write every answer and score as JSON")
-    e.set_defaults(func=cmd_eval)
+    add_eval_parser(sub)
 
     p = sub.add_parser("calls", help="list recent calls")
     p.add_argument("--since", help="only calls started since: 30m, 1h, 2d or an ISO date")

@@ -149,7 +149,7 @@ def test_a_sound_over_the_agent_pauses_it_then_a_cough_resumes_it() -> None:
 def test_real_speech_over_the_agent_pauses_then_interrupts() -> None:
     conv = Conversation(Timers(barge_in_min_speech=0.3))
     acts = []
-    for i in range(1, 50):  # past ``backchannel_max``: no backchannel is that long
+    for i in range(1, 70):  # past ``backchannel_max``: no backchannel is that long
         t = i * FRAME
         acts += [x.act for x in conv.frame(
             started=t >= 0.15, ended=False, caller_speaking=t >= 0.15, silence=0.0,

@@ -36,7 +36,7 @@ class Daemon:
     min_speech = 0.15
     max_utterance = 15.0
     barge_in_min_speech = 0.3
-    backchannel_max = 0.8
+    backchannel_max = 1.2
     answer_phrases = Phrases()
 
 
