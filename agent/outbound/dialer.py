@@ -81,8 +81,10 @@ class OutboundJob:
     outcome: str | None = None  # one of OUTCOMES when done
     detail: str = ""  # the refusing rule, the hangup cause, how the call ended
     reason: str = ""  # a refusal in words (no number in it)
+    retry_at: float | None = None  # refused for the hours: when they open (wall time)
     attempts: int = 0
     amd: str | None = None  # human, machine, unknown (None: not run)
+    amd_seconds: float | None = None  # from the answer to the detector's verdict
     call_id: str | None = None  # the call record of the answered attempt
     next_attempt: float | None = None  # wall time of the next retry
     done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -91,8 +93,10 @@ class OutboundJob:
         """The job as data (no number, no variables)."""
         return {"id": self.id, "agent": self.request.agent, "state": self.state,
                 "outcome": self.outcome, "detail": self.detail, "reason": self.reason,
+                "retry_at": self.retry_at,
                 "attempts": self.attempts,
-                "amd": self.amd, "call_id": self.call_id, "next_attempt": self.next_attempt}
+                "amd": self.amd, "amd_seconds": self.amd_seconds, "call_id": self.call_id,
+                "next_attempt": self.next_attempt}
 
 
 @dataclass
@@ -157,6 +161,7 @@ class Dialer:
         refusal = self.check(request)
         if refusal is not None:
             job.reason = refusal.reason
+            job.retry_at = refusal.retry_at.timestamp() if refusal.retry_at else None
             self._finish(job, "refused", refusal.rule)
             return job
         job.state = "ringing"  # counts against the limits from now on
@@ -253,12 +258,16 @@ class Dialer:
             amd = "unknown"
             if behaviour.detect_machine:
                 job.state, attempt.stage = "detecting", "detecting"
+                began = self.clock.now()
                 await self.daemon.ari.continue_in_dialplan(attempt.channel_id,
                                                            settings.amd_context, "s")
                 if not await self._wait(attempt.detected, attempt, settings.amd_seconds + 5):
                     return "failed", "hung up during detection"
                 amd = amd_result(attempt.amd)
-                job.amd = amd
+                job.amd, job.amd_seconds = amd, round(self.clock.now() - began, 3)
+                log.info("outbound %s: answered by %s (detected in %.2fs)", job.id,
+                         {"human": "a person", "machine": "a machine"}.get(amd, "unknown"),
+                         job.amd_seconds)
             machine = amd == "machine"
             if machine and (behaviour.machine == "hangup" or voicemail is None):
                 await quietly(self.daemon.ari.hangup(attempt.channel_id))

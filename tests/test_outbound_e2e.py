@@ -1,0 +1,193 @@
+"""Outbound calls end to end: the daemon dials out through the appliance's Asterisk and the
+carrier Asterisk to a callee on loopback (a SIP phone answering as a person or a machine)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agent.media.audio import AudioChunk
+from appliance.bench.listening import audio_between, wait_for_speech_then_quiet, word_overlap
+from appliance.bench.phoneline import spoken
+from appliance.bench.sandbox import DNC_NUMBER
+from appliance.config.load import load_configuration
+from appliance.outbound.client import CallsApi
+from appliance.pbx.runtime import wait_until
+from appliance.sipphone import SipPhone
+from appliance.sipphone.errors import SipTimeoutError
+from harness import (
+    CARRIER_IP,
+    CARRIER_PORT,
+    PSTN_IP,
+    AsteriskUnderTest,
+    DaemonProcess,
+    latest_record,
+)
+
+pytestmark = pytest.mark.asterisk
+RATE = 8000
+CALLEE = "+15557000001"
+VARIABLES = {"name": "Ann", "appointment": "Tuesday"}
+
+
+def zone_at(local_hours: range) -> str:
+    """An IANA zone whose local hour is now in ``local_hours`` (sandbox hours: 06-18)."""
+    hour = datetime.now(UTC).hour
+    for offset in range(-12, 15):
+        if (hour + offset) % 24 in local_hours:
+            return "Etc/UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}" \
+                f"{abs(offset)}"
+    raise AssertionError("no zone found")
+
+
+IN_HOURS = range(9, 15)
+OUT_OF_HOURS = range(20, 24)
+
+
+@pytest.fixture
+def api(site_config: Path, daemon: DaemonProcess) -> CallsApi:
+    calls = CallsApi.from_config(load_configuration(site_config))
+    assert wait_until(lambda: "outbound API on" in daemon.log_text(), 10), \
+        daemon.log_text()[-2000:]
+    return calls
+
+
+async def place(api: CallsApi, **body: Any) -> tuple[int, dict[str, Any]]:
+    body.setdefault("agent", "reminder")
+    body.setdefault("variables", VARIABLES)
+    return await asyncio.to_thread(api.place, body)
+
+
+async def finished(api: CallsApi, job_id: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = await asyncio.to_thread(api.get, job_id)
+        assert job is not None
+        if job["state"] == "done":
+            return job
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"call {job_id} not finished within {timeout}s")
+
+
+def registered(appliance: AsteriskUnderTest) -> bool:
+    return wait_until(lambda: "Registered" in appliance.rx("pjsip show registrations"), 20)
+
+
+async def callee_phone(carrier: AsteriskUnderTest) -> SipPhone:
+    phone = SipPhone(PSTN_IP, (CARRIER_IP, CARRIER_PORT), None, None)
+    await phone.start()
+    carrier.rx(f"dialplan set global CALLEE {PSTN_IP}:{phone.local_port}")
+    return phone
+
+
+async def test_a_person_answers_and_hears_the_personal_greeting(
+        clean_asterisk: AsteriskUnderTest, carrier: AsteriskUnderTest, daemon: DaemonProcess,
+        api: CallsApi, stt, voice: Path) -> None:
+    assert registered(clean_asterisk)
+    hello = spoken("Hello?", voice)
+    since = time.time()
+    phone = await callee_phone(carrier)
+    try:
+        status, job = await place(api, number=CALLEE, timezone=zone_at(IN_HOURS), retry=False)
+        assert status == 202, job
+        dialog = await phone.wait_incoming(15)
+        await dialog.answer()
+        answered = time.monotonic()
+        await asyncio.sleep(0.3)  # a person picks up, then says hello
+        await dialog.play(hello)
+        spans = await wait_for_speech_then_quiet(dialog, answered, quiet=1.0, timeout=20)
+        assert spans is not None, "the callee heard no greeting"
+        first_audio = spans[0] - answered
+        heard = await stt.transcribe(AudioChunk(
+            audio_between(dialog.received_packets, spans[0], spans[1]), RATE))
+        await dialog.hangup()
+    finally:
+        await phone.close()
+    print(f"answer → greeting: {first_audio:.2f}s (detection included); heard "
+          f"{heard.text!r}")
+    expected = ("This is an automated call. Hello Ann, Oakwood Pharmacy calling about your "
+                "appointment on Tuesday.")
+    assert word_overlap(expected, heard.text) >= 0.6, heard.text
+    assert first_audio < 4.0, f"the greeting came {first_audio:.2f}s after the answer"
+    job = await finished(api, job["id"])
+    assert (job["outcome"], job["amd"]) == ("person", "human"), job
+    print(f"person detected {job['amd_seconds']:.2f}s after the answer")
+    record = latest_record(daemon.log_path.parent, since, agent="reminder")
+    assert record["direction"] == "outbound"
+    assert ("amd", "human") in {(e["kind"], e["detail"]) for e in record["events"]}
+
+
+async def test_dnc_and_out_of_hours_calls_are_refused_without_dialling(
+        clean_asterisk: AsteriskUnderTest, carrier: AsteriskUnderTest, daemon: DaemonProcess,
+        api: CallsApi) -> None:
+    phone = await callee_phone(carrier)
+    try:
+        status, job = await place(api, number=DNC_NUMBER, timezone=zone_at(IN_HOURS))
+        assert (status, job["outcome"], job["detail"]) == (409, "refused", "do-not-call")
+        status, job = await place(api, number=CALLEE, timezone=zone_at(OUT_OF_HOURS))
+        assert (status, job["outcome"], job["detail"]) == (409, "refused", "calling-hours")
+        assert job["retry_at"] > time.time()
+        with pytest.raises(SipTimeoutError):
+            await phone.wait_incoming(3)
+    finally:
+        await phone.close()
+    assert DNC_NUMBER not in daemon.log_text() and CALLEE not in daemon.log_text()
+
+
+async def test_a_busy_callee_is_retried_once_then_reported_busy(
+        clean_asterisk: AsteriskUnderTest, carrier: AsteriskUnderTest, daemon: DaemonProcess,
+        api: CallsApi) -> None:
+    assert registered(clean_asterisk)
+    phone = await callee_phone(carrier)
+    try:
+        status, job = await place(api, number=CALLEE, timezone=zone_at(IN_HOURS))
+        assert status == 202, job
+        for _ in range(2):  # the first call and its one retry (sandbox: retries.busy 1)
+            dialog = await phone.wait_incoming(15)
+            await dialog.reject(486)
+        job = await finished(api, job["id"])
+    finally:
+        await phone.close()
+    assert (job["outcome"], job["attempts"], job["detail"]) == ("busy", 2, "cause 17"), job
+
+
+async def test_a_machine_is_detected_and_gets_the_message_after_the_beep(
+        clean_asterisk: AsteriskUnderTest, carrier: AsteriskUnderTest, daemon: DaemonProcess,
+        api: CallsApi, stt, voice: Path) -> None:
+    assert registered(clean_asterisk)
+    greeting = spoken("Hi, you have reached Ann Smith. I cannot take your call right now, "
+                      "please leave a message after the tone.", voice)
+    t = np.arange(int(0.5 * RATE)) / RATE
+    beep = (9000 * np.sin(2 * np.pi * 1000 * t)).astype(np.int16)
+    phone = await callee_phone(carrier)
+    try:
+        status, job = await place(api, number=CALLEE, timezone=zone_at(IN_HOURS), retry=False)
+        assert status == 202, job
+        dialog = await phone.wait_incoming(15)
+        await dialog.answer()
+        await asyncio.sleep(0.3)
+        await dialog.play(greeting)
+        await dialog.play(beep)
+        after_beep = time.monotonic()
+        spans = await wait_for_speech_then_quiet(dialog, after_beep, quiet=1.0, timeout=20)
+        assert spans is not None, "no message was left"
+        heard = await stt.transcribe(AudioChunk(
+            audio_between(dialog.received_packets, spans[0], spans[1]), RATE))
+        await dialog.wait_remote_hangup(timeout=20)  # the agent hangs up after its message
+    finally:
+        await phone.close()
+    print(f"message {spans[0] - after_beep:.2f}s after the beep: {heard.text!r}")
+    assert word_overlap("Hello Ann, please call Oakwood Pharmacy back about your appointment.",
+                        heard.text) >= 0.6, heard.text
+    assert spans[0] - after_beep < 2.0
+    job = await finished(api, job["id"])
+    assert (job["outcome"], job["amd"], job["detail"]) == ("machine", "machine",
+                                                           "voicemail left"), job
+    print(f"machine detected {job['amd_seconds']:.2f}s after the answer")
+    assert job["amd_seconds"] < 3.5
