@@ -19,6 +19,7 @@ from appliance.config.base import (
     Transport,
     _require_one_secret,
 )
+from appliance.config.presets import Preset, facts
 
 
 class Registration(ConfigModel):
@@ -92,11 +93,24 @@ class Trunk(ConfigModel):
         description="Caller ID number presented on outbound calls. Default: none (provider's).",
         examples=["+15551230001"],
     )
+    preset: Preset | None = Field(
+        None, description="The provider: twilio, telnyx, vonage or generic. A preset fills in "
+        "match (the provider's signalling addresses) when it is not given, and `switchboard "
+        "check` holds the trunk to what the provider documents (host, registration, number "
+        "format, TLS port). Default: none (generic).",
+    )
     from_front: bool = Field(
         False, description="This trunk is a Switchboard front (Kamailio, `front:` on the "
         "front machine) relaying the carriers' calls: known by its address (host), never "
         "used for outbound calls, no registration. Default: false.",
     )
+
+    @model_validator(mode="after")
+    def _preset_match(self) -> "Trunk":
+        known = facts(self.preset)
+        if known is not None and self.match is None and not self.from_front:
+            self.match = list(known.signalling)
+        return self
 
     def host_is_ip(self) -> bool:
         """Whether host is a literal IP address."""

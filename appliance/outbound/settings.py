@@ -6,6 +6,7 @@ from pathlib import Path
 
 from agent.outbound.rules import CallingRules, DoNotCallList, RetryPolicy, parse_hours
 from agent.outbound.settings import AgentOutbound, OutboundSettings, TrunkRoute
+from appliance.config.outbound_check import dials_with_plus
 from appliance.config.schema import Configuration, resolve_secret_path
 from appliance.config.secrets import ensure_secret, secrets_dir
 
@@ -31,8 +32,6 @@ def outbound_settings(cfg: Configuration, context_prefix: str = "") -> OutboundS
     out = cfg.site.outbound
     if out is None:
         return None
-    from appliance.outbound.presets import dials_with_plus
-
     token, _ = ensure_secret(token_path(cfg.config_dir))
     hours = out.calling_hours
     dnc = (resolve_secret_path(cfg.config_dir, out.do_not_call_file)
