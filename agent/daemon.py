@@ -269,6 +269,7 @@ class Daemon:
                 log.warning("call %s: channel gone while ARI was away", call.id)
                 call.lost()
         ours = {cid for call in self.active_calls for cid in call.channel_ids()}
+        ours |= self.dialer.channel_ids()  # outbound calls still ringing
         ours_bridges = {bid for call in self.active_calls for bid in call.bridge_ids()}
         for channel_id in app.get("channel_ids", []):
             if channel_id not in ours:

@@ -149,6 +149,10 @@ class Dialer:
             request.number, request.timezone, datetime.fromtimestamp(self.wall(), UTC),
             self.in_progress(), self._total(), self.daemon.settings.max_concurrent_calls)
 
+    def channel_ids(self) -> set[str]:
+        """Channels being dialled (not yet served by a call)."""
+        return set(self._attempts)
+
     def _total(self) -> int:
         calls = len(self.daemon.active_calls)
         return calls + sum(1 for a in self._attempts.values() if a.stage != "handed over")
