@@ -57,6 +57,8 @@ class OutboundApi:
         return await handler(request)
 
     async def _place(self, request: web.Request) -> web.Response:
+        if self.dialer.daemon.settings.outbound is None:  # a reload removed the section
+            return _json({"error": "outbound calls are off in this configuration"}, 503)
         try:
             body = await request.json()
             call = parse_request(body)
