@@ -157,6 +157,26 @@ async def test_a_busy_callee_is_retried_once_then_reported_busy(
     assert (job["outcome"], job["attempts"], job["detail"]) == ("busy", 2, "cause 17"), job
 
 
+async def test_a_callee_who_lets_it_ring_is_no_answer(
+        clean_asterisk: AsteriskUnderTest, carrier: AsteriskUnderTest, daemon: DaemonProcess,
+        api: CallsApi) -> None:
+    assert registered(clean_asterisk)
+    phone = await callee_phone(carrier)
+    try:
+        status, job = await place(api, number=CALLEE, timezone=zone_at(IN_HOURS))
+        assert status == 202, job
+        dialog = await phone.wait_incoming(15)
+        rang = time.monotonic()
+        await asyncio.wait_for(dialog.ended.wait(), 20)  # the appliance gives up (CANCEL)
+        gave_up = time.monotonic() - rang
+        job = await finished(api, job["id"])
+    finally:
+        await phone.close()
+    print(f"gave up after {gave_up:.1f}s of ringing: {job['detail']}")
+    assert 4.0 <= gave_up <= 8.0  # sandbox: ring_seconds 5
+    assert (job["outcome"], job["attempts"]) == ("no answer", 1), job  # no_answer: 0 retries
+
+
 async def test_a_machine_is_detected_and_gets_the_message_after_the_beep(
         clean_asterisk: AsteriskUnderTest, carrier: AsteriskUnderTest, daemon: DaemonProcess,
         api: CallsApi, stt, voice: Path) -> None:

@@ -115,6 +115,7 @@ outbound:
   calling_hours: {{start: "06:00", end: "18:00", days: [mon, tue, wed, thu, fri, sat, sun]}}
   do_not_call_file: do-not-call.txt
   max_concurrent: 2
+  ring_seconds: 5
   retries: {{busy: 1, no_answer: 0, backoff_seconds: 2}}
 routes:
   default_agent: demo
