@@ -123,9 +123,15 @@ async def test_a_person_answers_and_hears_the_personal_greeting(
     assert ("amd", "human") in {(e["kind"], e["detail"]) for e in record["events"]}
 
 
+def switchboard(site_config: Path, *args: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "appliance.cli", "--config-dir", str(site_config), *args]
+
+
 async def test_dnc_and_out_of_hours_calls_are_refused_without_dialling(
         clean_asterisk: AsteriskUnderTest, carrier: AsteriskUnderTest, daemon: DaemonProcess,
-        api: CallsApi) -> None:
+        api: CallsApi, site_config: Path) -> None:
     phone = await callee_phone(carrier)
     try:
         status, job = await place(api, number=DNC_NUMBER, timezone=zone_at(IN_HOURS))
@@ -133,6 +139,13 @@ async def test_dnc_and_out_of_hours_calls_are_refused_without_dialling(
         status, job = await place(api, number=CALLEE, timezone=zone_at(OUT_OF_HOURS))
         assert (status, job["outcome"], job["detail"]) == (409, "refused", "calling-hours")
         assert job["retry_at"] > time.time()
+        dial = await asyncio.create_subprocess_exec(
+            *switchboard(site_config, "dial", DNC_NUMBER, "--agent", "reminder",
+                         "--var", "name=Cy"),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        said = (await asyncio.wait_for(dial.communicate(), 60))[0].decode()
+        assert dial.returncode == 2, said
+        assert "refused by rule do-not-call" in said, said
         with pytest.raises(SipTimeoutError):
             await phone.wait_incoming(3)
     finally:
@@ -308,11 +321,8 @@ class Callee:
 
 
 def campaign_command(site_config: Path, data: Path, csv: Path) -> list[str]:
-    import sys
-
-    return [sys.executable, "-m", "appliance.cli", "--config-dir", str(site_config),
-            "--data-dir", str(data), "campaign", "run", str(csv), "--agent", "reminder",
-            "--concurrency", "1"]
+    return switchboard(site_config, "--data-dir", str(data), "campaign", "run", str(csv),
+                       "--agent", "reminder", "--concurrency", "1")
 
 
 async def test_a_campaign_completes_across_a_daemon_restart(
