@@ -122,3 +122,20 @@ def test_the_amd_context_and_its_settings_are_rendered(tmp_path: Path) -> None:
     amd = (tmp_path / "etc/amd.conf").read_text()
     assert "total_analysis_time = 2500" in amd
     assert "load = app_amd.so" in (tmp_path / "etc/modules.conf").read_text()
+
+
+def test_credentials_without_registration_answer_the_providers_challenges(
+        tmp_path: Path) -> None:
+    def change(data: dict) -> None:
+        data["trunks"].append({"name": "tw", "host": "acme.pstn.twilio.com", "preset": "twilio",
+                               "registration": {"username": "acme-calls", "register": False,
+                                                "secret_file": "secrets/carrier.secret"}})
+
+    cfg = load_configuration(site(tmp_path, change))
+    render(cfg, tmp_path / "etc")
+    pjsip = (tmp_path / "etc/pjsip.conf").read_text()
+    section = pjsip.split("; ---- trunk tw:")[1].split("; ---- ")[0]
+    assert "outbound_auth = trunk-tw-auth" in section
+    assert "username = acme-calls" in section
+    assert "type = registration" not in section
+    assert "type = registration" in pjsip.split("; ---- trunk carrier:")[1]  # still there

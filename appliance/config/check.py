@@ -197,7 +197,7 @@ def _trunk_issues(site: SiteConfig, at: IssueAt, locator: Locator, file: Path) -
                 )
             else:
                 dids[did] = (i, j)
-        if not trunk.match and trunk.registration is None and not trunk.host_is_ip():
+        if not trunk.match and not trunk.registers() and not trunk.host_is_ip():
             issues.append(
                 at(
                     ("trunks", i, "match"),

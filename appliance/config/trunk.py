@@ -41,6 +41,12 @@ class Registration(ConfigModel):
         examples=["secrets/carrier.secret"],
     )
 
+    register: bool = Field(
+        True, description="Register with the provider. false: the credentials only answer "
+        "the provider's challenges on outbound calls (Twilio credential lists, Vonage "
+        "digest authentication), nothing registers. Default: true.",
+    )
+
     @model_validator(mode="after")
     def _one_secret(self) -> "Registration":
         _require_one_secret(self, "secrets/carrier.secret")
@@ -111,6 +117,10 @@ class Trunk(ConfigModel):
         if known is not None and self.match is None and not self.from_front:
             self.match = list(known.signalling)
         return self
+
+    def registers(self) -> bool:
+        """Whether the appliance registers with this trunk (not only answers challenges)."""
+        return self.registration is not None and self.registration.register
 
     def host_is_ip(self) -> bool:
         """Whether host is a literal IP address."""
