@@ -145,3 +145,15 @@ def test_a_daemon_restart_redials_only_calls_not_yet_answered(tmp_path: Path) ->
     assert outcomes[4] == ("busy", "cause 17")
     assert len([p for p in api.placed if p["number"] == "+15550000001"]) == 1
     assert counts["to do"] == 0
+
+
+def test_a_stopping_daemon_gives_back_unanswered_rows_but_not_conversations(
+        tmp_path: Path) -> None:
+    api = FakeApi({"+15550000001": [("person", "shutdown")],  # talked, then was ended
+                   "+15550000002": [("failed", "shutdown"), ("busy", "cause 17")],
+                   "+15550000003": [("refused", "shutdown"), ("person", "caller hangup")]})
+    clock = Clock()
+    counts = campaign(tmp_path, api, clock, concurrency=3).run()
+    assert (counts["person"], counts["busy"]) == (2, 1)
+    assert len([p for p in api.placed if p["number"] == "+15550000001"]) == 1
+    assert len(api.placed) == 5

@@ -128,7 +128,7 @@ def test_credentials_without_registration_answer_the_providers_challenges(
         tmp_path: Path) -> None:
     def change(data: dict) -> None:
         data["trunks"].append({"name": "tw", "host": "acme.pstn.twilio.com", "preset": "twilio",
-                               "registration": {"username": "acme-calls", "register": False,
+                               "registration": {"username": "acme-calls", "calls_only": True,
                                                 "secret_file": "secrets/carrier.secret"}})
 
     cfg = load_configuration(site(tmp_path, change))

@@ -50,11 +50,10 @@ def preset_issues(site: SiteConfig, at: IssueAt) -> list[ConfigIssue]:
         if not trunk.host.lower().endswith(known.host_suffixes):
             issues.append(at((*where, "host"), f'host {trunk.host} is not a {known.label} '
                              "address", f"write your trunk's host, e.g. {known.host_example}"))
-        if trunk.registration is not None and trunk.registration.register \
-                and not known.registers:
+        if trunk.registers() and not known.registers:
             issues.append(at((*where, "registration"), f"{known.label} takes no "
                              "registration from this appliance",
-                             "add register: false under registration: (its credentials "
+                             "add calls_only: true under registration: (its credentials "
                              "then answer the provider's challenges on calls), or remove "
                              "registration: and let the provider know this appliance by "
                              "its public IP address (an access control list)"))

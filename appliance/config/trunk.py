@@ -41,10 +41,10 @@ class Registration(ConfigModel):
         examples=["secrets/carrier.secret"],
     )
 
-    register: bool = Field(
-        True, description="Register with the provider. false: the credentials only answer "
-        "the provider's challenges on outbound calls (Twilio credential lists, Vonage "
-        "digest authentication), nothing registers. Default: true.",
+    calls_only: bool = Field(
+        False, description="true: nothing registers; the credentials only answer the "
+        "provider's challenges on outbound calls (Twilio credential lists, Vonage digest "
+        "authentication). Default: false (register).",
     )
 
     @model_validator(mode="after")
@@ -120,7 +120,7 @@ class Trunk(ConfigModel):
 
     def registers(self) -> bool:
         """Whether the appliance registers with this trunk (not only answers challenges)."""
-        return self.registration is not None and self.registration.register
+        return self.registration is not None and not self.registration.calls_only
 
     def host_is_ip(self) -> bool:
         """Whether host is a literal IP address."""

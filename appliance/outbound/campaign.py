@@ -178,8 +178,8 @@ class Campaign:
             self._done(row, job, now)
 
     def _done(self, row: sqlite3.Row, job: dict[str, Any], now: float) -> None:
-        if job["detail"] == "shutdown" or (job["outcome"] == "refused"
-                                           and job["detail"] == "concurrency"):
+        given_up = job["outcome"] in ("failed", "refused") and job["detail"] == "shutdown"
+        if given_up or (job["outcome"] == "refused" and job["detail"] == "concurrency"):
             self.store.update(self.name, row["row"], now, state="pending", job_id=None,
                               not_before=now + CONCURRENCY_WAIT)
         elif job["outcome"] == "refused" and job["detail"] == "calling-hours" \
