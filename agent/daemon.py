@@ -23,6 +23,8 @@ from agent.media.endpoint import RtpEndpoint
 from agent.media.leg import OpenEndpoint
 from agent.metrics import Metrics, StatusServer
 from agent.notify import notify, watchdog_interval
+from agent.outbound.api import OutboundApi
+from agent.outbound.dialer import Dialer
 from agent.records import CallRecorder
 from agent.settings import DaemonSettings
 from agent.speech.engines import EngineRegistry, Engines
@@ -57,6 +59,7 @@ class Daemon:
         self._reloads: asyncio.Queue[Callable[[], DaemonSettings]] = asyncio.Queue()
         self._playbacks: dict[str, asyncio.Future[None]] = {}
         self.engines: dict[str, Engines] = {}
+        self.dialer = Dialer(self, clock=clock)  # places calls when settings.outbound is set
 
     # -- configuration -------------------------------------------------------------------
     def build_engines(self, settings: DaemonSettings) -> dict[str, Engines]:
@@ -94,6 +97,15 @@ class Daemon:
     def active_calls(self) -> set[Call]:
         return set(self.calls.values())
 
+    def register_channel(self, channel_id: str, call: Call | None) -> None:
+        """Route a channel's events to ``call`` (None: stop routing them)."""
+        self._register(channel_id, call)
+
+    def spawn(self, coro, name: str) -> asyncio.Task:
+        """Start a task the daemon owns (an outbound call being placed)."""
+        assert self._tasks is not None
+        return self._tasks.create_task(coro, name=name)
+
     def _register(self, channel_id: str, call: Call | None) -> None:
         if call is None:
             self.calls.pop(channel_id, None)
@@ -115,6 +127,7 @@ class Daemon:
             "calls": [{"id": c.id, "agent": c.agent.name, "direction": c.direction,
                        "seconds": round(now - c.started, 1)} for c in self.active_calls],
             "stats": dict(self.stats),
+            "outbound": {"placing": self.dialer.in_progress(), "jobs": len(self.dialer.jobs)},
         }
 
     # -- main loop -------------------------------------------------------------------------
@@ -134,6 +147,11 @@ class Daemon:
         if self.settings.metrics_port:
             server = StatusServer(self.metrics, self.status, port=self.settings.metrics_port)
             await server.start()
+        api = None
+        if (outbound := self.settings.outbound) is not None:
+            api = OutboundApi(self.dialer, outbound.token, outbound.api_address,
+                              outbound.api_port)
+            await api.start()
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
@@ -154,12 +172,15 @@ class Daemon:
                 await remotes.close()
             if server is not None:
                 await server.stop()
+            if api is not None:
+                await api.stop()
             if self.recorder is not None:
                 await asyncio.to_thread(self.recorder.close)
 
     async def _drain(self) -> None:
         """Refuse new calls, let calls finish for a while, then say goodbye to the rest."""
         self.draining = True
+        self.dialer.stop_dialling()
         deadline = time.monotonic() + self.settings.drain_seconds
         if self.active_calls:
             log.info("stopping: %d call(s) in progress may finish within %.0fs",
@@ -214,7 +235,7 @@ class Daemon:
                 fut.set_result(None)
             return
         chan = event.channel
-        if chan is None:
+        if chan is None or self.dialer.handle(event):
             return
         call = self.calls.get(chan.id)
         if call is not None:
@@ -248,6 +269,7 @@ class Daemon:
                 log.warning("call %s: channel gone while ARI was away", call.id)
                 call.lost()
         ours = {cid for call in self.active_calls for cid in call.channel_ids()}
+        ours |= self.dialer.channel_ids()  # outbound calls still ringing
         ours_bridges = {bid for call in self.active_calls for bid in call.bridge_ids()}
         for channel_id in app.get("channel_ids", []):
             if channel_id not in ours:

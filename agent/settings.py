@@ -12,6 +12,7 @@ from agent.answers.knowledge import Knowledge
 from agent.answers.policy import Phrases, fixed_texts
 from agent.ari import AriSettings
 from agent.flows.spec import FlowSpec
+from agent.outbound.settings import OutboundSettings
 from agent.speech.remote_chat import RemoteModel
 from agent.speech.turns import TurnSettings
 from agent.tools.spec import ToolSpec
@@ -109,3 +110,4 @@ class DaemonSettings:
     busy_mode: str = "prompt"  # callers beyond max_concurrent_calls: "prompt" or "busy"
     drain_seconds: float = 30.0
     metrics_port: int | None = 9108  # None: no metrics/status endpoint
+    outbound: OutboundSettings | None = None  # None: the daemon only answers

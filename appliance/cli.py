@@ -371,6 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_front_parser(sub)
 
+    from appliance.outbound.cli import add_outbound_parsers
+
+    add_outbound_parsers(sub)
+
     p = sub.add_parser("install-steps", help=argparse.SUPPRESS)
     p.add_argument("--root", default="/")
     p.add_argument("--share", required=True)

@@ -19,6 +19,7 @@ from appliance.config.remote_llm import RemoteLLMConfig, effective_remote
 from appliance.config.schema import Configuration, resolve_secret_path
 from appliance.config.secrets import ARI_SECRET, read_secret, secrets_dir
 from appliance.models.store import ModelStore
+from appliance.outbound.settings import outbound_settings
 from appliance.pbx.render import APP_NAME, ARI_USER
 
 
@@ -182,4 +183,6 @@ def daemon_settings(cfg: Configuration, record_dir: Path | None = None,
         busy_mode=d.busy_mode,
         drain_seconds=d.drain_seconds,
         metrics_port=d.metrics_port,
+        outbound=outbound_settings(cfg, "switchboard-" if transfer_context(cfg).startswith(
+            "switchboard-") else ""),
     )

@@ -109,6 +109,14 @@ phones:
     secret_file: secrets/phone-103.secret
     transport: tls
     srtp: required
+outbound:
+  api_port: {outbound_api}
+  default_trunk: carrier
+  calling_hours: {{start: "06:00", end: "18:00", days: [mon, tue, wed, thu, fri, sat, sun]}}
+  do_not_call_file: do-not-call.txt
+  max_concurrent: 2
+  ring_seconds: 5
+  retries: {{busy: 1, no_answer: 0, backoff_seconds: 2}}
 routes:
   default_agent: demo
   rules:
@@ -215,6 +223,18 @@ tools:
     failure_phrase: Sorry, nobody at the front desk is answering. Can I help you instead?
 """
 
+REMINDER_AGENT_YAML = """\
+name: reminder
+greeting: Hello {name}, Oakwood Pharmacy calling about your appointment on {appointment}.
+instructions: You call patients of Oakwood Pharmacy to confirm their appointment. Answer in
+  one short sentence.
+outbound:
+  disclosure: This is an automated call.
+  machine: voicemail
+  voicemail_message: Hello {name}, please call Oakwood Pharmacy back about your appointment.
+"""
+DNC_NUMBER = "+15557000099"
+
 BRIEF_AGENT_YAML = """\
 name: brief
 greeting: This agent hangs up after five seconds.
@@ -232,7 +252,10 @@ def write_test_config(config_dir: Path, plan: PortPlan | None = None) -> Path:
         plan=plan, rtp_end=plan.rtp[-1], media_end=plan.media[-1], APPLIANCE_IP=APPLIANCE_IP,
         CARRIER_IP=CARRIER_IP, TRUNK_USER=TRUNK_USER, DID=DID, AGENT_EXTENSION=AGENT_EXTENSION,
         SECURE_CARRIER_IP=SECURE_CARRIER_IP, SECURE_TRUNK_USER=SECURE_TRUNK_USER,
-        SECURE_DID=SECURE_DID))
+        SECURE_DID=SECURE_DID,
+        outbound_api=plan.carrier_tls + 1))  # in the reserved block of single ports
+    (config_dir / "do-not-call.txt").write_text(f"# opted out\n{DNC_NUMBER}\n")
+    (config_dir / "agents/reminder.yaml").write_text(REMINDER_AGENT_YAML)
     write_carrier_tls(config_dir)
     (config_dir / "agents/demo.yaml").write_text(AGENT_YAML)
     (config_dir / "agents/brief.yaml").write_text(BRIEF_AGENT_YAML)

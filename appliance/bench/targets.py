@@ -107,6 +107,7 @@ def sandbox_site_yaml(text: str, port_offset: int = 0, max_calls: int = 8) -> st
             section[key] += port_offset
     daemon["max_concurrent_calls"] = max(daemon.get("max_concurrent_calls", 8), max_calls)
     site.pop("trunks", None)
+    site.pop("outbound", None)  # no calls placed either
     site["routes"]["rules"] = [r for r in site["routes"]["rules"] if "did" not in r]
     return yaml.safe_dump(site, sort_keys=False)
 

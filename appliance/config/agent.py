@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from agent.answers.policy import Phrases
+from appliance.config.agent_outbound import AgentOutboundConfig
 from appliance.config.base import (
     ConfigModel,
     Language,
@@ -343,5 +344,8 @@ class AgentConfig(ConfigModel):
     timezone: TimeZone | None = Field(
         None, description="IANA time zone of the caller's \"today\" and \"tomorrow\" and of "
         "a flow's opening hours, e.g. Europe/Berlin. Default: the system's.")
+    outbound: AgentOutboundConfig = Field(
+        default_factory=AgentOutboundConfig, description="How the agent behaves on calls it "
+        "places (machine detection, voicemail, disclosure). Default: each setting's default.")
 
 

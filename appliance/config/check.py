@@ -22,6 +22,7 @@ from appliance.config.base import (
 from appliance.config.flows import flow_issues
 from appliance.config.front_check import front_issues
 from appliance.config.locator import IssueAt, Locator
+from appliance.config.outbound_check import outbound_issues
 from appliance.config.portplan import port_issues
 from appliance.config.schema import SiteConfig, resolve_secret_path
 from appliance.config.tls_check import tls_file_issues, tls_issues
@@ -53,6 +54,7 @@ def semantic_issues(
     issues += port_issues(site, at)
     issues += tls_issues(site, at) + tls_file_issues(cfg_dir, site, at)
     issues += front_issues(site, at)
+    issues += outbound_issues(cfg_dir, site, at)
     return issues
 
 
@@ -195,7 +197,7 @@ def _trunk_issues(site: SiteConfig, at: IssueAt, locator: Locator, file: Path) -
                 )
             else:
                 dids[did] = (i, j)
-        if not trunk.match and trunk.registration is None and not trunk.host_is_ip():
+        if not trunk.match and not trunk.registers() and not trunk.host_is_ip():
             issues.append(
                 at(
                     ("trunks", i, "match"),

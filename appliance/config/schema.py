@@ -33,6 +33,7 @@ from appliance.config.base import (
     invalid,
 )
 from appliance.config.front import FrontConfig
+from appliance.config.outbound import OutboundConfig
 from appliance.config.remote_llm import RemoteLLMConfig
 from appliance.config.tls import TlsFiles
 from appliance.config.trunk import Trunk
@@ -312,6 +313,10 @@ class SiteConfig(ConfigModel):
     front: FrontConfig | None = Field(
         None, description="Makes this machine a Kamailio front spreading calls over several "
         "appliances (install.sh --role front). Default: none (this machine is an appliance).",
+    )
+    outbound: OutboundConfig | None = Field(
+        None, description="Outbound calls: the local calls API and the calling rules. "
+        "Default: none (the appliance only answers).",
     )
 
 

@@ -19,6 +19,7 @@ from appliance.config.base import (
     Transport,
     _require_one_secret,
 )
+from appliance.config.presets import Preset, facts
 
 
 class Registration(ConfigModel):
@@ -38,6 +39,12 @@ class Registration(ConfigModel):
         description="File holding the account password, relative to the config directory. "
         "Default: none; give exactly one of secret / secret_file.",
         examples=["secrets/carrier.secret"],
+    )
+
+    calls_only: bool = Field(
+        False, description="true: nothing registers; the credentials only answer the "
+        "provider's challenges on outbound calls (Twilio credential lists, Vonage digest "
+        "authentication). Default: false (register).",
     )
 
     @model_validator(mode="after")
@@ -92,11 +99,28 @@ class Trunk(ConfigModel):
         description="Caller ID number presented on outbound calls. Default: none (provider's).",
         examples=["+15551230001"],
     )
+    preset: Preset | None = Field(
+        None, description="The provider: twilio, telnyx, vonage or generic. A preset fills in "
+        "match (the provider's signalling addresses) when it is not given, and `switchboard "
+        "check` holds the trunk to what the provider documents (host, registration, number "
+        "format, TLS port). Default: none (generic).",
+    )
     from_front: bool = Field(
         False, description="This trunk is a Switchboard front (Kamailio, `front:` on the "
         "front machine) relaying the carriers' calls: known by its address (host), never "
         "used for outbound calls, no registration. Default: false.",
     )
+
+    @model_validator(mode="after")
+    def _preset_match(self) -> "Trunk":
+        known = facts(self.preset)
+        if known is not None and self.match is None and not self.from_front:
+            self.match = list(known.signalling)
+        return self
+
+    def registers(self) -> bool:
+        """Whether the appliance registers with this trunk (not only answers challenges)."""
+        return self.registration is not None and not self.registration.calls_only
 
     def host_is_ip(self) -> bool:
         """Whether host is a literal IP address."""

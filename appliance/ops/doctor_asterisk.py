@@ -213,7 +213,7 @@ async def check_trunks(site: Site, facts: AmiFacts | None) -> list[Check]:
     """Registration state of each registering trunk, with the likely cause when not."""
     checks = []
     for trunk in site.cfg.site.trunks:
-        if trunk.registration is None:
+        if not trunk.registers():
             continue
         label = f"trunk {trunk.name}"
         if facts is None:

@@ -155,7 +155,7 @@ async def trunk_states(ami: AmiSession, cfg: Configuration) -> list[TrunkState]:
     states = []
     for trunk in cfg.site.trunks:
         reg = regs.get(f"trunk-{trunk.name}")
-        if trunk.registration is None:
+        if not trunk.registers():
             states.append(TrunkState(trunk.name, False, "no registration (matched by address)",
                                      f"sip:{trunk.host}:{trunk.port}"))
         elif reg is None:

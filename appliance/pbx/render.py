@@ -40,6 +40,7 @@ MODULES = [
     "res_sorcery_astdb.so", "res_security_log.so", "pbx_config.so", "func_callerid.so",
     "func_channel.so", "func_strings.so", "app_dial.so", "app_playback.so", "app_echo.so",
     "format_wav.so", "format_pcm.so", "format_gsm.so",
+    "app_amd.so",  # answering-machine detection on outbound calls
     # codecs
     "codec_ulaw.so", "codec_alaw.so", "codec_a_mu.so", "codec_g722.so", "codec_resample.so",
     "codec_gsm.so",
@@ -86,6 +87,7 @@ FULL_FILES = {
     "ccss.conf": "asterisk/ccss.conf.j2",
     "indications.conf": "asterisk/indications.conf.j2",
     "extensions.conf": "dialplan/extensions.conf.j2",
+    "amd.conf": "asterisk/amd.conf.j2",
 }
 # system mode: our file → the operator's file that includes it
 SYSTEM_FILES = {
@@ -230,6 +232,7 @@ def template_context(cfg: Configuration, mode: Literal["full", "system"],
         "modules": MODULES,
         "moddir": MODULE_DIR,
         "tone_country": "us",
+        "amd_ms": round(1000 * (site.outbound.amd_seconds if site.outbound else 3.0)),
     }
 
 

@@ -1,0 +1,1 @@
+"""Outbound calls, control plane: settings for the daemon, `dial`, campaigns, trunk presets."""
