@@ -408,6 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_front_parser(sub)
 
+    from appliance.ops.recording import add_recording_parser
+
+    add_recording_parser(sub)
+
     p = sub.add_parser("install-steps", help=argparse.SUPPRESS)
     p.add_argument("--root", default="/")
     p.add_argument("--share", required=True)

@@ -17,6 +17,7 @@ from appliance.config.base import (
     invalid,
 )
 from appliance.config.flows import FlowConfig
+from appliance.config.recording import RecordingConfig
 from appliance.config.remote_llm import RemoteLLMConfig
 
 # --------------------------------------------------------------------------------------------
@@ -336,5 +337,8 @@ class AgentConfig(ConfigModel):
     timezone: TimeZone | None = Field(
         None, description="IANA time zone of the caller's \"today\" and \"tomorrow\" and of "
         "a flow's opening hours, e.g. Europe/Berlin. Default: the system's.")
+    recording: RecordingConfig = Field(
+        default_factory=RecordingConfig, description="Call recordings: policy, format, "
+        "retention. Default: off.")
 
 
