@@ -412,6 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_recording_parser(sub)
 
+    from appliance.console.cli import add_console_parser
+
+    add_console_parser(sub)
+
     p = sub.add_parser("install-steps", help=argparse.SUPPRESS)
     p.add_argument("--root", default="/")
     p.add_argument("--share", required=True)

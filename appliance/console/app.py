@@ -1,0 +1,123 @@
+"""The console's aiohttp application: sessions, CSRF on every POST, security headers,
+server-rendered pages (Jinja2, autoescaped) and assets served from the package only."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+from aiohttp import web
+
+from appliance.console.auth import LoginLimiter, Session, Sessions, same_token
+from appliance.console.sources import Sources
+from appliance.console.users import Users
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+COOKIE = "sb_session"
+LOGIN_COOKIE = "sb_login"  # the login form's CSRF token (double submit, before a session)
+PUBLIC = ("/login", "/static/")
+CSP = ("default-src 'none'; img-src 'self' data:; style-src 'self'; media-src 'self'; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Console:
+    """Everything the handlers share."""
+
+    sources: Sources
+    users: Users
+    sessions: Sessions
+    limiter: LoginLimiter
+    templates: jinja2.Environment
+    secure_cookies: bool  # served over TLS: cookies are Secure and __Host- prefixed
+
+    def cookie_name(self, base: str) -> str:
+        return f"__Host-{base}" if self.secure_cookies else base
+
+    def render(self, request: web.Request, template: str, code: int = 200,
+               **context: Any) -> web.Response:
+        session = request.get(SESSION)
+        html = self.templates.get_template(template).render(
+            user=session.user if session else None,
+            csrf=session.csrf if session else "", path=request.path, **context)
+        return web.Response(text=html, content_type="text/html", status=code)
+
+
+KEY: web.AppKey[Console] = web.AppKey("console", Console)
+SESSION: web.RequestKey[Session | None] = web.RequestKey("session", Session)
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined)
+    from appliance.console import views
+
+    env.filters.update(views.FILTERS)
+    return env
+
+
+@web.middleware
+async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every answer: no framing, no sniffing, no referrer, nothing from elsewhere."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    if not request.path.startswith("/static/"):
+        response.headers["Cache-Control"] = "no-store"
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A session for every page but the login page and assets; a CSRF token on every POST."""
+    console = request.app[KEY]
+    session = console.sessions.get(request.cookies.get(console.cookie_name(COOKIE)))
+    request[SESSION] = session
+    if request.method == "POST":
+        if not same_origin(request):
+            raise web.HTTPForbidden(text="cross-site request refused")
+        if request.path != "/login":  # the login form is checked by its own handler
+            form = await request.post()
+            token = form.get("csrf")
+            if session is None or not same_token(session.csrf, token
+                                                 if isinstance(token, str) else None):
+                raise web.HTTPForbidden(text="missing or wrong CSRF token; reload the page")
+    if session is None and not request.path.startswith(PUBLIC):
+        raise web.HTTPSeeOther("/login")
+    return await handler(request)
+
+
+def same_origin(request: web.Request) -> bool:
+    """An Origin (or Referer) header, when sent, names this console."""
+    origin = request.headers.get("Origin") or request.headers.get("Referer")
+    if not origin or origin == "null":
+        return origin != "null"
+    return urlsplit(origin).netloc == request.host
+
+
+def build_app(sources: Sources, users: Users, secure_cookies: bool = False,
+              sessions: Sessions | None = None,
+              limiter: LoginLimiter | None = None) -> web.Application:
+    from appliance.console import views
+
+    app = web.Application(middlewares=[headers, guard], client_max_size=64 * 1024)
+    app[KEY] = Console(sources, users, sessions or Sessions(), limiter or LoginLimiter(),
+                       environment(), secure_cookies)
+    app.add_routes(views.routes)
+    app.router.add_static("/static/", HERE / "static", show_index=False)
+    return app
