@@ -74,7 +74,7 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"  # no-referrer makes Origin "null"
     if not request.path.startswith("/static/"):
         response.headers["Cache-Control"] = "no-store"
     if isinstance(response, web.HTTPException):
