@@ -287,3 +287,33 @@ def test_index_lookup_on_a_database_without_the_table(tmp_path) -> None:
     conn = sqlite3.connect(tmp_path / "x.db")
     assert index.lookup(conn, "x") is None
     conn.close()
+
+
+# -- the configuration ---------------------------------------------------------------------
+def test_check_refuses_a_loose_key_and_the_agent_policy_reaches_the_daemon(tmp_path) -> None:
+    from appliance.bench.sandbox import write_test_config
+    from appliance.config.base import ConfigError
+    from appliance.config.load import load_configuration
+    from appliance.daemon_settings import agent_spec, recording_key, recordings_dir
+
+    config = write_test_config(tmp_path / "config")
+    key = config / "rec.key"
+    key.write_text(new_key() + "\n")
+    key.chmod(0o644)
+    site = config / "switchboard.yaml"
+    site.write_text(site.read_text().replace(
+        "daemon:\n", "daemon:\n  recordings:\n    key_file: rec.key\n", 1))
+    agent_file = config / "agents" / "demo.yaml"
+    agent_file.write_text(agent_file.read_text() + "recording:\n  mode: announce\n"
+                          "  format: flac\n  retention_days: 7\n")
+    with pytest.raises(ConfigError) as err:
+        load_configuration(config)
+    assert any("recordings.key_file" in str(i) and "chmod 600" in str(i)
+               for i in err.value.errors), err.value.errors
+    key.chmod(0o600)
+    cfg = load_configuration(config)
+    assert recording_key(cfg) == read_key(key)
+    assert recordings_dir(cfg, tmp_path / "data") == tmp_path / "data" / "recordings"
+    spec = agent_spec(cfg.agents["demo"], None, config)
+    assert spec.recording == RecordingSpec(mode="announce", format="flac", retention_days=7)
+    assert "This call is recorded." in spec.phrases()

@@ -135,3 +135,6 @@ class CallRecording:
                 pass
         finally:
             self.cpu_seconds = time.thread_time() - start
+        if self.failed is None:
+            log.info("recording %s: %.1f s, %.3f s CPU, %d bytes", self.path.name,
+                     self.seconds, self.cpu_seconds, self.path.stat().st_size)
