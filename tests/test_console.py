@@ -290,3 +290,14 @@ def test_filter_dates() -> None:
     assert before - since == 86400
     with pytest.raises(ValueError):
         CallFilter(until="soon").bounds()
+
+
+async def test_loading_the_login_page_again_keeps_the_form_valid(tmp_path) -> None:
+    async with Rig(tmp_path) as client:
+        first = token(await (await client.get("/login")).text())
+        assert (await client.get("/favicon.ico", allow_redirects=False)).status == 204
+        again = token(await (await client.get("/login")).text())  # e.g. a second tab
+        assert again == first
+        resp = await client.post("/login", data={"user": "ops", "password": PASSWORD,
+                                                 "csrf": first}, allow_redirects=False)
+        assert resp.status == 303

@@ -38,8 +38,12 @@ async def log_in(browser: Browser, base: str, user: str = "ops",
         f"document.getElementById('user').value = {json.dumps(user)};"
         f"document.getElementById('password').value = {json.dumps(password)};"
         "document.getElementById('login-button').click(); true")
-    await browser.wait_for("location.pathname === '/calls' && "
-                           "document.readyState === 'complete'")
+    try:
+        await browser.wait_for("location.pathname === '/calls' && "
+                               "document.readyState === 'complete'", timeout=30)
+    except TimeoutError:
+        page = await browser.evaluate("location.href + ': ' + document.body.innerText")
+        raise AssertionError(f"login did not reach the calls: {page[:500]}") from None
 
 
 async def play(browser: Browser) -> dict:

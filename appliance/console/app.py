@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 COOKIE = "sb_session"
 LOGIN_COOKIE = "sb_login"  # the login form's CSRF token (double submit, before a session)
-PUBLIC = ("/login", "/static/")
+PUBLIC = ("/login", "/static/", "/favicon.ico")
 CSP = ("default-src 'none'; img-src 'self' data:; style-src 'self'; media-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 

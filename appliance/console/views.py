@@ -20,6 +20,7 @@ from appliance.console.sources import READ_ERRORS, CallFilter
 
 routes = web.RouteTableDef()
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 def _when(ts: float | None) -> str:
@@ -50,7 +51,11 @@ def _cookie(console: Console, response: web.StreamResponse, name: str, value: st
 @routes.get("/login")
 async def login_page(request: web.Request) -> web.Response:
     console = request.app[KEY]
-    token = secrets.token_urlsafe(32)
+    # The same token while the cookie lives: a second load of this page (another tab, or
+    # the browser's favicon request sent here) must not void the form already shown.
+    token = request.cookies.get(console.cookie_name(LOGIN_COOKIE), "")
+    if not _TOKEN.fullmatch(token):
+        token = secrets.token_urlsafe(32)
     response = console.render(request, "login.html", login_csrf=token, error=None)
     _cookie(console, response, LOGIN_COOKIE, token, max_age=3600)
     return response
@@ -87,6 +92,11 @@ async def login(request: web.Request) -> web.Response:
     _cookie(console, response, COOKIE, token, max_age=int(console.sessions.lifetime))
     response.del_cookie(console.cookie_name(LOGIN_COOKIE), path="/")
     raise response
+
+
+@routes.get("/favicon.ico")
+async def favicon(request: web.Request) -> web.Response:
+    return web.Response(status=204)  # none (and no redirect to the login page)
 
 
 @routes.post("/logout")
