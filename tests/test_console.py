@@ -301,3 +301,25 @@ async def test_loading_the_login_page_again_keeps_the_form_valid(tmp_path) -> No
         resp = await client.post("/login", data={"user": "ops", "password": PASSWORD,
                                                  "csrf": first}, allow_redirects=False)
         assert resp.status == 303
+
+
+async def test_deleting_a_call_takes_its_recording_along(tmp_path) -> None:
+    async with Rig(tmp_path) as client:
+        await log_in(client)
+        page = await (await client.get("/calls/aaaa11112222")).text()
+        recording = tmp_path / "data" / "recordings" / "aaaa11112222.ogg.sealed"
+        assert recording.exists()
+        resp = await client.post("/calls/aaaa11112222/delete", data={"confirm": "yes"},
+                                 allow_redirects=False)
+        assert resp.status == 403 and recording.exists()  # no CSRF token
+        resp = await client.post("/calls/aaaa11112222/delete",
+                                 data={"csrf": token(page)}, allow_redirects=False)
+        assert resp.status == 303 and recording.exists()  # not confirmed
+        resp = await client.post("/calls/aaaa11112222/delete",
+                                 data={"csrf": token(page), "confirm": "yes"},
+                                 allow_redirects=False)
+        assert resp.status == 303 and resp.headers["Location"] == "/calls"
+        assert not recording.exists()
+        assert (await client.get("/calls/aaaa11112222")).status == 404
+        listed = await (await client.get("/calls")).text()
+        assert "aaaa11112222" not in listed and "bbbb11112222" in listed

@@ -92,6 +92,14 @@ class Sources:
             fmt = (store.recording(full) or {}).get("format", "")
         return data, AUDIO_TYPES.get(fmt, "application/octet-stream")
 
+    def delete(self, call_id: str) -> str:
+        """Delete a call's record and its recording (KeyError: no such call)."""
+        from appliance.ops.recording import delete_call
+
+        if not self.db.exists():
+            raise KeyError(call_id)
+        return delete_call(self.db, self.place.directory, call_id)
+
     # -- the daemon --------------------------------------------------------------------
     async def live(self) -> tuple[dict[str, Any] | None, str | None]:
         """The daemon's /status, or (None, why not)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import secrets
 import time
@@ -18,6 +19,7 @@ from appliance.console.auth import same_token
 from appliance.console.chart import timing_chart
 from appliance.console.sources import READ_ERRORS, CallFilter
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -142,6 +144,22 @@ async def call_page(request: web.Request) -> web.Response:
                           chart=timing_chart(record["turns"]),
                           barge_ins=[e for e in record["events"] if e["kind"] == "barge_in"],
                           keypad=[e for e in record["events"] if e["kind"] == "dtmf"])
+
+
+@routes.post("/calls/{call_id}/delete")
+async def delete_call(request: web.Request) -> web.Response:
+    """Delete the call's record and recording (the form asks to confirm)."""
+    console = request.app[KEY]
+    form = await request.post()
+    call_id = request.match_info["call_id"]
+    if form.get("confirm") != "yes":
+        raise web.HTTPSeeOther(f"/calls/{call_id}")
+    try:
+        full = await asyncio.to_thread(console.sources.delete, call_id)
+    except KeyError as exc:
+        return console.render(request, "error.html", code=404, message=str(exc.args[0]))
+    log.info("console: call %s deleted by a console user", full)
+    raise web.HTTPSeeOther("/calls")
 
 
 @routes.get("/calls/{call_id}/recording")

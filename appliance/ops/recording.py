@@ -57,6 +57,27 @@ def export(store: CallStore, place: RecordingPlace, call_id: str) -> tuple[str, 
     return full, data, finished
 
 
+def delete_call(db: Path, directory: Path, call_id: str) -> str:
+    """Delete one call's record (turns, tool calls, events) and its recording; returns the
+    full id (KeyError: no such call). Safe while the daemon writes (SQLite WAL)."""
+    from agent.recording import index
+    from agent.records import CallStore
+    from agent.records.schema import connect
+
+    with CallStore(db) as store:
+        full = store.resolve(call_id)
+    conn = connect(db)
+    try:
+        with conn:
+            row = index.lookup(conn, full)
+            conn.execute("DELETE FROM calls WHERE id = ?", (full,))
+    finally:
+        conn.close()
+    if row is not None:
+        index.remove_files(directory, [row["file"]])
+    return full
+
+
 def suffix(fmt: str) -> str:
     from agent.recording.writer import FORMATS
 
