@@ -10,6 +10,7 @@ encoder's last page and the block in flight (about two seconds).
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -71,7 +72,10 @@ class CallRecording:
         self._batch = int(BATCH_SECONDS * rate)
         self._queue: queue.SimpleQueue[np.ndarray | None] = queue.SimpleQueue()
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name=f"recording-{path.stem}")
+        # A daemon thread: a call that never reached its clean-up cannot hold up the
+        # process's exit (what was flushed stays readable).
+        self._thread = threading.Thread(target=self._run, name=f"recording-{path.stem}",
+                                        daemon=True)
         self._thread.start()
 
     # -- on the event loop (cheap) ---------------------------------------------------------
@@ -110,8 +114,8 @@ class CallRecording:
         stopped = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("wb") as raw:
-                self.path.chmod(0o600)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as raw:
                 sink = SealedWriter(raw, self.key) if self.key is not None else raw
                 encoder = soundfile.SoundFile(sink, "w", samplerate=self.rate, channels=2,
                                               format=fmt, subtype=subtype)
