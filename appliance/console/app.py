@@ -5,63 +5,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-import jinja2
 from aiohttp import web
 
-from appliance.console.auth import LoginLimiter, Session, Sessions, same_token
+from appliance.console import views
+from appliance.console.auth import LoginLimiter, Sessions, same_token
+from appliance.console.context import COOKIE, HERE, KEY, SESSION, Console, environment
 from appliance.console.sources import Sources
 from appliance.console.users import Users
 
 log = logging.getLogger(__name__)
-HERE = Path(__file__).parent
-COOKIE = "sb_session"
-LOGIN_COOKIE = "sb_login"  # the login form's CSRF token (double submit, before a session)
 PUBLIC = ("/login", "/static/", "/favicon.ico")
 CSP = ("default-src 'none'; img-src 'self' data:; style-src 'self'; media-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass
-class Console:
-    """Everything the handlers share."""
-
-    sources: Sources
-    users: Users
-    sessions: Sessions
-    limiter: LoginLimiter
-    templates: jinja2.Environment
-    secure_cookies: bool  # served over TLS: cookies are Secure and __Host- prefixed
-
-    def cookie_name(self, base: str) -> str:
-        return f"__Host-{base}" if self.secure_cookies else base
-
-    def render(self, request: web.Request, template: str, code: int = 200,
-               **context: Any) -> web.Response:
-        session = request.get(SESSION)
-        html = self.templates.get_template(template).render(
-            user=session.user if session else None,
-            csrf=session.csrf if session else "", path=request.path, **context)
-        return web.Response(text=html, content_type="text/html", status=code)
-
-
-KEY: web.AppKey[Console] = web.AppKey("console", Console)
-SESSION: web.RequestKey[Session | None] = web.RequestKey("session", Session)
-
-
-def environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined)
-    from appliance.console import views
-
-    env.filters.update(views.FILTERS)
-    return env
 
 
 @web.middleware
@@ -113,8 +72,6 @@ def same_origin(request: web.Request) -> bool:
 def build_app(sources: Sources, users: Users, secure_cookies: bool = False,
               sessions: Sessions | None = None,
               limiter: LoginLimiter | None = None) -> web.Application:
-    from appliance.console import views
-
     app = web.Application(middlewares=[headers, guard], client_max_size=64 * 1024)
     app[KEY] = Console(sources, users, sessions or Sessions(), limiter or LoginLimiter(),
                        environment(), secure_cookies)

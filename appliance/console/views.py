@@ -3,44 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import secrets
 import time
-from datetime import datetime
-from typing import Any
 
 from aiohttp import web
 
 from agent.records import FLAGS, OUTCOMES
-from appliance.console.app import COOKIE, KEY, LOGIN_COOKIE, Console
 from appliance.console.auth import same_token
 from appliance.console.chart import timing_chart
+from appliance.console.context import COOKIE, KEY, LOGIN_COOKIE, Console
 from appliance.console.sources import READ_ERRORS, CallFilter
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
-
-
-def _when(ts: float | None) -> str:
-    return "-" if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    minutes, secs = divmod(round(value), 60)
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
-def _pretty(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=1, default=str)
-
-
-FILTERS = {"when": _when, "seconds": _seconds, "pretty": _pretty}
 
 
 def _cookie(console: Console, response: web.StreamResponse, name: str, value: str,
