@@ -3,6 +3,7 @@ escaping, the calls list's filters, the call page, the recording endpoint, live 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -323,3 +324,38 @@ async def test_deleting_a_call_takes_its_recording_along(tmp_path) -> None:
         assert (await client.get("/calls/aaaa11112222")).status == 404
         listed = await (await client.get("/calls")).text()
         assert "aaaa11112222" not in listed and "bbbb11112222" in listed
+
+
+async def test_agents_bench_and_health_pages(tmp_path) -> None:
+    from appliance.bench.sandbox import write_test_config
+    from appliance.console.sources import open_sources
+
+    rig = Rig(tmp_path)
+    config = write_test_config(tmp_path / "config")
+    data = tmp_path / "data"
+    bench = data / "bench"
+    bench.mkdir()
+    (bench / "latest.json").write_text(json.dumps({
+        "mode": "sandbox", "date": "2026-11-30T01:00:00+00:00",
+        "machine": {"cores": 2, "cpu_model": "test cpu", "python": "3.11"},
+        "models": {"stt": "moonshine", "llm": "qwen", "tts": "piper"},
+        "levels": [], "memory": None, "notes": []}))
+    (bench / "latest.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    sources = open_sources(config, data)
+    assert sources.config_problem is None and sources.status_url is not None
+    rig.app = build_app(sources, rig.users)
+    async with rig as client:
+        await log_in(client)
+        page = await (await client.get("/agents")).text()
+        assert "Configuration OK." in page and "<h2>demo</h2>" in page
+        assert "Hello, you have reached the test agent." in page
+        page = await (await client.get("/bench")).text()
+        assert "Switchboard bench (sandbox)" in page and "test cpu" in page
+        assert (await client.get("/bench/plot.png")).status == 200
+    (config / "agents" / "demo.yaml").write_text("name: demo\ngreeting: [1, 2]\n")
+    async with rig as client:
+        await log_in(client)
+        page = await (await client.get("/agents")).text()
+        assert "The configuration has errors." in page and "greeting" in page
+        page = await (await client.get("/health")).text()
+        assert "Not all up" in page and "greeting" in page

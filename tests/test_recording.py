@@ -317,3 +317,16 @@ def test_check_refuses_a_loose_key_and_the_agent_policy_reaches_the_daemon(tmp_p
     spec = agent_spec(cfg.agents["demo"], None, config)
     assert spec.recording == RecordingSpec(mode="announce", format="flac", retention_days=7)
     assert "This call is recorded." in spec.phrases()
+
+
+def test_new_key_is_private_and_never_overwrites(tmp_path, capsys) -> None:
+    from appliance.cli import main
+
+    path = tmp_path / "rec.key"
+    assert main(["recording", "--new-key", str(path)]) == 0
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert len(read_key(path)) == 32
+    before = path.read_text()
+    assert main(["recording", "--new-key", str(path)]) == 1
+    assert path.read_text() == before
+    assert "exists" in capsys.readouterr().err
