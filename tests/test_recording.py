@@ -3,11 +3,13 @@ link from the records and purging, the key check, and a whole call on virtual ti
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 from test_daemon import Rig, agent
 
 from agent.recording import index
@@ -191,7 +193,8 @@ def test_a_recording_is_on_disk_while_the_call_goes_on(tmp_path, fmt) -> None:
     pcm = np.zeros((0, 2))
     while time.monotonic() < deadline:  # read it as a crash would leave it
         data, finished = recording_bytes(path, KEY)
-        pcm, _ = decode(data) if len(data) > 100 else (np.zeros((0, 2)), 0)
+        with contextlib.suppress(soundfile.LibsndfileError):  # only the headers so far
+            pcm, _ = decode(data)
         if len(pcm) >= 7 * 8000:
             break
         time.sleep(0.05)
