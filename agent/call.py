@@ -29,6 +29,7 @@ from agent.media.audio import AudioChunk, chime, write_wav
 from agent.media.endpoint import RtpEndpoint
 from agent.media.leg import MediaLeg, OpenEndpoint
 from agent.metrics import Metrics
+from agent.recording.writer import CallRecording, recording_name
 from agent.records import END_REASONS, CallRecorder
 from agent.settings import ANNOUNCEMENT, AgentSpec, DaemonSettings
 from agent.speech.engines import Engines
@@ -84,6 +85,7 @@ class Call:
         self._holding = False  # the holding bridge of an attended transfer exists
         self._group: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task] = []
+        self.recording: CallRecording | None = None
         register(channel.id, self)  # at once: events for the call may arrive before run()
         register(self.leg.channel_id, self)
 
@@ -151,8 +153,36 @@ class Call:
         await self.ari.answer(self.channel.id)
         self.sink.write("answered", self.id, self.sink.wall())
         await self.leg.open()
+        self._start_recording()
         self.spawn(self.leg.run(self._hear, self._tick), name="media")  # send at once
         await self.leg.join(self.channel.id)
+
+    def _start_recording(self) -> None:
+        """Record both sides from the first frame, if the agent's policy says so."""
+        spec, directory = self.agent.recording, self.settings.recordings_dir
+        if not spec.enabled or directory is None:
+            return
+        if spec.mode == "announce" and self.engines is None:
+            log.warning("call %s: not recorded: no voice to announce it", self.id)
+            return
+        key = self.settings.recording_key
+        name = recording_name(self.id, spec.format, key is not None)
+        self.recording = CallRecording(Path(directory) / name, self.rate, spec.format, key)
+        self.leg.tap = self.recording
+        self.sink.write("add_recording", self.id, name, spec.format, key is not None,
+                        self.sink.wall())
+
+    async def _announce_recording(self) -> None:
+        """Say the recording notice whole before the conversation starts (no barge-in)."""
+        assert self.engines is not None
+        self.leg.playout.write(self.engines.phrase(self.agent.recording.notice))
+        heard = asyncio.ensure_future(self.leg.playout.flush())
+        gone = asyncio.ensure_future(self.hung_up.wait())
+        try:
+            await asyncio.wait({heard, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            heard.cancel()
+            gone.cancel()
 
     def _hear(self, pcm: np.ndarray) -> None:
         if self.dialogue is not None:
@@ -206,6 +236,10 @@ class Call:
                 self.end_reason = "timeout"
                 await self.hangup()
             return
+        if self.recording is not None and self.agent.recording.mode == "announce":
+            await self._announce_recording()
+            if self.hung_up.is_set():
+                return
         conv = Dialogue(self.agent, self.engines, playout, self.clock, self.spawn,
                         sink=self.sink, control=self)
         self.dialogue = conv
@@ -404,6 +438,8 @@ class Call:
             with contextlib.suppress(Exception):
                 await conv.tool_runner.close()
         self.leg.close()
+        if self.recording is not None:
+            self.recording.close()  # its thread finishes the file
         if self.settings.record_dir is not None:
             self._write_debug_recording(Path(self.settings.record_dir))
         await self.leg.release()

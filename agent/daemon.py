@@ -139,7 +139,8 @@ class Daemon:
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
         self.engines = await asyncio.to_thread(self.build_engines, self.settings)
         if self.settings.records_path is not None:
-            self.recorder = CallRecorder(self.settings.records_path)
+            self.recorder = CallRecorder(self.settings.records_path,
+                                         self.settings.recordings_dir)
             lost = await asyncio.to_thread(self.recorder.close_unfinished, "lost", time.time())
             if lost:
                 log.warning("closed %d call record(s) left open by a previous run", lost)
@@ -207,6 +208,13 @@ class Daemon:
             if purged:
                 log.info("purged %d call record(s) older than %g days", purged,
                          self.settings.retention_days)
+            for name, spec in self.settings.agents.items():
+                days = spec.recording.retention_days
+                if days is not None and days < self.settings.retention_days:
+                    gone = await asyncio.to_thread(self.recorder.purge_recordings, name,
+                                                   days * 86400, time.time())
+                    if gone:
+                        log.info("purged %d recording(s) older than %g days", gone, days)
             await asyncio.sleep(3600)
 
     async def _watchdog(self) -> None:

@@ -13,6 +13,7 @@ from agent.answers.policy import Phrases, fixed_texts
 from agent.ari import AriSettings
 from agent.flows.spec import FlowSpec
 from agent.outbound.settings import OutboundSettings
+from agent.recording.writer import RecordingSpec
 from agent.speech.remote_chat import RemoteModel
 from agent.speech.turns import TurnSettings
 from agent.tools.spec import ToolSpec
@@ -63,6 +64,7 @@ class AgentSpec:
     faq: tuple[tuple[tuple[str, ...], str], ...] = ()  # (questions, answer said as written)
     answer_phrases: Phrases = Phrases()  # "I don't know", "say that again" and the offers
     model_phrases_facts: bool = False  # a matched free fact is put in words by the model
+    recording: RecordingSpec = RecordingSpec()  # off, on, or announced; format, retention
 
     @property
     def can_transfer(self) -> bool:
@@ -82,6 +84,8 @@ class AgentSpec:
     def phrases(self) -> list[str]:
         """Fixed texts the agent may say, synthesized once when it loads."""
         texts = [self.greeting, self.error_phrase, self.goodbye, self.reprompt]
+        if self.recording.mode == "announce":
+            texts.append(self.recording.notice)
         for tool in self.tools:
             texts += [t for t in (tool.wait_phrase, tool.failure_phrase, tool.dtmf_prompt)
                       if t]
@@ -111,3 +115,5 @@ class DaemonSettings:
     drain_seconds: float = 30.0
     metrics_port: int | None = 9108  # None: no metrics/status endpoint
     outbound: OutboundSettings | None = None  # None: the daemon only answers
+    recordings_dir: Path | None = None  # call recordings (agents whose policy is not off)
+    recording_key: bytes | None = None  # recordings are sealed with it (None: plain files)

@@ -374,6 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
     from appliance.outbound.cli import add_outbound_parsers
 
     add_outbound_parsers(sub)
+    from appliance.ops.recording import add_recording_parser
+
+    add_recording_parser(sub)
+
+    from appliance.console.cli import add_console_parser
+
+    add_console_parser(sub)
 
     p = sub.add_parser("install-steps", help=argparse.SUPPRESS)
     p.add_argument("--root", default="/")

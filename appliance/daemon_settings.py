@@ -9,6 +9,7 @@ from pathlib import Path
 from agent.answers.policy import Phrases
 from agent.ari import AriSettings
 from agent.flows import FlowSpec, SlotSpec, parse_hours
+from agent.recording.writer import RecordingSpec
 from agent.settings import AgentSpec, DaemonSettings, ModelPaths
 from agent.speech.remote_chat import RemoteModel
 from agent.tools.spec import ToolSpec, tool_prompt
@@ -144,6 +145,9 @@ def agent_spec(agent: AgentConfig, store: ModelStore | None,
         tools=tools,
         version=version,
         flows=tuple(flow_spec(f) for f in agent.flows), timezone=agent.timezone or "",
+        recording=RecordingSpec(mode=agent.recording.mode, notice=agent.recording.notice,
+                                format=agent.recording.format,
+                                retention_days=agent.recording.retention_days),
     )
 
 
@@ -185,4 +189,22 @@ def daemon_settings(cfg: Configuration, record_dir: Path | None = None,
         metrics_port=d.metrics_port,
         outbound=outbound_settings(cfg, "switchboard-" if transfer_context(cfg).startswith(
             "switchboard-") else ""),
+        recordings_dir=recordings_dir(cfg, data),
+        recording_key=recording_key(cfg),
     )
+
+
+def recordings_dir(cfg: Configuration, data: Path | None = None) -> Path:
+    """Where the calls' recordings are kept."""
+    directory = cfg.site.daemon.recordings.directory
+    if directory:
+        return resolve_secret_path(cfg.config_dir, directory)
+    return (data or data_dir()) / "recordings"
+
+
+def recording_key(cfg: Configuration) -> bytes | None:
+    """The key recordings are sealed with (None: none configured); SealedError if unusable."""
+    from agent.recording.sealed import read_key
+
+    key_file = cfg.site.daemon.recordings.key_file
+    return read_key(resolve_secret_path(cfg.config_dir, key_file)) if key_file else None

@@ -94,6 +94,14 @@ class Recording:
         return out
 
 
+class Tap(Protocol):
+    """What hears both sides of the call as they go (a call's recording)."""
+
+    def caller(self, pcm: np.ndarray) -> None: ...
+
+    def agent(self, frame: np.ndarray) -> None: ...
+
+
 class MediaLeg:
     """Bridge the caller with an ExternalMedia RTP channel and pace audio both ways."""
 
@@ -120,6 +128,7 @@ class MediaLeg:
                                    max_gap=0.1, audio_rate=self.rate)
         self.recording = Recording(self.rate, self.codec.clock_rate) if keep_audio else None
         self.muted = False  # caller audio is not handed on (e.g. during an announcement)
+        self.tap: Tap | None = None  # hears the caller's released audio and every frame sent
         self.bridge_created = False
         self._last_rx = float("-inf")
         self._silence = np.zeros(self.rate // 50, dtype=np.int16)
@@ -152,6 +161,9 @@ class MediaLeg:
         def on_tick(now: float) -> None:
             self.playout.send_frame()
             chunks = self.jitter.pop(now)
+            if self.tap is not None:
+                for chunk in chunks:
+                    self.tap.caller(chunk.pcm)
             if not self.muted:
                 for chunk in chunks:
                     hear(chunk.pcm)
@@ -187,6 +199,8 @@ class MediaLeg:
     def _send(self, frame: np.ndarray) -> None:
         if self.endpoint is not None:
             self.endpoint.send_pcm(frame)
+            if self.tap is not None:
+                self.tap.agent(frame)
 
     @property
     def stats(self) -> dict[str, int]:

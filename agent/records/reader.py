@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from agent.recording import index as recordings
 from agent.records.outcome import assess
 from agent.records.schema import SCHEMA_VERSION, from_json, newer_error
 
@@ -162,6 +163,10 @@ class CallStore:
     def transcript(self, call_id: str) -> dict[str, Any]:
         """The call row with its ordered ``turns``, ``tool_calls`` and ``events``."""
         return self._full(self.resolve(call_id))
+
+    def recording(self, call_id: str) -> dict[str, Any] | None:
+        """The recording of the call ``call_id`` names (None: it has none)."""
+        return None if self._empty else recordings.lookup(self._conn, self.resolve(call_id))
 
     def _full(self, call_id: str) -> dict[str, Any]:
         call = load_call(self._conn, call_id, self._version)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.recording import index as recordings
 from agent.records.outcome import assess
 from agent.records.reader import load_call
 from agent.records.schema import (
@@ -56,10 +57,13 @@ class _Waiter:
 class CallRecorder:
     """The daemon's writer of call records; every method but the blocking ones returns at once."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str],
+                 recordings_dir: Path | None = None) -> None:
         self.path = Path(path)
+        self.recordings_dir = recordings_dir  # where the calls' recordings are (purged along)
         self.stats = RecorderStats()
         self._conn = open_database(self.path)
+        recordings.ensure_table(self._conn)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
@@ -111,6 +115,12 @@ class CallRecorder:
     def add_event(self, call_id: str, at: float, kind: str, detail: str = "") -> None:
         self._write("add_event", "INSERT INTO events (call_id, at, kind, detail) "
                     "VALUES (?, ?, ?, ?)", (call_id, at, kind, detail))
+
+    def add_recording(self, call_id: str, file: str, fmt: str, sealed: bool,
+                      started_at: float) -> None:
+        """The call's recording file (a name in the recordings directory)."""
+        self._submit(("write", "add_recording", lambda conn: recordings.add(
+            conn, call_id, file, fmt, sealed, started_at)))
 
     def end_call(self, call_id: str, at: float, reason: str) -> None:
         """The call ended: store why, then its outcome, summary and flags."""
@@ -166,12 +176,31 @@ class CallRecorder:
         if older_than_seconds < 0:
             raise ValueError("older_than_seconds must not be negative")
         cutoff = now - older_than_seconds
+        files: list[str] = []
 
         def run(conn: sqlite3.Connection) -> int:
+            files.extend(f for _, f in recordings.files_of_calls_ended_before(conn, cutoff))
             return conn.execute("DELETE FROM calls WHERE ended_at IS NOT NULL AND ended_at < ?",
                                 (cutoff,)).rowcount
 
-        return self._blocking("purge", run)
+        count = self._blocking("purge", run)
+        recordings.remove_files(self.recordings_dir, files)
+        return count
+
+    def purge_recordings(self, agent: str, older_than_seconds: float, now: float) -> int:
+        """Blocking: delete the recordings (not the records) of ``agent``'s calls that ended
+        before ``now - older_than_seconds``; returns how many."""
+        cutoff = now - older_than_seconds
+        found: list[tuple[str, str]] = []
+
+        def run(conn: sqlite3.Connection) -> int:
+            found.extend(recordings.files_of_calls_ended_before(conn, cutoff, agent))
+            recordings.forget(conn, [c for c, _ in found])
+            return len(found)
+
+        count = self._blocking("purge_recordings", run)
+        recordings.remove_files(self.recordings_dir, [f for _, f in found])
+        return count
 
     def close(self) -> None:
         """Write everything queued, then stop the writer thread and close the database."""

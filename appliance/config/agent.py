@@ -18,6 +18,7 @@ from appliance.config.base import (
     invalid,
 )
 from appliance.config.flows import FlowConfig
+from appliance.config.recording import RecordingConfig
 from appliance.config.remote_llm import RemoteLLMConfig
 
 # --------------------------------------------------------------------------------------------
@@ -347,5 +348,8 @@ class AgentConfig(ConfigModel):
     outbound: AgentOutboundConfig = Field(
         default_factory=AgentOutboundConfig, description="How the agent behaves on calls it "
         "places (machine detection, voicemail, disclosure). Default: each setting's default.")
+    recording: RecordingConfig = Field(
+        default_factory=RecordingConfig, description="Call recordings: policy, format, "
+        "retention. Default: off.")
 
 

@@ -24,6 +24,7 @@ from appliance.config.front_check import front_issues
 from appliance.config.locator import IssueAt, Locator
 from appliance.config.outbound_check import outbound_issues
 from appliance.config.portplan import port_issues
+from appliance.config.recording_check import recording_issues
 from appliance.config.schema import SiteConfig, resolve_secret_path
 from appliance.config.tls_check import tls_file_issues, tls_issues
 from appliance.config.toolschema import NO_ARGUMENTS, parameter_issues
@@ -55,6 +56,7 @@ def semantic_issues(
     issues += tls_issues(site, at) + tls_file_issues(cfg_dir, site, at)
     issues += front_issues(site, at)
     issues += outbound_issues(cfg_dir, site, at)
+    issues += recording_issues(cfg_dir, site, at)
     return issues
 
 

@@ -34,6 +34,7 @@ from appliance.config.base import (
 )
 from appliance.config.front import FrontConfig
 from appliance.config.outbound import OutboundConfig
+from appliance.config.recording import RecordingStorage
 from appliance.config.remote_llm import RemoteLLMConfig
 from appliance.config.tls import TlsFiles
 from appliance.config.trunk import Trunk
@@ -176,6 +177,10 @@ class DaemonConfig(ConfigModel):
     llm_remote: RemoteLLMConfig | None = Field(
         None, description="Every agent's language model on another machine (an agent's "
         "models.llm_remote overrides it). Default: none (the local model).",
+    )
+    recordings: RecordingStorage = Field(
+        default_factory=RecordingStorage, description="Where call recordings are kept and "
+        "the key that encrypts them. Default: the data directory, unencrypted.",
     )
 
     @model_validator(mode="after")
