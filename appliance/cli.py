@@ -24,15 +24,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from appliance.config.base import ConfigError
-    from appliance.config.load import load_configuration
+    from appliance.config.load import load_or_report
     from appliance.pbx.render import render
 
-    try:
-        cfg = load_configuration(_config_dir(args))
-    except ConfigError as err:
-        for issue in err.errors:
-            print(issue, file=sys.stderr)
+    cfg = load_or_report(_config_dir(args))
+    if cfg is None:
         return 1
     data = paths.data_dir(args.data_dir)
     runtime = paths.recorded_runtime(data) or cfg.site.asterisk.runtime

@@ -5,6 +5,7 @@ fields and files from appliance.config.check, which this module runs after valid
 """
 
 import os
+import sys
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -155,3 +156,13 @@ def load_configuration(config_dir: Path, store: StoreIndex | None = None) -> Con
         raise ConfigError(issues)
     loaded = {agent.name: agent for agent in agents.values() if agent is not None}
     return Configuration(config_dir=config_dir, site=site, agents=loaded)
+
+
+def load_or_report(config_dir: Path) -> Configuration | None:
+    """The configuration, or None after printing every issue to stderr (for commands)."""
+    try:
+        return load_configuration(config_dir)
+    except ConfigError as err:
+        for issue in err.errors:
+            print(issue, file=sys.stderr)
+        return None

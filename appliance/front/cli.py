@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from appliance.config import paths
@@ -12,16 +11,9 @@ from appliance.front.run import SECURITY_LOG
 
 
 def _load(args: argparse.Namespace):
-    from appliance.config.base import ConfigError
-    from appliance.config.load import load_configuration
+    from appliance.config.load import load_or_report
 
-    config_dir = Path(args.config_dir) if args.config_dir else paths.config_dir()
-    try:
-        return load_configuration(config_dir)
-    except ConfigError as err:
-        for issue in err.errors:
-            print(issue, file=sys.stderr)
-        return None
+    return load_or_report(Path(args.config_dir) if args.config_dir else paths.config_dir())
 
 
 def _paths(args: argparse.Namespace) -> FrontPaths:

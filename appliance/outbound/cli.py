@@ -45,16 +45,9 @@ def add_outbound_parsers(sub: Any) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from appliance.config.base import ConfigError
-    from appliance.config.load import load_configuration
+    from appliance.config.load import load_or_report
 
-    config_dir = Path(args.config_dir) if args.config_dir else paths.config_dir()
-    try:
-        return load_configuration(config_dir)
-    except ConfigError as err:
-        for issue in err.errors:
-            print(issue, file=sys.stderr)
-        return None
+    return load_or_report(Path(args.config_dir) if args.config_dir else paths.config_dir())
 
 
 def _variables(pairs: list[str]) -> dict[str, str]:
