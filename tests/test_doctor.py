@@ -18,6 +18,7 @@ from appliance.config.load import load_configuration
 from appliance.models.store import ModelStore
 from appliance.ops import doctor_call, doctor_models
 from appliance.ops.doctor import run_doctor
+from appliance.ops.doctor_asterisk import AmiFacts, check_reachable
 from appliance.ops.doctor_check import FAIL, OK, WARN, Check, Site, format_checks
 from appliance.ops.doctor_files import check_advertise
 from appliance.ops.probes import parse_prometheus
@@ -253,6 +254,29 @@ def test_call_failures_are_told_apart(site_config: Path, tmp_path: Path) -> None
     assert "credentials" in auth.detail
     silent = doctor_call.classify_call_failure(SipTimeoutError("no answer"), site, "500", "ulaw")
     assert "no SIP answer" in silent.detail
+
+
+def test_a_trunk_that_stops_answering_options_is_named_with_a_fix(site_config: Path,
+                                                                   tmp_path: Path) -> None:
+    cfg = load_configuration(site_config)
+    site = Site(site_config, tmp_path, cfg, "contained")
+    names = [t.name for t in cfg.site.trunks]
+    facts = AmiFacts(contacts={
+        f"trunk-{names[0]}": {"Status": "Reachable", "RoundtripUsec": "2150"},
+        f"trunk-{names[1]}": {"Status": "Unreachable", "RoundtripUsec": "N/A"}})
+    first, second = check_reachable(site, facts)
+    assert first.status == OK and "answers OPTIONS in 2 ms" in first.detail
+    assert second.status == FAIL and "does not answer OPTIONS" in second.detail
+    assert "firewall" in second.fix
+    assert check_reachable(site, AmiFacts())[0].status == FAIL  # no contact: stale config
+    pending = check_reachable(site, AmiFacts(contacts={f"trunk-{names[0]}": {
+        "Status": "Unknown"}}))[0]
+    assert pending.status == WARN and "every 60 s" in pending.detail
+    registered = check_reachable(site, AmiFacts(
+        contacts={f"trunk-{names[0]}": {"Status": "NonQualified"}},
+        registrations={f"trunk-{names[0]}": {"Status": "Registered"}}))[0]
+    assert registered.status == OK and "answered the registration" in registered.detail
+    assert check_reachable(site, None)[0].status == WARN
 
 
 def test_prometheus_sums_over_labels() -> None:

@@ -124,6 +124,13 @@ class AmiSession:
         return {str(e.get("ObjectName")): e for e in await self.events(
             "PJSIPShowRegistrationsOutbound", "OutboundRegistrationDetail")}
 
+    async def contact_status(self, endpoint: str) -> dict[str, Any] | None:
+        """An endpoint's first contact as Asterisk's OPTIONS pings see it: Status
+        (Reachable, Unreachable, Unknown …) and RoundtripUsec; None without one."""
+        found = await self.events("PJSIPShowEndpoint", "ContactStatusDetail",
+                                  Endpoint=endpoint)
+        return found[0] if found else None
+
     async def endpoints(self) -> dict[str, dict[str, Any]]:
         """PJSIP endpoints by object name, with DeviceState and Contacts."""
         return {str(e.get("ObjectName")): e for e in await self.events(

@@ -24,6 +24,7 @@ from appliance.ops.doctor_asterisk import (
     check_ari,
     check_daemon,
     check_modules,
+    check_reachable,
     check_trunks,
 )
 from appliance.ops.doctor_call import check_call
@@ -46,7 +47,7 @@ async def live_checks(site: Site, call: bool = True) -> list[Check]:
     error = None
     try:
         async with ami_session(site.cfg) as ami:
-            facts = await ami_facts(ami)
+            facts = await ami_facts(ami, [t.name for t in site.cfg.site.trunks])
     except AmiError as exc:
         error = str(exc)
     modules = await asyncio.to_thread(check_modules, site, facts)
@@ -58,6 +59,7 @@ async def live_checks(site: Site, call: bool = True) -> list[Check]:
     checks.append(daemon)
     checks.append(check_advertise(site.cfg))
     checks += await check_trunks(site, facts)
+    checks += check_reachable(site, facts)
     if not call:
         return checks
     if daemon.status == FAIL or ari.status != OK:

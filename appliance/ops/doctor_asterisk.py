@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,14 +47,20 @@ class AmiFacts:
     version: str | None = None
     modules: dict[str, bool] = field(default_factory=dict)
     registrations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    contacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # by AOR
 
 
-async def ami_facts(ami: AmiSession) -> AmiFacts:
-    """Version, core modules and trunk registrations, from one session."""
+async def ami_facts(ami: AmiSession, trunks: Sequence[str] = ()) -> AmiFacts:
+    """Version, core modules, trunk registrations and the trunks' contacts, from one
+    session."""
     facts = AmiFacts(version=await ami.version())
     for module in CORE_MODULES:
         facts.modules[module] = await ami.module_loaded(module)
     facts.registrations = await ami.registrations()
+    for trunk in trunks:
+        contact = await ami.contact_status(f"trunk-{trunk}")
+        if contact is not None:
+            facts.contacts[f"trunk-{trunk}"] = contact
     return facts
 
 
@@ -260,4 +267,44 @@ async def check_trunks(site: Site, facts: AmiFacts | None) -> list[Check]:
             fix = (f"check the account details and trunks[].host/port, then {reload}; if "
                    "Asterisk just started, wait ten seconds and run doctor again")
         checks.append(Check(label, FAIL, detail + said, fix))
+    return checks
+
+
+def check_reachable(site: Site, facts: AmiFacts | None) -> list[Check]:
+    """Does each trunk's host answer Asterisk's OPTIONS pings (every 60 s)? Registering or
+    not: a trunk authenticated by address has no registration to tell."""
+    checks = []
+    for trunk in site.cfg.site.trunks:
+        label = f"trunk {trunk.name} reachable"
+        where = f"{trunk.host}:{trunk.port} ({trunk.transport})"
+        if facts is None:
+            checks.append(Check(label, WARN, "not checked: AMI unreachable"))
+            continue
+        contact = facts.contacts.get(f"trunk-{trunk.name}")
+        if contact is None:
+            checks.append(Check(label, FAIL, "Asterisk has no contact for this trunk: its "
+                                "configuration is older than switchboard.yaml",
+                                "run `switchboard render`, then "
+                                f"`{site.rx('module reload res_pjsip.so')}`"))
+            continue
+        status = str(contact.get("Status") or "Unknown")
+        rtt = contact.get("RoundtripUsec")
+        if status == "Reachable":
+            took = f" in {int(rtt) / 1000:.0f} ms" if str(rtt or "").isdigit() else ""
+            checks.append(Check(label, OK, f"{where} answers OPTIONS{took}"))
+        elif status == "Unreachable":
+            tls = " and that its certificate is trusted (network.tls.ca_file)" \
+                if trunk.transport == "tls" else ""
+            checks.append(Check(
+                label, FAIL, f"{where} does not answer OPTIONS: calls to it will fail",
+                f"check trunks[].host, port and transport{tls}; let SIP to and from it "
+                "through the firewall; some providers ignore OPTIONS from addresses they do "
+                "not know: ask them to allow this one"))
+        elif (facts.registrations.get(f"trunk-{trunk.name}") or {}).get("Status") \
+                == "Registered":
+            checks.append(Check(label, OK, f"{where} answered the registration (no OPTIONS "
+                                f"result: {status})"))
+        else:
+            checks.append(Check(label, WARN, f"{where}: not pinged yet ({status}); Asterisk "
+                                "sends OPTIONS every 60 s", "run doctor again in a minute"))
     return checks
