@@ -11,20 +11,18 @@ the agent has one). The tool's outcome comes back through ``tool_done``.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
 from agent.flows import slots as values
-from agent.flows.dates import WEEKDAYS
 from agent.flows.spec import FlowSpec, SlotSpec
 from agent.flows.start import choose_flow
 from agent.flows.times import SpokenTime
 from agent.flows.values import is_question, parse_yes_no, wants_out
 from agent.flows.words import tokens
-from agent.tools.choice import choose, stem
+from agent.tools.choice import choose
 from agent.tools.spec import ToolCall, ToolSpec
 
 log = logging.getLogger(__name__)
@@ -267,8 +265,8 @@ class FlowRunner:
                 continue
             same_kind = [s for s in p.flow.slots if s.kind == slot.kind]
             if len(same_kind) > 1:  # two dates: the one named, or else the next empty one
-                target = self._mentioned(text, same_kind) or (
-                    self._held(text, same_kind) if correcting else next(
+                target = values.mentioned(text, same_kind) or (
+                    values.holding_day(text, same_kind, p.values) if correcting else next(
                         (s for s in same_kind if s.name not in p.values), None))
                 if slot is not target:
                     continue
@@ -336,32 +334,11 @@ class FlowRunner:
                     p.spoken.pop(slot.name, None)
         return reasons
 
-    def _mentioned(self, text: str, among: Iterable[SlotSpec]) -> SlotSpec | None:
-        """The slot the words name ("the time", "my number", "the new date"), if one."""
-        said = {stem(w) for w in tokens(text)}
-        scores: dict[str, tuple[int, SlotSpec]] = {}
-        for slot in among:
-            own = {stem(w) for w in re.split(r"[_\s]+", slot.name.lower())} | \
-                {stem(w) for w in values.KIND_WORDS[slot.kind]}
-            scores[slot.name] = (len(said & own), slot)
-        best = max((score for score, _ in scores.values()), default=0)
-        winners = [slot for score, slot in scores.values() if score == best]
-        return winners[0] if best > 0 and len(winners) == 1 else None
-
-    def _held(self, text: str, among: Iterable[SlotSpec]) -> SlotSpec | None:
-        """The one date slot whose day the words name ("Thursday, not Wednesday" corrects
-        the slot holding Wednesday), if one."""
-        assert self._p is not None
-        said = set(tokens(text))
-        held = [s for s in among if isinstance(self._p.values.get(s.name), date)
-                and WEEKDAYS[self._p.values[s.name].weekday()] in said]
-        return held[0] if len(held) == 1 else None
-
     def _reask(self, text: str) -> FlowStep | None:
         """The caller names a slot to change ("no, the time"): ask for it again."""
         p = self._p
         assert p is not None
-        slot = self._mentioned(text, p.flow.slots)
+        slot = values.mentioned(text, p.flow.slots)
         if slot is None:
             return None
         p.values.pop(slot.name, None)

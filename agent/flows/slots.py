@@ -4,6 +4,7 @@ and written in the format the tool's JSON Schema asks for."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import date, datetime, time
 from typing import Any
 
@@ -11,6 +12,8 @@ from agent.flows.dates import WEEKDAYS, parse_date, speak_date
 from agent.flows.spec import FlowSpec, Hours, SlotSpec
 from agent.flows.times import SpokenTime, parse_time, speak_time
 from agent.flows.values import parse_choice, parse_name, parse_phone, speak_phone
+from agent.flows.words import tokens
+from agent.tools.choice import stem
 
 KIND_WORDS = {"date": ("day", "date"), "time": ("time", "hour"), "phone": ("number", "phone"),
               "name": ("name", "spelling", "spelt", "spelled"), "choice": (),
@@ -174,3 +177,26 @@ def read_back(flow: FlowSpec, found: dict[str, Any], today: date) -> str:
     parts = [lead.get(s.kind, ", ") + speak(s, found[s.name], today) for s in flow.slots
              if s.name in found and s.read_back]
     return f"So that is {''.join(parts).removeprefix(', ').strip()}. Is that right?"
+
+
+def mentioned(text: str, among: Iterable[SlotSpec]) -> SlotSpec | None:
+    """The slot the words name ("the time", "my number", "the new date"), if one."""
+    said = {stem(w) for w in tokens(text)}
+    scores: dict[str, tuple[int, SlotSpec]] = {}
+    for slot in among:
+        own = {stem(w) for w in re.split(r"[_\s]+", slot.name.lower())} | \
+            {stem(w) for w in KIND_WORDS[slot.kind]}
+        scores[slot.name] = (len(said & own), slot)
+    best = max((score for score, _ in scores.values()), default=0)
+    winners = [slot for score, slot in scores.values() if score == best]
+    return winners[0] if best > 0 and len(winners) == 1 else None
+
+
+def holding_day(text: str, among: Iterable[SlotSpec], held: dict[str, Any]
+                ) -> SlotSpec | None:
+    """The one date slot whose day the words name ("Thursday, not Wednesday" corrects the
+    slot holding Wednesday), if one."""
+    said = set(tokens(text))
+    found = [s for s in among if isinstance(held.get(s.name), date)
+             and WEEKDAYS[held[s.name].weekday()] in said]
+    return found[0] if len(found) == 1 else None
