@@ -182,7 +182,7 @@ async def test_metrics_after_calls(clean_asterisk: AsteriskUnderTest,
         await wait_for_speech(dialog, time.monotonic() - 1, timeout=10)
         from harness import speechlike_signal
 
-        await dialog.play(speechlike_signal(1.0))
+        await dialog.play(speechlike_signal(2.0))  # past barge_in.backchannel_max
         await asyncio.sleep(0.5)
         await dialog.hangup()
     await asyncio.sleep(0.5)

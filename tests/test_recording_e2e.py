@@ -65,14 +65,22 @@ def recorded_config(site_config: Path, workdir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def recording_daemon(asterisk: AsteriskUnderTest, recorded_config: Path, workdir: Path,
-                     model_store) -> DaemonProcess:
+                     model_store, daemon: DaemonProcess) -> DaemonProcess:
+    """A daemon with the recorded configuration in place of the shared one: one Stasis
+    application has one daemon at a time (the last to connect takes it over, and the other
+    would hear no more calls), so the shared daemon is stopped meanwhile and started again
+    after."""
     record_dir = workdir / "recordings-e2e"
     record_dir.mkdir(exist_ok=True)
+    daemon.stop_process()
     proc = DaemonProcess(recorded_config, workdir / "data", record_dir,
                          workdir / "daemon-recorded.log")
-    proc.wait_connected()
-    yield proc
-    proc.stop()
+    try:
+        proc.wait_connected()
+        yield proc
+    finally:
+        proc.stop()
+        daemon.restart()
 
 
 def voiced(pcm: np.ndarray, rate: int, threshold_dbfs: float = -40) -> np.ndarray:
