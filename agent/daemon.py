@@ -48,6 +48,7 @@ class Daemon:
         self.calls: dict[str, Call] = {}  # by channel id (caller and media legs)
         self.connected = asyncio.Event()
         self.draining = False
+        self.replaced = False  # another ARI connection took the Stasis application over
         self.stats = {"calls_total": 0, "calls_rejected": 0, "events_unrouted": 0,
                       "ari_connections": 0}
         self.metrics = Metrics()
@@ -117,7 +118,8 @@ class Daemon:
         """The document served at /status (no caller numbers, no text)."""
         now = time.monotonic()
         return {
-            "ari_connected": self.connected.is_set(),
+            "ari_connected": self.connected.is_set() and not self.replaced,
+            "stasis_app_replaced": self.replaced,
             "draining": self.draining,
             "agents": {name: {"models": {k: str(getattr(spec.models, k)) for k in
                                          ("stt", "llm", "tts")} if spec.models else None,
@@ -235,7 +237,13 @@ class Daemon:
     # -- events ----------------------------------------------------------------------------
     def _dispatch(self, event: Event) -> None:
         if event.type == CONNECTED:
+            self.replaced = False
             self._connected()
+            return
+        if event.type == "ApplicationReplaced":  # another connection took the app over
+            self.replaced = True
+            log.error("another ARI connection took over the Stasis application: no new calls "
+                      "reach this daemon (run one daemon per appliance)")
             return
         if event.type in ("PlaybackFinished", "PlaybackFailed"):
             fut = self._playbacks.pop(str((event.raw.get("playback") or {}).get("id")), None)

@@ -63,6 +63,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ModelError as err:
         logging.getLogger("switchboard").error("%s", err)
         return 1
+    from appliance.ops.lock import hold_daemon_lock, lock_holder
+
+    try:
+        lock = hold_daemon_lock(data)
+    except OSError as err:  # a read-only data directory: run, but unguarded
+        logging.getLogger("switchboard").warning("no daemon lock in %s: %s", data, err)
+        lock = -1
+    if lock is None:
+        logging.getLogger("switchboard").error(
+            "another agent daemon runs with %s (pid %s): one per appliance — two would take "
+            "calls from each other; stop it first (systemctl stop switchboard)", data,
+            lock_holder(data) or "?")
+        return 1
     daemon = Daemon(settings)
 
     async def main() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 
 import aiohttp
 import numpy as np
@@ -20,7 +21,7 @@ from fakes import (
     channel_event,
 )
 
-from agent.ari import AriError, AriSettings
+from agent.ari import AriError, AriSettings, Event
 from agent.daemon import Daemon
 from agent.records import CallStore
 from agent.settings import AgentSpec, DaemonSettings
@@ -340,3 +341,28 @@ async def test_a_failed_busy_rejection_does_not_stop_the_daemon() -> None:
         await rig.advance(0.5)
         assert rig.daemon.stats["calls_rejected"] == 1
         await assert_serves(rig, "a")
+
+
+async def test_another_connection_taking_the_application_over_is_told() -> None:
+    async with Rig() as rig:
+        rig.ari.emit(Event.from_json({"type": "ApplicationReplaced",
+                                      "application": "switchboard"}))
+        await rig.settle()
+        assert rig.daemon.replaced  # /status says so, and doctor fails the daemon check
+        rig.ari.drop_connection()  # reconnecting takes the application back
+        await rig.settle()
+        await rig.advance(0.2)
+        await rig.settle()
+        assert not rig.daemon.replaced
+
+
+def test_one_daemon_per_data_directory(tmp_path) -> None:
+    from appliance.ops.lock import hold_daemon_lock, lock_holder
+
+    first = hold_daemon_lock(tmp_path)
+    assert first is not None and lock_holder(tmp_path) == str(os.getpid())
+    assert hold_daemon_lock(tmp_path) is None  # a second daemon is refused
+    os.close(first)
+    second = hold_daemon_lock(tmp_path)
+    assert second is not None  # the first one gone, the next may run
+    os.close(second)

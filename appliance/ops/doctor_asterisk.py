@@ -161,6 +161,11 @@ async def check_daemon(site: Site, ari_ok: bool) -> Check:
     except (OSError, TimeoutError) as exc:
         return Check("agent daemon", FAIL, f"ARI stopped answering: {exc}", "")
     info, why = await daemon_status(site.cfg)
+    if status == 200 and info and info.get("stasis_app_replaced"):
+        return Check("agent daemon", FAIL, f"another program took the Stasis application "
+                     f"'{APP_NAME}' over from the agent daemon: calls do not reach it",
+                     "stop the other one (one `switchboard run` per appliance), then "
+                     "`systemctl restart switchboard`")
     if status == 200:
         loaded = [n for n, a in (info or {}).get("agents", {}).items()
                   if isinstance(a, dict) and a.get("loaded")]
