@@ -176,7 +176,7 @@ async def test_a_console_user_talks_to_an_agent_from_the_browser(
             said = " ".join(t["user_text"] or "" for t in record["turns"]).lower()
             assert "saturday" in said, said
             assert any((t["agent_text"] or "").strip() for t in record["turns"])
-            await browser.wait_for("document.querySelector('#talk-call-link a')", timeout=10)
+            await browser.wait_for("!!document.querySelector('#talk-call-link a')", timeout=10)
 
             await browser.open(f"{base}/calls")
             assert await browser.evaluate(

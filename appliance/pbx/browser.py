@@ -7,6 +7,7 @@ again, removed at logout and when it expires (kept while its call lasts)."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import secrets
 import time
@@ -65,28 +66,29 @@ class AriConfig:
 
     def __init__(self, url: str, user: str, password: str) -> None:
         self.url = url.rstrip("/")
-        self._auth = aiohttp.BasicAuth(user, password)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}"}
 
     def _object(self, kind: str, name: str) -> str:
         return f"{self.url}/ari/asterisk/config/dynamic/res_pjsip/{kind}/{name}"
 
     async def put(self, kind: str, name: str, fields: dict[str, str]) -> None:
         body = {"fields": [{"attribute": k, "value": v} for k, v in fields.items()]}
-        async with aiohttp.ClientSession(auth=self._auth, timeout=_TIMEOUT) as http, \
+        async with aiohttp.ClientSession(headers=self._headers, timeout=_TIMEOUT) as http, \
                 http.put(self._object(kind, name), json=body) as resp:
             if resp.status != 200:
                 raise BrowserCallError(f"Asterisk refused the {kind} (HTTP {resp.status}: "
                                        f"{(await resp.text())[:200]})")
 
     async def delete(self, kind: str, name: str) -> None:
-        async with aiohttp.ClientSession(auth=self._auth, timeout=_TIMEOUT) as http, \
+        async with aiohttp.ClientSession(headers=self._headers, timeout=_TIMEOUT) as http, \
                 http.delete(self._object(kind, name)) as resp:
             if resp.status not in (204, 404):
                 raise BrowserCallError(f"Asterisk kept the {kind} (HTTP {resp.status})")
 
     async def channels(self, name: str) -> int:
         """How many channels the endpoint has (0 when it is gone)."""
-        async with aiohttp.ClientSession(auth=self._auth, timeout=_TIMEOUT) as http, \
+        async with aiohttp.ClientSession(headers=self._headers, timeout=_TIMEOUT) as http, \
                 http.get(f"{self.url}/ari/endpoints/PJSIP/{name}") as resp:
             if resp.status != 200:
                 return 0
