@@ -6,6 +6,7 @@ appears in the console. Screenshots are kept in the test's temporary directory."
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 import wave
@@ -151,8 +152,13 @@ async def test_a_console_user_talks_to_an_agent_from_the_browser(
             established = time.monotonic() - clicked
             user = talk.credentials.current(next(iter(talk.credentials._by_session)))
             assert user is not None
-            channels = browser_asterisk.rx("core show channels verbose")
-            assert f"PJSIP/{user.user}-" in channels, channels
+            concise = browser_asterisk.rx("core show channels concise")
+            name = next((line.split("!")[0] for line in concise.splitlines()
+                         if line.startswith(f"PJSIP/{user.user}-")), None)
+            assert name is not None, concise
+            shown = browser_asterisk.rx(f"core show channel {name}")
+            codec = re.search(r"NativeFormats: \((\w+)\)", shown)
+            assert codec is not None and codec[1] in ("opus", "ulaw", "alaw"), shown
             await browser.evaluate(LISTEN)
 
             # The caller's question and the agent's answer appear while the call goes on.
@@ -167,6 +173,7 @@ async def test_a_console_user_talks_to_an_agent_from_the_browser(
             await browser.wait_for("window.heard.loud > 20", timeout=20)
             heard = await browser.evaluate("window.heard")
             await browser.screenshot(shots / "talk.png")
+            stats = browser_asterisk.rx("pjsip show channelstats")  # packets, loss, jitter
 
             await browser.evaluate("document.getElementById('talk-hangup').click(); true")
             await browser.wait_for("document.getElementById('talk-state').textContent"
@@ -188,5 +195,6 @@ async def test_a_console_user_talks_to_an_agent_from_the_browser(
                       browser_asterisk.rx("core show channels verbose"), timeout=10)
     print(f"\nbrowser call: in call {established:.2f} s after the click; first answer "
           f"shown {first_answer:.1f} s after the click; agent audio loud in "
-          f"{heard['loud']} of {heard['frames']} 50 ms probes; turns {len(record['turns'])}"
+          f"{heard['loud']} of {heard['frames']} 50 ms probes; turns {len(record['turns'])}; "
+          f"codec {codec[1]}\n{stats}"
           f"\nscreenshots: {shots}")
