@@ -193,6 +193,9 @@ async def test_a_console_user_talks_to_an_agent_from_the_browser(
         await runner.cleanup()
     assert wait_until(lambda: f"PJSIP/{user.user}-" not in
                       browser_asterisk.rx("core show channels verbose"), timeout=10)
+    # the console removed the credential when it stopped; Asterisk logged no error
+    assert user.user not in browser_asterisk.rx("pjsip show endpoints")
+    assert browser_asterisk.process.log_errors() == []
     print(f"\nbrowser call: in call {established:.2f} s after the click; first answer "
           f"shown {first_answer:.1f} s after the click; agent audio loud in "
           f"{heard['loud']} of {heard['frames']} 50 ms probes; turns {len(record['turns'])}; "

@@ -232,4 +232,5 @@ async def logged_out(app: web.Application, session_key: str) -> None:
     """Remove a session's credential when it logs out."""
     talk = app.get(TALK)
     if talk is not None:
+        talk.issued_at.pop(session_key, None)
         await talk.credentials.revoke(session_key)
