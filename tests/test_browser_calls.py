@@ -74,6 +74,16 @@ def test_render_writes_browser_calls_only_when_asked(tmp_path: Path) -> None:
     assert "http.conf" in on and "127.0.0.1" in on["http.conf"]
 
 
+def test_an_existing_asterisk_is_told_browser_calls_are_not_set_up(tmp_path: Path) -> None:
+    config = write_test_config(tmp_path / "config")
+    site = config / "switchboard.yaml"
+    site.write_text(site.read_text().replace("  ami_port:", "  browser_calls: true\n"
+                                             "  ami_port:", 1))
+    report = render(load_configuration(config), tmp_path / "etc", mode="system")
+    assert any("browser_calls" in note for note in report.notes)
+    assert "from-browser" not in (tmp_path / "etc/switchboard/extensions.conf").read_text()
+
+
 class FakeAri:
     """ARI's dynamic configuration as a dict; ``busy``: endpoints with a channel."""
 

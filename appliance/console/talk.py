@@ -49,12 +49,13 @@ def load_talk(config_dir: Path, data: Path) -> Talk | None:
     from appliance.config.base import ConfigError
     from appliance.config.load import load_configuration
     from appliance.config.secrets import ARI_SECRET, read_secret, secrets_dir
+    from appliance.ops.probes import runtime_of
     from appliance.pbx.render import ARI_USER
 
     try:
         cfg = load_configuration(config_dir)
-        if not cfg.site.asterisk.browser_calls:
-            return None
+        if not cfg.site.asterisk.browser_calls or runtime_of(cfg, data) == "system":
+            return None  # render sets browser calls up only on Asterisks it owns
         password = read_secret(secrets_dir(cfg.config_dir) / ARI_SECRET)
     except (ConfigError, OSError) as exc:
         log.warning("console: browser calls unavailable (%s)", type(exc).__name__)
@@ -111,8 +112,8 @@ async def talk_page(request: web.Request) -> web.Response:
     problem = None
     if talk is None:
         problem = ("Browser calls are off: set asterisk.browser_calls: true in "
-                   "switchboard.yaml, run switchboard render, restart Asterisk and the "
-                   "console.")
+                   "switchboard.yaml (with Switchboard's own Asterisk: runtime contained or "
+                   "package), run switchboard render, restart Asterisk and the console.")
     elif talk.sipjs is None:
         problem = ("The browser's SIP library is not installed: run "
                    "switchboard console assets (install.sh does it).")

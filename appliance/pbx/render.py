@@ -308,6 +308,10 @@ def render(cfg: Configuration, etc_dir: Path, mode: Literal["full", "system"] = 
                       owner)
     for name, target in {**SYSTEM_FILES, "modules.conf": "modules.conf"}.items():
         _append_include(etc_dir / target, f"switchboard/{name}", report)
+    if cfg.site.asterisk.browser_calls:
+        report.notes.append("asterisk.browser_calls is not set up on an existing Asterisk "
+                            "(runtime: system): its WebSocket transport, sorcery.conf and "
+                            "rtp.conf stay the operator's; the console's Talk page is off")
     report.notes.append(
         "ARI needs Asterisk's HTTP server: check http.conf has enabled=yes, "
         f"bindaddr=127.0.0.1 and bindport={cfg.site.asterisk.ari_port}, then "
