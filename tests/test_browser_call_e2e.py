@@ -185,6 +185,21 @@ async def test_a_console_user_talks_to_an_agent_from_the_browser(
             assert any((t["agent_text"] or "").strip() for t in record["turns"])
             await browser.wait_for("!!document.querySelector('#talk-call-link a')", timeout=10)
 
+            # Another call: a new credential replaces the first, and it reaches agents
+            # only (the page is made to dial a desk phone's extension).
+            await browser.evaluate(
+                "(() => { const s = document.getElementById('talk-agent');"
+                " s.add(new Option('a phone', '101')); s.value = '101';"
+                " document.getElementById('talk-call').click(); return true; })()")
+            state = await browser.wait_for(
+                "(() => { const s = document.getElementById('talk-state').textContent;"
+                " return ['in call', 'ended'].includes(s) || /^(refused|failed)/.test(s)"
+                " ? s : ''; })()", timeout=30)
+            assert state == "refused (404)", state
+            endpoints = browser_asterisk.rx("pjsip show endpoints")
+            assert user.user not in endpoints
+            assert len(re.findall(r"Endpoint:\s+browser[0-9a-f]{16}/", endpoints)) == 1
+
             await browser.open(f"{base}/calls")
             assert await browser.evaluate(
                 f"!!document.querySelector('a[href=\"/calls/{record['id']}\"]')")

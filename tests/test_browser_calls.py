@@ -277,3 +277,47 @@ async def test_without_browser_calls_the_page_says_how_to_turn_them_on(tmp_path)
         page = await (await client.get("/calls")).text()
         assert (await client.post("/talk/credential", data={"csrf": token(page)})).status \
             == 404
+
+
+async def test_sip_messages_are_relayed_both_ways_with_the_sip_subprotocol(
+        tmp_path: Path) -> None:
+    """A stand-in for Asterisk's WebSocket transport answers each message; the console
+    relays a logged-in page's frames to it and back."""
+    from aiohttp import WSMsgType, web
+
+    seen: list[str] = []
+
+    async def transport(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(protocols=("sip",))
+        await ws.prepare(request)
+        async for msg in ws:
+            seen.append(msg.data)
+            await ws.send_str(f"SIP/2.0 200 OK\r\nX-Echo: {msg.data}\r\n\r\n")
+        return ws
+
+    upstream = web.Application()
+    upstream.router.add_get("/ws", transport)
+    server = TestServer(upstream)
+    await server.start_server()
+    rig = TalkRig(tmp_path)
+    rig.talk.sip_ws = str(server.make_url("/ws"))
+    try:
+        async with rig as client:
+            await log_in(client)
+            origin = f"http://{client.server.host}:{client.server.port}"
+            async with client.ws_connect("/talk/sip", protocols=("sip",),
+                                         headers={"Origin": origin}) as ws:
+                assert ws.protocol == "sip"
+                await ws.send_str("OPTIONS sip:500@x SIP/2.0")
+                reply = await ws.receive(timeout=5)
+                assert reply.type == WSMsgType.TEXT
+                assert "X-Echo: OPTIONS sip:500@x SIP/2.0" in reply.data
+            assert seen == ["OPTIONS sip:500@x SIP/2.0"]
+            # not logged in: no relay
+            await client.post("/logout", data={"csrf": token(await (
+                await client.get("/talk")).text())}, allow_redirects=False)
+            resp = await client.get("/talk/sip", headers={"Origin": origin},
+                                    allow_redirects=False)
+            assert resp.status == 303
+    finally:
+        await server.close()

@@ -13,6 +13,7 @@ const link = document.getElementById("talk-call-link");
 let ua = null;
 let session = null;
 let poller = null;
+let refused = null; // the status code when Asterisk refused the call
 
 function show(text) {
   state.textContent = text;
@@ -71,13 +72,14 @@ function ended() {
   hangupButton.disabled = true;
   if (ua) ua.stop().catch(() => {});
   ua = null;
-  show("ended");
+  show(refused ? `refused (${refused})` : "ended");
   setTimeout(refresh, 1500);
   setTimeout(stopPolling, 5000);
 }
 
 async function call() {
   callButton.disabled = true;
+  refused = null;
   list.replaceChildren();
   link.replaceChildren();
   delete link.dataset.call;
@@ -114,7 +116,15 @@ async function call() {
       }
     });
     show("calling");
-    await session.invite();
+    await session.invite({
+      // called after the session has ended (and shown "ended"): say why instead
+      requestDelegate: {
+        onReject: (response) => {
+          refused = response.message.statusCode;
+          show(`refused (${refused})`);
+        },
+      },
+    });
   } catch (err) {
     show(`failed: ${err.message || err}`);
     callButton.disabled = false;
