@@ -39,9 +39,14 @@ function line(cls, who, text) {
 }
 
 async function refresh() {
-  const resp = await fetch("/talk/transcript", { credentials: "same-origin" });
-  if (!resp.ok) return;
-  const { call } = await resp.json();
+  let call = null;
+  try {
+    const resp = await fetch("/talk/transcript", { credentials: "same-origin",
+                                                   redirect: "error" });
+    if (resp.ok) ({ call } = await resp.json());
+  } catch {
+    return; // logged out, or the console restarted: the call itself goes on
+  }
   if (!call) return;
   const items = call.turns.map((t) => {
     const li = document.createElement("li");
