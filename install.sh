@@ -105,6 +105,13 @@ if [ "$(cat "$PREFIX/.source-hash" 2>/dev/null)" != "$hash" ]; then
     rm -rf "$SHARE/$d"; cp -r "$SRC/$d" "$SHARE/$d"
   done
   cp "$SRC/README.md" "$SHARE/README.md"
+  # The console's talk page: SIP.js from the npm registry, fetched once into the cache
+  # (pinned version and hash), served from $SHARE/web; nothing is fetched at run time.
+  if ! ls "$CACHE/web/sip.js-"*.tgz >/dev/null 2>&1 && ! command -v npm >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null || true
+  fi
+  SWITCHBOARD_CACHE_DIR="$CACHE" "$VENV/bin/switchboard" console assets --into "$SHARE/web" \
+    >/dev/null || echo "    browser calls unavailable: the SIP library was not fetched" >&2
   echo "$hash" > "$PREFIX/.source-hash"
   echo "    + installed switchboard ($hash) into $VENV"
   changed=1

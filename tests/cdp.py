@@ -27,8 +27,9 @@ class CdpError(Exception):
 class Browser:
     """One headless Chromium with one page; ``send`` a command, ``evaluate`` JavaScript."""
 
-    def __init__(self, profile: Path) -> None:
+    def __init__(self, profile: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.profile = profile
+        self.extra_args = extra_args  # more command-line switches (fake media devices)
         self.proc: subprocess.Popen | None = None
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -43,7 +44,8 @@ class Browser:
              "--no-first-run", "--no-default-browser-check", "--disable-extensions",
              "--autoplay-policy=no-user-gesture-required", "--mute-audio",
              "--remote-debugging-port=0", "--remote-allow-origins=*",
-             f"--user-data-dir={self.profile}", "--window-size=1200,900", "about:blank"],
+             f"--user-data-dir={self.profile}", "--window-size=1200,900", *self.extra_args,
+             "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         port = await asyncio.to_thread(self._devtools_port)
         self._session = aiohttp.ClientSession()

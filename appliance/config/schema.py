@@ -122,6 +122,12 @@ class AsteriskSettings(ConfigModel):
         "Default: 5038.",
         examples=[5038],
     )
+    browser_calls: bool = Field(
+        False,
+        description="Let console users call agents from their browser (WebRTC): SIP over "
+        "WebSocket on the HTTP server above, reached through the console, with a short-lived "
+        "credential per login. Contained or package runtime only. Default: false.",
+    )
 
 
 class DaemonConfig(ConfigModel):

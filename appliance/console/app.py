@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from appliance.console import views
+from appliance.console import talk, views
 from appliance.console.auth import LoginLimiter, Sessions, same_token
 from appliance.console.context import COOKIE, HERE, KEY, SESSION, Console, environment
 from appliance.console.sources import Sources
@@ -71,10 +71,13 @@ def same_origin(request: web.Request) -> bool:
 
 def build_app(sources: Sources, users: Users, secure_cookies: bool = False,
               sessions: Sessions | None = None,
-              limiter: LoginLimiter | None = None) -> web.Application:
+              limiter: LoginLimiter | None = None,
+              browser: talk.Talk | None = None) -> web.Application:
+    """The console; ``browser``: calls from the browser (the talk page), None when off."""
     app = web.Application(middlewares=[headers, guard], client_max_size=64 * 1024)
     app[KEY] = Console(sources, users, sessions or Sessions(), limiter or LoginLimiter(),
                        environment(), secure_cookies)
     app.add_routes(views.routes)
+    talk.setup(app, browser)
     app.router.add_static("/static/", HERE / "static", show_index=False)
     return app

@@ -58,7 +58,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sources = open_sources(config_dir, data)
     if sources.config_problem:
         log.warning("console: %s", sources.config_problem)
-    app = build_app(sources, users, secure_cookies=tls is not None)
+    from appliance.console.talk import load_talk
+
+    app = build_app(sources, users, secure_cookies=tls is not None,
+                    browser=load_talk(config_dir, data))
 
     async def serve() -> None:
         runner = web.AppRunner(app, access_log=None)
@@ -77,6 +80,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
             await runner.cleanup()
 
     asyncio.run(serve())
+    return 0
+
+
+def cmd_assets(args: argparse.Namespace) -> int:
+    """Fetch the browser's SIP library (npm, into the cache) and unpack it for serving."""
+    from appliance.console.assets import AssetError, cache_dir, install_sipjs
+
+    target = Path(args.into) if args.into else cache_dir()
+    try:
+        out = install_sipjs(target)
+    except AssetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"SIP.js in {out}")
     return 0
 
 
@@ -130,6 +147,11 @@ def add_console_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--tls-cert", metavar="PEM", help="certificate chain for HTTPS")
     s.add_argument("--tls-key", metavar="PEM", help="its private key")
     s.set_defaults(func=cmd_serve)
+    w = csub.add_parser("assets", help="fetch the talk page's SIP library from the npm "
+                        "registry (once, into the cache) and unpack it (install.sh runs this)")
+    w.add_argument("--into", metavar="DIR", help="where to unpack it (default: the cache; "
+                   "the console looks in $SWITCHBOARD_WEB_DIR, <share>/web, then the cache)")
+    w.set_defaults(func=cmd_assets)
     a = csub.add_parser("add-user", help="add an account, or set a new password")
     a.add_argument("name", metavar="NAME")
     a.add_argument("--password-stdin", action="store_true",

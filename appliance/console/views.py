@@ -11,9 +11,10 @@ import time
 from aiohttp import web
 
 from agent.records import FLAGS, OUTCOMES
+from appliance.console import talk
 from appliance.console.auth import same_token
 from appliance.console.chart import timing_chart
-from appliance.console.context import COOKIE, KEY, LOGIN_COOKIE, Console
+from appliance.console.context import COOKIE, KEY, LOGIN_COOKIE, SESSION, Console
 from appliance.console.sources import READ_ERRORS, CallFilter
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,9 @@ async def favicon(request: web.Request) -> web.Response:
 @routes.post("/logout")
 async def logout(request: web.Request) -> web.Response:
     console = request.app[KEY]
+    session = request[SESSION]
+    if session is not None:
+        await talk.logged_out(request.app, session.csrf)  # its browser credential goes
     console.sessions.end(request.cookies.get(console.cookie_name(COOKIE)))
     response = web.HTTPSeeOther("/login")
     response.del_cookie(console.cookie_name(COOKIE), path="/")

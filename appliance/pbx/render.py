@@ -66,6 +66,8 @@ MODULES = [
     "res_ari_playbacks.so", "res_ari_recordings.so", "res_ari_sounds.so",
     "res_ari_device_states.so",
 ]
+# Added when browser calls are on (asterisk.browser_calls): SIP over WebSocket, Opus.
+BROWSER_MODULES = ["res_pjsip_transport_websocket.so", "codec_opus_open_source.so"]
 
 FULL_FILES = {
     "asterisk.conf": "asterisk/asterisk.conf.j2",
@@ -88,6 +90,7 @@ FULL_FILES = {
     "indications.conf": "asterisk/indications.conf.j2",
     "extensions.conf": "dialplan/extensions.conf.j2",
     "amd.conf": "asterisk/amd.conf.j2",
+    "sorcery.conf": "asterisk/sorcery.conf.j2",
 }
 # system mode: our file → the operator's file that includes it
 SYSTEM_FILES = {
@@ -180,6 +183,7 @@ def template_context(cfg: Configuration, mode: Literal["full", "system"],
     routes = site.routes
     did_agent = {r.did: r.agent for r in routes.rules if r.did}
     full = mode == "full"
+    browser_calls = full and site.asterisk.browser_calls
     trunks = []
     for t in site.trunks:
         trunks.append({
@@ -229,7 +233,8 @@ def template_context(cfg: Configuration, mode: Literal["full", "system"],
         "default_agent": routes.default_agent,
         "extension_agents": [(r.extension, r.agent) for r in routes.rules if r.extension],
         "outbound_trunk": next((t.name for t in site.trunks if not t.from_front), None),
-        "modules": MODULES,
+        "browser_calls": browser_calls,
+        "modules": MODULES + (BROWSER_MODULES if browser_calls else []),
         "moddir": MODULE_DIR,
         "tone_country": "us",
         "amd_ms": round(1000 * (site.outbound.amd_seconds if site.outbound else 3.0)),
@@ -303,6 +308,10 @@ def render(cfg: Configuration, etc_dir: Path, mode: Literal["full", "system"] = 
                       owner)
     for name, target in {**SYSTEM_FILES, "modules.conf": "modules.conf"}.items():
         _append_include(etc_dir / target, f"switchboard/{name}", report)
+    if cfg.site.asterisk.browser_calls:
+        report.notes.append("asterisk.browser_calls is not set up on an existing Asterisk "
+                            "(runtime: system): its WebSocket transport, sorcery.conf and "
+                            "rtp.conf stay the operator's; the console's Talk page is off")
     report.notes.append(
         "ARI needs Asterisk's HTTP server: check http.conf has enabled=yes, "
         f"bindaddr=127.0.0.1 and bindport={cfg.site.asterisk.ari_port}, then "
