@@ -21,19 +21,16 @@ from test_console_browser import log_in, serve
 
 from appliance.bench.phoneline import _voice
 from appliance.config.load import load_configuration
-from appliance.config.secrets import ARI_SECRET, read_secret, secrets_dir
 from appliance.console.app import build_app
 from appliance.console.assets import cache_dir, install_sipjs
 from appliance.console.sources import open_sources
 from appliance.console.talk import load_talk
 from appliance.console.users import Users
-from appliance.pbx.render import ARI_USER, render
+from appliance.pbx.render import render
 from appliance.pbx.runtime import asterisk_ids, wait_until
 from harness import (
-    ARI_PORT,
     AsteriskUnderTest,
     DaemonProcess,
-    fresh_root,
     latest_record,
     start_asterisk,
 )
@@ -57,20 +54,28 @@ def browser_config(site_config: Path, workdir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser_asterisk(workdir: Path, browser_config: Path) -> Iterator[AsteriskUnderTest]:
-    """An appliance Asterisk of its own, rendered with browser calls on."""
-    root = fresh_root(workdir, "browser-root")
-    etc = root / "etc/asterisk"
-    shutil.rmtree(etc)
-    render(load_configuration(browser_config), etc, owner=asterisk_ids(root))
-    proc = start_asterisk(root)
-    ast = AsteriskUnderTest(
-        proc, ari_url=f"http://127.0.0.1:{ARI_PORT}",
-        ari_auth=(ARI_USER, read_secret(secrets_dir(browser_config) / ARI_SECRET)))
-    if not wait_until(ast.ari_up, timeout=15):
-        raise RuntimeError("ARI did not come up:\n" + proc.log_path.read_text()[-2000:])
-    yield ast
-    proc.stop()
+def browser_asterisk(asterisk: AsteriskUnderTest, daemon: DaemonProcess, appliance_root: Path,
+                     site_config: Path, browser_config: Path) -> Iterator[AsteriskUnderTest]:
+    """The shared appliance Asterisk, rendered with browser calls on for this module and put
+    back after: one Asterisk holds the ports, and one daemon the Stasis application, at a
+    time (the shared daemon is stopped meanwhile)."""
+    def restart(config: Path, log_name: str) -> None:
+        asterisk.process.stop()
+        etc = appliance_root / "etc/asterisk"
+        shutil.rmtree(etc)
+        render(load_configuration(config), etc, owner=asterisk_ids(appliance_root))
+        asterisk.process = start_asterisk(appliance_root, log_name)
+        if not wait_until(asterisk.ari_up, timeout=15):
+            raise RuntimeError("ARI did not come up:\n"
+                               + asterisk.process.log_path.read_text()[-2000:])
+
+    daemon.stop_process()
+    restart(browser_config, "asterisk-browser.log")
+    try:
+        yield asterisk
+    finally:
+        restart(site_config, "asterisk.log")
+        daemon.restart()
 
 
 @pytest.fixture(scope="module")
