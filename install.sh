@@ -105,13 +105,15 @@ if [ "$(cat "$PREFIX/.source-hash" 2>/dev/null)" != "$hash" ]; then
     rm -rf "$SHARE/$d"; cp -r "$SRC/$d" "$SHARE/$d"
   done
   cp "$SRC/README.md" "$SHARE/README.md"
-  # The console's talk page: SIP.js from the npm registry, fetched once into the cache
-  # (pinned version and hash), served from $SHARE/web; nothing is fetched at run time.
-  if ! ls "$CACHE/web/sip.js-"*.tgz >/dev/null 2>&1 && ! command -v npm >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null || true
+  # The console's talk page (opt-in: asterisk.browser_calls): SIP.js from the npm registry,
+  # fetched once into the cache (pinned version and hash) when npm is here, served from
+  # $SHARE/web; nothing is fetched at run time. npm itself is not installed for it (Node.js
+  # would double the install): `apt-get install npm` and run install.sh again to add it.
+  if ls "$CACHE/web/sip.js-"*.tgz >/dev/null 2>&1 || command -v npm >/dev/null; then
+    SWITCHBOARD_CACHE_DIR="$CACHE" "$VENV/bin/switchboard" console assets \
+      --into "$SHARE/web" >/dev/null \
+      || echo "    browser calls unavailable: the SIP library was not fetched" >&2
   fi
-  SWITCHBOARD_CACHE_DIR="$CACHE" "$VENV/bin/switchboard" console assets --into "$SHARE/web" \
-    >/dev/null || echo "    browser calls unavailable: the SIP library was not fetched" >&2
   echo "$hash" > "$PREFIX/.source-hash"
   echo "    + installed switchboard ($hash) into $VENV"
   changed=1
