@@ -232,3 +232,17 @@ async def test_the_api_wants_the_bearer_token(tmp_path, unused_tcp_port: int) ->
         finally:
             await api.stop()
         assert not dialled(r)
+
+
+async def test_a_desk_phone_is_dialled_by_extension_without_the_number_rules(
+        tmp_path) -> None:
+    async with rig(tmp_path) as r:
+        job = await submit(r, request(number="", phone="101"))
+        [params] = dialled(r)
+        assert params["endpoint"] == "PJSIP/101"  # no trunk, no caller id of a trunk
+        await answer(r, params["channelId"])
+        assert r.call(params["channelId"]).direction == "outbound"
+        assert job.state == "talking"
+    with pytest.raises(ValueError, match="extension"):
+        request(number="", phone="ext-101").validate(
+            outbound(tmp_path), {"alpha": agent("alpha")})
