@@ -138,7 +138,7 @@ class Conversation:
               and silence >= SPECULATE_AFTER and not agent_speaking):
             self.phase = TurnPhase.SPECULATIVE
             out.append(Decision(Act.SPECULATE))
-        if not self.timers.barge_in:
+        if not self.timers.barge_in or self.finished:  # the goodbye is heard whole
             return out
         over = (agent_speaking and caller_speaking and not self._judged
                 and speech_seconds >= self.timers.barge_in_min_speech)

@@ -208,3 +208,15 @@ def test_backchannel_words() -> None:
     assert not backchannel("Yes.", agent_asks=True)  # a yes to a question is the answer
     for words in ("Wait.", "Stop.", "No.", "What?", "Hold on.", "Sorry, what was that?"):
         assert not backchannel(words, agent_asks=False), words
+
+
+def test_the_goodbye_is_not_interrupted() -> None:
+    conv = Conversation(Timers(barge_in_min_speech=0.3))
+    conv.finish("agent hangup")
+    acts = []
+    for i in range(1, 80):
+        t = i * FRAME
+        acts += [x.act for x in conv.frame(
+            started=i == 1, ended=False, caller_speaking=True, silence=0.0,
+            speech_seconds=t, agent_speaking=True, onset=t, quiet=0.0)]
+    assert Act.PAUSE not in acts and Act.INTERRUPT not in acts

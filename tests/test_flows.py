@@ -3,11 +3,12 @@ out, on a fixed local date and time."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
 from agent.flows import FlowRunner, FlowSpec, SlotSpec, parse_hours
+from agent.flows.runner import AMEND_WINDOW
 from agent.flows.start import choose_flow
 from agent.tools.spec import ToolSpec
 
@@ -388,10 +389,19 @@ def test_a_correction_just_after_the_tool_ran_reopens_the_flow() -> None:
 
 @pytest.mark.parametrize("words", [
     ["No, that's all, thank you."],  # no new value: not a correction
-    ["What's your address?", "And is there parking?", "Sorry, not Monday, Thursday."],  # late
+    ["What's your address?", "Sorry,", "Not Monday."],  # partial words keep the window open
 ])
-def test_only_a_new_value_soon_after_reopens_a_finished_flow(words: list[str]) -> None:
+def test_only_a_new_value_reopens_a_finished_flow(words: list[str]) -> None:
     flows = runner()
     _booked(flows)
     assert all(flows.step(said) is None for said in words)
     assert flows.active is None
+    assert flows.step("Sorry, not Monday, Thursday please.") is not None  # still in time
+
+
+def test_a_correction_long_after_the_tool_ran_is_not_taken_for_one() -> None:
+    clock = [NOW]
+    flows = FlowRunner((BOOK, MESSAGE), (BOOK_TOOL, MESSAGE_TOOL), now=lambda: clock[0])
+    _booked(flows)
+    clock[0] = NOW + AMEND_WINDOW + timedelta(seconds=1)
+    assert flows.step("Sorry, not Monday, Thursday please.") is None

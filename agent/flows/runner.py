@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from agent.flows import slots as values
@@ -27,7 +27,9 @@ from agent.tools.spec import ToolCall, ToolSpec
 
 log = logging.getLogger(__name__)
 _CORRECTING = {"no", "actually", "said", "sorry", "wait", "change", "not", "instead", "make"}
-AMEND_TURNS = 2  # turns after a flow's tool ran in which a correction reopens the flow
+# how long after a flow's tool ran a correction reopens the flow (by the clock, not by
+# turns: words worked on while the caller draws breath are turns too)
+AMEND_WINDOW = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class FlowRunner:
         self._flow_tools = [self.tools[f.tool] for f in self.flows if f.tool in self.tools]
         self._p: _Progress | None = None
         self._pending: tuple[FlowSpec, str | None] | None = None  # tool call under way
-        self._done: tuple[_Progress, int] | None = None  # a finished flow, turns left
+        self._done: tuple[_Progress, datetime] | None = None  # a finished flow, until
         self._finished: _Progress | None = None  # the flow whose tool is under way
         self._saved: tuple[_Progress | None, Any, Any] = (None, None, None)
 
@@ -114,7 +116,7 @@ class FlowRunner:
             if flow is None:
                 return None
             log.info("flow %s started", flow.name)
-            self._p = _Progress(flow)
+            self._p, self._done = _Progress(flow), None
             reasons = self._fill(text, asking=None)
             return self._next(reasons)
         p = self._p
@@ -139,7 +141,7 @@ class FlowRunner:
         if not ok:
             return FlowStep(flow.name, done=True)  # the tool's failure phrase was said
         if finished is not None:
-            self._done = (finished, AMEND_TURNS)
+            self._done = (finished, self.now() + AMEND_WINDOW)
         return FlowStep(flow.name, () if spoken else (flow.done,), done=True,
                         message_for=message_for)
 
@@ -148,24 +150,27 @@ class FlowRunner:
         self._p, self._pending, self._done = self._saved
 
     def _amend(self, text: str) -> FlowStep | None:
-        """Just after a flow's tool ran, a correction ("sorry, not Monday, Thursday")
-        reopens it with the new value: read back, then the tool again (``amends``)."""
-        held, self._done = self._done, None
-        if held is None:
+        """Soon after a flow's tool ran, a correction ("sorry, not Monday, Thursday") reopens
+        it with the new value: read back, then the tool again (``amends``). Words with no
+        new value leave it as it was."""
+        if self._done is None:
             return None
-        finished, turns = held
-        if _CORRECTING & set(tokens(text)):
-            p = self._p = replace(finished.copy(), phase="slot", asking="", attempts=0,
-                                  amends=True)
-            before = dict(p.values)
-            reasons = self._fill(text, asking=None, correcting=True)
-            if p.values != before or reasons:
-                log.info("flow %s reopened to correct it", p.flow.name)
-                return self._next(reasons)
+        finished, until = self._done
+        if self.now() > until:
+            self._done = None
+            return None
+        if not _CORRECTING & set(tokens(text)):
+            return None
+        p = self._p = replace(finished.copy(), phase="slot", asking="", attempts=0,
+                              amends=True)
+        before = dict(p.values)
+        reasons = self._fill(text, asking=None, correcting=True)
+        if p.values == before and not reasons:
             self._p = None
-        if turns > 1:
-            self._done = (finished, turns - 1)
-        return None
+            return None
+        self._done = None
+        log.info("flow %s reopened to correct it", p.flow.name)
+        return self._next(reasons)
 
     # -- phases ----------------------------------------------------------------------------
     def _collect(self, text: str) -> FlowStep | None:
