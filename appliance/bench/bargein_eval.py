@@ -185,8 +185,8 @@ def evaluate(stt: Transcriber, speaker: Speaker, *, seed: int = 11,
 
 
 def summarize(outcomes: list[Outcome], timers: Timers) -> dict:
-    def share(items: list[Outcome], decision: str) -> dict:
-        n = sum(o.decision == decision for o in items)
+    def share(items: list[Outcome], *decisions: str) -> dict:
+        n = sum(o.decision in decisions for o in items)
         return {"count": n, "of": len(items), "share": round(n / max(len(items), 1), 3)}
 
     def ms(values: list[float | None]) -> dict:
@@ -202,12 +202,7 @@ def summarize(outcomes: list[Outcome], timers: Timers) -> dict:
         "sounds": len(outcomes),
         "backchannels_lost": share(by_kind["backchannel"], "interrupted"),
         "noise_lost": share(by_kind["noise"], "interrupted"),
-        "interruptions_missed": {
-            "count": sum(o.decision in ("resumed", "ignored") for o in by_kind["interruption"]),
-            "of": len(by_kind["interruption"]),
-            "share": round(sum(o.decision in ("resumed", "ignored")
-                               for o in by_kind["interruption"])
-                           / max(len(by_kind["interruption"]), 1), 3)},
+        "interruptions_missed": share(by_kind["interruption"], "resumed", "ignored"),
         "ignored": share(outcomes, "ignored"),
         "never_decided": share(outcomes, "held"),
         "held_ms": ms([o.held_ms for o in outcomes]),
