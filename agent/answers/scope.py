@@ -13,11 +13,8 @@ import re
 from dataclasses import dataclass
 
 from agent.answers.words import tokens
+from agent.flows.dates import WEEKDAY_ALIASES, WEEKDAYS, weekday_number
 
-DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-# short forms, taken only in a range ("Mon-Fri"): alone, "sat", "sun" and "wed" are words
-SHORT = {"mon": 0, "tue": 1, "tues": 1, "wed": 2, "thu": 3, "thur": 3, "thurs": 3, "fri": 4,
-         "sat": 5, "sun": 6}
 WEEK = frozenset(range(5))
 WEEKEND = frozenset({5, 6})
 EVERY_DAY = frozenset(range(7))
@@ -31,12 +28,10 @@ _LABEL = re.compile(r"^([^,:;]{1,40}):\s*(.+)$", re.DOTALL)
 
 
 def _day(word: str, short: bool = False) -> int | None:
-    word = word.lower()
-    if word.endswith("s") and word[:-1] in DAY_NAMES:
-        word = word[:-1]
-    if word in DAY_NAMES:
-        return DAY_NAMES.index(word)
-    return SHORT.get(word) if short else None
+    """The day a word names; its short form ("Mon") only in a range (``short``): alone,
+    "sat", "sun" and "wed" are words."""
+    day = weekday_number(word)
+    return day if day is None or short or word.lower().rstrip("s") in WEEKDAYS else None
 
 
 def days_named(text: str) -> frozenset[int]:
@@ -59,7 +54,7 @@ def days_named(text: str) -> frozenset[int]:
     return frozenset(found)
 
 
-_DAY_ALTERNATIVES = "|".join(f"{d}s?" for d in (*DAY_NAMES, *SHORT))
+_DAY_ALTERNATIVES = "|".join(f"{d}s?" for d in (*WEEKDAYS, *WEEKDAY_ALIASES))
 _DAY_WORDS = re.compile(rf"^(?:(?:{_DAY_ALTERNATIVES}|and|or|,|\s)+)$", re.IGNORECASE)
 
 

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from agent.flows.words import DIGIT_WORDS, TEENS, TENS, ordinal, ordinal_suffix, tokens
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_WEEKDAY_ALIASES = {"mon": 0, "tue": 1, "tues": 1, "wed": 2, "weds": 2, "thu": 3, "thur": 3,
+WEEKDAY_ALIASES = {"mon": 0, "tue": 1, "tues": 1, "wed": 2, "weds": 2, "thu": 3, "thur": 3,
                     "thurs": 3, "fri": 4, "sat": 5, "sun": 6}
 MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
           "september", "october", "november", "december")
@@ -28,7 +28,7 @@ def weekday_number(word: str) -> int | None:
         return WEEKDAYS.index(word)
     if word.endswith("s") and word[:-1] in WEEKDAYS:  # "mondays"
         return WEEKDAYS.index(word[:-1])
-    return _WEEKDAY_ALIASES.get(word)
+    return WEEKDAY_ALIASES.get(word)
 
 
 def _month(word: str) -> int | None:
