@@ -19,7 +19,7 @@ import numpy as np
 
 from agent.answers.policy import Answerer
 from agent.clock import Clock
-from agent.conversation import Act, Conversation, Decision, Timers
+from agent.conversation import Act, Conversation, Decision, Timers, barge_in_floor
 from agent.events import CallEvent, Sink, TurnRecord
 from agent.flows import FlowRunner
 from agent.media.audio import AudioChunk
@@ -60,7 +60,9 @@ class Dialogue:
             min_speech=spec.min_speech, end_silence=max(spec.max_end_silence, spec.end_silence),
             max_utterance=spec.max_utterance))
         self.conversation = Conversation(
-            Timers(spec.silence_timeout, spec.barge_in, spec.barge_in_min_speech,
+            Timers(spec.silence_timeout, spec.barge_in,
+                   barge_in_floor(engines.transcriber.tells_noise)
+                   if spec.barge_in_min_speech is None else spec.barge_in_min_speech,
                    backchannel_max=spec.backchannel_max, end_silence=spec.end_silence,
                    quick_end=spec.quick_end), clock.now())
         self._complete: bool | None = None  # is the caller's speech so far a whole turn?

@@ -49,7 +49,7 @@ class AgentSpec:
     min_speech: float = TurnSettings.min_speech
     max_utterance: float = TurnSettings.max_utterance
     barge_in: bool = True
-    barge_in_min_speech: float = 0.3
+    barge_in_min_speech: float | None = None  # None: by the transcriber (barge_in_floor)
     backchannel_max: float = 1.2  # shorter speech over the agent is judged by its words
     error_phrase: str = "Sorry, I am having a problem right now. Please say that again."
     goodbye: str = "Thank you for calling. Goodbye."

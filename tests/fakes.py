@@ -192,6 +192,8 @@ class FakeTranscriber:
     """Says ``text``; with ``drafts`` it records the draft each take was given and returns
     the audio's length in samples as its one token, so a draft can be told from another."""
 
+    tells_noise = False
+
     def __init__(self, text: str = "what time do you open",
                  confidence: float | None = None, drafts: bool = False) -> None:
         self.text = text

@@ -44,7 +44,7 @@ class ClosingChat(FakeChat):
 
 
 class Rig:
-    def __init__(self, answer: str, barge_in_min: float = 0.3) -> None:
+    def __init__(self, answer: str, barge_in_min: float | None = 0.3) -> None:
         self.clock = VirtualClock()
         self.sent: list[tuple[float, np.ndarray]] = []
         self.playout = Playout(lambda f: self.sent.append((self.clock.now(), f.copy())),
@@ -209,6 +209,20 @@ async def test_a_cough_does_not_interrupt(rig_factory) -> None:
     await rig.run(0.2, speaking=True)  # shorter than the agent's barge-in threshold
     await rig.run(0.1, speaking=False)
     assert rig.conv.barge_ins == 0 and rig.playout.busy
+
+
+def test_the_barge_in_floor_follows_the_transcriber_unless_the_agent_sets_one() -> None:
+    """A transcriber that hears a cough as no words may judge even 0.15 s of speech over the
+    agent (a short "what?"); one that makes words of noise is asked from 0.3 s only."""
+    def floor(tells_noise: bool, setting: float | None) -> float:
+        rig = Rig("Fine.", barge_in_min=setting)
+        rig.conv.engines.transcriber.tells_noise = tells_noise
+        rebuilt = Dialogue(rig.conv.spec, rig.conv.engines, rig.playout, rig.clock, rig._spawn)
+        return rebuilt.conversation.timers.barge_in_min_speech
+
+    assert floor(True, None) == 0.15
+    assert floor(False, None) == 0.3
+    assert floor(True, 0.5) == floor(False, 0.5) == 0.5
 
 
 async def test_a_backchannel_over_an_answer_resumes_it_whole(rig_factory) -> None:

@@ -31,7 +31,7 @@ DECODER_FILE = "decoder.onnx"
 TOKENIZER_FILE = "tokenizer.bin"
 BOS, EOS = 1, 2
 FIRST_TEXT_TOKEN = 3
-MIN_SAMPLES = RATE // 2  # the encoder's convolutions need a little audio to work on
+MIN_SAMPLES = RATE  # a shorter clip gets silence after it: Moonshine drops lone short words
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,11 @@ class MoonshineSettings:
     token_floor: int = 10  # ... plus this many, for very short turns
     front_end: bool = True  # high-pass and level normalisation before the model
     digits: bool = True  # "five five five" -> "555"
+    # An empty transcript only when the decoder is this sure there are no words (its first
+    # choice is to end); a less sure end gives its best words instead. Coughs score ≥ 0.99,
+    # bursts of line noise 0.79–0.95, a short "stop" or "what?" the model hesitates over
+    # 0.24–0.98 (README, "Barge-in").
+    no_speech: float = 0.85
 
 
 def read_tokenizer(path: Path) -> list[bytes]:
@@ -86,6 +91,7 @@ class MoonshineTranscriber:
     """Moonshine encoder + decoder (ONNX Runtime) on a worker pool, off the event loop."""
 
     drafts = True  # an earlier take of the same speech makes the next one faster
+    tells_noise = True  # see MoonshineSettings.no_speech
 
     def __init__(self, encoder_path: Path, threads: int = 2,
                  settings: MoonshineSettings | None = None, workers: int = 1) -> None:
@@ -119,14 +125,20 @@ class MoonshineTranscriber:
     def _past(self, name: str) -> str:
         return name.replace("present.", "past_key_values.", 1)
 
-    def _pick(self, row: np.ndarray) -> tuple[int, float]:
-        """The greedy token of one position's logits (text or end), with its probability."""
+    def _pick(self, row: np.ndarray, no_speech: float = 0.0) -> tuple[int, float]:
+        """The greedy token of one position's logits (text or end), with its probability.
+        An end less likely than ``no_speech`` gives way to the best text token."""
         logits = row[:len(self._tokens)].astype(np.float64)
         end = logits[EOS]
         logits[:FIRST_TEXT_TOKEN] = -np.inf
         logits[EOS] = end
         best = int(np.argmax(logits))
-        return best, float(1.0 / np.exp(logits - logits[best]).sum())
+        p = float(1.0 / np.exp(logits - logits[best]).sum())
+        if best == EOS and p < no_speech:
+            logits[EOS] = -np.inf
+            text = int(np.argmax(logits))
+            return text, float(p * np.exp(logits[text] - end))
+        return best, p
 
     def _decode(self, samples: np.ndarray, cap: int,
                 draft: tuple[int, ...]) -> tuple[list[int], list[float]]:
@@ -151,7 +163,7 @@ class MoonshineTranscriber:
         ids: list[int] = []
         probs: list[float] = []
         # position k's logits predict token k+1: keep the draft while it agrees
-        best, p = self._pick(results[0][0, 0])
+        best, p = self._pick(results[0][0, 0], self.settings.no_speech)
         while len(ids) < len(draft) and best == draft[len(ids)]:
             ids.append(best)
             probs.append(p)

@@ -48,6 +48,9 @@ class Transcriber(Protocol):
     the same result sooner, and others ignore)."""
 
     drafts: bool
+    # A cough or line noise comes out as no words (so short sounds over the agent can be
+    # judged by their words); Whisper instead makes words of them ("you", "thank you").
+    tells_noise: bool
 
     async def transcribe(self, audio: AudioChunk, prompt: str | None = None,
                          draft: Transcript | None = None,
@@ -72,6 +75,7 @@ class WhisperTranscriber:
     """whisper.cpp (pywhispercpp) with one lock per loaded model, run off the event loop."""
 
     drafts = False  # each take is decoded from the start
+    tells_noise = False  # a cough often comes out as "you" (eval bargein: 44 % of noises)
 
     def __init__(self, model_path: Path, threads: int = 2, language: str = "en",
                  settings: DecodeSettings | None = None) -> None:

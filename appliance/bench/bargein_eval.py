@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.conversation import Act, Conversation, Timers
+from agent.conversation import Act, Conversation, Timers, barge_in_floor
 from agent.media.audio import AudioChunk
 from agent.media.resample import resample
 from agent.speech.completion import backchannel
@@ -242,7 +242,7 @@ def format_report(report: dict) -> str:
 
 
 def cli_main(model: str, data_dir: Path, json_path: Path | None, seed: int,
-             min_speech: float, backchannel_max: float) -> int:
+             min_speech: float | None, backchannel_max: float) -> int:
     """Run the evaluation for ``switchboard eval bargein``."""
     from agent.speech.engines import open_transcriber
     from appliance.models.defaults import TTS_DEFAULT
@@ -256,6 +256,8 @@ def cli_main(model: str, data_dir: Path, json_path: Path | None, seed: int,
         print(f"error: {err}", file=sys.stderr)
         return 1
     stt = open_transcriber(model_path, threads=1)
+    if min_speech is None:
+        min_speech = barge_in_floor(stt.tells_noise)
     timers = Timers(barge_in_min_speech=min_speech, backchannel_max=backchannel_max)
     report, outcomes = evaluate(stt, speaker, seed=seed, timers=timers,
                                 progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True))

@@ -63,8 +63,9 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--model", default="moonshine-base-en",
                    help="speech-to-text model that judges the words (default: the agents')")
     e.add_argument("--seed", type=int, default=11, help="noise seed (default 11)")
-    e.add_argument("--min-speech", type=float, default=0.3,
-                   help="barge_in.min_speech to measure (default 0.3)")
+    e.add_argument("--min-speech", type=float, default=None,
+                   help="barge_in.min_speech to measure (default: the agents' default for "
+                   "the model, 0.15 with Moonshine, 0.3 with Whisper)")
     e.add_argument("--backchannel-max", type=float, default=1.2,
                    help="barge_in.backchannel_max to measure (default 1.2; 0: no judging)")
     e.add_argument("--json", metavar="FILE", help="write every outcome as JSON")

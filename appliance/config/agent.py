@@ -37,7 +37,7 @@ class Daemon:
     turn_threshold = 0.5
     min_speech = 0.15
     max_utterance = 15.0
-    barge_in_min_speech = 0.3
+    barge_in_min_speech = None
     backchannel_max = 1.2
     answer_phrases = Phrases()
 
@@ -250,11 +250,12 @@ class BargeInConfig(ConfigModel):
     """Whether and when the caller can interrupt the agent."""
 
     enabled: bool = Field(True, description="The caller can interrupt the agent. Default: true.")
-    min_speech: float = Field(Daemon.barge_in_min_speech, ge=0.05, le=3.0,
-                              description="Seconds of caller speech during the agent's answer "
-                              "that count as an interruption (a cough should not: the answer "
-                              "is held from the first sound and goes on after it). "
-                              f"Default: {Daemon.barge_in_min_speech}.")
+    min_speech: float | None = Field(
+        Daemon.barge_in_min_speech, ge=0.05, le=3.0,
+        description="Seconds of caller speech during the agent's answer that are judged (or, "
+        "with backchannel_max 0, interrupt); shorter sounds are taken for a cough and the "
+        "answer goes on. Default: 0.15 with Moonshine, which hears a cough as no words; 0.3 "
+        "with Whisper, which makes words of one.")
     backchannel_max: float = Field(Daemon.backchannel_max, ge=0.0, le=3.0,
                                    description="Speech over the agent's answer shorter than "
                                    "this is judged by its words when it ends: 'mm-hm', "
