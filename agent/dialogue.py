@@ -77,7 +77,7 @@ class Dialogue:
         self._carrying: asyncio.Task | None = None  # a dropped turn still being transcribed
         self._failed_turns = 0
         self._collector: asyncio.Queue[str] | None = None  # keypad entry for a tool
-        self.drafts = Drafts(engines.transcriber, spawn)  # transcribing while the caller talks
+        self.drafts = Drafts(engines.transcriber, spawn, chat=engines.chat, history=self.history)
         self.responder = Responder(spec, self.voice, self._sink, self.finish, control,
                                    self._collect_digits)
 

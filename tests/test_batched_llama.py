@@ -123,3 +123,35 @@ async def test_a_full_cache_ends_the_newest_request_and_the_others_go_on(model_p
         assert text.strip()
     finally:
         model.close()
+
+
+async def test_a_prefill_of_the_callers_first_words_leaves_the_turn_less_to_evaluate(
+        model_path) -> None:
+    """The conversation and a draft of the caller's words are evaluated ahead of the turn:
+    the turn evaluates only its last words and the answer is the same as without."""
+    plain = BatchedLlamaChatModel(model_path, slots=2)
+    ahead = BatchedLlamaChatModel(model_path, slots=2)
+    try:
+        question = "Do you take Blue Cross insurance for a cleaning next week?"
+        turn = conversation(question)
+        draft = [*turn[:-1], {"role": "user", "content": question.rsplit(" ", 4)[0]}]
+        expected, _, _ = await collect(plain, turn)
+        ahead.warm(turn[:-1])
+        before = ahead.evaluated
+        ahead.prefill(draft)
+        for _ in range(200):  # it runs when the model is idle: now
+            if ahead.evaluated > before and not any(s.busy for s in ahead.slots):
+                break
+            await asyncio.sleep(0.01)
+        prefilled = ahead.evaluated - before
+        said, _, _ = await collect(ahead, turn)
+        assert said == expected
+        turn_tokens = len(ahead._tokens(turn)) - len(ahead._tokens(turn[:-1]))  # noqa: SLF001
+        assert prefilled > 0 and ahead.evaluated - before - prefilled < turn_tokens - 3
+        # a turn arriving meanwhile ends a prefill: nothing waits for one
+        ahead.prefill([*draft[:-1], {"role": "user", "content": "Something else entirely"}])
+        other, _, _ = await collect(ahead, conversation("What time do you open?"))
+        assert other.strip() and not any(s.busy for s in ahead.slots)
+    finally:
+        plain.close()
+        ahead.close()

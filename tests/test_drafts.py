@@ -102,3 +102,32 @@ async def test_no_draft_is_started_while_the_engine_works_for_another_call() -> 
     drafts.offer(speech(5.0, 1.52), audio_of)
     await asyncio.gather(*tasks)
     assert stt.calls == 1
+
+
+async def test_each_draft_is_offered_to_the_model_after_the_conversation_so_far() -> None:
+    class Reading:
+        def __init__(self) -> None:
+            self.read: list[list] = []
+
+        def prefill(self, messages) -> None:
+            self.read.append(list(messages))
+
+    stt, tasks, chat = FakeTranscriber("do you take", drafts=True), [], Reading()
+    history = [{"role": "system", "content": "Be brief."}]
+    drafts = Drafts(stt, spawner(tasks), every=0.8, first=1.2, chat=chat, history=history)
+    drafts.offer(speech(5.0, 1.3), audio_of)
+    await asyncio.gather(*tasks)
+    history.append({"role": "assistant", "content": "Hello."})  # the dialogue's own list
+    stt.text = "do you take blue cross"
+    drafts.offer(speech(5.0, 2.2), audio_of)
+    await asyncio.gather(*tasks)
+    assert [m[-1]["content"] for m in chat.read] == ["do you take", "do you take blue cross"]
+    assert chat.read[1][:-1] == history and chat.read[0][-1]["role"] == "user"
+    stt.text = ""  # no words: nothing to read
+    drafts.offer(speech(5.0, 3.1), audio_of)
+    await asyncio.gather(*tasks)
+    assert len(chat.read) == 2
+    # a model without prefill (remote, fakes) is simply not offered anything
+    plain = Drafts(stt, spawner(tasks), chat=object(), history=history)
+    plain.offer(speech(7.0, 1.5), audio_of)
+    await asyncio.gather(*tasks)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.speech.llm_slots import Progress, Slot, common_prefix, place, plan_step
+from agent.speech.llm_slots import PREFILL_CHUNK, Progress, Slot, common_prefix, place, plan_step
 
 SYSTEM = [1, 2, 3, 4, 5]
 
@@ -67,3 +67,14 @@ def test_a_paused_reply_is_left_out_and_nothing_runs_when_all_are_paused() -> No
                 Progress(arrived=1.0, pending=0)]
     assert plan_step(requests, budget=8) == [(1, 1)]
     assert plan_step(requests[:1], budget=8) == []
+
+
+def test_a_prefill_runs_only_when_nothing_else_is_to_be_done_and_in_small_steps() -> None:
+    prefill = Progress(arrived=3.0, pending=30, urgent=False, background=True)
+    older = Progress(arrived=1.0, pending=20, urgent=False, background=True)
+    turn = Progress(arrived=5.0, pending=12)
+    answering = Progress(arrived=0.0, pending=0, urgent=False)
+    assert plan_step([prefill, turn], budget=64) == [(1, 12)]  # a turn, though it came later
+    assert plan_step([prefill, answering], budget=64) == [(1, 1)]  # the rest of an answer
+    assert plan_step([prefill, older], budget=64) == [(0, PREFILL_CHUNK)]  # the newest
+    assert plan_step([Progress(0.0, 0, paused=True), prefill], budget=64) == [(1, 8)]

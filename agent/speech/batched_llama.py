@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.speech.chat_model import MAX_PAUSE, Message, for_template
-from agent.speech.llm_slots import Placement, Progress, Slot, place, plan_step
+from agent.speech.llm_slots import Placement, Progress, Slot, common_prefix, place, plan_step
 from agent.speech.priority import lower_thread_priority
 from agent.speech.worker import jobs_running, urgent_jobs_running
 
@@ -68,12 +68,15 @@ class _Request:
     next: int | None = None  # the token sampled last, evaluated in the next step
     generated: int = 0
     paused_at: float | None = None  # when the reply first asked to pause (its first clause)
+    stable: int | None = None  # a prefill: how many of its tokens the real turn will share
     decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
 
     def progress(self, now: float) -> Progress:
         asking = self.pause is not None and self.pause.is_set()
         if asking and self.paused_at is None:
             self.paused_at = now
+        if self.stable is not None:
+            return Progress(self.arrived, len(self.pending), urgent=False, background=True)
         return Progress(self.arrived, len(self.pending),
                         urgent=self.pause is None or self.paused_at is None,
                         paused=asking and now - (self.paused_at or now) < MAX_PAUSE)
@@ -150,6 +153,19 @@ class BatchedLlamaChatModel:
         if failure:
             raise failure[0]
 
+    def prefill(self, messages: Sequence[Message]) -> None:
+        """Evaluate ``messages`` (the conversation and the words of a caller still speaking)
+        when the model has nothing else to do, so that the turn, when it comes, finds most
+        of its prompt in the cache. Returns at once; a newer prefill or any turn replaces
+        it."""
+        *history, last = messages
+        stable = common_prefix(self._tokens([*history, {"role": last["role"], "content": ""}]),
+                               tokens := self._tokens(messages))
+        if len(tokens) >= self.sequence_context:
+            return
+        self._submit(_Request(tokens, 0, lambda item: None, None, None, time.monotonic(),
+                              stable=stable))
+
     async def stream(self, messages: Sequence[Message], pause: threading.Event | None = None,
                      schema: dict[str, Any] | None = None) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
@@ -179,10 +195,13 @@ class BatchedLlamaChatModel:
         self._worker.join(timeout=5)
 
     # -- requests ---------------------------------------------------------------------------
+    def _tokens(self, messages: Sequence[Message]) -> list[int]:
+        prompt = self._format(messages=for_template(messages)).prompt
+        return self._model.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+
     def _request(self, messages: Sequence[Message], put, pause: threading.Event | None,
                  schema: dict[str, Any] | None, max_tokens: int) -> _Request:
-        prompt = self._format(messages=for_template(messages)).prompt
-        tokens = self._model.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        tokens = self._tokens(messages)
         if len(tokens) >= self.sequence_context:
             raise ContextFull(f"prompt of {len(tokens)} tokens does not fit a context of "
                               f"{self.sequence_context}")
@@ -255,7 +274,15 @@ class BatchedLlamaChatModel:
                 self._waiting[:0] = unplaced
 
     def _admit(self, waiting: list[_Request]) -> list[_Request]:
-        """Place what can be placed (oldest first); return the rest."""
+        """Place what can be placed (oldest first); return the rest. A prefill gives way to
+        any other request, and to a newer prefill (its slot may be the one they need)."""
+        if waiting:
+            for request in [r for r in self._open if r.stable is not None]:
+                self._finish(request)
+            newest = max((r for r in waiting if r.stable is not None), default=None,
+                         key=lambda r: r.arrived)
+            waiting = [r for r in waiting if r.stable is None or
+                       (r is newest and all(w.stable is not None for w in waiting))]
         unplaced = []
         for request in sorted(waiting, key=lambda r: r.arrived):
             if request.cancelled.is_set():
@@ -279,7 +306,8 @@ class BatchedLlamaChatModel:
         else:
             llama_cpp.llama_memory_seq_rm(mem, slot.seq, placement.keep, -1)
         slot.tokens = list(request.tokens[:placement.keep])
-        slot.prompt = len(request.tokens)
+        # a prefill's slot is continued by the turn it prepares, which shares its stable part
+        slot.prompt = len(request.tokens) if request.stable is None else request.stable
         slot.busy, slot.used = True, time.monotonic()
         request.slot = slot
         request.pending = list(request.tokens[placement.keep:])
@@ -332,7 +360,8 @@ class BatchedLlamaChatModel:
                 batch.pos[n] = len(request.slot.tokens) + k
                 batch.n_seq_id[n] = 1
                 batch.seq_id[n][0] = request.slot.seq
-                batch.logits[n] = not request.pending and k == len(tokens) - 1
+                batch.logits[n] = (not request.pending and k == len(tokens) - 1
+                                   and request.stable is None)
                 if batch.logits[n]:
                     sampled.append((request, n))
                 n += 1
@@ -346,6 +375,9 @@ class BatchedLlamaChatModel:
         self.steps += 1
         for request, index in sampled:
             self._sample(request, index)
+        for request, _, _ in taken:
+            if request.stable is not None and not request.pending:
+                self._finish(request)  # prefilled: the cache holds it for the turn
 
     def _share_cores(self) -> None:
         """Use the cores the other engines (and other processes) leave: llama.cpp's threads

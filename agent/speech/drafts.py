@@ -6,15 +6,20 @@ that speech and only has to check it in one pass and decode what came after, ins
 every word one by one; with an engine that verifies drafts (``Transcriber.drafts``) the words
 are those it would have produced without one (with Moonshine's int8 products, which round a
 one-pass check slightly differently, a word may differ on a hard clip: 2 of 45 measured).
+
+Each draft also goes to the language model, when it can take it (``prefill``): the
+conversation so far and the draft's words are evaluated while the caller talks, when the
+model has nothing else to do, so the turn finds most of its prompt already in the cache.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from agent.media.audio import AudioChunk
+from agent.speech.chat_model import Message
 from agent.speech.transcriber import Transcriber, Transcript
 from agent.speech.turns import TurnEnded
 
@@ -27,8 +32,12 @@ class Drafts:
     """The drafts of the caller's speech in progress (one speech at a time)."""
 
     def __init__(self, transcriber: Transcriber, spawn: Callable[..., asyncio.Task],
-                 every: float = DRAFT_EVERY, first: float = DRAFT_FROM) -> None:
+                 every: float = DRAFT_EVERY, first: float = DRAFT_FROM, chat: object = None,
+                 history: Sequence[Message] = ()) -> None:
         self.transcriber = transcriber
+        self._prefill: Callable[[Sequence[Message]], None] | None = getattr(chat, "prefill",
+                                                                             None)
+        self._history = history  # the conversation (the dialogue's own list, as it grows)
         self._spawn = spawn
         self.every, self.first = every, first
         self._speech: float | None = None  # start time of the speech the drafts are of
@@ -65,6 +74,8 @@ class Drafts:
         if start == self._speech:
             self._latest = draft
             self.taken += 1
+            if self._prefill is not None and draft.text:
+                self._prefill([*self._history, Message(role="user", content=draft.text)])
 
     async def latest(self, start: float) -> Transcript | None:
         """The freshest draft of the speech that began at ``start`` (waiting for one in
