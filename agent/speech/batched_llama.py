@@ -159,8 +159,10 @@ class BatchedLlamaChatModel:
         of its prompt in the cache. Returns at once; a newer prefill or any turn replaces
         it."""
         *history, last = messages
+        tokens = self._tokens(messages)
+        # the part a turn with other last words still shares: up to where those words begin
         stable = common_prefix(self._tokens([*history, {"role": last["role"], "content": ""}]),
-                               tokens := self._tokens(messages))
+                               tokens)
         if len(tokens) >= self.sequence_context:
             return
         self._submit(_Request(tokens, 0, lambda item: None, None, None, time.monotonic(),
