@@ -11,7 +11,7 @@ from agent.speech.completion import looks_unfinished
 @pytest.mark.parametrize("text", [
     "My number is 555.", "my number is five five five,", "I'd like to book for",
     "My name is", "I was wondering if", "Can you tell me about the", "um", "and...",
-    "My phone is 555 213.",
+    "My phone is 555 213.", "Could you please",
 ])
 def test_unfinished(text: str) -> None:
     assert looks_unfinished(text)
@@ -20,7 +20,8 @@ def test_unfinished(text: str) -> None:
 @pytest.mark.parametrize("text", [
     "What time do you close on Saturdays?", "My number is 555 213 4567.", "Yes.",
     "No, I said Wednesday.", "I need to cancel my appointment.", "That's it, thanks.",
-    "Is there parking on Elm Street?", "",
+    "Is there parking on Elm Street?", "", "Could you repeat that, please?",
+    "Two tickets, please.",
 ])
 def test_finished(text: str) -> None:
     assert not looks_unfinished(text)

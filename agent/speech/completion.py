@@ -39,6 +39,8 @@ def looks_unfinished(text: str) -> bool:
     words = re.findall(r"[\w'’]+", stripped.lower())
     if not words:
         return False
+    if words[-1] == "please" and re.search(r",\s*please\W*$", stripped, re.I):
+        return False  # "Could you repeat that, please?" ends; "Could you please" does not
     if words[-1] in UNFINISHED_ENDINGS:
         return True
     digits = sum(len(w) for w in words if w.isdigit())
