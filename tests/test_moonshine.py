@@ -332,3 +332,31 @@ async def test_a_short_word_is_heard_and_a_cough_is_not(model_store) -> None:
     # coughs end at once with p >= 0.99; bursts of pink noise with 0.79-0.95 (2-4 % < 0.85)
     assert not [c for c in [cough(rng) for _ in range(10)] if await words_in(c)]
     assert len([b for b in [noise_burst(rng) for _ in range(10)] if await words_in(b)]) <= 1
+
+
+async def test_a_number_cut_short_is_not_continued_with_invented_digits(model_store) -> None:
+    """A caller pausing after "five five five": greedy decoding sometimes went on with digits
+    nobody said ("555-800-8008", each at p 0.13-0.24; digits said came at 0.61-1.0 over 45
+    clips). A digit under ``digit_floor`` ends the transcript there."""
+    from agent.media.audio import AudioChunk
+    from agent.media.resample import resample
+    from agent.speech.moonshine import MoonshineTranscriber
+    from appliance.bench.phone_corpus import VOICES, Speaker, through_line
+
+    stt = MoonshineTranscriber(model_store.path("moonshine-base-en", "stt"), threads=1)
+    five = next(i for i in stt._digits if stt._tokens[i] == b"5")  # noqa: SLF001
+    word = next(i for i, t in enumerate(stt._tokens) if t == "\u2581number".encode())  # noqa: SLF001
+    assert stt._invented(five, 0.2) and not stt._invented(five, 0.9)  # noqa: SLF001
+    assert not stt._invented(word, 0.05)  # noqa: SLF001 - only digits are cut
+    speaker = Speaker(model_store.path("piper-joe-medium", "tts"))
+    rng = np.random.default_rng(3)
+    voice = next(v for v in VOICES if v.name == "piper-joe")
+    for text, digits in (("My number is five five five", "555"),
+                         ("My number is five five five, two one three", "555213")):
+        for _ in range(3):  # Piper's voice differs a little each time
+            chunk = speaker.say(text, voice)
+            pcm = np.concatenate([resample(chunk.pcm, chunk.rate, 8000),
+                                  np.zeros(800, np.int16)])
+            heard = await stt.transcribe(AudioChunk(through_line(pcm, "ulaw", 0.0, rng), 8000))
+            said = "".join(ch for ch in heard.text if ch.isdigit())
+            assert said == digits, heard.text

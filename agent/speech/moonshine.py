@@ -47,6 +47,11 @@ class MoonshineSettings:
     # bursts of line noise 0.79–0.95, a short "stop" or "what?" the model hesitates over
     # 0.24–0.98 (README, "Barge-in").
     no_speech: float = 0.85
+    # A digit the decoder gives less than this ends the transcript there: a number the caller
+    # stopped in the middle of ("five five five") was continued with invented digits at
+    # 0.16-0.54, where digits heard come at 0.95-1.0. A number cut short is asked again; a
+    # wrong one would be used.
+    digit_floor: float = 0.3
 
 
 def read_tokenizer(path: Path) -> list[bytes]:
@@ -111,6 +116,9 @@ class MoonshineTranscriber:
         self._encoder = ort.InferenceSession(str(encoder_path), options, providers=providers)
         self._decoder = ort.InferenceSession(str(decoder_path), options, providers=providers)
         self._tokens = read_tokenizer(tokenizer_path)
+        self._digits = frozenset(
+            i for i, t in enumerate(self._tokens)
+            if i >= FIRST_TEXT_TOKEN and t.replace("\u2581".encode(), b"").isdigit())
         self._outputs = [o.name for o in self._decoder.get_outputs()]
         inputs = {i.name: i for i in self._decoder.get_inputs()}
         self._layers = sum(1 for n in inputs if n.endswith(".decoder.key"))
@@ -139,6 +147,10 @@ class MoonshineTranscriber:
             text = int(np.argmax(logits))
             return text, float(p * np.exp(logits[text] - end))
         return best, p
+
+    def _invented(self, token: int, p: float) -> bool:
+        """A digit the decoder is unsure of: where a number was continued past the speech."""
+        return token in self._digits and p < self.settings.digit_floor
 
     def _decode(self, samples: np.ndarray, cap: int,
                 draft: tuple[int, ...]) -> tuple[list[int], list[float]]:
@@ -172,7 +184,7 @@ class MoonshineTranscriber:
         for name, value in zip(self._outputs[1:], results[1:], strict=True):
             feed[self._past(name)] = value[:, :, :kept] if ".decoder." in name else value
         feed["use_cache_branch"] = np.array([True])
-        while best != EOS and len(ids) < cap:
+        while best != EOS and len(ids) < cap and not self._invented(best, p):
             ids.append(best)
             probs.append(p)
             feed["input_ids"] = np.array([[best]], dtype=np.int64)
