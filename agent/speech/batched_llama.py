@@ -369,7 +369,7 @@ class BatchedLlamaChatModel:
                 n += 1
             request.slot.tokens.extend(tokens)
         batch.n_tokens = n
-        self._share_cores()
+        self._share_cores(background=all(r.stable is not None for r, _, _ in taken))
         if self._llama_cpp.llama_decode(self._ctx.ctx, batch) != 0:
             self._undo(taken)
             self._make_room(taken)
@@ -381,14 +381,15 @@ class BatchedLlamaChatModel:
             if request.stable is not None and not request.pending:
                 self._finish(request)  # prefilled: the cache holds it for the turn
 
-    def _share_cores(self) -> None:
+    def _share_cores(self, background: bool = False) -> None:
         """Use the cores the other engines (and other processes) leave: llama.cpp's threads
         meet at a spinning barrier after each operation, so one more thread than there are
-        free cores costs far more than it brings (see ``engines.ThreadPlan``)."""
+        free cores costs far more than it brings (see ``engines.ThreadPlan``). A prefill
+        (nobody waits for it yet) gets one core: the call's media keeps the other."""
         if self.threads == 1:
             return
         busy = max(jobs_running(), runnable_elsewhere())
-        threads = max(1, min(self.threads, self.cores - busy))
+        threads = 1 if background else max(1, min(self.threads, self.cores - busy))
         if threads != self._threads_now:
             self._llama_cpp.llama_set_n_threads(self._ctx.ctx, threads, threads)
             self._threads_now = threads

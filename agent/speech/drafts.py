@@ -75,7 +75,10 @@ class Drafts:
             self._latest = draft
             self.taken += 1
             if self._prefill is not None and draft.text:
-                self._prefill([*self._history, Message(role="user", content=draft.text)])
+                try:
+                    self._prefill([*self._history, Message(role="user", content=draft.text)])
+                except Exception as err:  # only a head start: the turn is evaluated anyway
+                    log.warning("prefill failed: %s", type(err).__name__)
 
     async def latest(self, start: float) -> Transcript | None:
         """The freshest draft of the speech that began at ``start`` (waiting for one in
