@@ -176,7 +176,8 @@ class MoonshineTranscriber:
         probs: list[float] = []
         # position k's logits predict token k+1: keep the draft while it agrees
         best, p = self._pick(results[0][0, 0], self.settings.no_speech)
-        while len(ids) < len(draft) and best == draft[len(ids)]:
+        while len(ids) < len(draft) and best == draft[len(ids)] \
+                and not self._invented(best, p):  # the same end as without a draft
             ids.append(best)
             probs.append(p)
             best, p = self._pick(results[0][0, len(ids)])
