@@ -175,6 +175,19 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_asterisk_log(args: argparse.Namespace) -> int:
+    from appliance.pbx.logrelay import Relay, serve
+
+    log_dir = Path(args.log_dir) if args.log_dir else \
+        paths.contained_root(paths.data_dir(args.data_dir)) / "var/log/asterisk"
+    relay = Relay(log_dir, sys.stdout)  # its directory is opened while still root
+    if args.user:
+        from appliance.ops.supervise import Account, become
+
+        become(Account.named(args.user))
+    return serve(relay, Path(args.listen) if args.listen else None)
+
+
 def cmd_supervise(args: argparse.Namespace) -> int:
     from appliance.ops.supervise import run_supervisor
 
@@ -297,6 +310,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("supervise", help="without systemd: run Asterisk (contained runtime) "
                        "and the daemon in the foreground, restarting them when they fail")
     p.set_defaults(func=cmd_supervise)
+
+    p = sub.add_parser("asterisk-log", help="relay the contained Asterisk's console (standard "
+                       "input, or a socket) to its log files, caller numbers and names taken out")
+    p.add_argument("--log-dir", help="where messages.log and security.log go (default: the "
+                   "contained root's var/log/asterisk)")
+    p.add_argument("--listen", help="a Unix socket to accept Asterisk's console on (systemd "
+                   "passes its own)")
+    p.add_argument("--user", help="started as root: become this account (no capabilities)")
+    p.set_defaults(func=cmd_asterisk_log)
 
     p = sub.add_parser("bench", help="measure latency, barge-in, pacing and memory with "
                        "spoken test calls (at the caller)")

@@ -12,7 +12,8 @@ import pytest
 
 from harness import REPO
 
-UNITS = ("switchboard.service", "switchboard-asterisk.service")
+UNITS = ("switchboard.service", "switchboard-asterisk.service", "switchboard-asterisk-log.service",
+         "switchboard-asterisk-log.socket")
 
 
 def install(root: Path) -> subprocess.CompletedProcess:

@@ -21,7 +21,7 @@ import pytest
 from appliance.bench.ports import another_plan
 from appliance.config.load import load_configuration
 from appliance.ops.install import Installer, step_user
-from appliance.ops.supervise import Account, Child, pbx_account
+from appliance.ops.supervise import Account, Child, asterisk_children, pbx_account
 from appliance.pbx.render import render
 from appliance.pbx.runtime import PBX_ACCOUNT, ContainedAsterisk, map_account, wait_until
 from appliance.sipphone import SipError, SipPhone
@@ -41,15 +41,20 @@ SCANNER_IP = "127.0.0.5"
 
 
 class Pbx:
-    """The contained Asterisk started the way the supervisor starts it."""
+    """The contained Asterisk and its log relay, started the way the supervisor starts them."""
 
-    def __init__(self, root: Path, child: Child, account: Account) -> None:
-        self.root, self.child, self.account = root, child, account
-        self.asterisk = ContainedAsterisk(root, child.log)
+    def __init__(self, root: Path, children: list[Child], account: Account) -> None:
+        self.root, self.relay, self.child = root, children[0], children[1]
+        self.account = account
+        self.asterisk = ContainedAsterisk(root, self.child.log)
 
     @property
     def security_log(self) -> Path:
         return self.root / "var/log/asterisk/security.log"
+
+    @property
+    def messages_log(self) -> Path:
+        return self.root / "var/log/asterisk/messages.log"
 
     def security_lines(self) -> list[str]:
         log = self.security_log
@@ -69,22 +74,25 @@ def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
     # install.sh's own step: the host accounts (kept, as on an installed machine)
     step_user(Installer(root=Path("/"), share=REPO, start=False))
     host = pwd.getpwnam(PBX_ACCOUNT)
-    root = fresh_root(work, "asterisk-root")
+    root = fresh_root(work, "asterisk-root")  # the data directory's contained root
     map_account(root, host.pw_uid, host.pw_gid)
     etc = root / "etc/asterisk"
     shutil.rmtree(etc)
     render(load_configuration(config), etc, owner=(host.pw_uid, host.pw_gid))
     account = pbx_account(root)
     assert account is not None
-    child = Child("asterisk", [*ContainedAsterisk.INNER_COMMAND], work / "asterisk.log",
-                  account=account, root=root)
-    child.start()
-    pbx = Pbx(root, child, account)
-    up = wait_until(lambda: "Asterisk Ready" in child.log.read_text(errors="replace"), 30)
-    assert up, child.log.read_text(errors="replace")[-3000:]
+    children = asterisk_children(work, config, work / "log")
+    for child in children:
+        child.start()
+    pbx = Pbx(root, children, account)
+    log = pbx.child.log
+    up = wait_until(lambda: log.exists() and "Asterisk Ready" in log.read_text(errors="replace"),
+                    30)
+    assert up, log.read_text(errors="replace")[-3000:] if log.exists() else "no log"
     yield pbx
-    pbx.asterisk.process = child.process
+    pbx.asterisk.process = pbx.child.process
     pbx.asterisk.stop()
+    pbx.relay.stop()
 
 
 def proc_status(pid: int) -> dict[str, str]:
@@ -109,8 +117,14 @@ def test_asterisk_runs_as_its_own_account_without_capabilities(pbx: Pbx) -> None
         fields = proc_status(int(task.name))
         assert fields["Uid"].split()[1] == str(pbx.account.uid), task.name
         assert int(fields["CapEff"], 16) == 0, task.name
-    # what it writes belongs to that account too
-    st = pbx.security_log.stat()
+    # its log relay: the same account, no capabilities either
+    assert pbx.relay.process is not None
+    relay = proc_status(pbx.relay.process.pid)
+    assert relay["Uid"].split() == [str(pbx.account.uid)] * 4
+    assert int(relay["CapEff"], 16) == 0 and relay["NoNewPrivs"] == "1"
+    # what they write belongs to that account too
+    wait_until(pbx.messages_log.exists, 5)
+    st = pbx.messages_log.stat()
     assert (st.st_uid, st.st_gid) == (pbx.account.uid, pbx.account.gid)
 
 
@@ -205,3 +219,48 @@ async def test_sip_scanner_finds_no_extension_and_places_no_call(pbx: Pbx) -> No
         assert len(banned_by) >= 14 + 12, banned_by
         # svwar binds where it likes (its -b is not passed on): loopback either way
         assert set(banned_by) <= {SCANNER_IP, APPLIANCE_IP}, banned_by
+
+
+CARRIER_IP = "127.0.0.23"  # an address no endpoint is identified by
+CALLER = "+15557654321"
+
+
+def stranger_invite(caller: str, port: int) -> bytes:
+    """An INVITE as a carrier would send it, with the caller's number and name in From."""
+    branch, tag, call_id = "z9hG4bK" + os.urandom(6).hex(), os.urandom(4).hex(), \
+        os.urandom(8).hex()
+    return (f"INVITE sip:{caller[2:]}@{APPLIANCE_IP}:{PLAN.sip} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {CARRIER_IP}:{port};branch={branch};rport\r\n"
+            f'From: "Jane Caller" <sip:{caller}@{CARRIER_IP}>;tag={tag}\r\n'
+            f"To: <sip:{caller[2:]}@{APPLIANCE_IP}>\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\n"
+            f"Contact: <sip:{caller}@{CARRIER_IP}:{port}>\r\nMax-Forwards: 70\r\n"
+            "Content-Length: 0\r\n\r\n").encode()
+
+
+def test_an_unknown_callers_number_and_name_reach_no_log(pbx: Pbx) -> None:
+    """Asterisk logs a request from an unidentified address with its whole From (number and
+    name): the relay takes both out of every log, and fail2ban still finds the address."""
+    before = len(pbx.security_lines())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((CARRIER_IP, 0))
+        sock.settimeout(5)
+        sock.sendto(stranger_invite(CALLER, sock.getsockname()[1]), (APPLIANCE_IP, PLAN.sip))
+        answer = sock.recv(4096).decode(errors="replace")
+        while answer.startswith("SIP/2.0 1"):  # 100 Trying
+            answer = sock.recv(4096).decode(errors="replace")
+    assert answer.startswith("SIP/2.0 401"), answer  # challenged like anyone unknown
+    events = pbx.wait_security(rf'InvalidAccountID.*/{re.escape(CARRIER_IP)}/')
+    assert events, "\n".join(pbx.security_lines()[before:])
+    wait_until(lambda: f"'{CARRIER_IP}:" in pbx.messages_log.read_text(errors="replace"), 5)
+    notices = [ln for ln in pbx.messages_log.read_text(errors="replace").splitlines()
+               if f"'{CARRIER_IP}:" in ln]
+    assert any("No matching endpoint found" in ln for ln in notices), notices
+    for log in (pbx.security_log, pbx.messages_log, pbx.child.log):
+        text = log.read_text(errors="replace")
+        for secret in (CALLER, CALLER[2:], CALLER[-7:], "Jane Caller"):
+            assert secret not in text, f"{secret!r} in {log}"
+    if shutil.which("fail2ban-regex"):
+        one = pbx.root.parent / "stranger-security.log"
+        one.write_text(events[-1] + "\n")
+        assert fail2ban_matches(one) == [CARRIER_IP]

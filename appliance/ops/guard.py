@@ -1,11 +1,12 @@
 """Brute-force protection: the security log at /var/log/switchboard/security.log and a
 fail2ban jail reading it; installed by install.sh, reported by ``switchboard doctor``.
 
-Asterisk writes its security events (failed SIP authentication, unknown SIP accounts,
-failed AMI logins) to ``security.log`` in its log directory (logger.conf). For the
-contained runtime that directory is inside the root, so the standard path is a symbolic
-link to it: fail2ban and the operator read one path whatever the runtime. The events name
-accounts and addresses, never caller numbers, digits or what was said.
+Asterisk's security events (failed SIP authentication, unknown SIP accounts, failed AMI
+logins) go to ``security.log`` in its log directory: written by the log relay from the
+contained Asterisk's console, with caller numbers and names taken out (pbx/logrelay.py), or
+by Asterisk itself (logger.conf) in the other runtimes. For the contained runtime that
+directory is inside the root, so the standard path is a symbolic link to it: fail2ban and
+the operator read one path whatever the runtime. The events name accounts and addresses.
 """
 
 from __future__ import annotations

@@ -257,12 +257,13 @@ def step_models(inst: Installer) -> None:
 
 
 def step_units(inst: Installer) -> None:
-    """systemd units from systemd/ (the contained-Asterisk unit only for that runtime)."""
+    """systemd units from systemd/ (the contained Asterisk's and its log relay's only for
+    that runtime)."""
     target = inst.at("/etc/systemd/system")
     target.mkdir(parents=True, exist_ok=True)
     runtime = paths.recorded_runtime(inst.data_dir)
-    for unit in sorted((inst.share / "systemd").glob("*.service")):
-        if unit.name == "switchboard-asterisk.service" and runtime != "contained":
+    for unit in sorted((inst.share / "systemd").glob("*.s*")):
+        if unit.name.startswith("switchboard-asterisk") and runtime != "contained":
             continue
         if unit.name == "switchboard-front.service":  # a front's (install.sh --role front)
             continue
@@ -310,11 +311,13 @@ def step_start(inst: Installer) -> None:
     if systemd_is_pid1():
         units = ["switchboard.service"]
         if runtime == "contained":
-            units.insert(0, "switchboard-asterisk.service")
+            units[:0] = ["switchboard-asterisk-log.socket", "switchboard-asterisk.service"]
         subprocess.run(["systemctl", "daemon-reload"], check=True)
         subprocess.run(["systemctl", "enable", "--now", *units], check=True)
         if inst.changes or inst.code_changed:
-            subprocess.run(["systemctl", "restart", *units], check=True)
+            # the relay, not its socket: Asterisk's console stays connected to the socket
+            again = [u.replace(".socket", ".service") for u in units]
+            subprocess.run(["systemctl", "restart", *again], check=True)
         return
     from appliance.ops.supervise import ensure_supervisor, stop_supervisor
 

@@ -11,6 +11,7 @@ so Asterisk never holds root or a capability either.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import pwd
@@ -78,15 +79,20 @@ def _no_new_privileges() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
 
 
+def become(account: Account) -> None:
+    """Become ``account`` for good: no supplementary groups, no capability, no way back."""
+    os.setgroups([])
+    os.setresgid(account.gid, account.gid, account.gid)
+    os.setresuid(account.uid, account.uid, account.uid)  # every capability goes
+    _no_new_privileges()
+
+
 def _enter_root(root: Path, account: Account) -> Callable[[], None]:
     """In the child before exec: chroot (needs root), then become ``account`` for good."""
     def enter() -> None:
         os.chroot(root)
         os.chdir("/")
-        os.setgroups([])
-        os.setresgid(account.gid, account.gid, account.gid)
-        os.setresuid(account.uid, account.uid, account.uid)  # every capability goes
-        _no_new_privileges()
+        become(account)
     return enter
 
 
@@ -99,6 +105,8 @@ class Child:
     log: Path
     account: Account | None = None  # None: as the supervisor itself
     root: Path | None = None  # chroot into this before dropping to the account
+    stdin: int | None = None  # a pipe's end instead of /dev/null and the log
+    stdout: int | None = None
     process: subprocess.Popen | None = None
     backoff: float = 1.0
     started: float = 0.0
@@ -112,21 +120,46 @@ class Child:
             # Leaving uid 0 clears every capability (no keep-caps); no supplementary groups.
             drop = {"user": self.account.uid, "group": self.account.gid, "extra_groups": [],
                     "umask": 0o027, "preexec_fn": _no_new_privileges}
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=out,
-                                            stderr=subprocess.STDOUT, start_new_session=True,
-                                            **drop)
+        with self.log.open("ab") as log:
+            out = log if self.stdout is None else self.stdout
+            self.process = subprocess.Popen(
+                self.command, stdin=subprocess.DEVNULL if self.stdin is None else self.stdin,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **drop)
         self.started = time.monotonic()
 
     def stop(self, timeout: float = 30) -> None:
         if self.process is None or self.process.poll() is not None:
             return
+        if self.stdin is not None:  # a reader of a pipe: let it drain what is left
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(2)
+                return
         self.process.terminate()
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+
+def asterisk_children(data_dir: Path, config_dir: Path, logs: Path) -> list[Child]:
+    """The contained Asterisk and its log relay, joined by a pipe the supervisor keeps open
+    (either can restart without the other). Asterisk logs only to its console; the relay
+    takes callers out and writes the root's messages.log and security.log, and a copy to
+    ``asterisk.log`` (logrelay.py). Both run as the Asterisk account, without capabilities."""
+    root = paths.contained_root(data_dir)
+    asterisk = ContainedAsterisk(root, logs / "asterisk.log")
+    account = pbx_account(root)
+    command = asterisk.command() if account is None else [*asterisk.INNER_COMMAND]
+    read, write = os.pipe()
+    # it becomes the account itself, once Python is loaded (wherever it is installed)
+    user = [] if account is None else ["--user", PBX_ACCOUNT]
+    relay = Child("asterisk-log", [sys.executable, "-m", "appliance.cli", "--config-dir",
+                                   str(config_dir), "--data-dir", str(data_dir), "asterisk-log",
+                                   *user], asterisk.log_path, stdin=read)
+    pbx = Child("asterisk", command, asterisk.log_path, account=account,
+                root=None if account is None else root, stdout=write)
+    return [relay, pbx]
 
 
 def supervisor_pid(data_dir: Path) -> int | None:
@@ -174,12 +207,7 @@ def run_supervisor(data_dir: Path, config_dir: Path) -> int:
     logs = data_dir / "log"
     children = []
     if paths.recorded_runtime(data_dir) == "contained":
-        root = paths.contained_root(data_dir)
-        asterisk = ContainedAsterisk(root, logs / "asterisk.log")
-        account = pbx_account(root)
-        command = asterisk.command() if account is None else [*asterisk.INNER_COMMAND]
-        children.append(Child("asterisk", command, asterisk.log_path, account=account,
-                              root=None if account is None else root))
+        children += asterisk_children(data_dir, config_dir, logs)
     children.append(Child("agent", [sys.executable, "-m", "appliance.cli", "--config-dir",
                                     str(config_dir), "--data-dir", str(data_dir), "run"],
                           logs / "agent.log", account=service_account()))
@@ -213,5 +241,7 @@ def run_supervisor(data_dir: Path, config_dir: Path) -> int:
     finally:
         for child in reversed(children):
             child.stop()
+            if child.stdout is not None:  # Asterisk's end: its relay then reads to the end
+                os.close(child.stdout)
         (data_dir / PIDFILE).unlink(missing_ok=True)
     return 0

@@ -209,6 +209,9 @@ def template_context(cfg: Configuration, mode: Literal["full", "system"],
         advertise = None
     return {
         "full": full,
+        # the Asterisk Switchboard starts itself (not the distro's service in /etc/asterisk)
+        # logs to its console only, through the relay that takes callers out (logrelay.py)
+        "console_relay": full and etc_dir.resolve() != Path("/etc/asterisk"),
         "app": APP_NAME,
         "context_prefix": "" if mode == "full" else "switchboard-",
         "transports": [

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -263,6 +264,7 @@ class ContainedAsterisk:
     root: Path
     log_path: Path
     process: subprocess.Popen | None = None
+    relay: threading.Thread | None = None
 
     INNER_COMMAND = ("/usr/sbin/asterisk", "-f", "-n")  # as seen inside the root
 
@@ -270,12 +272,17 @@ class ContainedAsterisk:
         return ["chroot", str(self.root), *self.INNER_COMMAND]
 
     def start(self) -> subprocess.Popen:
-        """Start Asterisk in the background, in its own session, logging to ``log_path``."""
+        """Start Asterisk in the background, in its own session. Its console goes through
+        the log relay (callers taken out) to ``log_path`` and the root's log files."""
+        from appliance.pbx.logrelay import Relay
+
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        out = self.log_path.open("ab")
-        self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=out,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-        out.close()
+        self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        copy = self.log_path.open("a", encoding="utf-8")
+        relay = Relay(self.root / "var/log/asterisk", copy, owner=asterisk_ids(self.root))
+        self.relay = relay.start(self.process.stdout)
         return self.process
 
     def rx(self, command: str, timeout: float = 10) -> str:
@@ -295,12 +302,19 @@ class ContainedAsterisk:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=5)
+        self._drain()
 
     def kill(self) -> None:
         """Kill at once (tests of crash recovery)."""
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=5)
+        self._drain()
+
+    def _drain(self) -> None:
+        """Wait for the relay to write Asterisk's last lines."""
+        if self.relay is not None:
+            self.relay.join(timeout=5)
 
     def log_errors(self) -> list[str]:
         """Lines of the Asterisk log at level ERROR."""
