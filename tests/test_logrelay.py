@@ -87,6 +87,15 @@ def test_lines_are_routed_redacted_and_copied(tmp_path: Path) -> None:
     assert relay.lines == 3
 
 
+def test_only_the_security_level_makes_a_security_line(tmp_path: Path) -> None:
+    relay = Relay(tmp_path, None)
+    planted = UNKNOWN_INVITE.replace("No matching endpoint found",
+                                     "x SECURITY[1]: " + INVALID_ACCOUNT.split(": ", 1)[1])
+    relay.write([planted])
+    assert not (tmp_path / "security.log").exists()
+    assert (tmp_path / "messages.log").read_text().count("\n") == 1
+
+
 def test_a_rotated_log_is_followed(tmp_path: Path) -> None:
     relay = Relay(tmp_path, None)
     relay.write([INVALID_ACCOUNT])

@@ -56,9 +56,13 @@ def redact(line: str) -> str:
     return _DIGITS.sub(REDACTED, line)
 
 
+_SECURITY = re.compile(r"^(?:\[[^\]]*\] )?SECURITY\[")  # after the date only
+
+
 def is_security(line: str) -> bool:
-    """A security event (logger level ``security``): fail2ban's lines."""
-    return " SECURITY[" in line or line.startswith("SECURITY[")
+    """A security event (logger level ``security``): fail2ban's lines. Only the level's
+    place counts, not what a request put into a notice."""
+    return _SECURITY.match(line) is not None
 
 
 @dataclass
