@@ -337,7 +337,8 @@ async def test_a_short_word_is_heard_and_a_cough_is_not(model_store) -> None:
 async def test_a_number_cut_short_is_not_continued_with_invented_digits(model_store) -> None:
     """A caller pausing after "five five five": greedy decoding sometimes went on with digits
     nobody said ("555-800-8008", each at p 0.13-0.24; digits said came at 0.61-1.0 over 45
-    clips). A digit under ``digit_floor`` ends the transcript there."""
+    clips). A digit under ``digit_floor`` is not written: the best token that is not a digit
+    is (mostly the end)."""
     from agent.media.audio import AudioChunk
     from agent.media.resample import resample
     from agent.speech.moonshine import MoonshineTranscriber
@@ -348,6 +349,15 @@ async def test_a_number_cut_short_is_not_continued_with_invented_digits(model_st
     word = next(i for i, t in enumerate(stt._tokens) if t == "\u2581number".encode())  # noqa: SLF001
     assert stt._invented(five, 0.2) and not stt._invented(five, 0.9)  # noqa: SLF001
     assert not stt._invented(word, 0.05)  # noqa: SLF001 - only digits are cut
+    # an unsure digit gives way to the best other token, and a sure one is kept: a sentence
+    # the decoder began with an unsure number ("1" for "My date of birth is …") goes on
+    row = np.full(len(stt._tokens) + 3, -20.0, dtype=np.float32)  # noqa: SLF001
+    others = [i for i in range(1000, 1100) if i not in stt._digits and i != word][:3]  # noqa: SLF001
+    row[five], row[word], row[others] = 1.0, 0.9, 0.8  # the digit at p 0.23
+    p_word = np.exp(0.9) / (np.exp(1.0) + np.exp(0.9) + 3 * np.exp(0.8))
+    assert stt._pick(row) == (word, pytest.approx(p_word, rel=0.01))  # noqa: SLF001
+    row[five] = 4.0
+    assert stt._pick(row)[0] == five  # noqa: SLF001
     speaker = Speaker(model_store.path("piper-joe-medium", "tts"))
     rng = np.random.default_rng(3)
     voice = next(v for v in VOICES if v.name == "piper-joe")

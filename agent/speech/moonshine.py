@@ -47,10 +47,12 @@ class MoonshineSettings:
     # bursts of line noise 0.79–0.95, a short "stop" or "what?" the model hesitates over
     # 0.24–0.98 (README, "Barge-in").
     no_speech: float = 0.85
-    # A digit the decoder gives less than this ends the transcript there: a number the caller
-    # stopped in the middle of ("five five five") was continued with invented digits, the
-    # first at 0.13-0.24, where digits said came at 0.61-1.0 (45 clips, README). A number
-    # cut short is asked again; a wrong one would be used.
+    # A digit the decoder gives less than this is not written: its best token that is not a
+    # digit is taken instead (mostly the end). A number the caller stopped in the middle of
+    # ("five five five") was continued with invented digits, the first at 0.13-0.24, where
+    # digits said came at 0.61-1.0 (45 clips, README). A number cut short is asked again; a
+    # wrong one would be used. Ending the transcript there instead lost the whole sentence
+    # when the decoder began with an unsure digit ("1" for "My date of birth is …").
     digit_floor: float = 0.3
 
 
@@ -119,6 +121,7 @@ class MoonshineTranscriber:
         self._digits = frozenset(
             i for i, t in enumerate(self._tokens)
             if i >= FIRST_TEXT_TOKEN and t.replace("\u2581".encode(), b"").isdigit())
+        self._digit_ids = np.array(sorted(self._digits), dtype=np.int64)
         self._outputs = [o.name for o in self._decoder.get_outputs()]
         inputs = {i.name: i for i in self._decoder.get_inputs()}
         self._layers = sum(1 for n in inputs if n.endswith(".decoder.key"))
@@ -135,13 +138,19 @@ class MoonshineTranscriber:
 
     def _pick(self, row: np.ndarray, no_speech: float = 0.0) -> tuple[int, float]:
         """The greedy token of one position's logits (text or end), with its probability.
-        An end less likely than ``no_speech`` gives way to the best text token."""
+        An end less likely than ``no_speech`` gives way to the best text token; a digit the
+        decoder is unsure of (:meth:`_invented`) to the best token that is not a digit."""
         logits = row[:len(self._tokens)].astype(np.float64)
         end = logits[EOS]
         logits[:FIRST_TEXT_TOKEN] = -np.inf
         logits[EOS] = end
         best = int(np.argmax(logits))
-        p = float(1.0 / np.exp(logits - logits[best]).sum())
+        top = logits[best]
+        p = float(1.0 / np.exp(logits - top).sum())
+        if self._invented(best, p):
+            logits[self._digit_ids] = -np.inf
+            other = int(np.argmax(logits))
+            return other, float(p * np.exp(logits[other] - top))
         if best == EOS and p < no_speech:
             logits[EOS] = -np.inf
             text = int(np.argmax(logits))
@@ -176,8 +185,7 @@ class MoonshineTranscriber:
         probs: list[float] = []
         # position k's logits predict token k+1: keep the draft while it agrees
         best, p = self._pick(results[0][0, 0], self.settings.no_speech)
-        while len(ids) < len(draft) and best == draft[len(ids)] \
-                and not self._invented(best, p):  # the same end as without a draft
+        while len(ids) < len(draft) and best == draft[len(ids)]:
             ids.append(best)
             probs.append(p)
             best, p = self._pick(results[0][0, len(ids)])
@@ -185,7 +193,7 @@ class MoonshineTranscriber:
         for name, value in zip(self._outputs[1:], results[1:], strict=True):
             feed[self._past(name)] = value[:, :, :kept] if ".decoder." in name else value
         feed["use_cache_branch"] = np.array([True])
-        while best != EOS and len(ids) < cap and not self._invented(best, p):
+        while best != EOS and len(ids) < cap:
             ids.append(best)
             probs.append(p)
             feed["input_ids"] = np.array([[best]], dtype=np.int64)
