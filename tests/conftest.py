@@ -70,7 +70,7 @@ def asterisk(appliance_root: Path, site_config: Path,
     if not wait_until(ast.ari_up, timeout=15):
         raise RuntimeError("ARI did not come up:\n" + proc.log_path.read_text()[-2000:])
     yield ast
-    proc.stop()
+    ast.process.stop()  # the one running now: a module may have started it anew
 
 
 @pytest.fixture(scope="session")
