@@ -205,6 +205,7 @@ def test_times_are_said_back() -> None:
     ("four five six", "456"),
     ("A 1 2 3 4 5 6 7 8 9", "0123456789"),  # whisper-tiny-en's "oh one two three …"
     ("Double 5 5 2 1 3 4 5 6 7", "5552134567"),
+    ("5 5 5, a one, o, 7 7 8 8.", "5550107788"),  # Moonshine's "five five five, oh one oh …"
 ])
 def test_phone_numbers(said: str, digits: str) -> None:
     assert parse_phone(said) == digits
@@ -214,6 +215,9 @@ def test_a_phone_number_is_the_longest_run_of_digits() -> None:
     assert parse_phone("on the 3rd at 2:30, my number is 555 213 4567") == "5552134567"
     assert parse_phone("hello there") is None
     assert parse_phone("o k") is None  # "o" counts as zero only inside a number
+    # "a" only where a number is being said: before a digit, at the start or after digits
+    assert parse_phone("I need a one way ticket, number 555 213 4567") == "5552134567"
+    assert parse_phone("555 213 4567 a day") == "5552134567"
 
 
 def test_phone_numbers_are_read_back_in_groups() -> None:

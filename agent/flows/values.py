@@ -21,8 +21,9 @@ def parse_phone(text: str) -> str | None:
     repeat = 1
     words = tokens(text.replace("+", " "))
     for i, word in enumerate(words):
-        if word == "a" and i == 0 and len(words) > 1 and _is_digit(words[1]):
-            run += "0" * repeat  # Whisper writes a leading "oh" as "A": "A 1 2 3 …"
+        if word == "a" and (i == 0 or run) and i + 1 < len(words) and _is_digit(words[i + 1]):
+            # "oh" heard as "a": "A 1 2 3 …" (Whisper), "5 5 5, a one, o, 7 7 8 8" (Moonshine)
+            run += "0" * repeat
         elif word.isdigit():
             run += word * repeat
         elif word in DIGIT_WORDS and (word != "o" or run):
