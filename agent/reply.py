@@ -68,8 +68,17 @@ class Reply:
         """Queue a cached phrase at once (greeting, reprompt, goodbye, error)."""
         self._start_played = self.playout.played_total
         self.clauses.append(SpokenClause(text, len(audio.pcm)))
+        self._mark_first_out()
         self.playout.write(audio)
         self._publish()
+
+    def _mark_first_out(self) -> None:
+        """The turn's first audio out is when the next audio written is sent (a cached
+        phrase, e.g. "I don't know" after a refused clause, as well as a voiced clause)."""
+        if not self.timings.has("first_audio_out"):
+            sent = self.playout.next_audio_sent()
+            sent.add_done_callback(
+                lambda f: f.cancelled() or self.timings.mark("first_audio_out", f.result()))
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -164,11 +173,7 @@ class Reply:
                         resample(chunk.pcm, chunk.rate, rate)
                     if self.gate is not None and not self.gate.is_set():
                         await self.gate.wait()
-                    if not self.timings.has("first_audio_out"):
-                        sent = self.playout.next_audio_sent()
-                        sent.add_done_callback(
-                            lambda f: f.cancelled() or self.timings.mark("first_audio_out",
-                                                                         f.result()))
+                    self._mark_first_out()
                     self.playout.write(AudioChunk(pcm, rate))
                     spoken.samples += len(pcm)
                     self._publish()

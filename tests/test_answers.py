@@ -268,6 +268,11 @@ async def test_an_agent_without_knowledge_does_not_invent_facts_either(dialogue_
                                    "We open at 10 am on Saturday.", **plain)
     assert len(chat.seen) == 1 and "refused" in kinds
     assert rig.conv.records[0].agent_text == Phrases().unknown  # not a guess
+    # that "I don't know" comes from the phrase cache, nothing synthesized: the turn's first
+    # audio out is still its time (the voice-to-voice metric and the bench count it)
+    marks = rig.conv.records[0].timings.relative_ms()
+    assert "tts_first_audio" not in marks
+    assert marks["first_audio_out"] >= marks["first_clause"] >= marks["turn_detected"]
     rig, chat, kinds = await _call(dialogue_rig, "How are you today?",
                                    "I am well, thank you. How can I help?", **plain)
     assert rig.conv.records[0].agent_text == "I am well, thank you. How can I help?"
