@@ -217,6 +217,12 @@ def test_level_result_and_json_shape(tmp_path: Path) -> None:
     assert level["underruns"] == 0 and level["stalls"] == 0
     assert level["stages_ms"]["stt_done"]["p50"] == 600.0
     assert level["stages_ms"]["first_audio_out"]["n"] == 2
+    assert level["daemon"]["first_audio"] == {"synthesized": 2, "cached": 0}
+    # "I don't know" from the phrase cache after a refused clause: no voice stage
+    cached = {**SUMMARY, "turns": [{"index": 1, "timings_ms": {
+        k: v for k, v in SUMMARY["turns"][0]["timings_ms"].items() if k != "tts_first_audio"}}]}
+    mixed = level_result(2, [fake_run(0), fake_run(1)], [SUMMARY, cached])
+    assert mixed["daemon"]["first_audio"] == {"synthesized": 1, "cached": 1}
 
     target = SimpleNamespace(mode="sandbox", models={"stt": "a", "llm": "b", "tts": "c"},
                              notes=["a note"])

@@ -92,7 +92,24 @@ def _daemon_view(summaries: Sequence[dict]) -> dict[str, Any]:
             "calls": [{k: s.get(k) for k in ("id", "end_reason", "barge_ins", "playout", "rtp",
                                              "jitter")} for s in summaries],
             "turn_timings_ms": [t.get("timings_ms") for s in summaries
-                                for t in s.get("turns", [])]}
+                                for t in s.get("turns", [])],
+            "first_audio": first_audio_sources(summaries)}
+
+
+def first_audio_sources(summaries: Sequence[dict]) -> dict[str, int]:
+    """How each answered turn's first audio was made: ``synthesized`` (the model's answer or
+    a fact, voiced now) or ``cached`` (a phrase voiced at start-up: a written answer, or "I
+    don't know" after a clause the guard refused). The two paths differ by the voice's
+    time, so a voice-to-voice figure means little without this split."""
+    out = {"synthesized": 0, "cached": 0}
+    for summary in summaries:
+        for turn in summary.get("turns", []):
+            marks = turn.get("timings_ms") or {}
+            if "tts_first_audio" in marks:
+                out["synthesized"] += 1
+            elif "first_audio_out" in marks:
+                out["cached"] += 1
+    return out
 
 
 def machine_info() -> dict[str, Any]:
@@ -186,7 +203,14 @@ def _stage_lines(levels: list[dict[str, Any]]) -> list[str]:
     lines.append(f"{'playout lateness p99 (worst call)':<34}" + lateness)
     rest = "".join(f"{_fmt(_unattributed(lvl), 15)} " for lvl in staged)
     lines.append(f"{'caller v2v p50 - first_audio_out p50':<34}" + rest)
+    sources = "".join(f"{_sources(lvl):>16}" for lvl in staged)
+    lines.append(f"{'answers voiced now / from cache':<34}" + sources)
     return lines
+
+
+def _sources(level: dict[str, Any]) -> str:
+    first = level["daemon"].get("first_audio") or {}
+    return f"{first.get('synthesized', 0)} / {first.get('cached', 0)}"
 
 
 def _unattributed(level: dict[str, Any]) -> float | None:
