@@ -255,7 +255,7 @@ async def test_the_installed_decoder_keeps_int8_weights_and_the_same_words(model
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto
 
-    from agent.speech.engines import open_transcriber
+    from agent.speech.moonshine import MoonshineSettings, MoonshineTranscriber
     from appliance.bench.phone_corpus import VOICES, Speaker
     from appliance.models.defaults import STT_DEFAULT
     from appliance.models.onnx_int8 import fast_int8_products
@@ -271,8 +271,12 @@ async def test_the_installed_decoder_keeps_int8_weights_and_the_same_words(model
     assert sizes[TensorProto.FLOAT] < 5_000_000  # scales, norms, cross-attention (was 41 M)
     speaker = Speaker(model_store.path("piper-joe-medium", "tts"))
     voice = next(v for v in VOICES if v.engine == "piper")
-    ours, reference = open_transcriber(encoder, threads=1), open_transcriber(
-        float_conversion(tmp_path), threads=1)
+    # the decoders alone: the digit rule turns a probability either side of its floor
+    # into different words (Piper's voice sometimes makes Moonshine begin this date with
+    # an unsure "1982."); that rule is tested on its own below
+    raw = MoonshineSettings(digit_floor=0.0)
+    ours = MoonshineTranscriber(encoder, threads=1, settings=raw)
+    reference = MoonshineTranscriber(float_conversion(tmp_path), threads=1, settings=raw)
     for text in ("I would like to book an appointment for next Tuesday morning.",
                  "My date of birth is March fourth, nineteen eighty two.",
                  "Can you tell me if the pharmacy is open on Sunday?"):
