@@ -120,7 +120,8 @@ def test_a_pipe_is_relayed_to_its_end(tmp_path: Path) -> None:
     read, write = os.pipe()
     relay = Relay(tmp_path, None)
     with open(read, "rb") as stream:
-        thread = relay.start(stream)
+        thread = threading.Thread(target=relay.pump, args=(stream,), daemon=True)
+        thread.start()
         os.write(write, (UNKNOWN_INVITE + "\n").encode() + b"\xff\xfe broken bytes\n")
         os.close(write)
         thread.join(5)

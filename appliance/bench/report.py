@@ -81,6 +81,7 @@ def level_result(concurrency: int, runs: Sequence[CallRun],
 
 
 def _daemon_view(summaries: Sequence[dict]) -> dict[str, Any]:
+    timings = [t.get("timings_ms") for s in summaries for t in s.get("turns", [])]
     lateness = [s["playout"]["lateness_p99_ms"] for s in summaries
                 if (s.get("playout") or {}).get("lateness_p99_ms") is not None]
     return {"summaries": len(summaries),
@@ -91,24 +92,21 @@ def _daemon_view(summaries: Sequence[dict]) -> dict[str, Any]:
             "end_reasons": sorted({s.get("end_reason", "?") for s in summaries}),
             "calls": [{k: s.get(k) for k in ("id", "end_reason", "barge_ins", "playout", "rtp",
                                              "jitter")} for s in summaries],
-            "turn_timings_ms": [t.get("timings_ms") for s in summaries
-                                for t in s.get("turns", [])],
-            "first_audio": first_audio_sources(summaries)}
+            "turn_timings_ms": timings,
+            "first_audio": first_audio_sources(timings)}
 
 
-def first_audio_sources(summaries: Sequence[dict]) -> dict[str, int]:
+def first_audio_sources(timings: Sequence[dict | None]) -> dict[str, int]:
     """How each answered turn's first audio was made: ``synthesized`` (the model's answer or
     a fact, voiced now) or ``cached`` (a phrase voiced at start-up: a written answer, or "I
     don't know" after a clause the guard refused). The two paths differ by the voice's
     time, so a voice-to-voice figure means little without this split."""
     out = {"synthesized": 0, "cached": 0}
-    for summary in summaries:
-        for turn in summary.get("turns", []):
-            marks = turn.get("timings_ms") or {}
-            if "tts_first_audio" in marks:
-                out["synthesized"] += 1
-            elif "first_audio_out" in marks:
-                out["cached"] += 1
+    for marks in timings:
+        if "tts_first_audio" in (marks or {}):
+            out["synthesized"] += 1
+        elif "first_audio_out" in (marks or {}):
+            out["cached"] += 1
     return out
 
 

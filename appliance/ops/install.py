@@ -262,7 +262,8 @@ def step_units(inst: Installer) -> None:
     target = inst.at("/etc/systemd/system")
     target.mkdir(parents=True, exist_ok=True)
     runtime = paths.recorded_runtime(inst.data_dir)
-    for unit in sorted((inst.share / "systemd").glob("*.s*")):
+    units = inst.share / "systemd"
+    for unit in sorted([*units.glob("*.service"), *units.glob("*.socket")]):
         if unit.name.startswith("switchboard-asterisk") and runtime != "contained":
             continue
         if unit.name == "switchboard-front.service":  # a front's (install.sh --role front)

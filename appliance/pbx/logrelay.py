@@ -115,22 +115,17 @@ class Relay:
             except OSError as exc:  # a full disk loses this line, not the relay
                 print(f"asterisk log relay: {exc}", file=sys.stderr, flush=True)
 
-    def start(self, stream: BinaryIO) -> threading.Thread:
-        """Relay ``stream`` on a daemon thread (the sandboxes and tests)."""
-        thread = threading.Thread(target=self.pump, args=(stream,), name="asterisk-log",
-                                  daemon=True)
-        thread.start()
-        return thread
 
-
-def listening_socket(path: Path | None) -> socket.socket:
-    """The socket Asterisk's console is connected to: systemd's (socket activation) or
-    one made at ``path``."""
+def _systemd_socket() -> socket.socket | None:
+    """The listening socket systemd passed (socket activation), if it passed one."""
     if os.environ.get("LISTEN_PID") == str(os.getpid()) and \
             int(os.environ.get("LISTEN_FDS", "0")) >= 1:
         return socket.socket(fileno=3)
-    if path is None:
-        raise SystemExit("asterisk-log: no socket from systemd and no --listen path")
+    return None
+
+
+def listening_socket(path: Path) -> socket.socket:
+    """A socket at ``path`` that only this account may connect to."""
     path.unlink(missing_ok=True)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(str(path))
@@ -140,11 +135,14 @@ def listening_socket(path: Path | None) -> socket.socket:
 
 
 def serve(relay: Relay, listen: Path | None = None) -> int:
-    """Foreground: relay standard input (a pipe) or each connection to the socket."""
-    if listen is None and not os.environ.get("LISTEN_FDS"):
+    """Foreground: relay each connection to systemd's socket or to ``listen``, or else
+    standard input (a pipe)."""
+    server = _systemd_socket() or (listening_socket(listen) if listen is not None else None)
+    if server is None and os.environ.get("LISTEN_FDS"):
+        raise SystemExit("asterisk-log: the socket systemd passed is not this process's")
+    if server is None:
         relay.pump(sys.stdin.buffer)
         return 0
-    server = listening_socket(listen)
     while True:
         conn, _ = server.accept()
         threading.Thread(target=_pump_connection, args=(relay, conn), daemon=True).start()

@@ -21,6 +21,7 @@ from typing import Literal
 import jinja2
 
 from appliance.config.base import unsafe_character
+from appliance.config.paths import SYSTEM_ETC
 from appliance.config.schema import Configuration
 from appliance.config.secrets import AMI_SECRET, ARI_SECRET, ensure_secret, secrets_dir
 from appliance.config.tls_check import effective_transport, transports_used
@@ -211,7 +212,7 @@ def template_context(cfg: Configuration, mode: Literal["full", "system"],
         "full": full,
         # the Asterisk Switchboard starts itself (not the distro's service in /etc/asterisk)
         # logs to its console only, through the relay that takes callers out (logrelay.py)
-        "console_relay": full and etc_dir.resolve() != Path("/etc/asterisk"),
+        "console_relay": full and etc_dir.resolve() != SYSTEM_ETC,
         "app": APP_NAME,
         "context_prefix": "" if mode == "full" else "switchboard-",
         "transports": [

@@ -280,9 +280,15 @@ class ContainedAsterisk:
         self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         start_new_session=True)
-        self._copy = self.log_path.open("a", encoding="utf-8")
-        relay = Relay(self.root / "var/log/asterisk", self._copy, owner=asterisk_ids(self.root))
-        self.relay = relay.start(self.process.stdout)
+        stream, copy = self.process.stdout, self.log_path.open("a", encoding="utf-8")
+        relay = Relay(self.root / "var/log/asterisk", copy, owner=asterisk_ids(self.root))
+
+        def pump() -> None:
+            with copy:  # closed once Asterisk's last line is written
+                relay.pump(stream)
+
+        self.relay = threading.Thread(target=pump, name="asterisk-log", daemon=True)
+        self.relay.start()
         return self.process
 
     def rx(self, command: str, timeout: float = 10) -> str:
@@ -315,8 +321,6 @@ class ContainedAsterisk:
         """Wait for the relay to write Asterisk's last lines."""
         if self.relay is not None:
             self.relay.join(timeout=5)
-            if not self.relay.is_alive():
-                self._copy.close()
 
     def log_errors(self) -> list[str]:
         """Lines of the Asterisk log at level ERROR."""
