@@ -21,7 +21,7 @@ from agent.answers.clauses import ClauseGate, gated
 from agent.clock import Clock
 from agent.media.audio import AudioChunk
 from agent.media.playout import Playout
-from agent.media.resample import resample
+from agent.media.resample import Resampler
 from agent.speech.chat_model import ChatModel, Message
 from agent.speech.synthesizer import Synthesizer
 from agent.timings import TurnTimings
@@ -165,20 +165,30 @@ class Reply:
             self.clauses.append(spoken)
             if len(self.clauses) == 1:
                 self._first_clause.set()  # the model waits while the first clause is voiced
+            converter: Resampler | None = None
             try:
                 async for chunk in synth.synthesize(spoken.text,
                                                     urgent=len(self.clauses) == 1):
                     self.timings.mark("tts_first_audio", self.clock.now())
-                    pcm = chunk.pcm if chunk.rate == rate else \
-                        resample(chunk.pcm, chunk.rate, rate)
-                    if self.gate is not None and not self.gate.is_set():
-                        await self.gate.wait()
-                    self._mark_first_out()
-                    self.playout.write(AudioChunk(pcm, rate))
-                    spoken.samples += len(pcm)
-                    self._publish()
+                    if chunk.rate != rate and converter is None:
+                        converter = Resampler(chunk.rate, rate)
+                    await self._write(spoken, converter.push(chunk.pcm) if converter
+                                      else chunk.pcm)
+                if converter is not None:
+                    await self._write(spoken, converter.flush())
             finally:
                 self._first_clause.clear()
+
+    async def _write(self, spoken: SpokenClause, pcm) -> None:
+        """Part of a clause's audio to the caller (once speculation is confirmed)."""
+        if not len(pcm):
+            return
+        if self.gate is not None and not self.gate.is_set():
+            await self.gate.wait()
+        self._mark_first_out()
+        self.playout.write(AudioChunk(pcm, self.playout.rate))
+        spoken.samples += len(pcm)
+        self._publish()
 
     def _publish(self, text: str | None = None) -> None:
         """Our message in the history says ``text`` (default: all queued); empty: none."""

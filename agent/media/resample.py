@@ -44,3 +44,19 @@ def _check_int16(pcm: np.ndarray) -> np.ndarray:
     if samples.ndim != 1:
         raise ValueError(f"expected mono (1-D) samples, got shape {samples.shape}")
     return samples
+
+
+class Resampler:
+    """Converts one signal that arrives in pieces (a clause voiced piece by piece): the
+    filter runs across the joins, so the pieces give the same audio as the whole."""
+
+    def __init__(self, src_rate: int, dst_rate: int) -> None:
+        self._stream = soxr.ResampleStream(src_rate, dst_rate, 1, dtype="float32",
+                                           quality=QUALITY)
+
+    def push(self, pcm: np.ndarray) -> np.ndarray:
+        return to_int16(self._stream.resample_chunk(to_float32(pcm)))
+
+    def flush(self) -> np.ndarray:
+        """The filter's tail, at the end of the signal."""
+        return to_int16(self._stream.resample_chunk(np.zeros(0, np.float32), last=True))
