@@ -80,3 +80,19 @@ def test_real_voice_first_piece_comes_before_the_clause_is_made(
     assert len(chunks[0]) == FIRST_FRAMES * synth._hop
     total = sum(len(c) for c in chunks) / synth.rate
     assert 2.5 < total < 8
+
+
+def test_installed_voice_has_its_halves_beside_it(voice: Path) -> None:
+    from agent.speech.synthesizer import halves_of
+
+    assert all(p.is_file() for p in halves_of(voice))
+
+
+def test_voice_without_saved_halves_is_cut_in_memory(voice: Path, tmp_path: Path) -> None:
+    import shutil
+
+    for name in (voice.name, voice.name + ".json"):
+        shutil.copyfile(voice.with_name(name), tmp_path / name)
+    synth = PiperSynthesizer(tmp_path / voice.name)
+    assert synth.streams
+    assert len(np.concatenate(synth.synthesize_blocking("Hello."))) > synth.rate // 4

