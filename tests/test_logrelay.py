@@ -92,8 +92,14 @@ def test_only_the_security_level_makes_a_security_line(tmp_path: Path) -> None:
     planted = UNKNOWN_INVITE.replace("No matching endpoint found",
                                      "x SECURITY[1]: " + INVALID_ACCOUNT.split(": ", 1)[1])
     relay.write([planted])
-    assert not (tmp_path / "security.log").exists()
+    assert (tmp_path / "security.log").read_text() == ""
     assert (tmp_path / "messages.log").read_text().count("\n") == 1
+
+
+def test_both_logs_are_there_before_the_first_line(tmp_path: Path) -> None:
+    Relay(tmp_path / "log", None)  # fail2ban's jail and doctor need the file to read
+    for log in ("security.log", "messages.log"):
+        assert (tmp_path / "log" / log).read_text() == ""
 
 
 def test_a_rotated_log_is_followed(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ a Unix stream socket that systemd connects Asterisk's standard output to
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -80,6 +81,9 @@ class Relay:
         # which may not reach the directory by its path (/var/lib/switchboard is 0750)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._dir = os.open(self.log_dir, os.O_RDONLY | os.O_DIRECTORY)
+        for name in (SECURITY_LOG, MESSAGES_LOG):  # there from the start: fail2ban's jail
+            with contextlib.suppress(OSError):     # and doctor look for them (a planted
+                self._append(name, [])             # link fails at each write instead)
 
     def _append(self, name: str, lines: list[str]) -> None:
         flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW
