@@ -151,17 +151,20 @@ class Responder:
         """A fixed answer, no model: an entry's answer or "I don't know" (phrase cache), a
         matched fact (synthesized now), or "say that again" — then the caller's
         unanswerable words leave the history."""
+        if plan_.step is Step.FACT:  # voiced while the end of the turn is confirmed, heard
+            turn.record.timings.mark("first_clause", self.voice.clock.now())  # after it
+            said = await self.voice.say(plan_.say, turn.record.timings, gate=turn.release)
+            self._sink(CallEvent("known"))
+            return said
         await turn.release.wait()
+        turn.record.timings.mark("first_clause", self.voice.clock.now())
         misheard = plan_.step in (Step.MISHEARD, Step.OFFER)
         event = {Step.MISHEARD: "misheard", Step.OFFER: "misheard", Step.UNKNOWN: "unknown",
-                 Step.KNOWN: "known", Step.FACT: "known"}.get(plan_.step)
+                 Step.KNOWN: "known"}.get(plan_.step)
         if event:
             self._sink(CallEvent(event))
         if misheard and turn.message in self.history:
             self.history.remove(turn.message)
-        turn.record.timings.mark("first_clause", self.voice.clock.now())
-        if plan_.step is Step.FACT:
-            return await self.voice.say(plan_.say, turn.record.timings)
         return await self.voice.phrase_and_wait(plan_.say, turn.record.timings)
 
     async def _answer_words(self, turn: Turn, plan_: Plan) -> str:

@@ -3,6 +3,7 @@ the model from inventing, and the decisions (say it again, word for word, "I don
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import test_dialogue
 
@@ -244,6 +245,63 @@ async def test_a_matched_fact_is_said_as_written_without_the_model(dialogue_rig)
                                    "We open at 10 am on Monday.")
     assert chat.seen == []
     assert rig.conv.records[0].agent_text.startswith("Opening hours: Monday to Friday 8 am")
+
+
+class SlowSynth:
+    """A voice that takes 0.15 s (virtual) per clause and notes when it was asked."""
+
+    rate = 8000
+
+    def __init__(self, clock) -> None:
+        self.clock, self.asked = clock, []
+
+    async def synthesize(self, text: str, urgent: bool = True):
+        from agent.media.audio import AudioChunk
+
+        self.asked.append(self.clock.now())
+        await self.clock.sleep_until(self.clock.now() + 0.15)
+        yield AudioChunk(np.full(1600, 3000, dtype=np.int16), self.rate)
+
+
+async def _fact_call(dialogue_rig, then_speaking: bool):
+    from fakes import FakeChat, FakeTranscriber, fake_engines
+
+    from agent.dialogue import Dialogue
+    from agent.settings import AgentSpec
+
+    rig = dialogue_rig("unused")
+    spec = AgentSpec(name="t", greeting="Good morning, Oakwood Clinic.", end_silence=0.4,
+                     instructions=INSTRUCTIONS, knowledge=FACTS, faq=FAQ)
+    synth = SlowSynth(rig.clock)
+    engines = fake_engines(spec, FakeTranscriber("When do you open on Monday?"), FakeChat(),
+                           synth)
+    events: list = []
+    rig.conv = Dialogue(spec, engines, rig.playout, rig.clock, rig._spawn, sink=events.append)
+    await rig.run(1.0, speaking=True)
+    if then_speaking:
+        await rig.run(0.16, speaking=False)  # the fact is being voiced, unheard
+        await rig.run(0.8, speaking=True)  # not the end of the turn after all
+        assert rig.agent_audio_times() == [] and synth.asked
+        assert [getattr(e, "kind", None) for e in events].count("known") == 0
+    await rig.run(2.0, speaking=False)
+    return rig, synth, [getattr(e, "kind", None) for e in events]
+
+
+async def test_a_fact_is_voiced_while_the_end_of_the_turn_is_confirmed(dialogue_rig):
+    rig, synth, kinds = await _fact_call(dialogue_rig, then_speaking=False)
+    end_of_speech = 0.96
+    first_audio = rig.agent_audio_times()[0]
+    assert synth.asked[0] < first_audio - 0.15  # asked for before the turn was confirmed
+    assert first_audio >= end_of_speech + 0.2 - 0.021  # heard only once it was
+    assert first_audio < end_of_speech + 0.2 + 0.15  # without waiting for the voice then
+    assert rig.conv.records[0].agent_text.startswith("Opening hours: Monday to Friday")
+    assert kinds.count("known") == 1
+
+
+async def test_a_fact_voiced_for_a_turn_that_goes_on_is_never_heard(dialogue_rig):
+    rig, synth, kinds = await _fact_call(dialogue_rig, then_speaking=True)
+    assert len(rig.conv.records) == 1 and kinds.count("known") == 1
+    assert [m["role"] for m in rig.conv.history] == ["system", "user", "assistant"]
 
 
 async def test_a_half_answer_refused_midway_is_followed_by_the_fact(dialogue_rig):

@@ -48,6 +48,7 @@ PHONE_SECRETS = {"101": "phone-101-secret", "102": "phone-102-secret",
 TLS_PHONE = "103"  # must use TLS and SRTP
 DID = "+15551230001"
 AGENT_EXTENSION = "500"
+FRONTDESK_EXTENSION = "506"  # an agent answering from its knowledge (bench --extension 506)
 
 _PORT_NAMES = {"SIP_PORT": "sip", "CARRIER_PORT": "carrier", "ARI_PORT": "ari",
                "AMI_PORT": "ami", "METRICS_PORT": "metrics", "TOOL_SERVER_PORT": "tool_server"}
@@ -134,6 +135,8 @@ routes:
       agent: reception
     - extension: "505"
       agent: concierge
+    - extension: "{FRONTDESK_EXTENSION}"
+      agent: frontdesk
 """
 
 AGENT_YAML = """\
@@ -143,6 +146,22 @@ greeting: Hello, you have reached the test agent.
 instructions: >
   You answer the phone for Oakwood Pharmacy. The pharmacy opens at nine in the morning on
   Saturdays and closes at one. Answer in one short sentence.
+"""
+
+# A business as it is set up to answer: what it knows, in its own words. The bench's
+# questions are mostly about these facts (one is not: "I don't know" from the cache).
+FRONTDESK_AGENT_YAML = """\
+name: frontdesk
+greeting: Oakwood Pharmacy, how can I help?
+instructions: You answer the phone for Oakwood Pharmacy. Answer in one short sentence.
+knowledge: |
+  Opening hours: Monday to Friday 8 am to 6 pm, Saturday 9 am to 1 pm, closed on Sunday.
+  Public holidays: the pharmacy is closed on public holidays.
+  Prescriptions: a new prescription is ready to pick up two hours after your doctor sends it.
+  Refills: a refill takes one working day; we text you when it is ready.
+  Flu shots: flu shots are given without an appointment during opening hours.
+  Insurance: we accept Blue Cross, Aetna, Cigna and Medicare.
+  Parking: park for free in the lot behind the pharmacy.
 """
 
 TALKER_AGENT_YAML = """\
@@ -251,6 +270,7 @@ def write_test_config(config_dir: Path, plan: PortPlan | None = None) -> Path:
     (config_dir / "switchboard.yaml").write_text(SITE_YAML.format(
         plan=plan, rtp_end=plan.rtp[-1], media_end=plan.media[-1], APPLIANCE_IP=APPLIANCE_IP,
         CARRIER_IP=CARRIER_IP, TRUNK_USER=TRUNK_USER, DID=DID, AGENT_EXTENSION=AGENT_EXTENSION,
+        FRONTDESK_EXTENSION=FRONTDESK_EXTENSION,
         SECURE_CARRIER_IP=SECURE_CARRIER_IP, SECURE_TRUNK_USER=SECURE_TRUNK_USER,
         SECURE_DID=SECURE_DID,
         outbound_api=plan.carrier_tls + 1))  # in the reserved block of single ports
@@ -263,6 +283,7 @@ def write_test_config(config_dir: Path, plan: PortPlan | None = None) -> Path:
     (config_dir / "agents/quiet.yaml").write_text(QUIET_AGENT_YAML)
     (config_dir / "agents/reception.yaml").write_text(RECEPTION_AGENT_YAML.format(plan=plan))
     (config_dir / "agents/concierge.yaml").write_text(CONCIERGE_AGENT_YAML)
+    (config_dir / "agents/frontdesk.yaml").write_text(FRONTDESK_AGENT_YAML)
     (config_dir / "secrets/tools.key").write_text(TOOL_SECRET + "\n")
     (config_dir / "secrets/carrier.secret").write_text(TRUNK_SECRET + "\n")
     for ext, secret in PHONE_SECRETS.items():
