@@ -45,6 +45,7 @@ class Reply:
     timings: TurnTimings = field(default_factory=TurnTimings)
     gate: asyncio.Event | None = None  # audio is held back until this is set (speculation)
     check: Callable[[str], bool] | None = None  # may the model's next clause be spoken?
+    doomed: Callable[[str], bool] | None = None  # is the clause being written refused already?
     clauses: list[SpokenClause] = field(default_factory=list)
     interrupted: bool = False
     refused: bool = False  # ``check`` refused a clause of the model's answer
@@ -144,7 +145,7 @@ class Reply:
 
     async def _think(self, source: AsyncIterator[str], queue: asyncio.Queue[str | None],
                      model: bool) -> None:
-        gate = ClauseGate(self.check, model=model)
+        gate = ClauseGate(self.check, self.doomed, model=model)
 
         def first_token() -> None:
             if model:

@@ -172,7 +172,8 @@ class Responder:
         no number or name without a source); a refused answer becomes the matched fact, or
         "I don't know"."""
         guard = FactGuard(self.spec.guard_sources, self.history)
-        reply = await self.voice.answer(turn.record.timings, turn.release, guard.allows)
+        reply = await self.voice.answer(turn.record.timings, turn.release, guard.allows,
+                                        guard.refuses_already)
         text = reply.text
         if not reply.refused or reply.interrupted:
             return text

@@ -31,9 +31,10 @@ class Voice:
         return reply
 
     def _new(self, timings: TurnTimings | None = None, gate: asyncio.Event | None = None,
-             check: Callable[[str], bool] | None = None) -> Reply:
+             check: Callable[[str], bool] | None = None,
+             doomed: Callable[[str], bool] | None = None) -> Reply:
         self.reply = Reply(self.playout, self.clock, self.history, timings or TurnTimings(),
-                           gate=gate, check=check)
+                           gate=gate, check=check, doomed=doomed)
         return self.reply
 
     def phrase(self, text: str, timings: TurnTimings | None = None) -> Reply:
@@ -54,9 +55,10 @@ class Voice:
         return await self._new(timings, gate).say(self.engines.synth, text)
 
     async def answer(self, timings: TurnTimings, gate: asyncio.Event | None,
-                     check: Callable[[str], bool] | None) -> Reply:
+                     check: Callable[[str], bool] | None,
+                     doomed: Callable[[str], bool] | None = None) -> Reply:
         """The model's answer to the history, streamed into speech; returns the reply (what
         was said, whether a clause was refused)."""
-        reply = self._new(timings, gate, check)
+        reply = self._new(timings, gate, check, doomed)
         await reply.answer(self.engines.chat, self.engines.synth, list(self.history))
         return reply

@@ -364,6 +364,53 @@ def test_with_knowledge_only_small_talk_reaches_the_model(knowledge) -> None:
     assert answers.answer("hi yeah I've got a really bad toothache").step is Step.UNKNOWN
 
 
+@pytest.mark.parametrize("clause", [
+    "We are open Saturday from 9 am to 1 pm.", "We are open Saturday 9:00 am to 1:00 pm.",
+    "On Saturday we are open from 10 am to 4 pm.", "A visit costs 80 dollars.",
+    "You can come in on Sunday at 10:59 AM.", "A refill takes 2-3 days.",
+    "We open at nine on Saturday.", "It takes twenty five minutes.", "Sure, I can help.",
+    "In March we have 12 doctors.", "Call 555 0100 to book.",
+])
+def test_a_clause_refused_early_is_refused_when_whole(clause) -> None:
+    """Whatever start of a clause ``refuses_already`` refuses, ``allows`` refuses whole
+    (the model is stopped sooner, nothing else changes)."""
+    for cut in range(1, len(clause) + 1):
+        early = FactGuard(SOURCES, history(("user", "When are you open?")))
+        if early.refuses_already(clause[:cut]):
+            whole = FactGuard(SOURCES, history(("user", "When are you open?")))
+            assert not whole.allows(clause), (clause[:cut], early.refused)
+            assert cut < len(clause) or clause[-1] == " "
+            break
+
+
+def test_an_unsourced_number_or_day_is_refused_as_soon_as_it_is_a_whole_word() -> None:
+    guard = FactGuard(SOURCES, history(("user", "When are you open?")))
+    assert not guard.refuses_already("We open at 1")  # may still become 10 or 1 pm
+    assert guard.refuses_already("We open at 10 ") and guard.refused == "number"
+    assert FactGuard(SOURCES, history()).refuses_already("We are closed in December ")
+    assert not FactGuard(SOURCES, history()).refuses_already("We are open on Saturday ")
+    caller = FactGuard(SOURCES, history(("user", "Is 4 pm on Sunday okay?")))
+    assert not caller.refuses_already("Yes, 4 pm on Sunday ")  # the caller's own words
+    assert not guard.refuses_already("Ask for Dr. Jones ")  # names: the whole clause only
+
+
+async def test_the_model_stops_at_the_first_refused_word_not_the_clause_end() -> None:
+    from agent.answers.clauses import ClauseGate, gated
+
+    pieces = ["We", "open", "at", "10", "am", "on", "Saturdays", "and", "close", "late."]
+    given: list[str] = []
+
+    async def model():
+        for piece in pieces:
+            given.append(piece)
+            yield piece + " "
+
+    guard = FactGuard(SOURCES, history(("user", "When are you open?")))
+    gate = ClauseGate(guard.allows, guard.refuses_already)
+    assert [c async for c in gated(model(), gate)] == []
+    assert gate.refused and len(given) == 4  # "10" and the space after it: no further
+
+
 def test_a_tool_result_read_out_as_json_is_refused() -> None:
     from agent.answers.clauses import ClauseGate
 

@@ -17,7 +17,7 @@ from agent.speech.synthesizer import FIRST_FRAMES, PiperSynthesizer, pieces
 def test_pieces_cover_every_frame_once_in_order(frames: int) -> None:
     spans = pieces(frames)
     assert spans[0][0] == 0 and spans[-1][1] == frames
-    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
     assert all(end > start for start, end in spans)
 
 
@@ -31,7 +31,7 @@ def test_streamed_resampling_equals_one_pass() -> None:
     signal = (np.random.default_rng(3).standard_normal(22050) * 3000).astype(np.int16)
     stream = Resampler(22050, 8000)
     cuts = [0, 1000, 1001, 7000, 15000, len(signal)]
-    out = np.concatenate([stream.push(signal[a:b]) for a, b in zip(cuts, cuts[1:])]
+    out = np.concatenate([stream.push(signal[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)]
                          + [stream.flush()])
     whole = resample(signal, 22050, 8000)
     assert len(out) == len(whole)

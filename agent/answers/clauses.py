@@ -21,6 +21,8 @@ class ClauseGate:
     """Lets clauses through in order until the answer should stop."""
 
     check: Callable[[str], bool] | None = None  # may this clause be spoken?
+    # will the clause being written be refused, whatever follows? (the model stops sooner)
+    doomed: Callable[[str], bool] | None = None
     model: bool = True  # the model's words (a fixed text is only cut when it loops)
     refused: bool = False  # ``check`` refused a clause
     _said: set[str] = field(default_factory=set)
@@ -45,6 +47,12 @@ class ClauseGate:
         self._said.add(key)
         return True
 
+    def dooms(self, unfinished: str) -> bool:
+        """The model's clause being written already has what ``check`` refuses."""
+        if self.model and self.doomed is not None and unfinished and self.doomed(unfinished):
+            self.refused = True
+        return self.refused
+
 
 async def gated(source: AsyncIterator[str], gate: ClauseGate,
                 on_piece: Callable[[], None] = lambda: None) -> AsyncIterator[str]:
@@ -58,6 +66,8 @@ async def gated(source: AsyncIterator[str], gate: ClauseGate,
                 if not gate.take(clause):
                     return
                 yield clause
+            if gate.dooms(splitter.pending):
+                return
         tail = splitter.flush()
         for i, clause in enumerate(tail):
             if not gate.take(clause, last=i == len(tail) - 1):

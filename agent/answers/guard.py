@@ -120,17 +120,41 @@ class FactGuard:
         self._said = f"{self._said} {clause}".strip()
         return True
 
+    def refuses_already(self, unfinished: str) -> bool:
+        """The start of a clause (the model still writing it) already holds what ``allows``
+        refuses whatever follows: a number written in digits, or a day or month, with no
+        source. Only its whole words count (the last may still grow: "1" → "10"); names
+        are left to the whole clause (where a clause ends decides whether a capital starts
+        a sentence)."""
+        whole = unfinished[:unfinished.rfind(" ") + 1]
+        reason = self._unsourced_digits(whole) or self._unsourced_day(whole)
+        if reason:
+            self.refused = reason
+        return bool(reason)
+
+    def _unsourced_digits(self, text: str) -> str:
+        extra = numbers(text, spelled=False) - self._source_numbers - self._caller_numbers
+        return "number" if extra else ""
+
+    def _unsourced_day(self, text: str) -> str:
+        for word in _WORD.findall(text):
+            low = word.lower().replace("’", "'")
+            if (low in DAYS or low in MONTHS) and low not in self._source_words \
+                    and low not in self._caller_words:
+                return "day"
+        return ""
+
     def _unsourced_number(self, clause: str) -> str:
         extra = numbers(clause) - self._source_numbers - self._caller_numbers
         return "number" if extra else ""
 
     def _unsourced_name(self, clause: str) -> str:
+        if self._unsourced_day(clause):
+            return "day"
         words = _WORD.findall(clause)
         for index, word in enumerate(words):
             low = word.lower().replace("’", "'")
             if low in DAYS or low in MONTHS:
-                if low not in self._source_words and low not in self._caller_words:
-                    return "day"
                 continue
             if not word[0].isupper() or low in PLAIN or low in self._source_words:
                 continue

@@ -90,14 +90,15 @@ def terms(text: str) -> list[str]:
     return out
 
 
-def numbers(text: str) -> set[int]:
-    """The numbers in ``text``, written as digits or words ("nine thirty" → {9, 30})."""
+def numbers(text: str, spelled: bool = True) -> set[int]:
+    """The numbers in ``text``, written as digits or (``spelled``) words ("nine thirty" →
+    {9, 30})."""
     found: set[int] = set()
     text = re.sub(r"(?<=\d):00\b", "", text.replace(",", ""))  # 9:00 am is 9 am
     for token in tokens(text):
         if token.isdigit():
             found.add(int(token))
-        elif token in NUMBER_WORDS:
+        elif spelled and token in NUMBER_WORDS:
             found.add(NUMBER_WORDS[token])
     return found
 

@@ -100,6 +100,13 @@ class ClauseSplitter:
         self._buffer += delta
         return self._drain(final=False)
 
+    @property
+    def pending(self) -> str:
+        """The clause being written (not finished yet), as it would be spoken; a space at
+        its end says its last word is whole."""
+        text = clean(self._buffer, self._line_start)
+        return text + " " if text and self._buffer[-1:].isspace() else text
+
     def flush(self) -> list[str]:
         """End of the reply: return everything left and start afresh."""
         out = self._drain(final=True)

@@ -220,7 +220,7 @@ def save_halves(voice: Path, folder: Path) -> list[Path]:
     except ValueError:
         return []
     paths = halves_of(folder / voice.name)
-    for part, path in zip(parts, paths):
+    for part, path in zip(parts, paths, strict=True):
         onnx.save(part, str(path))
     return list(paths)
 
