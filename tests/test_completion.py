@@ -11,7 +11,8 @@ from agent.speech.completion import looks_unfinished
 @pytest.mark.parametrize("text", [
     "My number is 555.", "my number is five five five,", "I'd like to book for",
     "My name is", "I was wondering if", "Can you tell me about the", "um", "and...",
-    "My phone is 555 213.", "Could you please",
+    "My phone is 555 213.", "Could you please", "Do you have anything available on?",
+    "My name is?", "I'd like to come in on", "Can I come in and",
 ])
 def test_unfinished(text: str) -> None:
     assert looks_unfinished(text)
@@ -21,7 +22,8 @@ def test_unfinished(text: str) -> None:
     "What time do you close on Saturdays?", "My number is 555 213 4567.", "Yes.",
     "No, I said Wednesday.", "I need to cancel my appointment.", "That's it, thanks.",
     "Is there parking on Elm Street?", "", "Could you repeat that, please?",
-    "Two tickets, please.",
+    "Two tickets, please.", "Where can I park when I come in?", "Can I stop by?",
+    "I need to check in", "Could I drop it off", "What time can I come by?",
 ])
 def test_finished(text: str) -> None:
     assert not looks_unfinished(text)

@@ -21,6 +21,12 @@ UNFINISHED_ENDINGS = frozenset({
     "which", "who", "whose", "when", "where", "um", "uh", "er", "erm", "like", "i", "i'm",
     "we", "you", "he", "she", "they", "it's", "there's", "let's", "please", "also",
 })
+# ... but a verb's particle ends one: "Where can I park when I come in?", "Can I stop by?"
+PARTICLE_VERBS = frozenset({
+    "come", "came", "coming", "check", "checked", "sign", "signed", "log", "logged", "drop",
+    "dropped", "stop", "stopped", "pop", "walk", "get", "go", "going", "hold", "bring",
+    "send", "fill", "hand", "turn", "plug", "pass", "swing", "call", "calling", "move",
+})
 NUMBER_WORDS = re.compile(r"\b(number|phone|cell|mobile|digits|zip|postcode|code)\b", re.I)
 PHONE_DIGITS = 10  # a phone number read out in groups is complete at ten digits
 
@@ -42,7 +48,8 @@ def looks_unfinished(text: str) -> bool:
     if words[-1] == "please" and re.search(r",\s*please\W*$", stripped, re.I):
         return False  # "Could you repeat that, please?" ends; "Could you please" does not
     if words[-1] in UNFINISHED_ENDINGS:
-        return True
+        return not (words[-1] in ("in", "on", "by") and len(words) > 1
+                    and words[-2] in PARTICLE_VERBS)
     digits = sum(len(w) for w in words if w.isdigit())
     return bool(NUMBER_WORDS.search(stripped)) and words[-1].isdigit() and \
         0 < digits < PHONE_DIGITS
