@@ -419,7 +419,8 @@ class Call:
             "jitter": self.leg.jitter.stats,
             "playout": {"frames": self.leg.playout.frames_sent,
                         "restarts": self.leg.ticker.restarts,
-                        "lateness_p99_ms": self.leg.ticker.lateness_p99_ms()},
+                        "lateness_p99_ms": self.leg.ticker.lateness_p99_ms(),
+                        "lateness_max_ms": round(1000 * self.leg.ticker.worst, 1)},
         }
 
     # -- clean-up ------------------------------------------------------------------------

@@ -46,6 +46,7 @@ class Ticker:
         self.ticks = 0
         self.restarts = 0
         self.lateness: list[float] = []  # tick time minus scheduled time (recent ticks)
+        self.worst = 0.0  # the latest any tick has been (seconds)
 
     async def run(self, on_tick: Callable[[float], None]) -> None:
         """Tick forever (cancel to stop); ``on_tick`` gets the clock time of the tick."""
@@ -59,6 +60,7 @@ class Ticker:
                 self.restarts += 1
                 start, n, due = now, 0, now
             self.lateness.append(now - due)
+            self.worst = max(self.worst, now - due)
             if len(self.lateness) > 3000:
                 del self.lateness[:1500]
             on_tick(now)

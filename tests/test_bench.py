@@ -202,7 +202,8 @@ SUMMARY = {"id": "abc", "agent": "demo", "end_reason": "caller hangup", "barge_i
                "speech_end": 0.0, "turn_detected": 460.0, "stt_done": 600.0,
                "llm_first_token": 700.0, "first_clause": 900.0, "tts_first_audio": 1050.0,
                "first_audio_out": 1060.0}}],
-           "playout": {"frames": 100, "restarts": 0, "lateness_p99_ms": 1.5}}
+           "playout": {"frames": 100, "restarts": 0, "lateness_p99_ms": 1.5,
+                       "lateness_max_ms": 42.0}}
 
 
 def test_level_result_and_json_shape(tmp_path: Path) -> None:
@@ -218,6 +219,7 @@ def test_level_result_and_json_shape(tmp_path: Path) -> None:
     assert level["stages_ms"]["stt_done"]["p50"] == 600.0
     assert level["stages_ms"]["first_audio_out"]["n"] == 2
     assert level["daemon"]["first_audio"] == {"synthesized": 2, "cached": 0}
+    assert level["daemon"]["playout_lateness_max_ms"]["max"] == 42.0
     # "I don't know" from the phrase cache after a refused clause: no voice stage
     cached = {**SUMMARY, "turns": [{"index": 1, "timings_ms": {
         k: v for k, v in SUMMARY["turns"][0]["timings_ms"].items() if k != "tts_first_audio"}}]}

@@ -89,6 +89,9 @@ def _daemon_view(summaries: Sequence[dict]) -> dict[str, Any]:
             "playout_restarts": sum((s.get("playout") or {}).get("restarts", 0)
                                     for s in summaries),
             "playout_lateness_p99_ms": summarize(lateness, (50,)),
+            "playout_lateness_max_ms": summarize(
+                [s["playout"]["lateness_max_ms"] for s in summaries
+                 if (s.get("playout") or {}).get("lateness_max_ms") is not None], (50,)),
             "end_reasons": sorted({s.get("end_reason", "?") for s in summaries}),
             "calls": [{k: s.get(k) for k in ("id", "end_reason", "barge_ins", "playout", "rtp",
                                              "jitter")} for s in summaries],
@@ -199,6 +202,9 @@ def _stage_lines(levels: list[dict[str, Any]]) -> list[str]:
     lateness = "".join(f"{_fmt(lvl['daemon']['playout_lateness_p99_ms']['max'], 15)} "
                        for lvl in staged)
     lines.append(f"{'playout lateness p99 (worst call)':<34}" + lateness)
+    worst = "".join(f"{_fmt(lvl['daemon']['playout_lateness_max_ms']['max'], 15)} "
+                    for lvl in staged)
+    lines.append(f"{'playout lateness max (worst call)':<34}" + worst)
     rest = "".join(f"{_fmt(_unattributed(lvl), 15)} " for lvl in staged)
     lines.append(f"{'caller v2v p50 - first_audio_out p50':<34}" + rest)
     sources = "".join(f"{_sources(lvl):>16}" for lvl in staged)
