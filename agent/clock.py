@@ -56,11 +56,11 @@ class Ticker:
             due = start + n * self.period
             await self.clock.sleep_until(due)
             now = self.clock.now()
+            self.worst = max(self.worst, now - due)
             if now - due > MAX_LAG:
                 self.restarts += 1
                 start, n, due = now, 0, now
             self.lateness.append(now - due)
-            self.worst = max(self.worst, now - due)
             if len(self.lateness) > 3000:
                 del self.lateness[:1500]
             on_tick(now)

@@ -97,7 +97,7 @@ async def test_a_stall_restarts_the_schedule_instead_of_bursting(running) -> Non
     clock.jump(1.0)  # the loop was blocked for a second
     await clock.advance(0.1)
     assert ticker.restarts == 1
-    assert ticker.worst >= 0.99  # the call's record says how long the worst stall was
+    assert ticker.worst >= 0.95  # the call's record says how long the worst stall was
     after = [t for t, _ in sink.frames if t > 100.1]
     assert len(after) <= 7  # no burst of 50 catch-up frames
 
