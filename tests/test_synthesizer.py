@@ -96,3 +96,31 @@ def test_voice_without_saved_halves_is_cut_in_memory(voice: Path, tmp_path: Path
     synth = PiperSynthesizer(tmp_path / voice.name)
     assert synth.streams
     assert len(np.concatenate(synth.synthesize_blocking("Hello."))) > synth.rate // 4
+
+
+def test_a_multi_speaker_voice_is_voiced_whole_as_its_default_speaker(
+        voice: Path, tmp_path: Path) -> None:
+    """A voice that takes a speaker id is not cut (its decoder needs the speaker too)."""
+    import json
+
+    import onnx
+
+    model = onnx.load(str(voice))
+    for tensor in model.graph.initializer:  # this export keeps an unused float "sid"
+        if tensor.name == "sid":
+            tensor.name = "sid_unused"
+    for node in model.graph.node:
+        node.input[:] = ["sid_unused" if n == "sid" else n for n in node.input]
+    model.graph.input.append(onnx.helper.make_tensor_value_info(
+        "sid", onnx.TensorProto.INT64, [1]))  # taken, as a multi-speaker voice's is
+    onnx.save(model, str(tmp_path / "multi.onnx"))
+    config = json.loads(voice.with_name(voice.name + ".json").read_text())
+    (tmp_path / "multi.onnx.json").write_text(json.dumps(
+        {**config, "num_speakers": 2, "speaker_id_map": {"a": 0, "b": 1}}))
+    synth = PiperSynthesizer(tmp_path / "multi.onnx")
+    assert not synth.streams
+
+    async def voiced() -> list[np.ndarray]:
+        return [chunk.pcm async for chunk in synth.synthesize("Hello there.")]
+
+    assert len(np.concatenate(asyncio.run(voiced()))) > synth.rate // 4

@@ -85,7 +85,6 @@ class PiperSynthesizer:
         if self._front is None:  # bounded threads, so TTS cannot starve the other engines
             self._voice.session = self._session(Path(model_path).read_bytes())
         release_free_heap()  # the parsed graph and its two halves
-        self._gain = 1.0
         self._gain = TARGET_RMS / max(_rms(self._raw(CALIBRATION)), 1e-4)
 
     @property
@@ -120,9 +119,12 @@ class PiperSynthesizer:
 
     def _inputs(self, ids: np.ndarray) -> dict[str, np.ndarray]:
         config = self._voice.config
-        return {"input": ids, "input_lengths": np.array([ids.shape[1]], dtype=np.int64),
-                "scales": np.array([config.noise_scale, config.length_scale,
-                                    config.noise_w_scale], dtype=np.float32)}
+        inputs = {"input": ids, "input_lengths": np.array([ids.shape[1]], dtype=np.int64),
+                  "scales": np.array([config.noise_scale, config.length_scale,
+                                      config.noise_w_scale], dtype=np.float32)}
+        if config.num_speakers > 1:  # a multi-speaker voice speaks as its default speaker
+            inputs["sid"] = np.array([config.default_speaker_id], dtype=np.int64)
+        return inputs
 
     def _latent_of(self, ids: np.ndarray) -> np.ndarray:
         with self._lock:
