@@ -180,11 +180,14 @@ def cmd_asterisk_log(args: argparse.Namespace) -> int:
 
     log_dir = Path(args.log_dir) if args.log_dir else \
         paths.contained_root(paths.data_dir(args.data_dir)) / "var/log/asterisk"
-    relay = Relay(log_dir, sys.stdout)  # its directory is opened while still root
-    if args.user:
-        from appliance.ops.supervise import Account, become
+    from appliance.ops.supervise import Account, become
 
-        become(Account.named(args.user))
+    account = Account.named(args.user) if args.user else None
+    # its directory is opened (and its logs made, for the account) while still root
+    relay = Relay(log_dir, sys.stdout,
+                  owner=(account.uid, account.gid) if account is not None else None)
+    if account is not None:
+        become(account)
     return serve(relay, Path(args.listen) if args.listen else None)
 
 
