@@ -82,17 +82,19 @@ def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pbx]:
     account = pbx_account(root)
     assert account is not None
     children = asterisk_children(work, config, work / "log")
-    for child in children:
-        child.start()
     pbx = Pbx(root, children, account)
-    log = pbx.child.log
-    up = wait_until(lambda: log.exists() and "Asterisk Ready" in log.read_text(errors="replace"),
-                    30)
-    assert up, log.read_text(errors="replace")[-3000:] if log.exists() else "no log"
-    yield pbx
-    pbx.asterisk.process = pbx.child.process
-    pbx.asterisk.stop()
-    pbx.relay.stop()
+    try:  # stopped whatever happens here: a failed start left Asterisk running on our ports
+        for child in children:
+            child.start()
+        log = pbx.child.log
+        up = wait_until(lambda: log.exists()
+                        and "Asterisk Ready" in log.read_text(errors="replace"), 30)
+        assert up, log.read_text(errors="replace")[-3000:] if log.exists() else "no log"
+        yield pbx
+    finally:
+        pbx.asterisk.process = pbx.child.process
+        pbx.asterisk.stop()
+        pbx.relay.stop()
 
 
 def proc_status(pid: int) -> dict[str, str]:
