@@ -127,14 +127,10 @@ class FactGuard:
         are left to the whole clause (where a clause ends decides whether a capital starts
         a sentence)."""
         whole = unfinished[:unfinished.rfind(" ") + 1]
-        reason = self._unsourced_digits(whole) or self._unsourced_day(whole)
+        reason = self._unsourced_number(whole, spelled=False) or self._unsourced_day(whole)
         if reason:
             self.refused = reason
         return bool(reason)
-
-    def _unsourced_digits(self, text: str) -> str:
-        extra = numbers(text, spelled=False) - self._source_numbers - self._caller_numbers
-        return "number" if extra else ""
 
     def _unsourced_day(self, text: str) -> str:
         for word in _WORD.findall(text):
@@ -144,8 +140,8 @@ class FactGuard:
                 return "day"
         return ""
 
-    def _unsourced_number(self, clause: str) -> str:
-        extra = numbers(clause) - self._source_numbers - self._caller_numbers
+    def _unsourced_number(self, clause: str, spelled: bool = True) -> str:
+        extra = numbers(clause, spelled) - self._source_numbers - self._caller_numbers
         return "number" if extra else ""
 
     def _unsourced_name(self, clause: str) -> str:

@@ -143,15 +143,17 @@ class PiperSynthesizer:
         with self._lock:
             return self._voice.session.run(None, self._inputs(ids))[0].reshape(-1)
 
+    def _audio(self, ids: np.ndarray) -> np.ndarray:
+        """One sentence in one pass, before its level is set: both halves in turn, or the
+        whole graph (a voice that was not cut)."""
+        if self._front is None:
+            return self._whole(ids)
+        latent = self._latent_of(ids)
+        with self._lock:
+            return self._decoder.run(None, {self._latent: latent})[0].reshape(-1)
+
     def _raw(self, text: str) -> np.ndarray:
-        parts = []
-        for ids in self._sentences(text):
-            if self._front is None:
-                parts.append(self._whole(ids))
-            else:
-                latent = self._latent_of(ids)
-                with self._lock:
-                    parts.append(self._decoder.run(None, {self._latent: latent})[0].reshape(-1))
+        parts = [self._audio(ids) for ids in self._sentences(text)]
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
     def _pcm(self, audio: np.ndarray) -> np.ndarray:
@@ -162,14 +164,7 @@ class PiperSynthesizer:
     def synthesize_blocking(self, text: str) -> list[np.ndarray]:
         """Every sentence of ``text`` as int16 PCM at ``rate`` (blocks the calling thread)."""
         lower_thread_priority()
-        out = []
-        for ids in self._sentences(text):
-            if self._front is None:
-                out.append(self._pcm(self._whole(ids)))
-                continue
-            latent = self._latent_of(ids)
-            out.append(self._decode(latent, 0, latent.shape[-1]))
-        return out
+        return [self._pcm(self._audio(ids)) for ids in self._sentences(text)]
 
     async def synthesize(self, text: str, urgent: bool = True) -> AsyncIterator[AudioChunk]:
         priority = URGENT if urgent else LATER
