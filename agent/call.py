@@ -28,6 +28,7 @@ from agent.events import CallEvent, CallLog
 from agent.media.audio import AudioChunk, chime, write_wav
 from agent.media.endpoint import RtpEndpoint
 from agent.media.leg import MediaLeg, OpenEndpoint
+from agent.media.pacer import Pacer
 from agent.metrics import Metrics
 from agent.recording.writer import CallRecording, recording_name
 from agent.records import END_REASONS, CallRecorder
@@ -53,7 +54,8 @@ class Call:
                  engines: Engines | None = None, recorder: CallRecorder | None = None,
                  direction: str = "inbound", metrics: Metrics | None = None,
                  clock: Clock | None = None,
-                 open_endpoint: OpenEndpoint = RtpEndpoint.open) -> None:
+                 open_endpoint: OpenEndpoint = RtpEndpoint.open,
+                 pacer: Pacer | None = None) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.ari = ari
         self.settings = settings
@@ -65,7 +67,7 @@ class Call:
         self.leg = MediaLeg(ari, self.id, self.clock, address=settings.media_address,
                             ports=settings.media_ports, codec=settings.media_codec,
                             keep_audio=settings.record_dir is not None,
-                            open_endpoint=open_endpoint)
+                            open_endpoint=open_endpoint, pacer=pacer)
         self.rate = self.leg.rate
         self.hung_up = asyncio.Event()
         self.end_reason = "unknown"
@@ -418,9 +420,13 @@ class Call:
             "rtp": self.leg.stats,
             "jitter": self.leg.jitter.stats,
             "playout": {"frames": self.leg.playout.frames_sent,
-                        "restarts": self.leg.ticker.restarts,
-                        "lateness_p99_ms": self.leg.ticker.lateness_p99_ms(),
-                        "lateness_max_ms": round(1000 * self.leg.ticker.worst, 1)},
+                        "paced": "thread" if self.leg.pacer is not None else "loop",
+                        "restarts": self.leg.pace.restarts,
+                        "lateness_p99_ms": self.leg.pace.lateness_p99_ms(),
+                        "lateness_max_ms": round(1000 * self.leg.pace.worst, 1),
+                        "gaps": self.leg.pace.gap_count,
+                        "gap_times": [[round(at, 3), round(1000 * step, 1)]
+                                      for at, step in self.leg.pace.gaps]},
         }
 
     # -- clean-up ------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from appliance.bench.report import build_results, format_report, level_result
 from appliance.bench.targets import MemorySampler, read_memory, sandbox_site_yaml
 from appliance.bench.timeline import (
     CallRun,
+    Stalls,
     TurnMark,
     answer_gaps,
     barge_in_cutoff,
@@ -126,8 +127,19 @@ def test_arrival_gaps_while_the_caller_stalled_are_not_underruns() -> None:
         + outgoing[11:]  # the caller's loop was late around 10.2 s as well
     stalls = caller_stalls(outgoing)
     assert stalls == [(pytest.approx(10.16), pytest.approx(10.215))]
-    result = span_pacing(packets, caller_busy=stalls)
+    result = span_pacing(packets, stalls=Stalls(caller=stalls))
     assert (result.arrival_gaps, result.caller_busy_gaps, result.underruns) == (1, 1, 0)
+
+
+def test_arrival_gaps_are_placed_on_the_machine_or_the_daemon() -> None:
+    packets = timeline(10.0, 11.0, [(10.0, 11.0)])
+    for late in (10, 20, 30):  # three gaps of 60 ms before packets 10, 20 and 30
+        packets[late] = packets[late]._replace(arrival=packets[late].arrival + 0.040)
+    machine = [(10.17, 10.205)]  # the probe did not run around the first
+    daemon = [(10.17, 10.205), (10.365, 10.40)]  # the daemon's sender was late at both
+    result = span_pacing(packets, stalls=Stalls(machine=machine, daemon=daemon))
+    assert (result.arrival_gaps, result.underruns) == (3, 3)  # still underruns, all three
+    assert (result.machine_gaps, result.daemon_gaps) == (1, 1)  # the third: on the way
 
 
 def test_timestamps_wrap_around() -> None:

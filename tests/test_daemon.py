@@ -366,3 +366,25 @@ def test_one_daemon_per_data_directory(tmp_path) -> None:
     second = hold_daemon_lock(tmp_path)
     assert second is not None  # the first one gone, the next may run
     os.close(second)
+
+
+def test_settled_memory_is_passed_by_collections_until_the_next_settling() -> None:
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    node = Node()
+    node.itself = node  # a cycle: only the cyclic collector frees it
+    alive = weakref.ref(node)
+    try:
+        Daemon.settle_memory()
+        assert gc.get_freeze_count() > 0
+        del node
+        gc.collect()
+        assert alive() is not None  # frozen: a full collection does not walk it
+        Daemon.settle_memory()  # a reload: what was frozen is collected first
+        assert alive() is None
+    finally:
+        gc.unfreeze()

@@ -102,6 +102,20 @@ async def test_a_stall_restarts_the_schedule_instead_of_bursting(running) -> Non
     assert len(after) <= 7  # no burst of 50 catch-up frames
 
 
+async def test_a_late_tick_is_kept_as_a_gap_with_its_time(running) -> None:
+    clock, _, _, ticker = running
+    await clock.advance(0.1)  # a tick has just gone out at 100.10
+    clock.jump(0.025)  # the one due at 100.12 goes at 100.125: a 25 ms step, absorbed
+    await clock.advance(0.095)  # on schedule again, up to the tick at 100.22
+    assert ticker.gap_count == 0
+    clock.jump(0.035)  # the one due at 100.24 goes at 100.255: a 35 ms step
+    await clock.advance(0.1)
+    assert ticker.gap_count == 1
+    (at, step), = ticker.gaps
+    assert at == pytest.approx(100.255, abs=0.001)
+    assert step == pytest.approx(0.035, abs=0.001)
+
+
 def test_write_rejects_wrong_rate() -> None:
     playout = Playout(lambda f: None, VirtualClock(), rate=RATE)
     with pytest.raises(ValueError, match="8000 Hz"):

@@ -82,7 +82,9 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.remote: tuple[str, int] | None = None
         self.ssrc = random.getrandbits(32)
         self._clock = RtpSequencer(self.codec.clock_rate // 50)  # 20 ms frames
-        self.stats = {"rx": 0, "tx": 0, "rx_bad": 0, "rx_foreign": 0, "rx_wrong_pt": 0}
+        self._sock: socket.socket | None = None  # sent on directly (from the pacing thread)
+        self.stats = {"rx": 0, "tx": 0, "rx_bad": 0, "rx_foreign": 0, "rx_wrong_pt": 0,
+                      "tx_failed": 0}
 
     @classmethod
     async def open(cls, host: str, ports: range,
@@ -103,6 +105,7 @@ class RtpEndpoint(asyncio.DatagramProtocol):
             _, proto = await loop.create_datagram_endpoint(lambda: cls(on_audio, codec),
                                                            sock=sock)
             proto.local = (host, port)
+            proto._sock = sock
             return proto
         raise MediaPortsExhausted(f"no free UDP port in {host}:{ports.start}-{ports.stop - 1}")
 
@@ -128,15 +131,27 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         log.debug("RTP socket error: %s", exc)
 
     def send_pcm(self, frame: np.ndarray) -> None:
-        """Send one frame of PCM at the codec's rate (no-op until the remote is known)."""
+        """Send one frame of PCM at the codec's rate (no-op until the remote is known).
+
+        Called by the daemon's pacing thread: it writes to the socket itself, not through
+        the event loop's transport (which is not thread-safe); a full send buffer drops the
+        frame and counts it, as the network would."""
         payload = self.codec.encode(frame)
-        if self.transport is None or self.remote is None or self.transport.is_closing():
+        remote = self.remote
+        if self.transport is None or remote is None or self.transport.is_closing():
             return
         sequence, timestamp = self._clock.next(len(frame) * self.codec.clock_rate
                                                // self.codec.rate)
         packet = RtpPacket(payload_type=self.codec.payload_type, sequence=sequence,
                            timestamp=timestamp, ssrc=self.ssrc, payload=payload)
-        self.transport.sendto(packet.serialize(), self.remote)
+        if self._sock is None:
+            self.transport.sendto(packet.serialize(), remote)
+        else:
+            try:
+                self._sock.sendto(packet.serialize(), remote)
+            except OSError:
+                self.stats["tx_failed"] += 1
+                return
         self.stats["tx"] += 1
 
     def close(self) -> None:

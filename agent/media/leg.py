@@ -1,9 +1,11 @@
 """One call's media leg: a mixing bridge, the ExternalMedia channel and its RTP socket, the
-jitter buffer and the playout, all driven by one 20 ms tick on an injected clock.
+jitter buffer and the playout, driven by a 20 ms tick on an injected clock.
 
 Each tick sends one frame toward the caller and hands the caller's audio that is due to the
-listener. If the caller's side stops sending (silence suppression), time still passes:
-silence is handed on so the end of their turn is still detected.
+listener. In the daemon the frames are sent by its pacing thread (``agent.media.pacer``), so
+that no work on the event loop delays them; without one (unit tests on virtual time) the
+loop's tick sends them too. If the caller's side stops sending (silence suppression), time
+still passes: silence is handed on so the end of their turn is still detected.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,9 +21,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from agent.ari import AriError, quietly
-from agent.clock import Clock, Ticker
+from agent.clock import Clock, Ticker, TickStats
 from agent.media.endpoint import MediaCodec, RtpEndpoint, media_codec
 from agent.media.jitter import JitterBuffer
+from agent.media.pacer import Pacer
 from agent.media.playout import Playout
 from agent.media.rtp import RtpPacket
 
@@ -107,7 +111,8 @@ class MediaLeg:
 
     def __init__(self, ari: LegAri, call_id: str, clock: Clock, *, address: str,
                  ports: range, codec: str = "ulaw", keep_audio: bool = False,
-                 open_endpoint: OpenEndpoint = RtpEndpoint.open) -> None:
+                 open_endpoint: OpenEndpoint = RtpEndpoint.open,
+                 pacer: Pacer | None = None) -> None:
         self.ari = ari
         self.bridge_id = f"sb-bridge-{call_id}"
         self.channel_id = f"sb-media-{call_id}"
@@ -121,6 +126,10 @@ class MediaLeg:
         self.endpoint: Endpoint | None = None
         self.playout = Playout(self._send, clock, rate=self.rate)
         self.ticker = Ticker(clock, FRAME_SECONDS)
+        self.pacer = pacer
+        self._paced: TickStats | None = None  # our place in the pacer's round, while there
+        self.pace: TickStats = self.ticker  # how evenly frames left (for the call's record)
+        self._sent: deque[np.ndarray] = deque()  # frames sent, for the tap (on the loop)
         # Asterisk is local: its frames come paced by its own bridge, so a short delay will
         # do. Gaps longer than 0.1 s restart the stream instead of being filled: the tick
         # hands on silence for those itself, so time is never counted twice.
@@ -159,7 +168,11 @@ class MediaLeg:
         """Every 20 ms: a frame out, the caller's due audio to ``hear``, then ``tick()``."""
 
         def on_tick(now: float) -> None:
-            self.playout.send_frame()
+            if self._paced is None:
+                self.playout.send_frame()
+            elif self._paced.failure is not None:
+                raise RuntimeError("the call's audio could not be sent") from self._paced.failure
+            self._tap_sent()
             chunks = self.jitter.pop(now)
             if self.tap is not None:
                 for chunk in chunks:
@@ -172,14 +185,42 @@ class MediaLeg:
                     hear(self._silence)
             tick()
 
-        await self.ticker.run(on_tick)
+        self._start_pacing()
+        try:
+            await self.ticker.run(on_tick)
+        finally:
+            self._stop_pacing()
+
+    def _start_pacing(self) -> None:
+        if self.pacer is not None and self._paced is None:
+            self._paced = self.pacer.add(self.playout.send_frame)
+            self.pace = self._paced
+
+    def _stop_pacing(self) -> None:
+        if self.pacer is not None and self._paced is not None:
+            self.pacer.remove(self._paced)  # from here on no frame of ours is being sent
+            self._paced = None
+
+    def _tap_sent(self) -> None:
+        while self._sent:
+            frame = self._sent.popleft()
+            if self.tap is not None:
+                self.tap.agent(frame)
 
     async def play_out(self, timeout: float) -> None:
         """Tick until everything queued has been sent (when the call's tasks are gone)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drain(), timeout)
+        self._tap_sent()
 
     async def _drain(self) -> None:
+        if self.pacer is not None:
+            self._start_pacing()
+            try:
+                await self.playout.flush()
+            finally:
+                self._stop_pacing()
+            return
         drainer = Ticker(self.clock, FRAME_SECONDS)
         runner = asyncio.ensure_future(drainer.run(lambda now: self.playout.send_frame()))
         try:
@@ -197,10 +238,12 @@ class MediaLeg:
         self._last_rx = now
 
     def _send(self, frame: np.ndarray) -> None:
+        """Send one frame (on the pacing thread when there is one); the tap hears it on the
+        loop's next tick."""
         if self.endpoint is not None:
             self.endpoint.send_pcm(frame)
             if self.tap is not None:
-                self.tap.agent(frame)
+                self._sent.append(frame)
 
     @property
     def stats(self) -> dict[str, int]:
@@ -208,6 +251,7 @@ class MediaLeg:
 
     def close(self) -> None:
         """Close the RTP socket (the ARI side goes in ``release``)."""
+        self._stop_pacing()  # never a send on a closed (or reused) socket
         if self.endpoint is not None:
             self.endpoint.close()
 

@@ -281,8 +281,10 @@ class Dialer:
                 self.daemon.ari, self.daemon.settings, spec, self._channel(attempt),
                 self.daemon.register_channel, engines=engines, recorder=self.daemon.recorder,
                 metrics=self.daemon.metrics, clock=self.daemon.clock,
-                open_endpoint=self.daemon.open_endpoint, amd=amd if behaviour.detect_machine
-                else None, voicemail=voicemail if machine else None,
+                open_endpoint=self.daemon.open_endpoint,
+                pacer=getattr(self.daemon, "pacer", None),
+                amd=amd if behaviour.detect_machine else None,
+                voicemail=voicemail if machine else None,
                 beep_wait=settings.beep_wait)
             self._attempts.pop(attempt.channel_id, None)
             handed = True

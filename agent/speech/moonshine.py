@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from agent.media.audio import AudioChunk
-from agent.media.resample import resample, to_float32
 from agent.speech.priority import lower_thread_priority
-from agent.speech.transcriber import Transcript, finish_text, telephone_front_end
+from agent.speech.transcriber import Transcript, finish_text, prepared
 from agent.speech.worker import LATER, URGENT, InferenceWorker
 
 RATE = 16000
@@ -222,10 +221,9 @@ class MoonshineTranscriber:
                          draft: Transcript | None = None,
                          background: bool = False) -> Transcript:
         # ``prompt`` is accepted for the protocol; Moonshine has no way to take one.
-        pcm = audio.pcm if audio.rate == RATE else resample(audio.pcm, audio.rate, RATE)
-        samples = to_float32(pcm)
-        if self.settings.front_end:
-            samples = telephone_front_end(samples)
-        return await self.worker.run(self._run, samples.astype(np.float32),
+        return await self.worker.run(self._heard, audio,
                                      draft.tokens if draft is not None else (),
                                      priority=LATER if background else URGENT)
+
+    def _heard(self, audio: AudioChunk, draft: tuple[int, ...]) -> Transcript:
+        return self._run(prepared(audio, RATE, self.settings.front_end), draft)

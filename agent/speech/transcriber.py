@@ -139,17 +139,27 @@ class WhisperTranscriber:
     async def transcribe(self, audio: AudioChunk, prompt: str | None = None,
                          draft: Transcript | None = None,
                          background: bool = False) -> Transcript:
-        pcm = audio.pcm if audio.rate == WHISPER_RATE else resample(audio.pcm, audio.rate,
-                                                                     WHISPER_RATE)
-        # Whisper wants float32 in [-1, 1]: int16 is accepted silently and gives garbage.
-        samples = to_float32(pcm)
-        if self.settings.front_end:
-            samples = telephone_front_end(samples)
+        return await self.worker.run(self._heard, audio, prompt,
+                                     priority=LATER if background else URGENT)
+
+    def _heard(self, audio: AudioChunk, prompt: str | None) -> Transcript:
+        samples = prepared(audio, WHISPER_RATE, self.settings.front_end)
         if len(samples) < WHISPER_RATE:  # whisper.cpp needs at least ~1 s; pad with silence
             samples = np.concatenate([samples, np.zeros(WHISPER_RATE - len(samples),
                                                         dtype=np.float32)])
-        return await self.worker.run(self._run, samples, prompt,
-                                     priority=LATER if background else URGENT)
+        return self._run(samples, prompt)
+
+
+def prepared(audio: AudioChunk, rate: int, front_end: bool) -> np.ndarray:
+    """A turn's audio as a model takes it: float32 in [-1, 1] at ``rate`` (Whisper takes
+    int16 silently and gives garbage), through the telephone front end if set. Run on the
+    engine's worker: on a long turn the resampling and filtering take milliseconds, which on
+    the event loop would hold up every call's next frame."""
+    pcm = audio.pcm if audio.rate == rate else resample(audio.pcm, audio.rate, rate)
+    samples = to_float32(pcm)
+    if front_end:
+        samples = telephone_front_end(samples)
+    return samples.astype(np.float32, copy=False)
 
 
 def finish_text(text: str, digits: bool = True) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import shutil
@@ -33,6 +34,7 @@ from appliance.bench.driver import (
     warm_up,
 )
 from appliance.bench.load import V2V_P95_LIMIT_MS, capacity, run_load_levels
+from appliance.bench.probe import probing
 from appliance.bench.report import build_results, format_report, jsonable, loadavg
 from appliance.bench.targets import (
     BenchError,
@@ -120,7 +122,10 @@ def _measure(opts: BenchOptions, target: Target, progress: Callable[[str], None]
     prompts = synthesize_prompts(target.voice)
     load_start = loadavg()
     sampler = MemorySampler(target.pids) if target.pids else None
-    with sampler or contextlib.nullcontext():
+    with sampler or contextlib.nullcontext(), \
+            tempfile.TemporaryDirectory(prefix="switchboard-probe-") as probe_dir, \
+            probing(Path(probe_dir) / "stalls") as stalls:
+        target = dataclasses.replace(target, probe=stalls)
         if opts.warm_up:
             progress(f"warm-up call to extension {target.extension}")
             if sampler is not None:

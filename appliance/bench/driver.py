@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from appliance.bench.listening import voiced
+from appliance.bench.probe import intervals
 from appliance.bench.report import level_result
 from appliance.bench.targets import MemorySampler, Target
 from appliance.bench.timeline import (
@@ -273,5 +274,5 @@ def run_levels(target: Target, prompts: Prompts, levels: Sequence[int], turns: i
             recordings.mkdir(parents=True, exist_ok=True)
             for run in runs:
                 save_call(run, recordings / f"c{n}-call{run.index + 1}")
-        results.append(level_result(n, runs, summaries))
+        results.append(level_result(n, runs, summaries, intervals(target.probe)))
     return results

@@ -20,6 +20,7 @@ from appliance.bench.timeline import (
     UNDERRUN_GAP,
     CallRun,
     Pacing,
+    Stalls,
     analyse_call,
     summarize,
 )
@@ -37,9 +38,12 @@ def stage_samples(summaries: Sequence[dict]) -> dict[str, list[float]]:
 
 
 def level_result(concurrency: int, runs: Sequence[CallRun],
-                 summaries: Sequence[dict] | None) -> dict[str, Any]:
-    """Everything measured at one concurrency level, as JSON-ready data."""
-    analysed = [analyse_call(r) for r in runs if r.dialog is not None]
+                 summaries: Sequence[dict] | None,
+                 machine: Sequence[tuple[float, float]] = ()) -> dict[str, Any]:
+    """Everything measured at one concurrency level, as JSON-ready data (``machine``: when
+    the machine's own probe stalled, ``appliance.bench.probe``)."""
+    stalls = Stalls(machine=machine, daemon=daemon_gaps(summaries or ()))
+    analysed = [analyse_call(r, stalls) for r in runs if r.dialog is not None]
     turns = [t for a in analysed for t in a["turns"]]
     barges = [a["barge_in"] for a in analysed if a["barge_in"] is not None]
     pace = Pacing()
@@ -68,6 +72,9 @@ def level_result(concurrency: int, runs: Sequence[CallRun],
         "ts_gaps": pace.ts_gaps,
         "arrival_gaps": pace.arrival_gaps,
         "arrival_gaps_caller_busy": pace.caller_busy_gaps,
+        "arrival_gaps_machine": pace.machine_gaps,
+        "arrival_gaps_daemon": pace.daemon_gaps,
+        "machine_stalls": sum(1 for start, _ in machine if _within(start, runs)),
         "lost_packets": pace.lost,
         "stalls": sum(len(t["stalls_ms"]) for t in turns),
         "answer_packets": pace.packets,
@@ -78,6 +85,18 @@ def level_result(concurrency: int, runs: Sequence[CallRun],
         result["stages_ms"] = {s: summarize(v) for s, v in stage_samples(summaries).items()}
         result["daemon"] = _daemon_view(summaries)
     return result
+
+
+def daemon_gaps(summaries: Sequence[dict]) -> list[tuple[float, float]]:
+    """When the daemon's frame sender stepped long (``agent.clock.Ticker.gaps``), any call:
+    its event loop paces every call, so a stall of it is a stall of all of them."""
+    return sorted((at - ms / 1000, at) for s in summaries
+                  for at, ms in (s.get("playout") or {}).get("gap_times", []))
+
+
+def _within(at: float, runs: Sequence[CallRun]) -> bool:
+    return bool(runs) and min(r.invite_at for r in runs) <= at <= max(
+        r.ended_at or r.invite_at for r in runs)
 
 
 def _daemon_view(summaries: Sequence[dict]) -> dict[str, Any]:
@@ -169,6 +188,8 @@ def format_report(results: dict[str, Any]) -> str:
             f"| {_fmt(c['p50'], 7)} {_fmt(c['max'])} {c['not_measurable']:>3} "
             f"| {_fmt(p['p99'], 8)} {_fmt(p['max'])} {lvl['underruns']:>6} "
             f"{lvl['arrival_gaps_caller_busy']:>4} {lvl['stalls']:>6}")
+    lines += [f"{'':>4} underruns placed: {_placed(lvl)}" for lvl in results["levels"]
+              if "arrival_gaps_machine" in lvl and lvl["underruns"]]
     lines += ["", "  miss: questions without a spoken answer; cut: barge-in cut-off (n/a: not "
               "measurable); pace: |arrival drift vs RTP timestamps| minus its median; underr: "
               f"timestamp or arrival steps > {UNDERRUN_GAP * 1000:.0f} ms inside answers; "
@@ -186,6 +207,15 @@ def format_report(results: dict[str, Any]) -> str:
     lines += _stage_lines(results["levels"]) + _memory_lines(results.get("memory"))
     lines += [f"note: {n}" for n in results.get("notes", [])]
     return "\n".join(lines)
+
+
+def _placed(level: dict[str, Any]) -> str:
+    """Where a level's arrival gaps happened, as far as the bench can tell."""
+    machine, daemon = level["arrival_gaps_machine"], level["arrival_gaps_daemon"]
+    rest = level["arrival_gaps"] - level["arrival_gaps_caller_busy"] - machine - daemon
+    return (f"{machine} while the machine itself stalled ({level['machine_stalls']} stalls of "
+            f"its probe), {daemon} while the daemon's sender was late, {rest} on the way "
+            f"(Asterisk or the phone's receiver), {level['ts_gaps']} timestamp jumps")
 
 
 def _stage_lines(levels: list[dict[str, Any]]) -> list[str]:

@@ -26,6 +26,7 @@ class Target:
     record_dir: Path | None = None
     pids: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    probe: Path | None = None  # the machine's own stalls, written while the bench runs
 
 
 def _agent_for(cfg, extension: str):

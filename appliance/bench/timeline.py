@@ -108,6 +108,8 @@ class Pacing:
     ts_gaps: int = 0
     arrival_gaps: int = 0
     caller_busy_gaps: int = 0
+    machine_gaps: int = 0  # arrival gaps while the machine's own probe stalled
+    daemon_gaps: int = 0  # ... else while the daemon's sender was late by as much
     underruns: int = 0
     lost: int = 0
     packets: int = 0
@@ -117,6 +119,8 @@ class Pacing:
         self.ts_gaps += other.ts_gaps
         self.arrival_gaps += other.arrival_gaps
         self.caller_busy_gaps += other.caller_busy_gaps
+        self.machine_gaps += other.machine_gaps
+        self.daemon_gaps += other.daemon_gaps
         self.underruns += other.underruns
         self.lost += other.lost
         self.packets += other.packets
@@ -136,15 +140,28 @@ def _overlaps(start: float, end: float, intervals: Sequence[tuple[float, float]]
     return any(s < end and e > start for s, e in intervals)
 
 
+@dataclass(frozen=True)
+class Stalls:
+    """Times (start, end) when something on the path could not keep pace: the test phone's
+    own sender, the machine (``appliance.bench.probe``), the daemon's frame sender."""
+
+    caller: Sequence[tuple[float, float]] = ()
+    machine: Sequence[tuple[float, float]] = ()
+    daemon: Sequence[tuple[float, float]] = ()
+
+
 def span_pacing(packets: Sequence, gap: float = UNDERRUN_GAP,
-                caller_busy: Sequence[tuple[float, float]] = ()) -> Pacing:
+                stalls: Stalls = Stalls()) -> Pacing:
     """Pacing of the packets (voiced or not) of one voiced span, in arrival order.
 
     Deviation of packet i: |d_i - median(d)| with d_i = (arrival_i - arrival_0) -
     (ts_i - ts_0) / 8000. An underrun is a step between consecutive packets whose RTP
     timestamps jump by more than ``gap`` of audio or whose arrivals are more than ``gap``
     apart (the daemon sends silence frames continuously, so neither happens normally);
-    arrival gaps overlapping ``caller_busy`` are counted apart, not as underruns.
+    arrival gaps overlapping a stall of the caller's sender are counted apart, not as
+    underruns. The others are placed, for the reader: while the machine itself stalled, or
+    else while the daemon's sender did; the rest happened on the way (Asterisk, the phone's
+    receiver).
     """
     result = Pacing(packets=len(packets))
     if len(packets) < 2:
@@ -155,23 +172,27 @@ def span_pacing(packets: Sequence, gap: float = UNDERRUN_GAP,
     for (a1, s1, t1, _p1), (a2, s2, t2, _p2) in zip(packets, packets[1:], strict=False):
         ts_gap = _ts_delta(t1, t2) > gap * RATE
         arrival_gap = a2 - a1 > gap
-        busy = arrival_gap and _overlaps(a1, a2, caller_busy)
+        busy = arrival_gap and _overlaps(a1, a2, stalls.caller)
         result.ts_gaps += ts_gap
         result.arrival_gaps += arrival_gap
         result.caller_busy_gaps += busy
         result.underruns += ts_gap or (arrival_gap and not busy)
+        if arrival_gap and not busy:
+            if _overlaps(a1, a2, stalls.machine):
+                result.machine_gaps += 1
+            elif _overlaps(a1, a2, stalls.daemon):
+                result.daemon_gaps += 1
         step = (s2 - s1) & 0xFFFF
         result.lost += step - 1 if 1 < step < 1000 else 0
     return result
 
 
 def pacing(received: Sequence, spans: Sequence[tuple[float, float]],
-           caller_busy: Sequence[tuple[float, float]] = ()) -> Pacing:
+           stalls: Stalls = Stalls()) -> Pacing:
     """Pacing over every packet that arrived inside one of ``spans``."""
     total = Pacing()
     for start, end in spans:
-        total.add(span_pacing([p for p in received if start <= p[0] <= end],
-                              caller_busy=caller_busy))
+        total.add(span_pacing([p for p in received if start <= p[0] <= end], stalls=stalls))
     return total
 
 
@@ -214,8 +235,9 @@ class CallRun:
     ended_at: float | None = None  # when the caller hung up (or gave up)
 
 
-def analyse_call(run: CallRun) -> dict[str, Any]:
-    """Per-turn samples, the barge-in sample and the pacing of one finished call."""
+def analyse_call(run: CallRun, elsewhere: Stalls = Stalls()) -> dict[str, Any]:
+    """Per-turn samples, the barge-in sample and the pacing of one finished call
+    (``elsewhere``: the machine's and the daemon's stalls, to place its arrival gaps)."""
     received = run.dialog.received_packets if run.dialog is not None else []
     turns, barge, windows = [], None, []
     for number, mark in enumerate(run.marks, 1):
@@ -232,7 +254,8 @@ def analyse_call(run: CallRun) -> dict[str, Any]:
         if mark.kind == "barge-in":
             barge = _barge_sample(run.index, mark, received)
     sent = run.dialog.sent_packets if run.dialog is not None else []
-    pace = pacing(received, answer_spans(received, windows), caller_stalls(sent))
+    pace = pacing(received, answer_spans(received, windows),
+                  Stalls(caller_stalls(sent), elsewhere.machine, elsewhere.daemon))
     tx_late = run.dialog.stats.get("rtp_tx_late", 0) if run.dialog is not None else 0
     return {"turns": turns, "barge_in": barge, "pacing": pace, "caller_tx_late": tx_late}
 

@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import os
 import pwd
+import resource
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.media.pacer import PACER_NICE
 from appliance.config import paths
 from appliance.pbx.runtime import PBX_ACCOUNT, ContainedAsterisk, asterisk_ids
 
@@ -87,6 +89,19 @@ def become(account: Account) -> None:
     _no_new_privileges()
 
 
+def _become_with_nice(account: Account, nice_floor: int) -> Callable[[], None]:
+    """In the child before exec: allow nice values down to ``nice_floor`` (what systemd's
+    ``LimitNICE=`` does; raising a limit needs CAP_SYS_RESOURCE, so before the drop; a
+    container without it leaves the limit, and the thread at normal priority), then become
+    ``account`` for good."""
+    def enter() -> None:
+        limit = 20 - nice_floor  # RLIMIT_NICE counts from 20 (nice -10 is 30)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NICE, (limit, limit))
+        become(account)
+    return enter
+
+
 def _enter_root(root: Path, account: Account) -> Callable[[], None]:
     """In the child before exec: chroot (needs root), then become ``account`` for good."""
     def enter() -> None:
@@ -107,6 +122,7 @@ class Child:
     root: Path | None = None  # chroot into this before dropping to the account
     stdin: int | None = None  # a pipe's end instead of /dev/null and the log
     stdout: int | None = None
+    nice_floor: int | None = None  # the account may lower a thread's nice value to this
     process: subprocess.Popen | None = None
     backoff: float = 1.0
     started: float = 0.0
@@ -116,6 +132,9 @@ class Child:
         drop: dict = {}
         if self.account is not None and self.root is not None:
             drop = {"umask": 0o027, "preexec_fn": _enter_root(self.root, self.account)}
+        elif self.account is not None and self.nice_floor is not None:
+            drop = {"umask": 0o027,
+                    "preexec_fn": _become_with_nice(self.account, self.nice_floor)}
         elif self.account is not None:
             # Leaving uid 0 clears every capability (no keep-caps); no supplementary groups.
             drop = {"user": self.account.uid, "group": self.account.gid, "extra_groups": [],
@@ -210,7 +229,8 @@ def run_supervisor(data_dir: Path, config_dir: Path) -> int:
         children += asterisk_children(data_dir, config_dir, logs)
     children.append(Child("agent", [sys.executable, "-m", "appliance.cli", "--config-dir",
                                     str(config_dir), "--data-dir", str(data_dir), "run"],
-                          logs / "agent.log", account=service_account()))
+                          logs / "agent.log", account=service_account(),
+                          nice_floor=PACER_NICE))  # its frame sender (as LimitNICE= does)
     stopping = False
 
     def on_term(*_: object) -> None:
