@@ -140,6 +140,9 @@ def test_arrival_gaps_are_placed_on_the_machine_or_the_daemon() -> None:
     result = span_pacing(packets, stalls=Stalls(machine=machine, daemon=daemon))
     assert (result.arrival_gaps, result.underruns) == (3, 3)  # still underruns, all three
     assert (result.machine_gaps, result.daemon_gaps) == (1, 1)  # the third: on the way
+    # a real-time probe stalled: the host took the machine, the phone's receiver with it
+    hosted = span_pacing(packets, stalls=Stalls(machine=machine, daemon=daemon, host=True))
+    assert (hosted.machine_gaps, hosted.daemon_gaps, hosted.underruns) == (1, 1, 2)
 
 
 def test_timestamps_wrap_around() -> None:

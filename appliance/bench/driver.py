@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from appliance.bench.listening import voiced
-from appliance.bench.probe import intervals
+from appliance.bench.probe import intervals, realtime
 from appliance.bench.report import level_result
 from appliance.bench.targets import MemorySampler, Target
 from appliance.bench.timeline import (
@@ -274,5 +274,6 @@ def run_levels(target: Target, prompts: Prompts, levels: Sequence[int], turns: i
             recordings.mkdir(parents=True, exist_ok=True)
             for run in runs:
                 save_call(run, recordings / f"c{n}-call{run.index + 1}")
-        results.append(level_result(n, runs, summaries, intervals(target.probe)))
+        results.append(level_result(n, runs, summaries, intervals(target.probe),
+                                    realtime(target.probe)))
     return results

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.bench.driver import Prompts, measure_level, run_call
-from appliance.bench.probe import intervals
+from appliance.bench.probe import intervals, realtime
 from appliance.bench.report import level_result
 from appliance.bench.targets import MemorySampler, Target
 from appliance.bench.timeline import CallRun
@@ -107,7 +107,8 @@ def run_load_levels(target: Target, prompts: Prompts, levels: Sequence[float], w
         runs, summaries = measure_level(target, f"load={calls:g}",
                                         lambda model=model: run_load(target, prompts, model),
                                         sampler, progress)
-        result = level_result(len(runs), runs, summaries, intervals(target.probe))
+        result = level_result(len(runs), runs, summaries, intervals(target.probe),
+                              realtime(target.probe))
         result.update(offered_calls=calls, in_progress=in_progress(runs),
                       load={"window_s": window, "seed": seed, "turns": list(model.turns),
                             "think_s": list(model.think),

@@ -1,10 +1,12 @@
 """The machine's own timer stalls during a bench, to tell them from the appliance's.
 
 A separate process wakes every 20 ms (like a frame sender) and writes down every step between
-two of its wakes longer than the bench's underrun gap, with the machine's monotonic time.
-When it stalls, nothing of the appliance is involved (a virtual machine's host took the CPU,
-or the kernel did): an arrival gap at the test phone at that moment says nothing about the
-appliance either.
+two of its wakes longer than the bench's underrun gap, with the machine's monotonic time. It
+runs in the real-time class where it may (root): no thread of the appliance, the test phone
+or anything else in the ordinary class can delay it, so when it stalls the machine itself
+did (a virtual machine's host took the CPU, or the kernel). Then the test phone's receiver
+stalled as well, and an arrival gap it notes at that moment says nothing about the
+appliance.
 
 Run by the bench as ``python -m appliance.bench.probe FILE``; lines are ``time step_ms``.
 """
@@ -12,6 +14,7 @@ Run by the bench as ``python -m appliance.bench.probe FILE``; lines are ``time s
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -20,11 +23,18 @@ from pathlib import Path
 
 PERIOD = 0.02
 STEP_OVER = 0.010  # a step this much over the period is written down (as the bench's gap)
+REALTIME_PRIORITY = 50  # it sleeps 99.9 % of the time: nothing else is held up by it
 
 
 def run(out: Path) -> None:
-    """Tick until killed; append each long step to ``out`` at once (no buffering)."""
+    """Tick until killed; append each long step to ``out`` at once (no buffering). The first
+    line says whether the probe runs in the real-time class."""
     with out.open("a", buffering=1) as f:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
+            f.write("# realtime\n")
+        except (OSError, AttributeError):
+            f.write("# normal\n")
         start = previous = time.monotonic()
         n = 0
         while True:
@@ -46,9 +56,16 @@ def read(path: Path) -> list[tuple[float, float]]:
     with contextlib.suppress(FileNotFoundError):
         for line in path.read_text().splitlines():
             parts = line.split()
-            if len(parts) == 2:
+            if len(parts) == 2 and not line.startswith("#"):
                 stalls.append((float(parts[0]), float(parts[1]) / 1000))
     return stalls
+
+
+def realtime(path: Path | None) -> bool:
+    """Whether the probe ran in the real-time class (its stalls are the machine's own)."""
+    with contextlib.suppress(FileNotFoundError):
+        return path is not None and path.read_text().startswith("# realtime")
+    return False
 
 
 def intervals(path: Path | None) -> list[tuple[float, float]]:

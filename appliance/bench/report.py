@@ -39,10 +39,12 @@ def stage_samples(summaries: Sequence[dict]) -> dict[str, list[float]]:
 
 def level_result(concurrency: int, runs: Sequence[CallRun],
                  summaries: Sequence[dict] | None,
-                 machine: Sequence[tuple[float, float]] = ()) -> dict[str, Any]:
+                 machine: Sequence[tuple[float, float]] = (),
+                 host: bool = False) -> dict[str, Any]:
     """Everything measured at one concurrency level, as JSON-ready data (``machine``: when
-    the machine's own probe stalled, ``appliance.bench.probe``)."""
-    stalls = Stalls(machine=machine, daemon=daemon_gaps(summaries or ()))
+    the machine's own probe stalled, ``appliance.bench.probe``; ``host``: it ran real-time,
+    so those stalls were the host's)."""
+    stalls = Stalls(machine=machine, daemon=daemon_gaps(summaries or ()), host=host)
     analysed = [analyse_call(r, stalls) for r in runs if r.dialog is not None]
     turns = [t for a in analysed for t in a["turns"]]
     barges = [a["barge_in"] for a in analysed if a["barge_in"] is not None]
@@ -75,6 +77,7 @@ def level_result(concurrency: int, runs: Sequence[CallRun],
         "arrival_gaps_machine": pace.machine_gaps,
         "arrival_gaps_daemon": pace.daemon_gaps,
         "machine_stalls": sum(1 for start, _ in machine if _within(start, runs)),
+        "machine_stalls_are_the_hosts": host,
         "lost_packets": pace.lost,
         "stalls": sum(len(t["stalls_ms"]) for t in turns),
         "answer_packets": pace.packets,
@@ -188,8 +191,8 @@ def format_report(results: dict[str, Any]) -> str:
             f"| {_fmt(c['p50'], 7)} {_fmt(c['max'])} {c['not_measurable']:>3} "
             f"| {_fmt(p['p99'], 8)} {_fmt(p['max'])} {lvl['underruns']:>6} "
             f"{lvl['arrival_gaps_caller_busy']:>4} {lvl['stalls']:>6}")
-    lines += [f"{'':>4} underruns placed: {_placed(lvl)}" for lvl in results["levels"]
-              if "arrival_gaps_machine" in lvl and lvl["underruns"]]
+    lines += [f"{'':>4} arrival gaps placed: {_placed(lvl)}" for lvl in results["levels"]
+              if "arrival_gaps_machine" in lvl and lvl["arrival_gaps"]]
     lines += ["", "  miss: questions without a spoken answer; cut: barge-in cut-off (n/a: not "
               "measurable); pace: |arrival drift vs RTP timestamps| minus its median; underr: "
               f"timestamp or arrival steps > {UNDERRUN_GAP * 1000:.0f} ms inside answers; "
@@ -213,8 +216,11 @@ def _placed(level: dict[str, Any]) -> str:
     """Where a level's arrival gaps happened, as far as the bench can tell."""
     machine, daemon = level["arrival_gaps_machine"], level["arrival_gaps_daemon"]
     rest = level["arrival_gaps"] - level["arrival_gaps_caller_busy"] - machine - daemon
+    host = level.get("machine_stalls_are_the_hosts")
     return (f"{machine} while the machine itself stalled ({level['machine_stalls']} stalls of "
-            f"its probe), {daemon} while the daemon's sender was late, {rest} on the way "
+            f"its {'real-time' if host else 'ordinary'} probe; "
+            f"{'not ' if host else ''}counted), "
+            f"{daemon} while the daemon's sender was late, {rest} on the way "
             f"(Asterisk or the phone's receiver), {level['ts_gaps']} timestamp jumps")
 
 

@@ -148,6 +148,7 @@ class Stalls:
     caller: Sequence[tuple[float, float]] = ()
     machine: Sequence[tuple[float, float]] = ()
     daemon: Sequence[tuple[float, float]] = ()
+    host: bool = False  # the machine's stalls are its host's (a real-time probe saw them)
 
 
 def span_pacing(packets: Sequence, gap: float = UNDERRUN_GAP,
@@ -161,7 +162,10 @@ def span_pacing(packets: Sequence, gap: float = UNDERRUN_GAP,
     arrival gaps overlapping a stall of the caller's sender are counted apart, not as
     underruns. The others are placed, for the reader: while the machine itself stalled, or
     else while the daemon's sender did; the rest happened on the way (Asterisk, the phone's
-    receiver).
+    receiver). Those while the machine stalled are not underruns either when ``host`` says
+    the stall was the host's (nothing on the box could delay the real-time probe): the test
+    phone's receiver stopped with it, so the gap it noted is not a measurement of the
+    appliance (which is sold for bare metal, where no host takes the CPU).
     """
     result = Pacing(packets=len(packets))
     if len(packets) < 2:
@@ -173,15 +177,15 @@ def span_pacing(packets: Sequence, gap: float = UNDERRUN_GAP,
         ts_gap = _ts_delta(t1, t2) > gap * RATE
         arrival_gap = a2 - a1 > gap
         busy = arrival_gap and _overlaps(a1, a2, stalls.caller)
+        machine = arrival_gap and not busy and _overlaps(a1, a2, stalls.machine)
         result.ts_gaps += ts_gap
         result.arrival_gaps += arrival_gap
         result.caller_busy_gaps += busy
-        result.underruns += ts_gap or (arrival_gap and not busy)
-        if arrival_gap and not busy:
-            if _overlaps(a1, a2, stalls.machine):
-                result.machine_gaps += 1
-            elif _overlaps(a1, a2, stalls.daemon):
-                result.daemon_gaps += 1
+        result.machine_gaps += machine
+        result.daemon_gaps += (arrival_gap and not busy and not machine
+                               and _overlaps(a1, a2, stalls.daemon))
+        excused = busy or (machine and stalls.host)
+        result.underruns += ts_gap or (arrival_gap and not excused)
         step = (s2 - s1) & 0xFFFF
         result.lost += step - 1 if 1 < step < 1000 else 0
     return result
@@ -255,7 +259,8 @@ def analyse_call(run: CallRun, elsewhere: Stalls = Stalls()) -> dict[str, Any]:
             barge = _barge_sample(run.index, mark, received)
     sent = run.dialog.sent_packets if run.dialog is not None else []
     pace = pacing(received, answer_spans(received, windows),
-                  Stalls(caller_stalls(sent), elsewhere.machine, elsewhere.daemon))
+                  Stalls(caller_stalls(sent), elsewhere.machine, elsewhere.daemon,
+                         elsewhere.host))
     tx_late = run.dialog.stats.get("rtp_tx_late", 0) if run.dialog is not None else 0
     return {"turns": turns, "barge_in": barge, "pacing": pace, "caller_tx_late": tx_late}
 
