@@ -950,3 +950,31 @@ async def test_cancelled_play_stops_sending(server: FakeServer, phone: SipPhone,
     assert not dialog.sent_packets[-1].queued  # back to comfort silence
     with pytest.raises(TypeError, match="int16"):
         await dialog.play(np.zeros(160))
+
+
+async def test_a_packet_keeps_the_time_it_arrived_while_the_phone_was_busy() -> None:
+    import socket
+    import time
+
+    from appliance.sipphone.media import _RtpSocket
+
+    got: list[tuple[bytes, float | None, float]] = []
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    rtp = _RtpSocket(sock, lambda data, addr, at: got.append((data, at, time.monotonic())))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sent = time.monotonic()
+        sender.sendto(b"frame", sock.getsockname())
+        time.sleep(0.1)  # the phone's loop is busy: the packet waits in the socket
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            if got:
+                break
+    finally:
+        rtp.close()
+        sender.close()
+    (data, arrival, read), = got
+    assert data == b"frame" and rtp.stamped
+    assert arrival is not None and abs(arrival - sent) < 0.02  # when it came, not when read
+    assert read - arrival >= 0.09

@@ -191,8 +191,8 @@ def format_report(results: dict[str, Any]) -> str:
             f"| {_fmt(c['p50'], 7)} {_fmt(c['max'])} {c['not_measurable']:>3} "
             f"| {_fmt(p['p99'], 8)} {_fmt(p['max'])} {lvl['underruns']:>6} "
             f"{lvl['arrival_gaps_caller_busy']:>4} {lvl['stalls']:>6}")
-    lines += [f"{'':>4} arrival gaps placed: {_placed(lvl)}" for lvl in results["levels"]
-              if "arrival_gaps_machine" in lvl and lvl["arrival_gaps"]]
+    lines += [f"{lvl['concurrency']:>4} arrival gaps: {_placed(lvl)}"
+              for lvl in results["levels"] if "arrival_gaps_machine" in lvl and lvl["arrival_gaps"]]
     lines += ["", "  miss: questions without a spoken answer; cut: barge-in cut-off (n/a: not "
               "measurable); pace: |arrival drift vs RTP timestamps| minus its median; underr: "
               f"timestamp or arrival steps > {UNDERRUN_GAP * 1000:.0f} ms inside answers; "
@@ -217,7 +217,8 @@ def _placed(level: dict[str, Any]) -> str:
     machine, daemon = level["arrival_gaps_machine"], level["arrival_gaps_daemon"]
     rest = level["arrival_gaps"] - level["arrival_gaps_caller_busy"] - machine - daemon
     host = level.get("machine_stalls_are_the_hosts")
-    return (f"{machine} while the machine itself stalled ({level['machine_stalls']} stalls of "
+    return (f"{level['arrival_gaps_caller_busy']} while the phone's sender stalled (busy), "
+            f"{machine} while the machine itself stalled ({level['machine_stalls']} stalls of "
             f"its {'real-time' if host else 'ordinary'} probe; "
             f"{'not ' if host else ''}counted), "
             f"{daemon} while the daemon's sender was late, {rest} on the way "

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import math
 import secrets
+import socket
+import struct
 import time
 import wave
 from collections.abc import Callable, Iterator
@@ -73,15 +76,57 @@ class _Frame:
     done: asyncio.Future[None] | None = None
 
 
-class _RtpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, session: RtpSession) -> None:
-        self.session = session
+_SO_TIMESTAMPNS = 35  # Linux (asm-generic): each datagram's arrival as a struct timespec
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.session._on_rtp(data, addr)
 
-    def error_received(self, exc: Exception) -> None:
-        log.debug("RTP socket error: %s", exc)
+class _RtpSocket:
+    """The phone's RTP socket, read with the kernel's arrival time of each packet.
+
+    The test phone shares the machine with the appliance: a packet that waits in the socket
+    while the phone's own process is busy still arrived when the kernel says (as a phone
+    with its own hardware would hear it), not when the phone got round to reading it.
+    Where the kernel gives no stamp, the time of reading stands in.
+    """
+
+    def __init__(self, sock: socket.socket, on_packet: Callable[..., None]) -> None:
+        self._sock = sock
+        self._on_packet = on_packet
+        self.stamped = False
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            self.stamped = True
+        sock.setblocking(False)
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        while True:
+            try:
+                data, ancillary, _flags, addr = self._sock.recvmsg(4096, socket.CMSG_SPACE(16))
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.debug("RTP socket error: %s", exc)
+                return
+            arrival = None
+            for level, kind, stamp in ancillary:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(stamp) >= 16:
+                    seconds, nanoseconds = struct.unpack("qq", stamp[:16])
+                    # the stamp is wall-clock time: moved onto the monotonic clock
+                    arrival = seconds + nanoseconds / 1e9 - (time.time() - time.monotonic())
+            self._on_packet(data, addr, arrival)
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        with contextlib.suppress(BlockingIOError):  # a full buffer drops, as a network would
+            self._sock.sendto(data, addr)
+
+    def get_extra_info(self, name: str) -> object:
+        return self._sock.getsockname() if name == "sockname" else None
+
+    def close(self) -> None:
+        if self._sock.fileno() >= 0:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
 
 
 class RtpSession:
@@ -102,7 +147,7 @@ class RtpSession:
         self.received_dtmf: list[str] = []
         self._local_ip = local_ip
         self._name = name
-        self._rtp: asyncio.DatagramTransport | None = None
+        self._rtp: _RtpSocket | None = None
         self._queue: collections.deque[tuple[Iterator[_Frame], asyncio.Future[None]]] = (
             collections.deque()
         )
@@ -131,10 +176,14 @@ class RtpSession:
         self._wake.set()
 
     async def _open_rtp(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._rtp, _ = await loop.create_datagram_endpoint(
-            lambda: _RtpProtocol(self), local_addr=(self._local_ip, 0)
-        )
+        sock = socket.socket(socket.AF_INET6 if ":" in self._local_ip else socket.AF_INET,
+                             socket.SOCK_DGRAM)
+        try:
+            sock.bind((self._local_ip, 0))
+        except OSError:
+            sock.close()
+            raise
+        self._rtp = _RtpSocket(sock, self._on_rtp)
 
     def start_media(self) -> None:
         """Start the background sender (idempotent)."""
@@ -298,8 +347,8 @@ class RtpSession:
                 future.set_exception(SipError("the call ended before the audio was sent"))
         self._queue.clear()
 
-    def _on_rtp(self, data: bytes, addr: tuple[str, int]) -> None:
-        arrival = time.monotonic()
+    def _on_rtp(self, data: bytes, addr: tuple[str, int], stamped: float | None = None) -> None:
+        arrival = time.monotonic() if stamped is None else stamped
         if self._srtp_in is not None:
             try:
                 data = self._srtp_in.unprotect(data)
