@@ -258,9 +258,12 @@ def analyse_call(run: CallRun, elsewhere: Stalls = Stalls()) -> dict[str, Any]:
         if mark.kind == "barge-in":
             barge = _barge_sample(run.index, mark, received)
     sent = run.dialog.sent_packets if run.dialog is not None else []
+    # The phone's own stalls excuse a gap only where its loop stamped the arrivals; the
+    # kernel's stamps (SO_TIMESTAMPNS) are not late when the phone is.
+    stamped = getattr(run.dialog, "arrivals_stamped", False)
     pace = pacing(received, answer_spans(received, windows),
-                  Stalls(caller_stalls(sent), elsewhere.machine, elsewhere.daemon,
-                         elsewhere.host))
+                  Stalls(() if stamped else caller_stalls(sent), elsewhere.machine,
+                         elsewhere.daemon, elsewhere.host))
     tx_late = run.dialog.stats.get("rtp_tx_late", 0) if run.dialog is not None else 0
     return {"turns": turns, "barge_in": barge, "pacing": pace, "caller_tx_late": tx_late}
 

@@ -166,6 +166,11 @@ class RtpSession:
         return host, port
 
     @property
+    def arrivals_stamped(self) -> bool:
+        """Whether received packets carry the kernel's arrival time (not the read's)."""
+        return self._rtp is not None and self._rtp.stamped
+
+    @property
     def comfort_silence(self) -> bool:
         """Whether the sender fills idle time with silence frames (a real phone does)."""
         return self._comfort_silence
