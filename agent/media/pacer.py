@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from agent.clock import MAX_LAG, TickStats
+from agent.clock import TickStats
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class Pacer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.raised = False  # whether the thread runs above the inference threads
+        self.schedule = TickStats(period)  # how well the thread itself kept time
         self.failures = 0
 
     def start(self) -> None:
@@ -85,7 +86,7 @@ class Pacer:
             if delay > 0:
                 time.sleep(delay)
             now = time.monotonic()
-            if now - due > MAX_LAG:
+            if self.schedule.observe(now, due) != due:  # a long stall: start again from now
                 start, n = now, 0
             with self._lock:
                 for key, (send, stats) in list(self._senders.items()):
