@@ -32,13 +32,17 @@ def read_wav(path: Path) -> AudioChunk:
 
 
 def write_wav(path: Path, chunk: AudioChunk) -> None:
-    """Write a mono 16-bit WAV file."""
+    """Write a mono 16-bit WAV file, whole or not at all: it is written beside ``path`` and
+    renamed, so a reader (a test waiting for a call's debug recording) never opens it
+    half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
+    partial = path.with_name(path.name + ".partial")
+    with wave.open(str(partial), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(chunk.rate)
         w.writeframes(chunk.pcm.astype("<i2").tobytes())
+    partial.replace(path)
 
 
 def chime(rate: int = 8000) -> AudioChunk:
