@@ -30,6 +30,7 @@ from agent.outbound.dialer import Dialer
 from agent.records import CallRecorder
 from agent.settings import DaemonSettings
 from agent.speech.engines import EngineRegistry, Engines
+from agent.speech.heap import map_large_blocks
 
 log = logging.getLogger(__name__)
 GIL_SWITCH_SECONDS = 0.001
@@ -155,6 +156,7 @@ class Daemon:
         # calls; the engines' worker threads run Python between their native calls. Hand
         # the interpreter over after 1 ms instead of the default 5 ms.
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
+        map_large_blocks()  # before the models: their tensors' pages go back when freed
         if self.pacer is not None:
             self.pacer.start()
         self.engines = await asyncio.to_thread(self.build_engines, self.settings)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from agent.media.resample import Resampler, resample
-from agent.speech.synthesizer import FIRST_FRAMES, PiperSynthesizer, pieces
+from agent.speech.synthesizer import FIRST_FRAMES, MAX_FRAMES, PiperSynthesizer, pieces
 
 
 @pytest.mark.parametrize("frames", [1, 5, FIRST_FRAMES, FIRST_FRAMES + 1, 47, 100, 320, 1000])
@@ -25,6 +25,14 @@ def test_pieces_start_short_then_double_and_fold_a_small_remainder() -> None:
     assert pieces(320) == [(0, 32), (32, 96), (96, 224), (224, 320)]
     assert pieces(40) == [(0, 40)]  # 8 frames left over: joined to the first piece
     assert pieces(60) == [(0, 32), (32, 60)]
+
+
+def test_pieces_stop_growing_at_the_bound() -> None:
+    spans = pieces(2000, first=32, most=128)
+    sizes = [end - start for start, end in spans]
+    assert sizes[:3] == [32, 64, 128] and set(sizes[3:-1]) == {128}
+    assert sizes[-1] < 128 + 64  # a short remainder still joins the piece before it
+    assert max(end - start for start, end in pieces(5000)) < MAX_FRAMES * 3 // 2
 
 
 def test_streamed_resampling_equals_one_pass() -> None:

@@ -22,13 +22,14 @@ from typing import Protocol
 import numpy as np
 
 from agent.media.audio import AudioChunk
-from agent.speech.moonshine import release_free_heap
+from agent.speech.heap import release_free_heap
 from agent.speech.priority import lower_thread_priority
 from agent.speech.worker import LATER, URGENT, InferenceWorker
 
 log = logging.getLogger(__name__)
 
 FIRST_FRAMES = 32  # the first piece of a clause: ~0.37 s of audio, ~40 ms to decode here
+MAX_FRAMES = 128  # no piece longer (~1.5 s): ONNX Runtime keeps the largest run's tensors
 PAD_FRAMES = 8  # latent frames of context either side of a piece (16 gives bit-exact joins)
 TARGET_RMS = 0.09  # speech level of the voice (about -21 dBFS), set once per voice
 CALIBRATION = "Thank you for calling. Your appointment is on Tuesday at three in the afternoon."
@@ -42,10 +43,15 @@ class Synthesizer(Protocol):
     def synthesize(self, text: str, urgent: bool = True) -> AsyncIterator[AudioChunk]: ...
 
 
-def pieces(frames: int, first: int = FIRST_FRAMES) -> list[tuple[int, int]]:
+def pieces(frames: int, first: int = FIRST_FRAMES,
+           most: int = MAX_FRAMES) -> list[tuple[int, int]]:
     """Latent frame ranges decoded one after another: a short first piece, then each piece
-    twice the one before (fewer joins, each ready well before the audio before it ends); a
-    remainder shorter than half a piece joins the piece before it."""
+    twice the one before (fewer joins, each ready well before the audio before it ends) up
+    to ``most`` frames; a remainder shorter than half a piece joins the piece before it.
+
+    The bound is for memory: the decoder's tensors grow with the piece, and ONNX Runtime's
+    arena keeps, for the life of the voice, room for the largest run it has made. Whole long
+    sentences had left ~100 MB there; ``most`` frames cost no measurable time."""
     spans: list[tuple[int, int]] = []
     start, size = 0, max(first, 1)
     while start < frames:
@@ -53,7 +59,7 @@ def pieces(frames: int, first: int = FIRST_FRAMES) -> list[tuple[int, int]]:
         if frames - end < size // 2:
             end = frames
         spans.append((start, end))
-        start, size = end, size * 2
+        start, size = end, min(size * 2, max(most, 1))
     return spans
 
 
@@ -130,13 +136,17 @@ class PiperSynthesizer:
         with self._lock:
             return self._front.run(None, self._inputs(ids))[0]
 
-    def _decode(self, latent: np.ndarray, start: int, end: int) -> np.ndarray:
-        """Audio of latent frames [start, end) as int16, decoded with context either side."""
+    def _decoded(self, latent: np.ndarray, start: int, end: int) -> np.ndarray:
+        """Audio of latent frames [start, end) as floats, decoded with context either side."""
         left, right = max(0, start - PAD_FRAMES), min(latent.shape[-1], end + PAD_FRAMES)
         with self._lock:
             audio = self._decoder.run(None, {self._latent: latent[:, :, left:right]})[0]
         offset = (start - left) * self._hop
-        return self._pcm(audio.reshape(-1)[offset:offset + (end - start) * self._hop])
+        return audio.reshape(-1)[offset:offset + (end - start) * self._hop]
+
+    def _decode(self, latent: np.ndarray, start: int, end: int) -> np.ndarray:
+        """Audio of latent frames [start, end) as int16 at the voice's level."""
+        return self._pcm(self._decoded(latent, start, end))
 
     def _whole(self, ids: np.ndarray) -> np.ndarray:
         """One sentence in one pass (a voice whose graph was not cut)."""
@@ -144,13 +154,13 @@ class PiperSynthesizer:
             return self._voice.session.run(None, self._inputs(ids))[0].reshape(-1)
 
     def _audio(self, ids: np.ndarray) -> np.ndarray:
-        """One sentence in one pass, before its level is set: both halves in turn, or the
-        whole graph (a voice that was not cut)."""
+        """One sentence, before its level is set: the front, then the decoder piece by piece
+        as a call hears it; or the whole graph (a voice that was not cut)."""
         if self._front is None:
             return self._whole(ids)
         latent = self._latent_of(ids)
-        with self._lock:
-            return self._decoder.run(None, {self._latent: latent})[0].reshape(-1)
+        return np.concatenate([self._decoded(latent, start, end)
+                               for start, end in pieces(latent.shape[-1])])
 
     def _raw(self, text: str) -> np.ndarray:
         parts = [self._audio(ids) for ids in self._sentences(text)]
