@@ -145,6 +145,16 @@ def test_arrival_gaps_are_placed_on_the_machine_or_the_daemon() -> None:
     assert (hosted.machine_gaps, hosted.daemon_gaps, hosted.underruns) == (1, 1, 2)
 
 
+def test_gaps_on_the_way_are_asterisks_when_the_kernel_stamped_arrivals() -> None:
+    from appliance.bench.report import _placed
+
+    level = {"arrival_gaps": 3, "arrival_gaps_caller_busy": 0, "arrival_gaps_machine": 1,
+             "arrival_gaps_daemon": 0, "machine_stalls": 1, "ts_gaps": 0,
+             "machine_stalls_are_the_hosts": True}
+    assert "2 on the way (Asterisk or the phone's receiver)" in _placed(level)
+    assert "2 on the way (Asterisk)," in _placed({**level, "arrivals_stamped": True})
+
+
 def test_timestamps_wrap_around() -> None:
     packets = timeline(0.0, 0.4, [(0.0, 0.4)], seq=65530, ts=2**32 - 480)
     result = span_pacing(packets)
@@ -361,3 +371,22 @@ def test_bench_in_a_sandbox(tmp_path: Path) -> None:
     assert data["memory"]["daemon"]["vmhwm_mb"] > 0
     assert png.stat().st_size > 1000
     assert "v2v p50" in proc.stdout
+
+
+def test_a_terminated_bench_unwinds_and_stops_its_sandbox(tmp_path: Path) -> None:
+    """SIGTERM used to kill the bench where it stood, leaving the sandbox's daemon, Asterisk
+    and probe running: now the way out runs (here a marker stands for the sandbox)."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "stopped"
+    script = ("import os, signal, time\n"
+              "from appliance.bench.bench import terminated_as_exit\n"
+              "with terminated_as_exit():\n"
+              "    try:\n"
+              "        os.kill(os.getpid(), signal.SIGTERM)\n"
+              "        time.sleep(5)\n"
+              "    finally:\n"
+              f"        open({str(marker)!r}, 'w').close()\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, timeout=30)
+    assert done.returncode == 128 + 15 and marker.exists()

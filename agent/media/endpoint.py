@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import socket
@@ -74,7 +75,7 @@ class RtpEndpoint(asyncio.DatagramProtocol):
     """
 
     def __init__(self, on_audio: Callable[[np.ndarray, RtpPacket], None],
-                 codec: MediaCodec | None = None) -> None:
+                 sock: socket.socket, codec: MediaCodec | None = None) -> None:
         self._on_audio = on_audio
         self.codec = codec or Ulaw()
         self.transport: asyncio.DatagramTransport | None = None
@@ -82,7 +83,7 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.remote: tuple[str, int] | None = None
         self.ssrc = random.getrandbits(32)
         self._clock = RtpSequencer(self.codec.clock_rate // 50)  # 20 ms frames
-        self._sock: socket.socket | None = None  # sent on directly (from the pacing thread)
+        self._sock = sock  # sent on directly (from the pacing thread); received on by the loop
         self.stats = {"rx": 0, "tx": 0, "rx_bad": 0, "rx_foreign": 0, "rx_wrong_pt": 0,
                       "tx_failed": 0}
 
@@ -102,10 +103,9 @@ class RtpEndpoint(asyncio.DatagramProtocol):
                 sock.close()
                 continue
             sock.setblocking(False)
-            _, proto = await loop.create_datagram_endpoint(lambda: cls(on_audio, codec),
-                                                           sock=sock)
+            _, proto = await loop.create_datagram_endpoint(
+                functools.partial(cls, on_audio, sock, codec), sock=sock)
             proto.local = (host, port)
-            proto._sock = sock
             return proto
         raise MediaPortsExhausted(f"no free UDP port in {host}:{ports.start}-{ports.stop - 1}")
 
@@ -144,14 +144,11 @@ class RtpEndpoint(asyncio.DatagramProtocol):
                                                // self.codec.rate)
         packet = RtpPacket(payload_type=self.codec.payload_type, sequence=sequence,
                            timestamp=timestamp, ssrc=self.ssrc, payload=payload)
-        if self._sock is None:
-            self.transport.sendto(packet.serialize(), remote)
-        else:
-            try:
-                self._sock.sendto(packet.serialize(), remote)
-            except OSError:
-                self.stats["tx_failed"] += 1
-                return
+        try:
+            self._sock.sendto(packet.serialize(), remote)
+        except OSError:
+            self.stats["tx_failed"] += 1
+            return
         self.stats["tx"] += 1
 
     def close(self) -> None:

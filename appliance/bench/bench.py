@@ -15,8 +15,10 @@ import dataclasses
 import json
 import logging
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,12 +93,31 @@ def run_bench(opts: BenchOptions, progress: Callable[[str], None] = _progress) -
     """CLI entry: returns the exit status (0 when the run completed)."""
     logging.getLogger("appliance.sipphone").setLevel(logging.WARNING)
     try:
-        with contextlib.ExitStack() as stack:
+        with terminated_as_exit(), contextlib.ExitStack() as stack:
             target = _open_target(opts, stack, progress)
             return _measure(opts, target, progress)
     except BenchError as err:
         print(f"bench failed: {err}", file=sys.stderr)
         return 1
+
+
+@contextlib.contextmanager
+def terminated_as_exit():
+    """SIGTERM (``kill``, a CI's timeout) unwinds like an exception, so the sandbox's daemon,
+    Asterisk and probe are stopped on the way out instead of left running. Only the main
+    thread can take the signal; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _open_target(opts: BenchOptions, stack: contextlib.ExitStack,

@@ -78,6 +78,8 @@ def level_result(concurrency: int, runs: Sequence[CallRun],
         "arrival_gaps_daemon": pace.daemon_gaps,
         "machine_stalls": sum(1 for start, _ in machine if _within(start, runs)),
         "machine_stalls_are_the_hosts": host,
+        "arrivals_stamped": all(getattr(r.dialog, "arrivals_stamped", False)
+                                for r in runs if r.dialog is not None),
         "lost_packets": pace.lost,
         "stalls": sum(len(t["stalls_ms"]) for t in turns),
         "answer_packets": pace.packets,
@@ -222,7 +224,13 @@ def _placed(level: dict[str, Any]) -> str:
             f"its {'real-time' if host else 'ordinary'} probe; "
             f"{'not ' if host else ''}counted), "
             f"{daemon} while the daemon's sender was late, {rest} on the way "
-            f"(Asterisk or the phone's receiver), {level['ts_gaps']} timestamp jumps")
+            f"({_way(level)}), {level['ts_gaps']} timestamp jumps")
+
+
+def _way(level: dict[str, Any]) -> str:
+    """Between the daemon's socket and the phone: with the kernel's arrival stamps the
+    phone's own loop is not on that way."""
+    return "Asterisk" if level.get("arrivals_stamped") else "Asterisk or the phone's receiver"
 
 
 def _stage_lines(levels: list[dict[str, Any]]) -> list[str]:
