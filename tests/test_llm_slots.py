@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.speech.llm_slots import PREFILL_CHUNK, Progress, Slot, common_prefix, place, plan_step
+from agent.speech.llm_slots import PREFILL_CHUNK, PROMPT_SHARE, SLOTS, Progress, Slot, common_prefix, place, plan_step
 
 SYSTEM = [1, 2, 3, 4, 5]
 
@@ -57,6 +57,17 @@ def test_first_clauses_go_before_the_rest_of_other_replies() -> None:
     assert sorted(plan_step(requests, budget=64)) == [(0, 1), (1, 1), (2, 1)]
 
 
+def test_a_first_clause_being_written_is_not_held_behind_a_whole_prompt() -> None:
+    """A new turn of 200 tokens beside a reply writing its first clause: one step with all
+    of it took ~1.8 s on one core, and the reply waited that long for its next token."""
+    writing = Progress(arrived=0.0, pending=0, urgent=True)
+    turn = Progress(arrived=1.0, pending=200)
+    assert plan_step([writing, turn], budget=256) == [(0, 1), (1, PROMPT_SHARE)]
+    assert plan_step([turn], budget=256) == [(0, 200)]  # alone: the whole prompt at once
+    rest = Progress(arrived=0.0, pending=0, urgent=False)  # past its first clause
+    assert plan_step([rest, turn], budget=256) == [(1, 200)]
+
+
 def test_the_caller_waiting_longest_is_evaluated_first_within_the_budget() -> None:
     requests = [Progress(arrived=5.0, pending=40), Progress(arrived=1.0, pending=40)]
     assert plan_step(requests, budget=50) == [(1, 40), (0, 10)]
@@ -78,3 +89,28 @@ def test_a_prefill_runs_only_when_nothing_else_is_to_be_done_and_in_small_steps(
     assert plan_step([prefill, answering], budget=64) == [(1, 1)]  # the rest of an answer
     assert plan_step([prefill, older], budget=64) == [(0, PREFILL_CHUNK)]  # the newest
     assert plan_step([Progress(0.0, 0, paused=True), prefill], budget=64) == [(1, 8)]
+
+
+def _converse(slots: list[Slot], calls: int, turns: int) -> int:
+    """``calls`` conversations taking turns in the same slots; how many turns found no
+    sequence of their own (and evaluated their whole conversation again)."""
+    instructions = list(range(50))
+    history = {c: instructions + [1000 + c] for c in range(calls)}
+    lost = 0
+    for turn in range(turns):
+        for call in range(calls):
+            tokens = history[call] + [2000 + turn, 3000 + call]
+            placement = place(slots, tokens)
+            assert placement is not None
+            if turn and placement.keep < len(history[call]):
+                lost += 1
+            placement.slot.tokens, placement.slot.prompt = list(tokens), len(tokens)
+            placement.slot.used = turn * calls + call + 1.0
+            history[call] = tokens + [4000 + turn]  # the reply, evaluated as it was written
+            placement.slot.tokens.append(4000 + turn)
+    return lost
+
+
+def test_eleven_calls_keep_their_own_sequences() -> None:
+    assert _converse([Slot(i) for i in range(SLOTS)], calls=11, turns=4) == 0
+    assert _converse([Slot(i) for i in range(8)], calls=11, turns=4) == 33  # as before

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.speech.chat_model import MAX_PAUSE, Message, for_template
-from agent.speech.llm_slots import Placement, Progress, Slot, common_prefix, place, plan_step
+from agent.speech.llm_slots import SLOTS, Placement, Progress, Slot, common_prefix, place, plan_step
 from agent.speech.priority import lower_thread_priority
 from agent.speech.worker import jobs_running, urgent_jobs_running
 
@@ -85,7 +85,7 @@ class _Request:
 class BatchedLlamaChatModel:
     """A ``ChatModel`` for every call of the process, over one llama.cpp context."""
 
-    def __init__(self, model_path: Path, threads: int = 1, slots: int = 8,
+    def __init__(self, model_path: Path, threads: int = 1, slots: int = SLOTS,
                  context: int = 4096, sequence_context: int = 2048, max_tokens: int = 200,
                  temperature: float = 0.0, batch: int = 256, micro_batch: int = 128) -> None:
         import llama_cpp

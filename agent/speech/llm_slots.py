@@ -14,6 +14,17 @@ from dataclasses import dataclass, field
 # Prompt tokens of a prefill per step: a turn that arrives meanwhile waits for one such
 # batch at most (~8-10 ms a token on one core here).
 PREFILL_CHUNK = 8
+# Sequences in the cache: a call keeps its own while it lasts. With 8, at 11 calls in
+# progress (bench --load, offered 6) a call's sequence was often taken by another, and its
+# next turn evaluated its whole conversation again (60-150 tokens, ~9 ms each on one
+# core): 12 turns in 121. With 16, none (p95 to the first token 1.7-2.9 s -> 0.74 s).
+# The cache's size (its tokens) is the same either way; so is the memory.
+SLOTS = 16
+# Prompt tokens per step while another reply is writing its first clause: that reply gets
+# one token a step, and a step takes as long as its prompt tokens (~9 ms each on one core
+# here). A whole new turn in one step (up to the batch, 256) had held first clauses for
+# 1-2.6 s under load; 32 per step is also what a core evaluates most cheaply per token.
+PROMPT_SHARE = 32
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -88,14 +99,16 @@ def plan_step(requests: Sequence[Progress], budget: int) -> list[tuple[int, int]
     """(request index, tokens) to evaluate together in the next batch of ``budget`` tokens.
 
     A reply still working towards its first clause goes first: one token for each that is
-    generating, then prompt tokens for the turns waiting longest. The rest of any reply
-    (past its first clause, already ahead of what the caller is hearing) waits while a
-    prompt is being evaluated, and otherwise advances a token a step with everyone else.
+    generating, then prompt tokens for the turns waiting longest (at most ``PROMPT_SHARE``
+    while such a reply is in the step, so it keeps coming a token at a time). The rest of
+    any reply (past its first clause, already ahead of what the caller is hearing) waits
+    while a prompt is being evaluated, and otherwise advances a token a step with everyone
+    else.
     """
     step: list[tuple[int, int]] = []
     generating = [i for i, r in enumerate(requests) if not r.pending and not r.paused]
     step += [(i, 1) for i in generating if requests[i].urgent]
-    room = budget - len(step)
+    room = min(budget - len(step), PROMPT_SHARE) if step else budget
     prompting = sorted((i for i, r in enumerate(requests) if r.pending and not r.background),
                        key=lambda i: requests[i].arrived)
     for i in prompting:
