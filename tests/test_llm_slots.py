@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from agent.speech.llm_slots import PREFILL_CHUNK, PROMPT_SHARE, SLOTS, Progress, Slot, common_prefix, place, plan_step
+from agent.speech.llm_slots import (
+    PREFILL_CHUNK,
+    PROMPT_SHARE,
+    SLOTS,
+    Progress,
+    Slot,
+    common_prefix,
+    place,
+    plan_step,
+)
 
 SYSTEM = [1, 2, 3, 4, 5]
 
