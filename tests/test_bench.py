@@ -381,7 +381,7 @@ def test_a_terminated_bench_unwinds_and_stops_its_sandbox(tmp_path: Path) -> Non
 
     marker = tmp_path / "stopped"
     script = ("import os, signal, time\n"
-              "from appliance.bench.bench import terminated_as_exit\n"
+              "from appliance.bench.sandbox import terminated_as_exit\n"
               "with terminated_as_exit():\n"
               "    try:\n"
               "        os.kill(os.getpid(), signal.SIGTERM)\n"

@@ -15,10 +15,8 @@ import dataclasses
 import json
 import logging
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from appliance.bench.driver import (
 from appliance.bench.load import V2V_P95_LIMIT_MS, capacity, run_load_levels
 from appliance.bench.probe import probing
 from appliance.bench.report import build_results, format_report, jsonable, loadavg
+from appliance.bench.sandbox import terminated_as_exit
 from appliance.bench.targets import (
     BenchError,
     MemorySampler,
@@ -99,25 +98,6 @@ def run_bench(opts: BenchOptions, progress: Callable[[str], None] = _progress) -
     except BenchError as err:
         print(f"bench failed: {err}", file=sys.stderr)
         return 1
-
-
-@contextlib.contextmanager
-def terminated_as_exit():
-    """SIGTERM (``kill``, a CI's timeout) unwinds like an exception, so the sandbox's daemon,
-    Asterisk and probe are stopped on the way out instead of left running. Only the main
-    thread can take the signal; elsewhere nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _exit(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, _exit)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _open_target(opts: BenchOptions, stack: contextlib.ExitStack,

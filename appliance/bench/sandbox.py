@@ -7,12 +7,15 @@ directory is touched (the caches in the cache dir are reused).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -62,6 +65,25 @@ FRONTDESK_EXTENSION = "506"  # an agent answering from its knowledge (bench --ex
 
 _PORT_NAMES = {"SIP_PORT": "sip", "CARRIER_PORT": "carrier", "ARI_PORT": "ari",
                "AMI_PORT": "ami", "METRICS_PORT": "metrics", "TOOL_SERVER_PORT": "tool_server"}
+
+
+@contextlib.contextmanager
+def terminated_as_exit():
+    """SIGTERM (``kill``, a CI's timeout) unwinds like an exception, so a sandbox's daemon,
+    Asterisk and probe (bench, simulate) are stopped on the way out instead of left
+    running. Only the main thread can take the signal; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def __getattr__(name: str) -> int:

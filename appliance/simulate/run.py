@@ -8,7 +8,6 @@ import contextlib
 import json
 import logging
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.bench.report import loadavg
+from appliance.bench.sandbox import terminated_as_exit
 from appliance.simulate.call import place_call
 from appliance.simulate.checks import CallOutcome, evaluate
 from appliance.simulate.report import build_report, format_report, scenario_result
@@ -149,10 +149,6 @@ def _open_target(opts: SimulateOptions, agents: list[str], stack: contextlib.Exi
     return stack.enter_context(sandbox_target(workdir, files, progress))
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def run_simulate(opts: SimulateOptions, progress: Callable[[str], None] = _progress) -> int:
     """CLI entry: 0 when task success reaches the threshold, 1 below it, 2 on errors."""
     from appliance.config.base import ConfigError
@@ -181,10 +177,8 @@ def run_simulate(opts: SimulateOptions, progress: Callable[[str], None] = _progr
     if opts.recheck is not None:
         return _recheck(opts, chosen)
     agents = list(dict.fromkeys(a for a, _sc in chosen))
-    # SIGTERM unwinds like Ctrl-C, so the sandbox's daemon and Asterisk are always stopped.
-    signal.signal(signal.SIGTERM, _terminate)
     try:
-        with contextlib.ExitStack() as stack:
+        with terminated_as_exit(), contextlib.ExitStack() as stack:
             target = _open_target(opts, agents, stack, progress)
             load_start = loadavg()
             progress(f"{len(chosen)} scenario(s) against {', '.join(agents)} ({target.mode})")
