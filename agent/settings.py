@@ -16,6 +16,7 @@ from agent.outbound.settings import OutboundSettings
 from agent.recording.writer import RecordingSpec
 from agent.speech.remote_chat import RemoteModel
 from agent.speech.turns import TurnSettings
+from agent.speech.word_bias import words_in
 from agent.tools.spec import ToolSpec
 
 ANNOUNCEMENT = "I have a caller for you from the phone agent. Connecting you now."
@@ -80,6 +81,24 @@ class AgentSpec:
     def guard_sources(self) -> Sources:
         """What the model's answers may state, read once per agent (not once per turn)."""
         return Sources.of(f"{self.instructions} {self.greeting}")
+
+    @cached_property
+    def heard_words(self) -> tuple[str, ...]:
+        """Words callers of this agent are likely to say, from what it is set up with: its
+        knowledge and answers, instructions and greeting, transfer targets, tools' values,
+        flows' cues and choices. The transcriber favours the uncommon ones (names, drugs,
+        products) when it half-hears them (``agent.speech.word_bias``)."""
+        texts = [self.greeting, self.instructions, self.knowledge]
+        texts += [q for questions, answer in self.faq for q in (*questions, answer)]
+        for tool in self.tools:
+            texts += list(tool.targets)
+            texts += [str(v) for prop in tool.parameters.get("properties", {}).values()
+                      if isinstance(prop, dict) for v in prop.get("enum", ())]
+        for flow in self.flows:
+            texts += list(flow.cues)
+            texts += [w for slot in flow.slots for label, synonyms in slot.choices.items()
+                      for w in (label, *synonyms)]
+        return words_in(texts)
 
     def phrases(self) -> list[str]:
         """Fixed texts the agent may say, synthesized once when it loads."""

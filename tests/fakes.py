@@ -203,7 +203,7 @@ class FakeTranscriber:
         self.given: list[Transcript | None] = []  # the draft of each call, in order
         self.error: BaseException | None = None
 
-    async def transcribe(self, audio: AudioChunk, prompt: str | None = None,
+    async def transcribe(self, audio: AudioChunk, words: tuple[str, ...] = (),
                          draft: Transcript | None = None,
                          background: bool = False) -> Transcript:
         self.calls += 1

@@ -60,9 +60,9 @@ async def test_the_turn_waits_for_a_draft_in_progress_and_gets_it() -> None:
     gate = asyncio.Event()
 
     class Slow(FakeTranscriber):
-        async def transcribe(self, audio, prompt=None, draft=None, background=False):
+        async def transcribe(self, audio, words=(), draft=None, background=False):
             await gate.wait()
-            return await super().transcribe(audio, prompt, draft, background)
+            return await super().transcribe(audio, words, draft, background)
 
     stt, tasks = Slow(drafts=True), []
     drafts = Drafts(stt, spawner(tasks), first=1.0)

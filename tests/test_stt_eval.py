@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 
@@ -11,6 +9,7 @@ from appliance.bench.phone_corpus import (
     CONDITIONS,
     VOICES,
     make_noise,
+    missing_engines,
     speech_level,
     through_line,
 )
@@ -59,7 +58,8 @@ def test_sentences_are_seeded_and_cover_every_template_and_both_splits() -> None
 
 def test_voice_set_is_more_than_the_agents_own_and_has_held_out_voices() -> None:
     engines = {v.engine for v in VOICES}
-    assert engines == {"piper", "espeak"}
+    assert engines == {"piper", "espeak", "flite", "festival"}
+    assert len({v.name for v in VOICES}) == len(VOICES)
     assert any(v.held_out for v in VOICES) and any(not v.held_out for v in VOICES)
     assert len({c.name for c in CONDITIONS}) == 5
 
@@ -86,7 +86,7 @@ def test_noise_has_unit_power_and_the_snr_is_measured_on_speech() -> None:
     assert speech_level(speech) == pytest.approx(1e6)  # the silent part does not count
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt)")
+@pytest.mark.skipif(bool(missing_engines()), reason="needs the voices' Debian packages")
 @pytest.mark.parametrize("model", ["moonshine-base-en", "whisper-tiny-en"])
 async def test_real_transcriber_on_a_few_phone_clips(model_store, model: str) -> None:
     """Each installed speech model through the whole chain: clean clips of two voices come

@@ -34,7 +34,7 @@ class Caller:
         engines.chat.answer = LONG_ANSWER
         stream = engines.chat.stream
 
-        async def transcribe(audio, prompt=None, draft=None, background=False) -> Transcript:
+        async def transcribe(audio, words=(), draft=None, background=False) -> Transcript:
             await rig.clock.sleep_until(rig.clock.now() + 0.05)
             return Transcript(self.words, 0.9, 0.05)
 

@@ -20,7 +20,7 @@ from agent.speech.completion import TurnModel
 from agent.speech.fallback_chat import RemoteModels
 from agent.speech.moonshine import ENCODER_FILE, MoonshineTranscriber
 from agent.speech.synthesizer import PiperSynthesizer, Synthesizer
-from agent.speech.transcriber import Transcriber, WhisperTranscriber
+from agent.speech.transcriber import HearsWords, Transcriber, WhisperTranscriber
 from agent.speech.turn_model import SmartTurn
 
 log = logging.getLogger(__name__)
@@ -141,5 +141,6 @@ class EngineRegistry:
         chat.warm([{"role": "system", "content": spec.instructions},
                    {"role": "assistant", "content": spec.greeting}])
         turn = self._get("turn", spec.models.turn) if spec.models.turn else None
-        return Engines(transcriber=self._get("stt", spec.models.stt), chat=chat, synth=synth,
-                       phrases=phrases, turn_model=turn)
+        stt = self._get("stt", spec.models.stt)
+        return Engines(transcriber=HearsWords(stt, spec.heard_words) if spec.heard_words else stt,
+                       chat=chat, synth=synth, phrases=phrases, turn_model=turn)

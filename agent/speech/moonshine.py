@@ -20,6 +20,7 @@ from agent.media.audio import AudioChunk
 from agent.speech.heap import release_free_heap
 from agent.speech.priority import lower_thread_priority
 from agent.speech.transcriber import Transcript, finish_text, prepared
+from agent.speech.word_bias import Match, WordBias
 from agent.speech.worker import LATER, URGENT, InferenceWorker
 
 RATE = 16000
@@ -28,6 +29,7 @@ DECODER_FILE = "decoder.onnx"
 TOKENIZER_FILE = "tokenizer.bin"
 BOS, EOS = 1, 2
 FIRST_TEXT_TOKEN = 3
+NO_MATCH = Match()
 MIN_SAMPLES = RATE  # a shorter clip gets silence after it: Moonshine drops lone short words
 
 
@@ -112,6 +114,8 @@ class MoonshineTranscriber:
         self._encoder = ort.InferenceSession(str(encoder_path), options, providers=providers)
         self._decoder = ort.InferenceSession(str(decoder_path), options, providers=providers)
         self._tokens = read_tokenizer(tokenizer_path)
+        self._token_texts = self._texts()
+        self._biases: dict[tuple[str, ...], WordBias] = {}
         self._digits = frozenset(
             i for i, t in enumerate(self._tokens)
             if i >= FIRST_TEXT_TOKEN and t.replace("\u2581".encode(), b"").isdigit())
@@ -130,14 +134,44 @@ class MoonshineTranscriber:
     def _past(self, name: str) -> str:
         return name.replace("present.", "past_key_values.", 1)
 
-    def _pick(self, row: np.ndarray, no_speech: float = 0.0) -> tuple[int, float]:
-        """The greedy token of one position's logits (text or end), with its probability.
-        An end less likely than ``no_speech`` gives way to the best text token; a digit the
-        decoder is unsure of (:meth:`_invented`) to the best token that is not a digit."""
+    def _texts(self) -> list[str]:
+        """Each token's text as words are matched (a leading space for a word's start)."""
+        texts = []
+        for raw in self._tokens:
+            try:
+                texts.append(raw.decode("utf-8").replace("\u2581", " "))
+            except UnicodeDecodeError:  # a single byte of a longer character
+                texts.append("")
+        return texts
+
+    def _bias(self, words: tuple[str, ...]) -> WordBias | None:
+        """The agent's words compiled for this token table (kept for the next turns)."""
+        if not words:
+            return None
+        bias = self._biases.get(words)
+        if bias is None:
+            bias = WordBias(self._token_texts, words)
+            if len(self._biases) >= 8:
+                self._biases.pop(next(iter(self._biases)))
+            self._biases[words] = bias
+        return bias or None
+
+    def _pick(self, row: np.ndarray, no_speech: float = 0.0, bias: WordBias | None = None,
+              match: Match = NO_MATCH) -> tuple[int, float, Match]:
+        """The greedy token of one position's logits (text or end), with its probability and
+        the phrase match after it. The agent's words (``bias``) are favoured first. An end
+        less likely than ``no_speech`` gives way to the best text token; a digit the decoder
+        is unsure of (:meth:`_invented`) to the best token that is not a digit."""
         logits = row[:len(self._tokens)].astype(np.float64)
         end = logits[EOS]
         logits[:FIRST_TEXT_TOKEN] = -np.inf
         logits[EOS] = end
+        favoured = bias.adjust(logits, match) if bias else frozenset()
+        token, p = self._choose(logits, no_speech)
+        return token, p, bias.follow(match, token, favoured) if bias else match
+
+    def _choose(self, logits: np.ndarray, no_speech: float) -> tuple[int, float]:
+        end = logits[EOS]
         best = int(np.argmax(logits))
         top = logits[best]
         p = float(1.0 / np.exp(logits - top).sum())
@@ -155,8 +189,8 @@ class MoonshineTranscriber:
         """A digit the decoder is unsure of: where a number was continued past the speech."""
         return token in self._digits and p < self.settings.digit_floor
 
-    def _decode(self, samples: np.ndarray, cap: int,
-                draft: tuple[int, ...]) -> tuple[list[int], list[float]]:
+    def _decode(self, samples: np.ndarray, cap: int, draft: tuple[int, ...],
+                bias: WordBias | None = None) -> tuple[list[int], list[float]]:
         """Greedy decoding. The ``draft`` (tokens of an earlier, shorter take of this audio)
         is checked in one decoder pass: the longest start of it that greedy decoding would
         have produced anyway is kept, and decoding goes on from there one token at a time.
@@ -178,11 +212,11 @@ class MoonshineTranscriber:
         ids: list[int] = []
         probs: list[float] = []
         # position k's logits predict token k+1: keep the draft while it agrees
-        best, p = self._pick(results[0][0, 0], self.settings.no_speech)
+        best, p, match = self._pick(results[0][0, 0], self.settings.no_speech, bias)
         while len(ids) < len(draft) and best == draft[len(ids)]:
             ids.append(best)
             probs.append(p)
-            best, p = self._pick(results[0][0, len(ids)])
+            best, p, match = self._pick(results[0][0, len(ids)], 0.0, bias, match)
         kept = len(ids) + 1  # BOS and the kept draft: the cache entries still valid
         for name, value in zip(self._outputs[1:], results[1:], strict=True):
             feed[self._past(name)] = value[:, :, :kept] if ".decoder." in name else value
@@ -195,10 +229,11 @@ class MoonshineTranscriber:
             for name, value in zip(self._outputs[1:], results[1:], strict=True):
                 if ".decoder." in name:  # the encoder's part was computed once
                     feed[self._past(name)] = value
-            best, p = self._pick(results[0][0, -1])
+            best, p, match = self._pick(results[0][0, -1], 0.0, bias, match)
         return ids, probs
 
-    def _run(self, samples: np.ndarray, draft: tuple[int, ...]) -> Transcript:
+    def _run(self, samples: np.ndarray, draft: tuple[int, ...],
+             words: tuple[str, ...] = ()) -> Transcript:
         lower_thread_priority()
         began = time.monotonic()
         s = self.settings
@@ -207,18 +242,18 @@ class MoonshineTranscriber:
             samples = np.concatenate([samples, np.zeros(MIN_SAMPLES - len(samples),
                                                         dtype=np.float32)])
         ids, probs = self._decode(samples, int(seconds * s.tokens_per_second) + s.token_floor,
-                                  draft)
+                                  draft, self._bias(words))
         text = finish_text(detokenize(self._tokens, ids), s.digits)
         confidence = round(float(np.mean(probs)), 3) if probs else None
         return Transcript(text, confidence, time.monotonic() - began, tokens=tuple(ids))
 
-    async def transcribe(self, audio: AudioChunk, prompt: str | None = None,
+    async def transcribe(self, audio: AudioChunk, words: tuple[str, ...] = (),
                          draft: Transcript | None = None,
                          background: bool = False) -> Transcript:
-        # ``prompt`` is accepted for the protocol; Moonshine has no way to take one.
         return await self.worker.run(self._heard, audio,
-                                     draft.tokens if draft is not None else (),
+                                     draft.tokens if draft is not None else (), words,
                                      priority=LATER if background else URGENT)
 
-    def _heard(self, audio: AudioChunk, draft: tuple[int, ...]) -> Transcript:
-        return self._run(prepared(audio, RATE, self.settings.front_end), draft)
+    def _heard(self, audio: AudioChunk, draft: tuple[int, ...],
+               words: tuple[str, ...]) -> Transcript:
+        return self._run(prepared(audio, RATE, self.settings.front_end), draft, words)

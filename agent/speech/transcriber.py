@@ -43,16 +43,18 @@ class Transcript:
 
 
 class Transcriber(Protocol):
-    """Audio in, text out (``prompt``: words the caller is likely to use; ``draft``: an earlier
-    transcript of the start of the same speech, which an engine with ``drafts`` uses to get
-    the same result sooner, and others ignore)."""
+    """Audio in, text out (``words``: the agent's words, which a caller is likely to use,
+    favoured by an engine that can (Moonshine; Whisper ignores them: a vocabulary prompt
+    made it worse, README); ``draft``: an earlier transcript of the start of the same
+    speech, which an engine with ``drafts`` uses to get the same result sooner, and others
+    ignore)."""
 
     drafts: bool
     # A cough or line noise comes out as no words (so short sounds over the agent can be
     # judged by their words); Whisper instead makes words of them ("you", "thank you").
     tells_noise: bool
 
-    async def transcribe(self, audio: AudioChunk, prompt: str | None = None,
+    async def transcribe(self, audio: AudioChunk, words: tuple[str, ...] = (),
                          draft: Transcript | None = None,
                          background: bool = False) -> Transcript: ...
 
@@ -96,18 +98,17 @@ class WhisperTranscriber:
         self.worker = InferenceWorker("stt-worker")
         # The first inference of a process allocates whisper.cpp's buffers: do it now, at
         # load time, not during the first caller's turn.
-        self._run(np.zeros(WHISPER_RATE * 2, dtype=np.float32), None)
+        self._run(np.zeros(WHISPER_RATE * 2, dtype=np.float32))
 
-    def _decode(self, samples: np.ndarray, ctx: int, max_tokens: int, temperature: float,
-                prompt: str | None) -> tuple[str, float | None]:
+    def _decode(self, samples: np.ndarray, ctx: int, max_tokens: int,
+                temperature: float) -> tuple[str, float | None]:
         with self._lock:
             segments = self._model.transcribe(samples, audio_ctx=ctx, max_tokens=max_tokens,
-                                              temperature=temperature,
-                                              initial_prompt=prompt or "")
+                                              temperature=temperature)
             confidence = self._confidence()
         return " ".join(s.text.strip() for s in segments).strip(), confidence
 
-    def _run(self, samples: np.ndarray, prompt: str | None) -> Transcript:
+    def _run(self, samples: np.ndarray) -> Transcript:
         lower_thread_priority()
         began = time.monotonic()
         s = self.settings
@@ -115,11 +116,10 @@ class WhisperTranscriber:
         ctx = min(MAX_CTX, max(s.min_ctx, math.ceil(seconds * POSITIONS_PER_SECOND) +
                                s.ctx_margin))
         cap = int(seconds * s.tokens_per_second) + s.token_floor
-        text, confidence = self._decode(samples, ctx, cap, 0.0, prompt)
+        text, confidence = self._decode(samples, ctx, cap, 0.0)
         if looks_like_a_loop(text, seconds):
             wider = min(MAX_CTX, ctx * 2)
-            retry, retry_confidence = self._decode(samples, wider, cap, s.retry_temperature,
-                                                   prompt)
+            retry, retry_confidence = self._decode(samples, wider, cap, s.retry_temperature)
             if not looks_like_a_loop(retry, seconds) or len(retry) < len(text):
                 text, confidence = retry, retry_confidence
         return Transcript(finish_text(text, s.digits), confidence, time.monotonic() - began)
@@ -136,18 +136,18 @@ class WhisperTranscriber:
                  if pw.whisper_full_get_token_id(ctx, i, j) < eot]
         return round(float(np.mean(probs)), 3) if probs else None
 
-    async def transcribe(self, audio: AudioChunk, prompt: str | None = None,
+    async def transcribe(self, audio: AudioChunk, words: tuple[str, ...] = (),
                          draft: Transcript | None = None,
                          background: bool = False) -> Transcript:
-        return await self.worker.run(self._heard, audio, prompt,
+        return await self.worker.run(self._heard, audio,
                                      priority=LATER if background else URGENT)
 
-    def _heard(self, audio: AudioChunk, prompt: str | None) -> Transcript:
+    def _heard(self, audio: AudioChunk) -> Transcript:
         samples = prepared(audio, WHISPER_RATE, self.settings.front_end)
         if len(samples) < WHISPER_RATE:  # whisper.cpp needs at least ~1 s; pad with silence
             samples = np.concatenate([samples, np.zeros(WHISPER_RATE - len(samples),
                                                         dtype=np.float32)])
-        return self._run(samples, prompt)
+        return self._run(samples)
 
 
 def prepared(audio: AudioChunk, rate: int, front_end: bool) -> np.ndarray:
@@ -256,3 +256,19 @@ def _clean(text: str) -> str:
             kept[0].lower().startswith(kept[-1].lower()):
         kept.pop()
     return " ".join(kept)
+
+
+class HearsWords:
+    """A shared transcriber as one agent uses it: with that agent's words (names, drugs,
+    products) favoured in every transcript, drafts included."""
+
+    def __init__(self, transcriber: Transcriber, words: tuple[str, ...]) -> None:
+        self.inner, self.words = transcriber, words
+        self.drafts = transcriber.drafts
+        self.tells_noise = transcriber.tells_noise
+        self.worker = getattr(transcriber, "worker", None)
+
+    async def transcribe(self, audio: AudioChunk, words: tuple[str, ...] = (),
+                         draft: Transcript | None = None,
+                         background: bool = False) -> Transcript:
+        return await self.inner.transcribe(audio, words or self.words, draft, background)

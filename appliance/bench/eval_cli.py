@@ -26,7 +26,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     return cli_main(args.model, paths.data_dir(args.data_dir),
                     Path(args.json) if args.json else None, args.limit, args.seed,
-                    args.sentences)
+                    args.sentences, args.words)
 
 
 
@@ -44,6 +44,9 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--seed", type=int, default=7, help="corpus seed (default 7)")
     e.add_argument("--sentences", type=int, default=96,
                    help="sentences, each sent through 5 line conditions (default 96)")
+    e.add_argument("--words", action="store_true",
+                   help="transcribe the clips again with a clinic's words favoured (its staff, "
+                   "insurers, services, drugs), as its agent would, and report both")
     e.set_defaults(func=cmd_eval)
     e = esub.add_parser("answers", help="grounded answers: questions to a clinic agent "
                         "through the answering rules and a language model, scored for facts, "

@@ -1,11 +1,16 @@
 """Phone speech made at run time: several voices, G.711 µ-law/A-law, noise and packet loss.
 
-Each sentence is spoken by one voice (a Piper voice with varied pace and expression, or an
-espeak-ng variant), set to a caller's level, given line noise (white, pink, or babble made
-from the other utterances), encoded with G.711, cut into 20 ms RTP packets, thinned by
-bursty loss, and passed through the agent's own jitter buffer and concealment. Everything is
-seeded except Piper's own sampling noise (onnxruntime draws it unseeded), so Piper-voiced
-clips differ slightly from run to run; espeak-ng, noise, codec and loss are exact.
+Each sentence is spoken by one voice (a Piper voice with varied pace and expression, an
+espeak-ng variant, a Flite voice or Festival's HTS voice), set to a caller's level, given
+line noise (white, pink, or babble made from the other utterances), encoded with G.711, cut
+into 20 ms RTP packets, thinned by bursty loss, and passed through the agent's own jitter
+buffer and concealment. Everything is seeded except Piper's own sampling noise (onnxruntime
+draws it unseeded), so Piper-voiced clips differ slightly from run to run; the other
+engines, noise, codec and loss are exact.
+
+The engines are three kinds of speech: Piper is a neural voice, Flite's and Festival's
+voices are cut from recordings of people (unit selection, diphones) or modelled on them
+(HTS), and espeak-ng's are formant synthesis, the hardest to understand on a phone line.
 """
 
 from __future__ import annotations
@@ -38,9 +43,11 @@ class Voice:
     """A way of speaking: engine, its voice/variant, pace and pitch."""
 
     name: str
-    engine: str  # "piper" or "espeak"
-    variant: str = ""  # espeak-ng voice+variant, e.g. "en-us+f3"
-    speed: float = 1.0  # piper length scale (bigger is slower) or espeak words per minute / 175
+    engine: str  # "piper", "espeak", "flite" or "festival"
+    variant: str = ""  # espeak-ng voice+variant ("en-us+f3"), Flite or Festival voice name
+    # piper length scale and Flite duration stretch (bigger is slower), or espeak-ng words
+    # per minute / 175
+    speed: float = 1.0
     pitch: int = 50  # espeak pitch 0-99
     expressive: float = 0.667  # piper noise scale
     held_out: bool = False
@@ -56,7 +63,19 @@ VOICES: tuple[Voice, ...] = (
     Voice("piper-joe-slow", "piper", speed=1.2, expressive=0.5, held_out=True),
     Voice("espeak-scot-f3", "espeak", "en-gb-scotland+f3", speed=0.95, pitch=58, held_out=True),
     Voice("espeak-rp-m4", "espeak", "en-gb-x-rp+m4", speed=1.05, pitch=35, held_out=True),
+    Voice("flite-slt", "flite", "slt"),
+    Voice("flite-rms", "flite", "rms", speed=0.9),
+    Voice("flite-kal16", "flite", "kal16", speed=1.1),
+    Voice("festival-slt-hts", "festival", "cmu_us_slt_arctic_hts"),
+    Voice("flite-awb", "flite", "awb", held_out=True),
 )
+FESTIVAL_VOICES = Path("/usr/share/festival/voices")
+ENGINES = {  # engine: (what it needs: a program, or a file or folder; Debian packages)
+    "espeak": (("espeak-ng",), "espeak-ng"),
+    "flite": (("flite",), "flite"),
+    "festival": (("text2wave", str(FESTIVAL_VOICES / "us/cmu_us_slt_arctic_hts")),
+                 "festival festvox-us-slt-hts"),
+}
 
 
 @dataclass(frozen=True)
@@ -96,13 +115,24 @@ class Clip:
         return self.sentence.held_out or self.voice.held_out
 
 
+def missing_engines(voices: tuple[Voice, ...] = VOICES) -> list[str]:
+    """The Debian packages to install for ``voices`` (none when every program is there)."""
+    def there(need: str) -> bool:
+        return Path(need).exists() if need.startswith("/") else shutil.which(need) is not None
+
+    return [ENGINES[e][1] for e in sorted({v.engine for v in voices} & ENGINES.keys())
+            if not all(there(need) for need in ENGINES[e][0])]
+
+
 class Speaker:
-    """Speaks text with any voice of :data:`VOICES` (Piper from a model file, espeak-ng)."""
+    """Speaks text with any voice of :data:`VOICES` (Piper from a model file, the others with
+    their Debian programs)."""
 
     def __init__(self, piper_model: Path) -> None:
         self._piper_model = piper_model
-        if shutil.which("espeak-ng") is None:
-            raise RuntimeError("espeak-ng is not installed: apt-get install espeak-ng")
+        if missing := missing_engines():
+            raise RuntimeError(f"voices of the evaluation are missing: apt-get install "
+                               f"{' '.join(missing)}")
 
     @cache  # noqa: B019 - one loaded voice per speaker, kept for its lifetime
     def _piper(self):
@@ -121,9 +151,20 @@ class Speaker:
             return AudioChunk(pcm, int(piper.config.sample_rate))
         with tempfile.TemporaryDirectory() as tmp:
             wav = Path(tmp) / "say.wav"
-            subprocess.run(["espeak-ng", "-v", voice.variant, "-s", str(round(175 * voice.speed)),
-                            "-p", str(voice.pitch), "-w", str(wav), text],
-                           check=True, capture_output=True)
+            if voice.engine == "espeak":
+                command = ["espeak-ng", "-v", voice.variant, "-s", str(round(175 * voice.speed)),
+                           "-p", str(voice.pitch), "-w", str(wav), text]
+            elif voice.engine == "flite":
+                command = ["flite", "-voice", voice.variant,
+                           "--setf", f"duration_stretch={voice.speed}", "-t", text, "-o", str(wav)]
+            elif voice.engine == "festival":
+                script = Path(tmp) / "say.txt"
+                script.write_text(text)
+                command = ["text2wave", "-eval", f"(voice_{voice.variant})", str(script),
+                           "-o", str(wav)]
+            else:
+                raise ValueError(f"unknown speech engine {voice.engine!r}")
+            subprocess.run(command, check=True, capture_output=True)
             return read_wav(wav)
 
 

@@ -34,6 +34,10 @@ STAFF = ("Doctor Patel", "Doctor Alvarez", "Doctor Kim", "the nurse", "billing",
          "the front desk", "Doctor Friedman")
 SERVICES = ("a cleaning", "a flu shot", "a checkup", "an x-ray", "blood work",
             "a follow up visit", "a physical")
+# What a clinic's or pharmacy's agent would be set up with (its knowledge names its staff,
+# the insurers it takes, its services, the drugs it dispenses): the words `eval stt --words`
+# gives the transcriber. Callers' names, streets and cities are not among them.
+BUSINESS_TEXTS = (*STAFF, *INSURERS, *SERVICES, *DRUGS)
 
 
 def _number(rng: random.Random, count: int, first_nonzero: bool = True) -> str:
@@ -108,7 +112,7 @@ TEMPLATES: tuple[tuple[str, str, bool], ...] = (
     ("pharmacy", "Is my {drug} ready for pickup at the pharmacy?", False),
     ("hold-name", "Sure, it's {first}, {first} {last}.", True),
     ("hold-phone", "The best number to reach me is {phone}, any time after {time}.", True),
-    ("hold-resched", "Could we move my {service} from {day} to {day2} afternoon?", True),
+    ("hold-resched", "Could we move {service} from {day} to {day2} afternoon?", True),
     ("hold-insurance", "I switched to {insurer} last month, is that a problem?", True),
     ("hold-drug", "The pharmacy said my {drug} needs a new approval from {staff}.", True),
     ("hold-correct", "No, no, the number is {phone}.", True),

@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from agent.speech.transcriber import Transcriber, looks_like_a_loop
+from agent.speech.word_bias import words_in
 from appliance.bench.phone_corpus import CODECS, CONDITIONS, Clip, Speaker, build_corpus
-from appliance.bench.wer import word_errors
+from appliance.bench.phone_sentences import BUSINESS_TEXTS
+from appliance.bench.wer import normalize, word_errors
 
 DEFAULT_SEED = 7
 DEFAULT_SENTENCES = 96
@@ -53,18 +55,30 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def transcribe_all(stt: Transcriber, clips: list[Clip], progress: Callable[[str], None],
-                         prompt: str | None = None) -> list[Result]:
-    """Each clip through ``stt`` one after another, timed."""
+                         words: tuple[str, ...] = ()) -> list[Result]:
+    """Each clip through ``stt`` one after another, timed (``words``: the agent's words)."""
     results: list[Result] = []
     for i, clip in enumerate(clips):
         began, cpu = time.perf_counter(), time.process_time()
-        transcript = await stt.transcribe(clip.audio, prompt)
+        transcript = await stt.transcribe(clip.audio, words)
         elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
-        errors, words = word_errors(clip.sentence.text, transcript.text)
-        results.append(Result(clip, transcript.text, errors, words, elapsed, cpu))
+        errors, count = word_errors(clip.sentence.text, transcript.text)
+        results.append(Result(clip, transcript.text, errors, count, elapsed, cpu))
         if (i + 1) % 50 == 0:
             progress(f"transcribed {i + 1}/{len(clips)}")
     return results
+
+
+def business_words_heard(results: Iterable[Result]) -> dict[str, int]:
+    """How many times a business's word or name (``BUSINESS_TEXTS``) was said, and heard."""
+    said = heard = 0
+    for r in results:
+        for text in BUSINESS_TEXTS:
+            key = " ".join(normalize(text))
+            if f" {key} " in f" {' '.join(normalize(r.clip.sentence.text))} ":
+                said += 1
+                heard += f" {key} " in f" {' '.join(normalize(r.text))} "
+    return {"said": said, "heard": heard}
 
 
 def summarize(results: list[Result]) -> dict:
@@ -89,6 +103,7 @@ def summarize(results: list[Result]) -> dict:
                   for c in CONDITIONS for k in CODECS},
         "voices": {v: wer_of(where(lambda r, v=v: r.clip.voice.name == v))
                    for v in sorted({r.clip.voice.name for r in results})},
+        "business_words": business_words_heard(results),
         "more_errors_than_words": len(loops),
         # of those, transcripts that repeat a phrase or hold more words than the audio can
         "loops": sum(looks_like_a_loop(r.text, r.clip.audio.seconds) for r in loops),
@@ -109,7 +124,15 @@ def summarize(results: list[Result]) -> dict:
 
 
 def format_report(report: dict) -> str:
-    """A short table for the terminal."""
+    """A short table for the terminal (and the second pass with words, when made)."""
+    text = _format(report)
+    if "with_words" in report:
+        text += "\n\nwith the business's words favoured (same clips):\n" + _format(
+            {**report["with_words"], **{k: report[k] for k in ("model", "corpus", "machine")}})
+    return text
+
+
+def _format(report: dict) -> str:
     def row(name: str, cell: dict) -> str:
         return (f"  {name:22} {100 * cell['wer']:6.1f} %  {cell['errors']:5d} / {cell['words']:5d}"
                 f" words  {cell['utterances']:4d} utt")
@@ -126,19 +149,27 @@ def format_report(report: dict) -> str:
                  f" p95 {report['cpu_ms']['p95']:.0f} ms; load {report['machine']['load_before']})")
     lines.append(f"  utterances with more errors than words: {report['more_errors_than_words']}"
                  f" (decoder loops among them: {report['loops']})")
+    names = report["business_words"]
+    lines.append(f"  the business's words and names heard: {names['heard']} of {names['said']}")
     return "\n".join(lines)
 
 
 def evaluate(stt: Transcriber, speaker: Speaker, *, sentences: int = DEFAULT_SENTENCES,
-             seed: int = DEFAULT_SEED, limit: int | None = None,
+             seed: int = DEFAULT_SEED, limit: int | None = None, words: bool = False,
              progress: Callable[[str], None] = lambda _: None) -> tuple[dict, list[Result]]:
-    """Build the corpus, transcribe it, and summarise; also returns every result."""
+    """Build the corpus, transcribe it, and summarise; also returns every result. With
+    ``words`` the same clips are transcribed a second time with a clinic's words favoured,
+    as its agent would have them (``AgentSpec.heard_words``), reported as ``with_words``."""
     clips = build_corpus(speaker, sentences, seed, progress)
     if limit is not None:
         clips = clips[:limit]
     load_before = os.getloadavg()[0]
     results = asyncio.run(transcribe_all(stt, clips, progress))
     report = summarize(results)
+    if words:
+        progress("again, with the business's words")
+        results = asyncio.run(transcribe_all(stt, clips, progress, words_in(BUSINESS_TEXTS)))
+        report["with_words"] = summarize(results)
     report["corpus"] = {"seed": seed, "sentences": sentences, "clips": len(clips)}
     report["machine"] = {"cpus": os.cpu_count(), "load_before": round(load_before, 2),
                          "load_after": round(os.getloadavg()[0], 2)}
@@ -146,7 +177,7 @@ def evaluate(stt: Transcriber, speaker: Speaker, *, sentences: int = DEFAULT_SEN
 
 
 def cli_main(model: str, data_dir: Path, json_path: Path | None, limit: int | None,
-             seed: int, sentences: int) -> int:
+             seed: int, sentences: int, words: bool = False) -> int:
     """Run the evaluation for ``switchboard eval stt``."""
     from agent.speech.engines import open_transcriber
     from appliance.models.defaults import TTS_DEFAULT
@@ -166,10 +197,11 @@ def cli_main(model: str, data_dir: Path, json_path: Path | None, limit: int | No
 
     stt = open_transcriber(model_path, threads=2)
     report, _ = evaluate(stt, speaker, sentences=sentences, seed=seed, limit=limit,
-                         progress=progress)
+                         words=words, progress=progress)
     report["model"] = model
-    print(format_report(report))
     if json_path:
         json_path.write_text(json.dumps(report, indent=2) + "\n")
+    print(format_report(report))
+    if json_path:
         print(f"wrote {json_path}")
     return 0
