@@ -129,12 +129,16 @@ def _systemd_socket() -> socket.socket | None:
 
 
 def listening_socket(path: Path) -> socket.socket:
-    """A socket at ``path`` that only this account may connect to."""
-    path.unlink(missing_ok=True)
+    """A socket at ``path`` that only this account may connect to. It is made under another
+    name, restricted, and only then renamed into place: ``path`` never exists with the
+    umask's wider mode, not even for a moment (a test looking at it once saw 0755)."""
+    building = path.with_name(f".{path.name}.{os.getpid()}")
+    building.unlink(missing_ok=True)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(str(path))
-    path.chmod(0o600)
+    sock.bind(str(building))
+    building.chmod(0o600)
     sock.listen(4)
+    building.replace(path)
     return sock
 
 
