@@ -205,6 +205,7 @@ def test_short_words_that_are_no_backchannel_interrupt_and_are_the_turn() -> Non
 def test_backchannel_words() -> None:
     assert backchannel("Mm-hm.", agent_asks=False) and backchannel("", agent_asks=False)
     assert backchannel("Yeah, okay.", agent_asks=False) and backchannel("M. H. M..", False)
+    assert backchannel("Mmhm", agent_asks=False) and backchannel("Uhhuh.", agent_asks=False)
     assert not backchannel("Yes.", agent_asks=True)  # a yes to a question is the answer
     for words in ("Wait.", "Stop.", "No.", "What?", "Hold on.", "Sorry, what was that?"):
         assert not backchannel(words, agent_asks=False), words

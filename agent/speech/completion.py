@@ -58,8 +58,8 @@ def looks_unfinished(text: str) -> bool:
 # What a listener says to keep the speaker going, not to take the floor (and what the
 # transcriber makes of "mm-hm": letters, "um").
 BACKCHANNEL = frozenset(re.findall(r"\S+", """
-mm mmm mhm hm hmm uh huh um ah aha oh yeah yep yes okay ok right sure alright i see got it
-cool fine good great m h k gotcha exactly true nice wow indeed totally
+mm mmm mhm mhmm mmhm mmhmm hm hmm uh huh uhhuh um ah aha oh yeah yep yes okay ok right sure
+alright i see got it cool fine good great m h k gotcha exactly true nice wow indeed totally
 """))
 # A yes to a question is an answer, not a backchannel.
 ANSWERS = frozenset(re.findall(r"\S+", "yeah yep yes okay ok right sure alright fine good great "
