@@ -10,6 +10,7 @@ Measured with ``switchboard eval stt`` (README, "Speech-to-text accuracy").
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,8 @@ class MoonshineTranscriber:
         self._decoder = ort.InferenceSession(str(decoder_path), options, providers=providers)
         self._tokens = read_tokenizer(tokenizer_path)
         self._token_texts = self._texts()
-        self._biases: dict[tuple[str, ...], WordBias] = {}
+        # compiled once per agent's words; lru_cache is safe from both worker threads
+        self._bias = functools.lru_cache(maxsize=8)(self._compile)
         self._digits = frozenset(
             i for i, t in enumerate(self._tokens)
             if i >= FIRST_TEXT_TOKEN and t.replace("\u2581".encode(), b"").isdigit())
@@ -144,17 +146,9 @@ class MoonshineTranscriber:
                 texts.append("")
         return texts
 
-    def _bias(self, words: tuple[str, ...]) -> WordBias | None:
-        """The agent's words compiled for this token table (kept for the next turns)."""
-        if not words:
-            return None
-        bias = self._biases.get(words)
-        if bias is None:
-            bias = WordBias(self._token_texts, words)
-            if len(self._biases) >= 8:
-                self._biases.pop(next(iter(self._biases)))
-            self._biases[words] = bias
-        return bias or None
+    def _compile(self, words: tuple[str, ...]) -> WordBias | None:
+        """An agent's words for this token table (kept for its next turns: ``_bias``)."""
+        return (WordBias(self._token_texts, words) or None) if words else None
 
     def _pick(self, row: np.ndarray, no_speech: float = 0.0, bias: WordBias | None = None,
               match: Match = NO_MATCH) -> tuple[int, float, Match]:

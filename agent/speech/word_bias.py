@@ -22,7 +22,8 @@ import numpy as np
 BOOST = 2.5  # added to a favoured token's score (log-odds)
 WINDOW = 3.0  # ... when it was at most this far below the best token
 MIN_START = 4  # letters a phrase's first token must bring (not "in" for "insulin")
-MAX_PHRASES = 500
+MAX_WORDS = 20000  # an agent's distinct words looked at (a 1 MiB knowledge file has fewer)
+MAX_PHRASES = 500  # favoured, of those the model does not know as one token
 MAX_CANDIDATES = 16  # tokens looked at per step, best first
 LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789' ")
 
@@ -39,7 +40,9 @@ def words_in(texts: Iterable[str]) -> tuple[str, ...]:
         for word in re.findall(r"[A-Za-z][A-Za-z']*[A-Za-z]", text):
             if len(word) >= MIN_START:
                 seen.setdefault(word.lower(), word)
-    return tuple(seen.values())[:MAX_PHRASES]
+            if len(seen) >= MAX_WORDS:
+                return tuple(seen.values())
+    return tuple(seen.values())
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,9 @@ class WordBias:
                  window: float = WINDOW) -> None:
         # a word that is one token of its own is one the model knows well: not favoured
         known = {t.strip() for t in (x.lower() for x in token_texts) if t.startswith(" ")}
-        keys = sorted({k for k in (phrase_key(p) for p in phrases)
-                       if len(k) >= MIN_START and not set(k.split()) <= known})
-        self.phrases = tuple(keys[:MAX_PHRASES])
+        keys = dict.fromkeys(k for k in (phrase_key(p) for p in phrases)
+                             if len(k) >= MIN_START and not set(k.split()) <= known)
+        self.phrases = tuple(keys)[:MAX_PHRASES]  # the first used, when there are more
         self.boost, self.window = boost, window
         self._prefixes = {k[:n] for k in self.phrases for n in range(1, len(k) + 1)}
         self._longest = max((len(k) for k in self.phrases), default=0)
