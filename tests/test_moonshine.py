@@ -104,15 +104,19 @@ async def test_a_draft_gives_the_same_words_as_decoding_from_scratch(model_store
                                                                      tmp_path: Path) -> None:
     """The real model: a take of the first 70 % of a sentence, handed over as the draft of
     the whole, changes nothing in the result (it is checked, not trusted) with float
-    products. The installed decoder's int8 products round activations per pass, so checking
-    a draft in one pass may round differently from decoding token by token: there, at most
-    one word of a sentence may differ (measured on 45 phone clips: 2 differed, by a word)."""
+    products and greedy decoding. The installed decoder's int8 products round activations
+    per pass, so checking a draft in one pass may round differently from decoding token by
+    token, and its beam of two may have left the greedy path inside the draft: there, at
+    most one word of a sentence may differ."""
     from agent.media.audio import AudioChunk
     from agent.speech.engines import open_transcriber
+    from agent.speech.moonshine import MoonshineSettings, MoonshineTranscriber
     from appliance.bench.phone_corpus import VOICES, Speaker
 
     speaker = Speaker(model_store.path("piper-joe-medium", "tts"))
-    exact = open_transcriber(float_conversion(tmp_path), threads=1)
+    # greedy decoding: what a draft keeps is exactly what decoding from scratch would write
+    exact = MoonshineTranscriber(float_conversion(tmp_path), threads=1,
+                                 settings=MoonshineSettings(beam=1))
     installed = open_transcriber(model_store.path("moonshine-base-en", "stt"), threads=1)
     assert exact.drafts and installed.drafts
     voice = next(v for v in VOICES if v.engine == "piper")
@@ -353,8 +357,6 @@ async def test_a_number_cut_short_is_not_continued_with_invented_digits(model_st
     stt = MoonshineTranscriber(model_store.path("moonshine-base-en", "stt"), threads=1)
     five = next(i for i in stt._digits if stt._tokens[i] == b"5")  # noqa: SLF001
     word = next(i for i, t in enumerate(stt._tokens) if t == "\u2581number".encode())  # noqa: SLF001
-    assert stt._invented(five, 0.2) and not stt._invented(five, 0.9)  # noqa: SLF001
-    assert not stt._invented(word, 0.05)  # noqa: SLF001 - only digits are cut
     # an unsure digit gives way to the best other token, and a sure one is kept: a sentence
     # the decoder began with an unsure number ("1" for "My date of birth is …") goes on
     row = np.full(len(stt._tokens) + 3, -20.0, dtype=np.float32)  # noqa: SLF001

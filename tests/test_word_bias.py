@@ -111,8 +111,8 @@ def test_an_agent_gives_the_words_it_is_set_up_with() -> None:
 
 
 @pytest.fixture(scope="module")
-def flite_medicare():
-    """"I switched to Medicare last month" in Flite's kal16 voice on a clean µ-law line."""
+def flite_billing():
+    """"Can I speak to billing, please?" in Flite's awb voice on a clean µ-law line."""
     import shutil
 
     if shutil.which("flite") is None:
@@ -120,23 +120,22 @@ def flite_medicare():
     from agent.media.resample import resample
     from appliance.bench.phone_corpus import VOICES, Speaker, through_line
 
-    voice = next(v for v in VOICES if v.name == "flite-kal16")
-    spoken = Speaker.say(object.__new__(Speaker), "I switched to Medicare last month, is "
-                         "that a problem?", voice)
+    voice = next(v for v in VOICES if v.name == "flite-awb")
+    spoken = Speaker.say(object.__new__(Speaker), "Can I speak to billing, please?", voice)
     pcm = resample(spoken.pcm, spoken.rate, 8000)
     pcm = np.concatenate([np.zeros(2000, np.int16), pcm, np.zeros(3600, np.int16)])
     return AudioChunk(through_line(pcm, "ulaw", 0.0, np.random.default_rng(1)), 8000)
 
 
 async def test_the_real_model_hears_a_favoured_word_and_is_unchanged_by_others(
-        model_store, flite_medicare) -> None:
+        model_store, flite_billing) -> None:
     from agent.speech.engines import open_transcriber
 
     stt = open_transcriber(model_store.path("moonshine-base-en", "stt"), threads=1)
-    plain = (await stt.transcribe(flite_medicare)).text
-    clinic = (await stt.transcribe(flite_medicare, ("Medicare", "Medicaid", "Cigna"))).text
-    garage = (await stt.transcribe(flite_medicare, ("transmission", "Subaru", "alignment",
-                                                    "Toyota", "hubcaps"))).text
-    assert "medicare" not in plain.lower()  # the model alone hears "medical"
-    assert "medicare" in clinic.lower()
+    plain = (await stt.transcribe(flite_billing)).text
+    clinic = (await stt.transcribe(flite_billing, ("billing", "Medicaid", "Cigna"))).text
+    garage = (await stt.transcribe(flite_billing, ("transmission", "Subaru", "alignment",
+                                                   "Toyota", "hubcaps"))).text
+    assert "billing" not in plain.lower()  # the model alone hears "Billy"
+    assert "billing" in clinic.lower()
     assert garage == plain
