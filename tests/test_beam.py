@@ -70,3 +70,22 @@ def test_a_start_with_words_already_kept_goes_on_from_them() -> None:
     found = search(TABLE[(B,)], start, scores, lambda t, p: np.zeros((len(t), V)),
                    lambda m, _t, _f: m, 2, 10, END)
     assert found.ids == (B, C) and found.probs[0] == 0.45
+
+
+def test_a_refund_is_taken_off_the_score_of_a_hypothesis() -> None:
+    """A hypothesis whose favoured word was left unfinished (a refund) ranks below the
+    others: the refund decides which path wins."""
+    def follow(match: Match, token: int, _favoured: frozenset[int]) -> Match:
+        return Match(refund=5.0) if token == A else match
+
+    def scores(row: np.ndarray, hyp: Hypothesis) -> tuple[np.ndarray, frozenset[int]]:
+        return TABLE[hyp.ids] if hyp.ids in TABLE else lp(end=1.0), frozenset()
+
+    found = search(TABLE[()], Hypothesis(), scores,
+                   lambda t, p: np.stack([TABLE.get((x,), lp(end=1.0)) for x in t]),
+                   follow, 2, 10, END)
+    assert found.ids == (B, C)
+    losing = search(TABLE[()], Hypothesis(), scores,
+                    lambda t, p: np.stack([TABLE.get((x,), lp(end=1.0)) for x in t]),
+                    lambda m, t, _f: Match(refund=5.0) if t == B else m, 2, 10, END)
+    assert losing.ids[0] == A  # the refund moved to B: A's path wins

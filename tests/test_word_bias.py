@@ -71,6 +71,19 @@ def test_a_broken_match_is_forgotten() -> None:
     assert match.partial == ()
 
 
+def test_a_favoured_start_left_unfinished_gives_its_head_start_back() -> None:
+    bias = WordBias(TABLE, ["Medicare"])
+    medic = ids(" Medic")[0]
+    begun = bias.follow(Match(), medic, frozenset({medic}))
+    assert (begun.pending, begun.refund) == (BOOST, 0.0)
+    left = bias.follow(begun, ids(" the")[0])  # "Medic the": the word was not Medicare
+    assert (left.pending, left.refund) == (0.0, BOOST)
+    whole = bias.follow(begun, ids("are")[0], frozenset({ids("are")[0]}))  # "Medicare"
+    assert (whole.pending, whole.refund) == (0.0, 0.0)
+    unfavoured = bias.follow(bias.follow(Match(), medic), ids(" the")[0])
+    assert unfavoured.refund == 0.0  # nothing was given, nothing is taken back
+
+
 async def test_an_agents_transcriber_passes_its_words_on_every_call() -> None:
     seen = []
 

@@ -49,19 +49,25 @@ def search(row: np.ndarray, start: Hypothesis, scores: Scores, step: Step, follo
         for b, hyp in enumerate(live):
             logp, favoured = scores(rows[b], hyp)
             for token in np.argpartition(logp, -width)[-width:]:
-                if np.isfinite(logp[token]):
-                    candidates.append((hyp.score + float(logp[token]), b, int(token),
-                                       float(np.exp(logp[token])), favoured))
+                token = int(token)
+                if not np.isfinite(logp[token]):
+                    continue
+                score = hyp.score + float(logp[token])
+                if token == end:  # a word favoured but left unfinished gives its head start back
+                    candidates.append((score - hyp.match.pending, b, token, 0.0, hyp.match))
+                else:
+                    match = follow(hyp.match, token, favoured)
+                    candidates.append((score - match.refund, b, token,
+                                       float(np.exp(logp[token])), match))
         candidates.sort(key=lambda c: -c[0])
         going: list[Hypothesis] = []
         parents: list[int] = []
-        for score, b, token, p, favoured in candidates:
+        for score, b, token, p, match in candidates:
             hyp = live[b]
             if token == end:
                 done.append(replace(hyp, score=score))
                 continue
-            grown = Hypothesis(hyp.ids + (token,), hyp.probs + (p,), score,
-                               follow(hyp.match, token, favoured))
+            grown = Hypothesis(hyp.ids + (token,), hyp.probs + (p,), score, match)
             if len(grown.ids) >= cap:
                 done.append(grown)
             else:

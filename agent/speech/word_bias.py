@@ -52,6 +52,11 @@ class Match:
     partial: tuple[str, ...] = ()
     first: bool = True  # nothing written yet: a phrase may start without a space
     boosted: int = 0  # favoured tokens that were written
+    # What favouring gave the phrase begun and not yet finished, and what the last token
+    # took back: a beam that starts a word and leaves it unfinished loses the head start
+    # it got ("human" for "Humana"), so it does not win by it.
+    pending: float = 0.0
+    refund: float = 0.0
 
 
 class WordBias:
@@ -64,6 +69,7 @@ class WordBias:
         keys = dict.fromkeys(k for k in (phrase_key(p) for p in phrases)
                              if len(k) >= MIN_START and not set(k.split()) <= known)
         self.phrases = tuple(keys)[:MAX_PHRASES]  # the first used, when there are more
+        self._whole = frozenset(self.phrases)
         self.boost, self.window = boost, window
         self._prefixes = {k[:n] for k in self.phrases for n in range(1, len(k) + 1)}
         self._longest = max((len(k) for k in self.phrases), default=0)
@@ -75,16 +81,20 @@ class WordBias:
 
     def _extend(self, match: Match, token: int) -> list[str]:
         """The phrase starts that ``token`` would leave, from ``match`` or a new word."""
+        going, fresh = self._grow(match, token)
+        return going + fresh
+
+    def _grow(self, match: Match, token: int) -> tuple[list[str], list[str]]:
+        """The phrases begun that ``token`` goes on with, and the one it starts."""
         text = self._texts[token] if token < len(self._texts) else ""
         if not text or not set(text) <= LETTERS:
-            return []
-        out = [joined for joined in (before + text for before in match.partial)
-               if joined in self._prefixes]
-        if text.startswith(" ") or match.first:
-            start = text.strip()
-            if len(start) >= MIN_START and start in self._prefixes:
-                out.append(start)
-        return out
+            return [], []
+        going = [joined for joined in (before + text for before in match.partial)
+                 if joined in self._prefixes]
+        start = text.strip()
+        fresh = [start] if ((text.startswith(" ") or match.first) and len(start) >= MIN_START
+                            and start in self._prefixes) else []
+        return going, fresh
 
     def adjust(self, logits: np.ndarray, match: Match) -> frozenset[int]:
         """Add ``boost`` (in place) to the near-best tokens that go on with a phrase; returns
@@ -99,6 +109,14 @@ class WordBias:
         return favoured
 
     def follow(self, match: Match, token: int, favoured: frozenset[int] = frozenset()) -> Match:
-        """The match after ``token`` was written."""
-        return Match(tuple(self._extend(match, token)), False,
-                     match.boosted + int(token in favoured))
+        """The match after ``token`` was written. A phrase written whole keeps what favouring
+        gave it; one left unfinished gives it back (``refund``, taken off the hypothesis's
+        score by the beam search)."""
+        going, fresh = self._grow(match, token)
+        gain = self.boost if token in favoured else 0.0
+        refund = 0.0 if going else match.pending
+        pending = (match.pending if going else 0.0) + gain
+        if any(p in self._whole for p in going + fresh):
+            pending = 0.0
+        return Match(tuple(going + fresh), False, match.boosted + int(token in favoured),
+                     pending, refund)
