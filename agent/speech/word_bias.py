@@ -6,9 +6,11 @@ own words (its knowledge, answers, transfer targets, tool values) are given to t
 a list of phrases. While the decoder writes a word, a token that would make the text so far
 the start of one of those phrases gets ``boost`` added to its score, if it was already near
 the best (within ``window``): the model must have half-heard the word; nothing is made up
-from silence. A phrase is matched from the start of a word, across words ("Blue Cross"),
-ignoring case. Measured with ``switchboard eval stt --words`` (README, "Speech-to-text
-accuracy").
+from silence. Only words the model does not have as one token of its own are favoured
+(names, drugs; not "doctor"), and one begun but left unfinished gives its head start back
+in the beam (``Match.refund``). A phrase is matched from the start of a word, across words
+("Blue Cross"), ignoring case. Measured with ``switchboard eval stt --words`` (README,
+"Speech-to-text accuracy").
 """
 
 from __future__ import annotations
