@@ -44,7 +44,7 @@ def test_a_near_best_token_that_starts_or_goes_on_with_a_word_is_favoured() -> N
     assert favoured == {TABLE.index(" Medic")}
     assert row[TABLE.index(" Medic")] == 4.0 + BOOST and int(np.argmax(row)) == ids(" Medic")[0]
     match = bias.follow(Match(), ids(" Medic")[0], favoured)
-    assert match.partial == ("medic",) and match.boosted == 1
+    assert match.partial == ("medic",) and match.pending == BOOST
     row = logits(_care=3.0, are=2.0)  # "Medic" + "are" spells it; " care" does not go on
     assert bias.adjust(row, match) == {TABLE.index("are")}
     done = bias.follow(match, ids("are")[0])

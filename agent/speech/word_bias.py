@@ -53,7 +53,6 @@ class Match:
 
     partial: tuple[str, ...] = ()
     first: bool = True  # nothing written yet: a phrase may start without a space
-    boosted: int = 0  # favoured tokens that were written
     # What favouring gave the phrase begun and not yet finished, and what the last token
     # took back: a beam that starts a word and leaves it unfinished loses the head start
     # it got ("human" for "Humana"), so it does not win by it.
@@ -74,7 +73,6 @@ class WordBias:
         self._whole = frozenset(self.phrases)
         self.boost, self.window = boost, window
         self._prefixes = {k[:n] for k in self.phrases for n in range(1, len(k) + 1)}
-        self._longest = max((len(k) for k in self.phrases), default=0)
         # a token's text as it would be matched: a word's leading space kept, lower case
         self._texts = [t.lower() for t in token_texts]
 
@@ -120,5 +118,4 @@ class WordBias:
         pending = (match.pending if going else 0.0) + gain
         if any(p in self._whole for p in going + fresh):
             pending = 0.0
-        return Match(tuple(going + fresh), False, match.boosted + int(token in favoured),
-                     pending, refund)
+        return Match(tuple(going + fresh), False, pending, refund)

@@ -71,13 +71,17 @@ async def transcribe_all(stt: Transcriber, clips: list[Clip], progress: Callable
 
 def business_words_heard(results: Iterable[Result]) -> dict[str, int]:
     """How many times a business's word or name (``BUSINESS_TEXTS``) was said, and heard."""
+    def spaced(text: str) -> str:
+        return f" {' '.join(normalize(text))} "
+
+    keys = [spaced(text) for text in BUSINESS_TEXTS]
     said = heard = 0
     for r in results:
-        for text in BUSINESS_TEXTS:
-            key = " ".join(normalize(text))
-            if f" {key} " in f" {' '.join(normalize(r.clip.sentence.text))} ":
+        sentence, transcript = spaced(r.clip.sentence.text), spaced(r.text)
+        for key in keys:
+            if key in sentence:
                 said += 1
-                heard += f" {key} " in f" {' '.join(normalize(r.text))} "
+                heard += key in transcript
     return {"said": said, "heard": heard}
 
 
