@@ -38,7 +38,8 @@ async def collect(model, messages, schema=None) -> tuple[str, float, float]:
 async def test_same_words_as_llama_cpp_chat_completion(model_path) -> None:
     from llama_cpp import Llama
 
-    reference = Llama(model_path=str(model_path), n_ctx=2048, n_threads=1, verbose=False)
+    reference = Llama(model_path=str(model_path), n_ctx=2048, n_threads=1, flash_attn=True,
+                      verbose=False)
     model = BatchedLlamaChatModel(model_path, slots=1, context=2048)
     try:
         for question in QUESTIONS[:2]:
@@ -128,9 +129,11 @@ async def test_a_full_cache_ends_the_newest_request_and_the_others_go_on(model_p
 async def test_a_prefill_of_the_callers_first_words_leaves_the_turn_less_to_evaluate(
         model_path) -> None:
     """The conversation and a draft of the caller's words are evaluated ahead of the turn:
-    the turn evaluates only its last words and the answer is the same as without."""
-    plain = BatchedLlamaChatModel(model_path, slots=2)
-    ahead = BatchedLlamaChatModel(model_path, slots=2)
+    the turn evaluates only its last words and the answer is the same as without. Without
+    flash attention: with it, the same conversation evaluated in other pieces and cache
+    cells rounds a little differently (here the answer's last four words differed)."""
+    plain = BatchedLlamaChatModel(model_path, slots=2, flash_attention=False)
+    ahead = BatchedLlamaChatModel(model_path, slots=2, flash_attention=False)
     try:
         question = "Do you take Blue Cross insurance for a cleaning next week?"
         turn = conversation(question)

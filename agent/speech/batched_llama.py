@@ -87,7 +87,8 @@ class BatchedLlamaChatModel:
 
     def __init__(self, model_path: Path, threads: int = 1, slots: int = SLOTS,
                  context: int = 4096, sequence_context: int = 2048, max_tokens: int = 200,
-                 temperature: float = 0.0, batch: int = 256, micro_batch: int = 128) -> None:
+                 temperature: float = 0.0, batch: int = 256, micro_batch: int = 128,
+                 flash_attention: bool = True) -> None:
         import llama_cpp
         from llama_cpp import _internals, _logger
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -108,8 +109,11 @@ class BatchedLlamaChatModel:
         self.threads, self._threads_now = threads, threads
         self.cores = len(os.sched_getaffinity(0))
         cparams.no_perf = True
-        # as llama-cpp-python's Llama: the same numbers as its own chat completion
-        cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        # Flash attention skips the cache cells of other calls' sequences instead of
+        # multiplying through them: with 16 conversations of 200 tokens in the cache, a token
+        # took 37 ms without it and 20 ms with it (17 ms with one conversation either way).
+        cparams.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attention
+                                   else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)
         self._ctx = _internals.LlamaContext(model=self._model, params=cparams, verbose=False)
         self._batch = llama_cpp.llama_batch_init(batch, 0, 1)
         self.batch_size = batch
