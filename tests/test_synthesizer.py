@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from agent.media.resample import Resampler, resample
-from agent.speech.synthesizer import FIRST_FRAMES, MAX_FRAMES, PiperSynthesizer, pieces
+from agent.speech.synthesizer import (FIRST_FRAMES, LEAD_WINDOW, MAX_FRAMES, PiperSynthesizer,
+                                      pieces, without_lead)
 
 
 @pytest.mark.parametrize("frames", [1, 5, FIRST_FRAMES, FIRST_FRAMES + 1, 47, 100, 320, 1000])
@@ -85,7 +86,8 @@ def test_real_voice_first_piece_comes_before_the_clause_is_made(
 
     chunks = asyncio.run(voiced())
     assert len(chunks) >= 3
-    assert len(chunks[0]) == FIRST_FRAMES * synth._hop
+    # the first piece, less the sentence's leading silence
+    assert FIRST_FRAMES * synth._hop - synth.rate * 0.1 < len(chunks[0]) <= FIRST_FRAMES * synth._hop
     total = sum(len(c) for c in chunks) / synth.rate
     assert 2.5 < total < 8
 
@@ -132,3 +134,33 @@ def test_a_multi_speaker_voice_is_voiced_whole_as_its_default_speaker(
         return [chunk.pcm async for chunk in synth.synthesize("Hello there.")]
 
     assert len(np.concatenate(asyncio.run(voiced()))) > synth.rate // 4
+
+
+def level_dbfs(pcm: np.ndarray) -> float:
+    return 20 * np.log10(np.sqrt(np.mean(np.square(pcm, dtype=np.float64))) / 32768 + 1e-12)
+
+
+def test_a_sentence_starts_one_window_before_its_first_sound() -> None:
+    rate = 8000
+    window = int(rate * LEAD_WINDOW)
+    tone = (3000 * np.sin(np.arange(rate // 2) * 0.3)).astype(np.int16)
+    hiss = np.random.default_rng(1).normal(0, 20, rate // 20).astype(np.int16)  # -64 dBFS
+    trimmed = without_lead(np.concatenate([hiss, tone]), rate)
+    assert len(trimmed) == len(tone) + window
+    assert np.array_equal(trimmed[window:], tone)
+    assert np.array_equal(without_lead(tone, rate), tone)  # no silence: nothing cut
+    quiet = hiss.copy()
+    assert np.array_equal(without_lead(quiet, rate), quiet)  # no sound at all: kept
+    assert len(without_lead(tone[:window - 1], rate)) == window - 1
+
+
+def test_real_voice_answers_start_with_sound_not_silence(synth: PiperSynthesizer) -> None:
+    async def first(text: str) -> np.ndarray:
+        async for chunk in synth.synthesize(text):
+            return chunk.pcm
+        raise AssertionError("no audio")
+
+    for text in ["We open at nine on Saturday.", "I'm sorry, I don't have that information."]:
+        for pcm in (asyncio.run(first(text)), synth.synthesize_blocking(text)[0]):
+            opening = pcm[:int(synth.rate * 0.015)]  # the first 15 ms
+            assert level_dbfs(opening) > -60, text

@@ -32,6 +32,8 @@ FIRST_FRAMES = 32  # the first piece of a clause: ~0.37 s of audio, ~40 ms to de
 MAX_FRAMES = 128  # no piece longer (~1.5 s): ONNX Runtime keeps the largest run's tensors
 PAD_FRAMES = 8  # latent frames of context either side of a piece (16 gives bit-exact joins)
 TARGET_RMS = 0.09  # speech level of the voice (about -21 dBFS), set once per voice
+LEAD_FLOOR_DBFS = -55.0  # a sentence's start quieter than this is silence ...
+LEAD_WINDOW = 0.005  # ... measured in windows of this many seconds, one kept before the voice
 CALIBRATION = "Thank you for calling. Your appointment is on Tuesday at three in the afternoon."
 _DECODER_INPUT_NODE = "/dec/conv_pre/Conv"  # the decoder's first node in Piper's exports
 
@@ -61,6 +63,19 @@ def pieces(frames: int, first: int = FIRST_FRAMES,
         spans.append((start, end))
         start, size = end, min(size * 2, max(most, 1))
     return spans
+
+
+def without_lead(pcm: np.ndarray, rate: int) -> np.ndarray:
+    """``pcm`` (int16) from one window before its first sound. Piper starts every sentence
+    with 30-40 ms of silence, which a caller waits through before the answer's first word;
+    a sentence with no sound at all is kept as it is."""
+    window = max(int(rate * LEAD_WINDOW), 1)
+    n = len(pcm) // window
+    if not n:
+        return pcm
+    power = np.mean(np.square(pcm[:n * window].reshape(n, window), dtype=np.float64), axis=1)
+    loud = np.flatnonzero(power > (32768 * 10 ** (LEAD_FLOOR_DBFS / 20)) ** 2)
+    return pcm[max(int(loud[0]) - 1, 0) * window:] if len(loud) else pcm
 
 
 class PiperSynthesizer:
@@ -174,20 +189,21 @@ class PiperSynthesizer:
     def synthesize_blocking(self, text: str) -> list[np.ndarray]:
         """Every sentence of ``text`` as int16 PCM at ``rate`` (blocks the calling thread)."""
         lower_thread_priority()
-        return [self._pcm(self._audio(ids)) for ids in self._sentences(text)]
+        return [without_lead(self._pcm(self._audio(ids)), self.rate)
+                for ids in self._sentences(text)]
 
     async def synthesize(self, text: str, urgent: bool = True) -> AsyncIterator[AudioChunk]:
         priority = URGENT if urgent else LATER
         run = self.worker.run
         for ids in await run(self._sentences, text, priority=priority):
             if self._front is None:
-                yield AudioChunk(self._pcm(await run(self._whole, ids, priority=priority)),
-                                 self.rate)
+                pcm = self._pcm(await run(self._whole, ids, priority=priority))
+                yield AudioChunk(without_lead(pcm, self.rate), self.rate)
                 continue
             latent = await run(self._latent_of, ids, priority=priority)
             for start, end in pieces(latent.shape[-1]):
-                yield AudioChunk(await run(self._decode, latent, start, end,
-                                           priority=priority), self.rate)
+                pcm = await run(self._decode, latent, start, end, priority=priority)
+                yield AudioChunk(without_lead(pcm, self.rate) if start == 0 else pcm, self.rate)
 
 
 def halves_of(voice: Path) -> tuple[Path, Path]:
