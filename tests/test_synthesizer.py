@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 
 from agent.media.resample import Resampler, resample
-from agent.speech.synthesizer import (FIRST_FRAMES, LEAD_WINDOW, MAX_FRAMES, PiperSynthesizer,
-                                      pieces, without_lead)
+from agent.speech.synthesizer import (
+    FIRST_FRAMES,
+    LEAD_WINDOW,
+    MAX_FRAMES,
+    PiperSynthesizer,
+    pieces,
+    without_lead,
+)
 
 
 @pytest.mark.parametrize("frames", [1, 5, FIRST_FRAMES, FIRST_FRAMES + 1, 47, 100, 320, 1000])
@@ -87,7 +93,8 @@ def test_real_voice_first_piece_comes_before_the_clause_is_made(
     chunks = asyncio.run(voiced())
     assert len(chunks) >= 3
     # the first piece, less the sentence's leading silence
-    assert FIRST_FRAMES * synth._hop - synth.rate * 0.1 < len(chunks[0]) <= FIRST_FRAMES * synth._hop
+    piece = FIRST_FRAMES * synth._hop
+    assert piece - synth.rate * 0.1 < len(chunks[0]) <= piece
     total = sum(len(c) for c in chunks) / synth.rate
     assert 2.5 < total < 8
 
