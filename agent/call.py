@@ -413,6 +413,8 @@ class Call:
             "error": self.error,
             "barge_ins": conv.barge_ins if conv else 0,
             "resumes": conv.conversation.resumes if conv else 0,
+            # turns started on a short silence and dropped when the caller went on
+            "speculations_dropped": conv.conversation.speculations_dropped if conv else 0,
             "turns": [{"index": r.index, "user": r.user_text, "agent": r.agent_text,
                        "interrupted": r.interrupted, "timings_ms": r.timings.relative_ms()}
                       for r in (conv.records if conv else [])],

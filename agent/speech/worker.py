@@ -22,6 +22,7 @@ T = TypeVar("T")
 URGENT, LATER = 0, 1  # a caller is waiting for it now / it can wait for the urgent ones
 _running = 0  # jobs running now on all workers of the process
 _urgent = 0  # ... of which a caller is waiting for
+_replies: dict[int, int] = {}  # replies each local language model is writing (own thread)
 _running_lock = threading.Lock()
 
 
@@ -35,6 +36,20 @@ def urgent_jobs_running() -> int:
     """How many running jobs a caller is waiting for (the language model lets those have
     the cores before the rest of any answer)."""
     return _urgent
+
+
+def replies_being_written(model: object, count: int) -> None:
+    """A local language model's worker says how many replies it has open."""
+    if count:
+        _replies[id(model)] = count
+    else:
+        _replies.pop(id(model), None)
+
+
+def engines_idle() -> bool:
+    """Nothing a caller waits for is being worked on: no transcript, no first clause's
+    voice, no reply being written (drafts of speech still going on do not count)."""
+    return _urgent == 0 and not _replies
 
 
 @dataclass(order=True)

@@ -110,6 +110,7 @@ def _daemon_view(summaries: Sequence[dict]) -> dict[str, Any]:
                 if (s.get("playout") or {}).get("lateness_p99_ms") is not None]
     return {"summaries": len(summaries),
             "barge_ins": sum(s.get("barge_ins", 0) for s in summaries),
+            "speculations_dropped": sum(s.get("speculations_dropped", 0) for s in summaries),
             "playout_restarts": sum((s.get("playout") or {}).get("restarts", 0)
                                     for s in summaries),
             "playout_lateness_p99_ms": summarize(lateness, (50,)),
@@ -254,6 +255,9 @@ def _stage_lines(levels: list[dict[str, Any]]) -> list[str]:
     lines.append(f"{'caller v2v p50 - first_audio_out p50':<34}" + rest)
     sources = "".join(f"{_sources(lvl):>16}" for lvl in staged)
     lines.append(f"{'answers voiced now / from cache':<34}" + sources)
+    dropped = "".join(f"{level['daemon'].get('speculations_dropped', 0):>15} "
+                      for level in staged)
+    lines.append(f"{'turns begun on a pause, dropped':<34}" + dropped)
     return lines
 
 
