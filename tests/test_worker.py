@@ -71,8 +71,8 @@ async def test_running_jobs_are_counted_for_the_language_model_to_share_cores() 
     assert inside == [1] and jobs_running() == 0
 
 
-async def test_the_engines_are_idle_only_with_nothing_a_caller_waits_for() -> None:
-    from agent.speech.worker import engines_idle, replies_being_written
+async def test_the_engines_are_idle_for_one_call_with_nothing_its_caller_waits_for() -> None:
+    from agent.speech.worker import calls_served, engines_idle, replies_being_written
 
     worker = InferenceWorker("test-worker")
     assert engines_idle()
@@ -86,6 +86,11 @@ async def test_the_engines_are_idle_only_with_nothing_a_caller_waits_for() -> No
     assert not engines_idle()
     replies_being_written(model, 0)
     assert engines_idle()
+    with calls_served():
+        assert engines_idle()  # one call
+        with calls_served():
+            assert not engines_idle()  # another caller may need the engines any moment
+        assert engines_idle()
 
 
 def test_threads_are_planned_for_the_box_not_per_engine() -> None:

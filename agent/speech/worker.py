@@ -9,10 +9,11 @@ other. A job whose caller stopped waiting (barge-in, hang-up) is dropped before 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ URGENT, LATER = 0, 1  # a caller is waiting for it now / it can wait for the urg
 _running = 0  # jobs running now on all workers of the process
 _urgent = 0  # ... of which a caller is waiting for
 _replies: dict[int, int] = {}  # replies each local language model is writing (own thread)
+_calls = 0  # calls being served (their callers heard) by this process
 _running_lock = threading.Lock()
 
 
@@ -46,10 +48,24 @@ def replies_being_written(model: object, count: int) -> None:
         _replies.pop(id(model), None)
 
 
+@contextlib.contextmanager
+def calls_served() -> Iterator[None]:
+    """Count a call as served for as long as the block runs."""
+    global _calls
+    with _running_lock:
+        _calls += 1
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _calls -= 1
+
+
 def engines_idle() -> bool:
-    """Nothing a caller waits for is being worked on: no transcript, no first clause's
-    voice, no reply being written (drafts of speech still going on do not count)."""
-    return _urgent == 0 and not _replies
+    """At most one call is served, and nothing its caller waits for is being worked on: no
+    transcript, no first clause's voice, no reply being written (drafts of speech still
+    going on do not count)."""
+    return _calls <= 1 and _urgent == 0 and not _replies
 
 
 @dataclass(order=True)
