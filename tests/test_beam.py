@@ -89,3 +89,26 @@ def test_a_refund_is_taken_off_the_score_of_a_hypothesis() -> None:
                     lambda t, p: np.stack([TABLE.get((x,), lp(end=1.0)) for x in t]),
                     lambda m, t, _f: Match(refund=5.0) if t == B else m, 2, 10, END)
     assert losing.ids[0] == A  # the refund moved to B: A's path wins
+
+
+def test_a_short_transcript_that_finished_first_does_not_end_the_search() -> None:
+    """Two finished hypotheses used to end the search: a transcript that skipped the first
+    words (here C alone, like "555-213-4491" without "My number is") won before the whole
+    one (A B C) had ended, though the whole one is surer token by token."""
+    table = {
+        (): lp(a=0.6, c=0.4),
+        (A,): lp(b=0.9, end=0.1),
+        (A, B): lp(c=0.95, end=0.05),
+        (A, B, C): lp(end=0.97, c=0.03),
+        (C,): lp(end=0.9, c=0.1),
+    }
+    written: list[tuple[int, ...]] = [()]
+
+    def step(tokens: list[int], parents: list[int]) -> np.ndarray:
+        nonlocal written
+        written = [written[p] + (t,) for t, p in zip(tokens, parents, strict=True)]
+        return np.stack([table.get(w, lp(end=1.0)) for w in written])
+
+    found = search(table[()], Hypothesis(), lambda row, _h: (row, frozenset()), step,
+                   lambda m, _t, _f: m, 2, 10, END)
+    assert found.ids == (A, B, C)

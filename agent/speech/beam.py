@@ -1,9 +1,13 @@
 """Beam search over a decoder with a key/value cache, one token a step for every beam.
 
 The ``width`` most likely continuations are kept at each step (by the sum of their tokens'
-log-probabilities); a hypothesis that ends, or reaches ``cap`` tokens, is finished; the
-search stops when ``width`` are finished, and the one with the best mean log-probability per
-token wins. With a width of 1 it is greedy decoding. The rules of what may be written
+log-probabilities); a hypothesis that ends, or reaches ``cap`` tokens, is finished, and the
+one with the best mean log-probability per token wins. The search goes on while a live
+hypothesis could still finish with a better mean than the best finished one (if every
+token it has left up to ``cap`` were certain): stopping once ``width`` had finished let a
+short transcript that skipped the first words ("555-213-4491") win over the whole one
+("My number is 555-213-4491.") before the whole one had ended. With a width of 1 it is
+greedy decoding. The rules of what may be written
 (speech or no speech, unsure digits, the agent's words) are the ``scores`` function's.
 """
 
@@ -75,7 +79,8 @@ def search(row: np.ndarray, start: Hypothesis, scores: Scores, step: Step, follo
                 parents.append(b)
             if len(going) == width:
                 break
-        if len(done) >= width or not going:
+        if not going or (len(done) >= width and max(h.mean for h in done) >= max(
+                h.score / cap for h in going)):
             break
         live, rows = going, step([h.ids[-1] for h in going], parents)
     return max(done or live, key=lambda h: h.mean)
