@@ -281,14 +281,18 @@ async def test_the_installed_decoder_keeps_int8_weights_and_the_same_words(model
     raw = MoonshineSettings(digit_floor=0.0)
     ours = MoonshineTranscriber(encoder, threads=1, settings=raw)
     reference = MoonshineTranscriber(float_conversion(tmp_path), threads=1, settings=raw)
+    apart = []
     for text in ("I would like to book an appointment for next Tuesday morning.",
                  "My date of birth is March fourth, nineteen eighty two.",
                  "Can you tell me if the pharmacy is open on Sunday?"):
         audio = speaker.say(text, voice)
-        # int8 activations round differently: a word may change on a hard clip (Piper's
-        # audio is not the same from run to run); the evaluation measures the whole effect
-        assert words_apart((await ours.transcribe(audio)).text,
-                           (await reference.transcribe(audio)).text) <= 1
+        apart.append(words_apart((await ours.transcribe(audio)).text,
+                                 (await reference.transcribe(audio)).text))
+    # int8 activations round differently: a word may change on a hard clip (Piper's audio
+    # is not the same from run to run), and with it the word boundary next to it ("date of"
+    # heard as "day to" by one of the two, once in CI); the evaluation measures the whole
+    # effect. Of 30 words, at most one such slip.
+    assert sum(apart) <= 2, apart
 
 
 def test_products_of_float_inputs_keep_their_float_weights() -> None:
