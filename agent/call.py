@@ -34,7 +34,6 @@ from agent.recording.writer import CallRecording, recording_name
 from agent.records import END_REASONS, CallRecorder
 from agent.settings import ANNOUNCEMENT, AgentSpec, DaemonSettings
 from agent.speech.engines import Engines
-from agent.speech.worker import calls_served
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +133,7 @@ class Call:
                 async with asyncio.TaskGroup() as tasks:
                     self._group = tasks
                     await self._answer()
-                    with calls_served():
-                        await self._serve()
+                    await self._serve()
                     for task in self._tasks:
                         task.cancel()
             except* Exception as group:

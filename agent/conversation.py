@@ -7,8 +7,7 @@ turn, interrupt the agent, reprompt, finish, hand keypad digits on. It never tou
 audio, tasks or history: ``agent.dialogue`` acts on its decisions. So it is tested with
 booleans on a virtual clock.
 
-Speculation: once the caller has been quiet for ``SPECULATE_AFTER`` seconds
-(``SPECULATE_EARLY`` when one call is served and the engines are idle), work on the
+Speculation: once the caller has been quiet for ``SPECULATE_AFTER`` seconds, work on the
 turn starts while the end-of-turn silence is still being confirmed; its audio is held
 back until the turn is released. If the caller goes on talking, it is dropped unheard.
 """
@@ -19,10 +18,6 @@ import enum
 from dataclasses import dataclass
 
 SPECULATE_AFTER = 0.12  # seconds of caller silence before speculative work starts
-# ... when the box serves one call and nothing is being worked on for it: a turn begun on
-# a pause the caller then talks through costs only idle time (README, "How a call is
-# served"; with several calls 15-25 such turns in 100 took the engines from others)
-SPECULATE_EARLY = 0.06
 DIGIT_GAP = 2.0  # seconds after the last key press before the digits are handed on
 KEY_TONE_SECONDS = 0.4  # caller audio ignored after a key press (its in-band tone)
 PAUSE_AFTER = 0.06  # seconds of caller sound over the agent before its audio is held
@@ -98,7 +93,6 @@ class Conversation:
         self._judged = False  # the speech in progress was judged a backchannel: let it end
         self._over_agent = False  # the caller's speech in progress began over the agent
         self.speculations_dropped = 0
-        self._speculated_after = SPECULATE_AFTER
         self._last_activity = now
         self._reprompted = False
         self._digits = ""
@@ -108,14 +102,12 @@ class Conversation:
     # -- facts from the caller's audio -----------------------------------------------------
     def frame(self, *, started: bool, ended: bool, caller_speaking: bool, silence: float,
               speech_seconds: float, agent_speaking: bool, onset: float = 0.0,
-              quiet: float = 0.0, complete: bool | None = None,
-              speculate_after: float = SPECULATE_AFTER) -> list[Decision]:
+              quiet: float = 0.0, complete: bool | None = None) -> list[Decision]:
         """One frame of caller audio was taken in by the turn detector.
 
         ``onset`` is how long the caller's sound in progress has lasted (0 when quiet),
         ``quiet`` how long since their last voiced frame, ``complete`` whether the speech
-        so far is judged a whole turn (None: no judgement), ``speculate_after`` the silence
-        after which work on the turn starts speculatively. The detector itself ends a
+        so far is judged a whole turn (None: no judgement). The detector itself ends a
         turn only after its longest silence: a complete turn ends after ``quick_end``, an
         unjudged one after ``end_silence``, an unfinished one waits for the detector.
         """
@@ -147,13 +139,12 @@ class Conversation:
                 # (with barge-in off the agent may still be answering: the new turn waits)
                 self.phase = TurnPhase.RELEASED
                 out.append(Decision(Act.START))
-        elif self.phase is TurnPhase.SPECULATIVE and silence < self._speculated_after:
+        elif self.phase is TurnPhase.SPECULATIVE and silence < SPECULATE_AFTER:
             self.speculations_dropped += 1  # they went on speaking
             out.append(self._end_turn(Act.DROP))
         elif (self.phase is TurnPhase.NONE and caller_speaking and not self._over_agent
-              and silence >= speculate_after - 1e-9 and not agent_speaking):
+              and silence >= SPECULATE_AFTER and not agent_speaking):
             self.phase = TurnPhase.SPECULATIVE
-            self._speculated_after = silence  # the silence broken if they go on
             out.append(Decision(Act.SPECULATE))
         if not self.timers.barge_in or self.finished:  # the goodbye is heard whole
             return out

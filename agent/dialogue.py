@@ -19,15 +19,7 @@ import numpy as np
 
 from agent.answers.policy import Answerer
 from agent.clock import Clock
-from agent.conversation import (
-    SPECULATE_AFTER,
-    SPECULATE_EARLY,
-    Act,
-    Conversation,
-    Decision,
-    Timers,
-    barge_in_floor,
-)
+from agent.conversation import Act, Conversation, Decision, Timers, barge_in_floor
 from agent.events import CallEvent, Sink, TurnRecord
 from agent.flows import FlowRunner
 from agent.media.audio import AudioChunk
@@ -40,7 +32,6 @@ from agent.speech.completion import backchannel, looks_unfinished
 from agent.speech.drafts import Drafts
 from agent.speech.engines import Engines
 from agent.speech.turns import SpeechStarted, TurnEnded, TurnSettings, TurnTaker, Utterance
-from agent.speech.worker import engines_idle
 from agent.timings import TurnTimings
 from agent.tools.runner import CallControl, ToolRunner
 from agent.voice import Voice
@@ -137,8 +128,7 @@ class Dialogue:
             started=started, ended=utterance is not None, caller_speaking=detector.speaking,
             silence=detector.silence, speech_seconds=detector.span,
             agent_speaking=self.speaking, onset=detector.onset, quiet=detector.quiet,
-            complete=self._complete,
-            speculate_after=SPECULATE_EARLY if engines_idle() else SPECULATE_AFTER), utterance)
+            complete=self._complete), utterance)
 
     def tick(self) -> None:
         """Once per frame: timers (silence reprompt, keypad pauses)."""

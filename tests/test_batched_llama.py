@@ -74,25 +74,6 @@ async def test_calls_are_answered_together_and_each_keeps_its_own_cache(model_pa
         model.close()
 
 
-async def test_replies_being_written_keep_the_engines_busy(model_path) -> None:
-    from agent.speech.worker import engines_idle
-
-    model = BatchedLlamaChatModel(model_path, slots=2)
-    try:
-        busy = []
-        async for _ in model.stream(conversation(QUESTIONS[0])):
-            busy.append(not engines_idle())
-        assert len(busy) > 2 and busy[0]  # (its end may be noted before its last pieces
-        # are read)
-        for _ in range(100):  # the worker notes the end before it waits for more
-            if engines_idle():
-                break
-            await asyncio.sleep(0.01)
-        assert engines_idle()
-    finally:
-        model.close()
-
-
 async def test_json_schema_constrains_the_answer(model_path) -> None:
     schema = {"type": "object", "properties": {"day": {"type": "string",
                                                       "enum": ["Monday", "Tuesday"]}},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.conversation import SPECULATE_AFTER, SPECULATE_EARLY, Act, Conversation, Timers
+from agent.conversation import SPECULATE_AFTER, Act, Conversation, Timers
 from agent.speech.completion import backchannel
 
 FRAME = 0.02
@@ -18,7 +18,6 @@ class Floor:
         self._speech = 0.0
         self._silence = 0.0
         self._speaking = False
-        self.speculate_after = SPECULATE_AFTER
 
     def frames(self, seconds: float, *, speech: bool, started: bool = False,
                ended_after: float | None = None) -> list[Act]:
@@ -35,8 +34,7 @@ class Floor:
             decisions = self.conv.frame(started=started and i == 0, ended=ended,
                                         caller_speaking=self._speaking,
                                         silence=self._silence, speech_seconds=self._speech,
-                                        agent_speaking=self.agent_speaking,
-                                        speculate_after=self.speculate_after)
+                                        agent_speaking=self.agent_speaking)
             if ended:
                 self._speaking, self._speech, self._silence = False, 0.0, 0.0
             decisions += self.conv.tick(self.now, agent_speaking=self.agent_speaking,
@@ -57,21 +55,6 @@ def test_speculation_is_dropped_when_the_caller_goes_on() -> None:
     floor.frames(1.0, speech=True, started=True)
     assert floor.frames(SPECULATE_AFTER + 0.04, speech=False) == [Act.SPECULATE]
     assert floor.frames(0.1, speech=True) == [Act.DROP]
-    assert floor.conv.speculations_dropped == 1
-
-
-def test_idle_engines_start_a_turn_on_a_shorter_pause() -> None:
-    floor = Floor()
-    floor.speculate_after = SPECULATE_EARLY
-    floor.frames(1.0, speech=True, started=True)
-    assert floor.frames(SPECULATE_EARLY, speech=False) == [Act.SPECULATE]
-    # the engines became busy meanwhile: the turn begun stays until the caller goes on
-    floor.speculate_after = SPECULATE_AFTER
-    assert floor.frames(SPECULATE_AFTER, speech=False) == []
-    assert floor.frames(0.1, speech=True) == [Act.DROP]
-    # busy engines: the same pause is talked through without a turn begun
-    assert floor.frames(SPECULATE_EARLY, speech=False) == []
-    assert floor.frames(0.1, speech=True) == []
     assert floor.conv.speculations_dropped == 1
 
 

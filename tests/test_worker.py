@@ -71,28 +71,6 @@ async def test_running_jobs_are_counted_for_the_language_model_to_share_cores() 
     assert inside == [1] and jobs_running() == 0
 
 
-async def test_the_engines_are_idle_for_one_call_with_nothing_its_caller_waits_for() -> None:
-    from agent.speech.worker import calls_served, engines_idle, replies_being_written
-
-    worker = InferenceWorker("test-worker")
-    assert engines_idle()
-    seen: list[bool] = []
-    await worker.run(lambda: seen.append(engines_idle()), priority=LATER)  # a draft
-    await worker.run(lambda: seen.append(engines_idle()), priority=URGENT)  # a transcript
-    assert seen == [True, False] and engines_idle()
-    model, other = object(), object()
-    replies_being_written(model, 2)
-    replies_being_written(other, 0)
-    assert not engines_idle()
-    replies_being_written(model, 0)
-    assert engines_idle()
-    with calls_served():
-        assert engines_idle()  # one call
-        with calls_served():
-            assert not engines_idle()  # another caller may need the engines any moment
-        assert engines_idle()
-
-
 def test_threads_are_planned_for_the_box_not_per_engine() -> None:
     from agent.speech.engines import ThreadPlan
 

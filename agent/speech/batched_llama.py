@@ -27,7 +27,7 @@ from typing import Any
 from agent.speech.chat_model import MAX_PAUSE, Message, for_template
 from agent.speech.llm_slots import SLOTS, Placement, Progress, Slot, common_prefix, place, plan_step
 from agent.speech.priority import lower_thread_priority
-from agent.speech.worker import jobs_running, replies_being_written, urgent_jobs_running
+from agent.speech.worker import jobs_running, urgent_jobs_running
 
 log = logging.getLogger(__name__)
 PENALTY_LAST_N = 64  # as llama-cpp-python's own sampling: repeats among the last 64 tokens
@@ -256,14 +256,11 @@ class BatchedLlamaChatModel:
         lower_thread_priority()
         while True:
             with self._cond:
-                if not self._waiting and not self._open:
-                    replies_being_written(self, 0)
                 while not self._closed and not self._waiting and not self._open:
                     self._cond.wait()
                 if self._closed:
                     break
                 waiting, self._waiting = self._waiting, []
-                replies_being_written(self, sum(r.stable is None for r in self._open + waiting))
             self._waiting_back(self._admit(waiting))
             self._drop_cancelled()
             if self._open:
@@ -273,7 +270,6 @@ class BatchedLlamaChatModel:
                     log.exception("language model step failed")
                     for request in list(self._open):
                         self._finish(request, exc)
-        replies_being_written(self, 0)
         for request in self._open + self._waiting:
             request.put(RuntimeError("the language model is closed"))
             request.put(None)

@@ -9,11 +9,10 @@ other. A job whose caller stopped waiting (barge-in, hang-up) is dropped before 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -23,8 +22,6 @@ T = TypeVar("T")
 URGENT, LATER = 0, 1  # a caller is waiting for it now / it can wait for the urgent ones
 _running = 0  # jobs running now on all workers of the process
 _urgent = 0  # ... of which a caller is waiting for
-_replies: dict[int, int] = {}  # replies each local language model is writing (own thread)
-_calls = 0  # calls being served (their callers heard) by this process
 _running_lock = threading.Lock()
 
 
@@ -38,34 +35,6 @@ def urgent_jobs_running() -> int:
     """How many running jobs a caller is waiting for (the language model lets those have
     the cores before the rest of any answer)."""
     return _urgent
-
-
-def replies_being_written(model: object, count: int) -> None:
-    """A local language model's worker says how many replies it has open."""
-    if count:
-        _replies[id(model)] = count
-    else:
-        _replies.pop(id(model), None)
-
-
-@contextlib.contextmanager
-def calls_served() -> Iterator[None]:
-    """Count a call as served for as long as the block runs."""
-    global _calls
-    with _running_lock:
-        _calls += 1
-    try:
-        yield
-    finally:
-        with _running_lock:
-            _calls -= 1
-
-
-def engines_idle() -> bool:
-    """At most one call is served, and nothing its caller waits for is being worked on: no
-    transcript, no first clause's voice, no reply being written (drafts of speech still
-    going on do not count)."""
-    return _calls <= 1 and _urgent == 0 and not _replies
 
 
 @dataclass(order=True)
