@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent.media.audio import rms_dbfs
 from agent.media.resample import Resampler, resample
 from agent.speech.synthesizer import (
     FIRST_FRAMES,
@@ -143,10 +144,6 @@ def test_a_multi_speaker_voice_is_voiced_whole_as_its_default_speaker(
     assert len(np.concatenate(asyncio.run(voiced()))) > synth.rate // 4
 
 
-def level_dbfs(pcm: np.ndarray) -> float:
-    return 20 * np.log10(np.sqrt(np.mean(np.square(pcm, dtype=np.float64))) / 32768 + 1e-12)
-
-
 def test_a_sentence_starts_one_window_before_its_first_sound() -> None:
     rate = 8000
     window = int(rate * LEAD_WINDOW)
@@ -170,4 +167,4 @@ def test_real_voice_answers_start_with_sound_not_silence(synth: PiperSynthesizer
     for text in ["We open at nine on Saturday.", "I'm sorry, I don't have that information."]:
         for pcm in (asyncio.run(first(text)), synth.synthesize_blocking(text)[0]):
             opening = pcm[:int(synth.rate * 0.015)]  # the first 15 ms
-            assert level_dbfs(opening) > -60, text
+            assert rms_dbfs(opening) > -60, text
