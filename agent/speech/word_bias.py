@@ -79,11 +79,6 @@ class WordBias:
     def __bool__(self) -> bool:
         return bool(self.phrases)
 
-    def _extend(self, match: Match, token: int) -> list[str]:
-        """The phrase starts that ``token`` would leave, from ``match`` or a new word."""
-        going, fresh = self._grow(match, token)
-        return going + fresh
-
     def _grow(self, match: Match, token: int) -> tuple[list[str], list[str]]:
         """The phrases begun that ``token`` goes on with, and the one it starts."""
         text = self._texts[token] if token < len(self._texts) else ""
@@ -103,7 +98,7 @@ class WordBias:
         near = np.flatnonzero(logits >= top - self.window)
         if len(near) > MAX_CANDIDATES:
             near = near[np.argsort(logits[near])[::-1][:MAX_CANDIDATES]]
-        favoured = frozenset(int(t) for t in near if self._extend(match, int(t)))
+        favoured = frozenset(int(t) for t in near if any(self._grow(match, int(t))))
         for token in favoured:
             logits[token] += self.boost
         return favoured
