@@ -394,6 +394,18 @@ def test_an_unsourced_number_or_day_is_refused_as_soon_as_it_is_a_whole_word() -
     assert not guard.refuses_already("Ask for Dr. Jones ")  # names: the whole clause only
 
 
+@pytest.mark.parametrize(("clause", "allowed"), [
+    ("Sorry, I may have misheard that.", True), ("May I have your name, please?", True),
+    ("That may take a moment.", True), ("We are closed in May.", False),
+    ("May 5 is a holiday.", False), ("In March we close early.", False),
+])
+def test_may_and_march_are_months_only_when_written_as_one(clause, allowed) -> None:
+    """"may" the word is no unsourced month; "May" inside a sentence or before a number is."""
+    guard = FactGuard(SOURCES, history(("user", "Can I ask something?")))
+    assert guard.allows(clause) is allowed, guard.refused
+    assert FactGuard(SOURCES, history()).refuses_already(clause + " ") is not allowed
+
+
 async def test_the_model_stops_at_the_first_refused_word_not_the_clause_end() -> None:
     from agent.answers.clauses import ClauseGate, gated
 

@@ -28,6 +28,9 @@ IMPLIED_DAYS = {"weekday": WEEKDAYS, "weekdays": WEEKDAYS, "weekend": DAYS - WEE
                 "weekends": DAYS - WEEKDAYS, "daily": DAYS}
 MONTHS = wordset("january february march april may june july august september october "
                    "november december")
+# Month names that are everyday words too ("anything else you may need"): a month only with
+# a capital inside a sentence ("closed in May"), or before a number ("May 5").
+EVERYDAY_MONTHS = wordset("may march")
 TITLES = ("dr.", "mr.", "mrs.", "ms.", "st.", "prof.")
 _NAME_SAID = re.compile(
     r"\b(?i:my name is|my name's|this is|i am|i'm|it's|call me)\s+"
@@ -135,6 +138,8 @@ class FactGuard:
     def _unsourced_day(self, text: str) -> str:
         for word in _WORD.findall(text):
             low = word.lower().replace("’", "'")
+            if low in EVERYDAY_MONTHS and not _names_month(text, word):
+                continue
             if (low in DAYS or low in MONTHS) and low not in self._source_words \
                     and low not in self._caller_words:
                 return "day"
@@ -150,7 +155,7 @@ class FactGuard:
         words = _WORD.findall(clause)
         for index, word in enumerate(words):
             low = word.lower().replace("’", "'")
-            if low in DAYS or low in MONTHS:
+            if low in DAYS or low in MONTHS:  # "May I …" opens a sentence: no name either
                 continue
             if not word[0].isupper() or low in PLAIN or low in self._source_words:
                 continue
@@ -206,6 +211,14 @@ class FactGuard:
 
 def _key(text: str) -> str:
     return " ".join(tokens(text))
+
+
+def _names_month(text: str, word: str) -> bool:
+    """``word`` (first occurrence; "May", "march") is the month: capitalised inside a
+    sentence, or before a number."""
+    at = text.find(word)
+    before_number = re.match(r"\s+\d", text[at + len(word):]) is not None
+    return word[0].isupper() and (before_number or not _sentence_start(text, word))
 
 
 def _sentence_start(clause: str, word: str) -> bool:
