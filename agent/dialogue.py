@@ -349,6 +349,7 @@ class Dialogue:
     def greet(self) -> None:
         """Play the greeting from the phrase cache at once."""
         self.voice.phrase(self.spec.greeting)
+        self.drafts.ahead()
 
     async def say_goodbye(self) -> None:
         """Stop whatever is going on, say goodbye and wait until it has been heard."""
@@ -395,6 +396,7 @@ class Dialogue:
             self.records.append(record)
             self.history.append(turn.message)
             record.agent_text = await self.responder.respond(turn)
+            self.drafts.ahead()
             self._failed_turns = 0
             log.info("turn %d timings ms: %s", timings.index, timings.log_line())
             self._sink(record)

@@ -126,6 +126,40 @@ async def test_a_full_cache_ends_the_newest_request_and_the_others_go_on(model_p
         model.close()
 
 
+async def test_the_conversation_so_far_is_evaluated_before_the_caller_speaks(
+        model_path) -> None:
+    """An answer the model did not write (a cached phrase) is in the cache before the
+    caller's next words: the turn evaluates only those words, and answers as without (its
+    opening: the same conversation evaluated in other pieces rounds a little differently,
+    and a long answer may part later on)."""
+    plain = BatchedLlamaChatModel(model_path, slots=2, flash_attention=False)
+    ahead = BatchedLlamaChatModel(model_path, slots=2, flash_attention=False)
+    try:
+        said = [*conversation(QUESTIONS[0]),
+                {"role": "assistant", "content": "I'm sorry, I don't have that information. "
+                                                 "I can put you through to someone who can "
+                                                 "help. Would you like that?"}]
+        turn = [*said, {"role": "user", "content": "No thanks. When do you open?"}]
+        expected, _, _ = await collect(plain, turn)
+        ahead.warm(said[:2])
+        before = ahead.evaluated
+        ahead.prefill([*said, {"role": "user", "content": ""}])
+        for _ in range(200):  # it runs when the model is idle: now
+            if ahead.evaluated > before and not any(s.busy for s in ahead.slots):
+                break
+            await asyncio.sleep(0.01)
+        prefilled = ahead.evaluated - before
+        answer, _, _ = await collect(ahead, turn)
+        assert answer.split()[:8] == expected.split()[:8]
+        # the caller's words and the turn's markers; without the prefill, the cached
+        # phrase's ~30 tokens too
+        words = len(ahead._tokens(turn)) - len(ahead._tokens(said))  # noqa: SLF001
+        assert prefilled > 30 and ahead.evaluated - before - prefilled <= words + 2
+    finally:
+        plain.close()
+        ahead.close()
+
+
 async def test_a_prefill_of_the_callers_first_words_leaves_the_turn_less_to_evaluate(
         model_path) -> None:
     """The conversation and a draft of the caller's words are evaluated ahead of the turn:

@@ -131,3 +131,20 @@ async def test_each_draft_is_offered_to_the_model_after_the_conversation_so_far(
     plain = Drafts(stt, spawner(tasks), chat=object(), history=history)
     plain.offer(speech(7.0, 1.5), audio_of)
     await asyncio.gather(*tasks)
+
+
+def test_once_the_agent_has_spoken_the_conversation_so_far_is_offered_to_the_model() -> None:
+    class Reading:
+        def __init__(self) -> None:
+            self.read: list[list] = []
+
+        def prefill(self, messages) -> None:
+            self.read.append(list(messages))
+
+    history = [{"role": "system", "content": "Be brief."},
+               {"role": "assistant", "content": "Hello."}]
+    chat = Reading()
+    Drafts(FakeTranscriber("", drafts=True), spawner([]), chat=chat, history=history).ahead()
+    assert chat.read == [[*history, {"role": "user", "content": ""}]]
+    # a model without prefill (remote, fakes) is simply not offered anything
+    Drafts(FakeTranscriber(""), spawner([]), chat=object(), history=history).ahead()

@@ -160,13 +160,16 @@ class BatchedLlamaChatModel:
     def prefill(self, messages: Sequence[Message]) -> None:
         """Evaluate ``messages`` (the conversation and the words of a caller still speaking)
         when the model has nothing else to do, so that the turn, when it comes, finds most
-        of its prompt in the cache. Returns at once; a newer prefill or any turn replaces
-        it."""
+        of its prompt in the cache. Last words still empty: the conversation so far, up to
+        where the caller's words will go. Returns at once; a newer prefill or any turn
+        replaces it."""
         *history, last = messages
         tokens = self._tokens(messages)
         # the part a turn with other last words still shares: up to where those words begin
-        stable = common_prefix(self._tokens([*history, {"role": last["role"], "content": ""}]),
-                               tokens)
+        other = {"role": last["role"], "content": "" if last["content"] else "Hello."}
+        stable = common_prefix(self._tokens([*history, other]), tokens)
+        if not last["content"]:
+            tokens = tokens[:stable]
         if len(tokens) >= self.sequence_context:
             return
         self._submit(_Request(tokens, 0, lambda item: None, None, None, time.monotonic(),

@@ -10,6 +10,7 @@ one-pass check slightly differently, a word may differ on a hard clip: 2 of 45 m
 Each draft also goes to the language model, when it can take it (``prefill``): the
 conversation so far and the draft's words are evaluated while the caller talks, when the
 model has nothing else to do, so the turn finds most of its prompt already in the cache.
+So does the conversation itself once the agent has spoken (``ahead``).
 """
 
 from __future__ import annotations
@@ -79,6 +80,18 @@ class Drafts:
                     self._prefill([*self._history, Message(role="user", content=draft.text)])
                 except Exception as err:  # only a head start: the turn is evaluated anyway
                     log.warning("prefill failed: %s", type(err).__name__)
+
+    def ahead(self) -> None:
+        """The conversation so far (the agent has just spoken) to the language model, when
+        it can take it: the caller's next turn then starts from its own words, not from the
+        agent's last answer (a cached phrase, 20-30 tokens, was never evaluated; a short
+        question gets no draft)."""
+        if self._prefill is None:
+            return
+        try:
+            self._prefill([*self._history, Message(role="user", content="")])
+        except Exception as err:  # only a head start: the turn is evaluated anyway
+            log.warning("prefill failed: %s", type(err).__name__)
 
     async def latest(self, start: float) -> Transcript | None:
         """The freshest draft of the speech that began at ``start`` (waiting for one in
