@@ -26,7 +26,7 @@ from pathlib import Path
 
 from agent.media.pacer import PACER_NICE
 from appliance.config import paths
-from appliance.pbx.runtime import PBX_ACCOUNT, ContainedAsterisk, asterisk_ids
+from appliance.pbx.runtime import PBX_ACCOUNT, ContainedAsterisk, asterisk_ids, raise_pbx_priority
 
 PIDFILE = "supervise.pid"
 SERVICE_USER = "switchboard"
@@ -103,8 +103,10 @@ def _become_with_nice(account: Account, nice_floor: int) -> Callable[[], None]:
 
 
 def _enter_root(root: Path, account: Account) -> Callable[[], None]:
-    """In the child before exec: chroot (needs root), then become ``account`` for good."""
+    """In the child before exec: Asterisk's priority (``raise_pbx_priority``), chroot (both
+    need root), then become ``account`` for good."""
     def enter() -> None:
+        raise_pbx_priority()
         os.chroot(root)
         os.chdir("/")
         become(account)
