@@ -140,6 +140,8 @@ class Call:
                 await self._failed(group.exceptions[0])
         finally:
             await asyncio.shield(self._cleanup())
+            if self.dialogue is not None:
+                self.dialogue.forget()
             reason = self.end_reason if self.end_reason in END_REASONS else "error"
             if self.error is not None:
                 self.sink.write("add_event", self.id, self.sink.wall(), "error", self.error)

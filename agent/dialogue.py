@@ -357,6 +357,16 @@ class Dialogue:
         self.voice.phrase(self.spec.goodbye)
         await self.playout.flush()
 
+    def forget(self) -> None:
+        """The call is over: the language model may give its cache of this conversation to
+        the next one first."""
+        forget = getattr(self.engines.chat, "forget", None)
+        if forget is not None:
+            try:
+                forget(list(self.history))
+            except Exception as err:  # noqa: BLE001  (only an order of reuse)
+                log.warning("forgetting the conversation failed: %s", type(err).__name__)
+
     def finish(self, reason: str) -> None:
         """Ask the call to end (goodbye first): timeout, max turns, or the hangup tool."""
         if not self.ended.is_set():

@@ -11,6 +11,7 @@ from agent.speech.llm_slots import (
     common_prefix,
     place,
     plan_step,
+    release,
 )
 
 SYSTEM = [1, 2, 3, 4, 5]
@@ -48,6 +49,20 @@ def test_the_oldest_idle_slot_is_reused_when_none_is_empty() -> None:
     recent = Slot(1, tokens=[8, 8], prompt=2, used=9.0)
     placement = place([old, recent], [1, 2, 3])
     assert placement is not None and placement.slot is old and placement.keep == 0
+
+
+def test_an_ended_conversations_slot_goes_before_one_of_a_call_in_progress() -> None:
+    listening = Slot(0, tokens=SYSTEM + [20, 21, 22], prompt=7, used=1.0)  # idle longest
+    ended = Slot(1, tokens=SYSTEM + [30, 31, 32], prompt=7, used=9.0)
+    release([listening, ended], SYSTEM + [30, 31, 32, 33])  # that call hung up
+    assert ended.used == 0.0 and listening.used == 1.0
+    placement = place([listening, ended], SYSTEM + [40, 41])
+    assert placement is not None and placement.slot is ended
+    assert placement.keep == len(SYSTEM)  # its instructions stay: only the rest goes
+    # a conversation that is not the one in the slot releases nothing; a busy slot neither
+    busy = Slot(2, tokens=SYSTEM + [50], prompt=6, busy=True, used=3.0)
+    release([listening, busy], SYSTEM + [60, 61])
+    assert listening.used == 1.0 and busy.used == 3.0
 
 
 def test_one_token_is_always_left_to_evaluate_and_busy_slots_are_never_given() -> None:

@@ -84,6 +84,14 @@ def place(slots: Sequence[Slot], tokens: Sequence[int]) -> Placement | None:
     return Placement(target, keep)
 
 
+def release(slots: Sequence[Slot], tokens: Sequence[int]) -> None:
+    """The idle slots holding the conversation ``tokens`` (its last prompt, at least) are
+    the first non-empty ones ``place`` gives away."""
+    for slot in slots:
+        if not slot.busy and slot.prompt and common_prefix(slot.tokens, tokens) >= slot.prompt:
+            slot.used = 0.0
+
+
 @dataclass
 class Progress:
     """What the scheduler needs to know of one open request."""
