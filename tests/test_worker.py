@@ -98,3 +98,21 @@ async def test_a_worker_with_two_threads_runs_two_jobs_side_by_side() -> None:
     both = threading.Barrier(2, timeout=5)  # each job waits until the other is running too
     results = await asyncio.gather(worker.run(both.wait), worker.run(both.wait))
     assert sorted(results) == [0, 1] and worker.ran == 2
+
+
+async def test_a_job_waits_for_a_wide_model_step_and_a_running_job_keeps_steps_narrow() -> None:
+    from agent.speech import worker as workers
+
+    worker = InferenceWorker("test-worker")
+    assert workers.wide_step()  # nothing running: the model may take every core
+    job = asyncio.create_task(worker.run(lambda: "heard"))
+    await asyncio.sleep(0.05)
+    assert not job.done() and workers.jobs_running() == 0  # held until the step ends
+    workers.narrow_step()
+    assert await job == "heard"
+    gate = threading.Event()
+    long = asyncio.create_task(worker.run(gate.wait, 5))
+    await asyncio.sleep(0.05)
+    assert not workers.wide_step()  # a job is running: the step takes one core
+    gate.set()
+    await long

@@ -25,14 +25,26 @@ from pathlib import Path
 from typing import Any
 
 from agent.speech.chat_model import MAX_PAUSE, Message, for_template
-from agent.speech.llm_slots import SLOTS, Placement, Progress, Slot, common_prefix, place, plan_step
+from agent.speech.llm_slots import (
+    SLOTS,
+    Placement,
+    Progress,
+    Slot,
+    common_prefix,
+    place,
+    plan_step,
+    release,
+)
 from agent.speech.priority import lower_thread_priority
-from agent.speech.worker import jobs_running, urgent_jobs_running
+from agent.speech.worker import jobs_running, narrow_step, urgent_jobs_running, wide_step
 
 log = logging.getLogger(__name__)
 PENALTY_LAST_N = 64  # as llama-cpp-python's own sampling: repeats among the last 64 tokens
 IDLE_WAIT = 0.005  # seconds the worker sleeps when every open reply is paused
 MAX_HOLD = 0.3  # seconds the rest of answers may wait for other callers' urgent jobs
+# Tokens of a step that may take every core: a turn's own words (after the prefill), and
+# replies writing a token each. A longer step would hold a transcript for too long.
+WIDE_TOKENS = 32
 WARM_TIMEOUT = 300.0  # seconds: evaluating an agent's instructions on a very busy box
 
 
@@ -131,6 +143,7 @@ class BatchedLlamaChatModel:
         self._grammars: dict[str, Any] = {}
         self._waiting: list[_Request] = []  # arrived, not yet placed in a slot
         self._open: list[_Request] = []  # the worker's own list
+        self._ended: list[list[int]] = []  # conversations over: their slots go first
         self._cond = threading.Condition()
         self._closed = False
         self._held = 0.0  # seconds the rest of answers has waited for urgent jobs
@@ -174,6 +187,16 @@ class BatchedLlamaChatModel:
             return
         self._submit(_Request(tokens, 0, lambda item: None, None, None, time.monotonic(),
                               stable=stable))
+
+    def forget(self, messages: Sequence[Message]) -> None:
+        """The conversation is over (its call ended): the slot that holds it is the first to
+        go to a new conversation, before the slot of a call still in progress (which would
+        otherwise, idle longest while its caller listens, lose its whole conversation and
+        evaluate it again on its next turn)."""
+        tokens = self._tokens(messages)
+        with self._cond:
+            self._ended.append(tokens)
+            self._cond.notify()
 
     async def stream(self, messages: Sequence[Message], pause: threading.Event | None = None,
                      schema: dict[str, Any] | None = None) -> AsyncIterator[str]:
@@ -259,11 +282,15 @@ class BatchedLlamaChatModel:
         lower_thread_priority()
         while True:
             with self._cond:
-                while not self._closed and not self._waiting and not self._open:
+                while not self._closed and not self._waiting and not self._open \
+                        and not self._ended:
                     self._cond.wait()
                 if self._closed:
                     break
                 waiting, self._waiting = self._waiting, []
+                ended, self._ended = self._ended, []
+            for tokens in ended:
+                release(self.slots, tokens)
             self._waiting_back(self._admit(waiting))
             self._drop_cancelled()
             if self._open:
@@ -376,8 +403,13 @@ class BatchedLlamaChatModel:
                 n += 1
             request.slot.tokens.extend(tokens)
         batch.n_tokens = n
-        self._share_cores(background=all(r.stable is not None for r, _, _ in taken))
-        if self._llama_cpp.llama_decode(self._ctx.ctx, batch) != 0:
+        wide = self._share_cores(n, background=all(r.stable is not None for r, _, _ in taken))
+        try:
+            failed = self._llama_cpp.llama_decode(self._ctx.ctx, batch) != 0
+        finally:
+            if wide:
+                narrow_step()
+        if failed:
             self._undo(taken)
             self._make_room(taken)
             return
@@ -388,18 +420,26 @@ class BatchedLlamaChatModel:
             if request.stable is not None and not request.pending:
                 self._finish(request)  # prefilled: the cache holds it for the turn
 
-    def _share_cores(self, background: bool = False) -> None:
+    def _share_cores(self, tokens: int, background: bool = False) -> bool:
         """Use the cores the other engines (and other processes) leave: llama.cpp's threads
         meet at a spinning barrier after each operation, so one more thread than there are
-        free cores costs far more than it brings (see ``engines.ThreadPlan``). A prefill
-        (nobody waits for it yet) gets one core: the call's media keeps the other."""
+        free cores costs far more than it brings (see ``engines.ThreadPlan``). A step on
+        more than one core holds the other engines' jobs until it ends (``wide_step``), so
+        only a step of at most ``WIDE_TOKENS`` gets them; a prefill (nobody waits for it
+        yet) gets one core: the call's media keeps the other. Whether the step is wide."""
         if self.threads == 1:
-            return
-        busy = max(jobs_running(), runnable_elsewhere())
-        threads = 1 if background else max(1, min(self.threads, self.cores - busy))
+            return False
+        # one other thread ready to run is tolerated: the event loop, the pacer, Asterisk
+        # (short bursts, at a higher priority than the model's threads)
+        busy = max(jobs_running(), runnable_elsewhere() - 1)
+        threads = 1 if background or tokens > WIDE_TOKENS else \
+            max(1, min(self.threads, self.cores - busy))
+        wide = threads > 1 and wide_step()
+        threads = threads if wide else 1
         if threads != self._threads_now:
             self._llama_cpp.llama_set_n_threads(self._ctx.ctx, threads, threads)
             self._threads_now = threads
+        return wide
 
     def _undo(self, taken: list[tuple[_Request, list[int], bool]]) -> None:
         """Put back what a batch that could not be evaluated took."""
