@@ -108,6 +108,7 @@ async def test_a_job_waits_for_a_wide_model_step_and_a_running_job_keeps_steps_n
     job = asyncio.create_task(worker.run(lambda: "heard"))
     await asyncio.sleep(0.05)
     assert not job.done() and workers.jobs_running() == 0  # held until the step ends
+    assert not workers.wide_step()  # and the next step leaves it a core: it waits no more
     workers.narrow_step()
     assert await job == "heard"
     gate = threading.Event()

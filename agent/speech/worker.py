@@ -23,9 +23,10 @@ URGENT, LATER = 0, 1  # a caller is waiting for it now / it can wait for the urg
 _running = 0  # jobs running now on all workers of the process
 _urgent = 0  # ... of which a caller is waiting for
 _wide = False  # the language model is evaluating a step on every core
+_starting = 0  # jobs waiting for that step to end
 _running_lock = threading.Condition()
-# Longest a job waits for a step of the language model on every core to end (a step of a
-# few tokens takes 10-40 ms here; the wait is a bound in case one never says it ended).
+# Longest a job waits for a step of the language model on every core to end (a step of up
+# to 32 tokens takes 10-150 ms here; the wait is a bound in case one never says it ended).
 WIDE_WAIT = 0.2
 
 
@@ -43,7 +44,7 @@ def wide_step() -> bool:
     took 220-400 ms instead of 12 (twice in a load run of 4 minutes)."""
     global _wide
     with _running_lock:
-        if _running:
+        if _running or _starting:  # a job waiting for the last wide step goes first
             return False
         _wide = True
         return True
@@ -159,9 +160,11 @@ class InferenceWorker:
 
 
 def _count(step: int, urgent: bool) -> None:
-    global _running, _urgent
+    global _running, _urgent, _starting
     with _running_lock:
-        if step > 0:
+        if step > 0 and _wide:
+            _starting += 1
             _running_lock.wait_for(lambda: not _wide, timeout=WIDE_WAIT)
+            _starting -= 1
         _running += step
         _urgent += step if urgent else 0
