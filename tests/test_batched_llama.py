@@ -126,6 +126,18 @@ async def test_a_full_cache_ends_the_newest_request_and_the_others_go_on(model_p
         model.close()
 
 
+async def prefill(model, messages) -> int:
+    """Prefill ``messages`` and wait until it is done (it runs when the model is idle: now);
+    how many tokens it evaluated."""
+    before = model.evaluated
+    model.prefill(messages)
+    for _ in range(200):
+        if model.evaluated > before and not any(s.busy for s in model.slots):
+            break
+        await asyncio.sleep(0.01)
+    return model.evaluated - before
+
+
 async def test_the_conversation_so_far_is_evaluated_before_the_caller_speaks(
         model_path) -> None:
     """An answer the model did not write (a cached phrase) is in the cache before the
@@ -143,12 +155,7 @@ async def test_the_conversation_so_far_is_evaluated_before_the_caller_speaks(
         expected, _, _ = await collect(plain, turn)
         ahead.warm(said[:2])
         before = ahead.evaluated
-        ahead.prefill([*said, {"role": "user", "content": ""}])
-        for _ in range(200):  # it runs when the model is idle: now
-            if ahead.evaluated > before and not any(s.busy for s in ahead.slots):
-                break
-            await asyncio.sleep(0.01)
-        prefilled = ahead.evaluated - before
+        prefilled = await prefill(ahead, [*said, {"role": "user", "content": ""}])
         answer, _, _ = await collect(ahead, turn)
         assert answer.split()[:8] == expected.split()[:8]
         # the caller's words and the turn's markers; without the prefill, the cached
@@ -175,12 +182,7 @@ async def test_a_prefill_of_the_callers_first_words_leaves_the_turn_less_to_eval
         expected, _, _ = await collect(plain, turn)
         ahead.warm(turn[:-1])
         before = ahead.evaluated
-        ahead.prefill(draft)
-        for _ in range(200):  # it runs when the model is idle: now
-            if ahead.evaluated > before and not any(s.busy for s in ahead.slots):
-                break
-            await asyncio.sleep(0.01)
-        prefilled = ahead.evaluated - before
+        prefilled = await prefill(ahead, draft)
         said, _, _ = await collect(ahead, turn)
         assert said == expected
         turn_tokens = len(ahead._tokens(turn)) - len(ahead._tokens(turn[:-1]))  # noqa: SLF001
