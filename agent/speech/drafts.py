@@ -75,21 +75,22 @@ class Drafts:
         if start == self._speech:
             self._latest = draft
             self.taken += 1
-            if self._prefill is not None and draft.text:
-                try:
-                    self._prefill([*self._history, Message(role="user", content=draft.text)])
-                except Exception as err:  # only a head start: the turn is evaluated anyway
-                    log.warning("prefill failed: %s", type(err).__name__)
+            if draft.text:
+                self._read(draft.text)
 
     def ahead(self) -> None:
         """The conversation so far (the agent has just spoken) to the language model, when
         it can take it: the caller's next turn then starts from its own words, not from the
         agent's last answer (a cached phrase, 20-30 tokens, was never evaluated; a short
         question gets no draft)."""
+        self._read("")
+
+    def _read(self, words: str) -> None:
+        """The conversation and the caller's ``words`` so far to the model's prefill."""
         if self._prefill is None:
             return
         try:
-            self._prefill([*self._history, Message(role="user", content="")])
+            self._prefill([*self._history, Message(role="user", content=words)])
         except Exception as err:  # only a head start: the turn is evaluated anyway
             log.warning("prefill failed: %s", type(err).__name__)
 
