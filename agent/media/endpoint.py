@@ -13,6 +13,8 @@ import numpy as np
 
 from agent.media.g711 import ulaw_decode, ulaw_encode
 from agent.media.g722 import G722Codec
+from agent.media.outbox import current as current_outbox
+from agent.media.outbox import send_now
 from agent.media.rtp import RtpError, RtpPacket, RtpSequencer
 
 log = logging.getLogger(__name__)
@@ -134,8 +136,9 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         """Send one frame of PCM at the codec's rate (no-op until the remote is known).
 
         Called by the daemon's pacing thread: it writes to the socket itself, not through
-        the event loop's transport (which is not thread-safe); a full send buffer drops the
-        frame and counts it, as the network would."""
+        the event loop's transport (which is not thread-safe), in the tick's outbox
+        (``agent.media.outbox``) with every other call's frame; a full send buffer drops
+        the frame and counts it, as the network would."""
         payload = self.codec.encode(frame)
         remote = self.remote
         if self.transport is None or remote is None or self.transport.is_closing():
@@ -144,12 +147,14 @@ class RtpEndpoint(asyncio.DatagramProtocol):
                                                // self.codec.rate)
         packet = RtpPacket(payload_type=self.codec.payload_type, sequence=sequence,
                            timestamp=timestamp, ssrc=self.ssrc, payload=payload)
-        try:
-            self._sock.sendto(packet.serialize(), remote)
-        except OSError:
-            self.stats["tx_failed"] += 1
-            return
-        self.stats["tx"] += 1
+        outbox = current_outbox()
+        if outbox is not None:  # the pacer's tick: sent with every other call's frame
+            outbox.post(self._sock, packet.serialize(), remote, self._sent)
+        else:
+            self._sent(send_now(self._sock, packet.serialize(), remote))
+
+    def _sent(self, ok: bool) -> None:
+        self.stats["tx" if ok else "tx_failed"] += 1
 
     def close(self) -> None:
         if self.transport is not None:
