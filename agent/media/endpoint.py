@@ -147,11 +147,11 @@ class RtpEndpoint(asyncio.DatagramProtocol):
                                                // self.codec.rate)
         packet = RtpPacket(payload_type=self.codec.payload_type, sequence=sequence,
                            timestamp=timestamp, ssrc=self.ssrc, payload=payload)
-        outbox = current_outbox()
+        data, outbox = packet.serialize(), current_outbox()
         if outbox is not None:  # the pacer's tick: sent with every other call's frame
-            outbox.post(self._sock, packet.serialize(), remote, self._sent)
+            outbox.post(self._sock, data, remote, self._sent)
         else:
-            self._sent(send_now(self._sock, packet.serialize(), remote))
+            self._sent(send_now(self._sock, data, remote))
 
     def _sent(self, ok: bool) -> None:
         self.stats["tx" if ok else "tx_failed"] += 1

@@ -20,6 +20,7 @@ the datagram goes out through ``socket.sendto`` and the wait is a plain sleep.
 from __future__ import annotations
 
 import ctypes
+import functools
 import itertools
 import operator
 import socket
@@ -84,9 +85,10 @@ def _wait_until(due: float, hold: bool) -> list[tuple]:
             (_NANOSLEEP, CLOCK_MONOTONIC, TIMER_ABSTIME, ctypes.byref(when), None)]
 
 
+@functools.lru_cache(maxsize=1024)
 def sockaddr(family: int, addr: tuple) -> bytes | None:
     """The C ``struct sockaddr_in``/``sockaddr_in6`` for ``addr``; None for other families or
-    an address that is not numeric."""
+    an address that is not numeric. Cached: a call sends to the same address every tick."""
     try:
         if family == socket.AF_INET:
             return (struct.pack("=H", family) + struct.pack("!H", addr[1])
@@ -144,10 +146,10 @@ class Outbox:
         wait has won the GIL back nothing runs before the last datagram has left."""
         calls, told = self.calls, self.told
         self.calls, self.told = [], []
-        if due is not None:
-            calls = [*_wait_until(due, hold=bool(calls)), *calls]
-        *results, sent_at = itertools.starmap(operator.call, [*calls, (time.monotonic,)])
-        for sent, result in zip(told, results[len(results) - len(told):], strict=True):
+        waits = [] if due is None else _wait_until(due, hold=bool(calls))
+        *results, sent_at = itertools.starmap(operator.call,
+                                              [*waits, *calls, (time.monotonic,)])
+        for sent, result in zip(told, results[len(waits):], strict=True):
             sent(result >= 0)
         return sent_at
 
