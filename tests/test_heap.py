@@ -85,3 +85,40 @@ def test_a_long_turn_leaves_no_room_behind_in_the_transcriber(model_store) -> No
     grown = subprocess.run([sys.executable, "-c", TRANSCRIBE, str(path)], capture_output=True,
                            text=True, check=True, timeout=120).stdout.split()[-1]
     assert int(grown) < 15, grown
+
+
+FILE_PAGES = r"""
+import mmap, sys
+from pathlib import Path
+from agent.speech.heap import release_file_pages
+path = Path(sys.argv[1])
+def resident():  # kB of this file's pages mapped into the process
+    kb, ours = 0, False
+    for line in open("/proc/self/smaps"):
+        if line[0] in "0123456789abcdef" and "-" in line.split()[0]:
+            ours = line.rstrip().endswith(str(path))
+        elif ours and line.startswith("Rss:"):
+            kb += int(line.split()[1])
+    return kb
+with open(path, "rb") as f:
+    view = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+total = sum(view[i] for i in range(0, len(view), 4096))
+before = resident()
+released = release_file_pages(path)
+after = resident()
+again = sum(view[i] for i in range(0, len(view), 4096))  # still readable, same bytes
+print(before, after, released, total == again, release_file_pages(path.with_suffix(".x")))
+"""
+
+
+def test_a_model_files_pages_are_let_go_and_read_again_on_use(tmp_path) -> None:
+    """What the language model's loader read from its mapped file stops counting as the
+    daemon's memory; a page read afterwards is the file's, unchanged."""
+    path = tmp_path / "weights.gguf"
+    path.write_bytes(bytes(range(256)) * 4096 * 4)  # 4 MiB
+    out = subprocess.run([sys.executable, "-c", FILE_PAGES, str(path)], capture_output=True,
+                         text=True, check=True, timeout=60).stdout.split()
+    before, after, released = int(out[0]), int(out[1]), int(out[2])
+    assert before >= 4000 and after < 64, (before, after)
+    assert released == 4 << 20
+    assert out[3:] == ["True", "0"]

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.speech.chat_model import MAX_PAUSE, Message, for_template
+from agent.speech.heap import release_file_pages
 from agent.speech.llm_slots import (
     SLOTS,
     Placement,
@@ -112,6 +113,7 @@ class BatchedLlamaChatModel:
         params = llama_cpp.llama_model_default_params()
         self._model = _internals.LlamaModel(path_model=str(model_path), params=params,
                                             verbose=False)
+        release_file_pages(Path(model_path))  # the weights it copied are not read from there
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = context
         cparams.n_batch, cparams.n_ubatch = batch, micro_batch  # compute buffers scale with it

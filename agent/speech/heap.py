@@ -11,6 +11,14 @@ Two settings of glibc's allocator (elsewhere both do nothing):
 - ``release_free_heap``: give the free pages inside the heaps back now (after loading
   models, whose parsed files are freed again).
 
+And one for a model file mapped into memory: ``release_file_pages`` lets go of the pages
+read while loading. llama.cpp maps the GGUF file and, for the layouts it rearranges (IQ4_NL,
+Q4_0), copies most weights into buffers of its own at load; the file's pages it read stay
+resident though they are never read again. Pages still in use (the embeddings, the layers
+it did not rearrange) come back from the page cache on their first read. SmolLM2-135M as
+IQ4_NL, loaded and 20 tokens decoded: 223 MB resident, 171 MB with the pages released
+(the package's Q4_1: 172 MB).
+
 Measured with ``switchboard bench --sandbox`` (README, "Capacity and sizing").
 """
 
@@ -19,8 +27,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import os
+from pathlib import Path
 
 M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
+MADV_DONTNEED = 4  # madvise advice (sys/mman.h)
 LARGE_BLOCK = 256 * 1024
 
 
@@ -44,3 +55,28 @@ def release_free_heap() -> None:
     libc = _libc()
     with contextlib.suppress(AttributeError):
         libc.malloc_trim(0)  # type: ignore[union-attr]
+
+
+def release_file_pages(path: Path, maps: Path = Path("/proc/self/maps")) -> int:
+    """Unmap the resident pages of every mapping of ``path`` in this process (the mappings
+    stay; a later read maps a page again from the page cache). The bytes released from view,
+    0 where nothing maps it or the system has no ``madvise``."""
+    libc = _libc()
+    madvise = getattr(libc, "madvise", None)
+    if madvise is None:
+        return 0
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    target = os.path.realpath(path)
+    released = 0
+    try:
+        lines = maps.read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        if len(fields) < 6 or fields[5] != target:
+            continue
+        start, end = (int(x, 16) for x in fields[0].split("-"))
+        if madvise(start, end - start, MADV_DONTNEED) == 0:
+            released += end - start
+    return released
