@@ -170,9 +170,11 @@ async def test_the_conversation_so_far_is_evaluated_before_the_caller_speaks(
 async def test_a_prefill_of_the_callers_first_words_leaves_the_turn_less_to_evaluate(
         model_path) -> None:
     """The conversation and a draft of the caller's words are evaluated ahead of the turn:
-    the turn evaluates only its last words and the answer is the same as without. Without
-    flash attention: with it, the same conversation evaluated in other pieces and cache
-    cells rounds a little differently (here the answer's last four words differed)."""
+    the turn evaluates only its last words, its sequence holds exactly the turn and its
+    answer, and the answer begins as without. Only begins: the same tokens evaluated in
+    other pieces round differently (IQ4_NL's rearranged products for four rows at a time,
+    flash attention's cache cells), up to 0.8 apart in the next-token scores of a prompt
+    here, so a greedy answer can part from the other after some words."""
     plain = BatchedLlamaChatModel(model_path, slots=2, flash_attention=False)
     ahead = BatchedLlamaChatModel(model_path, slots=2, flash_attention=False)
     try:
@@ -184,7 +186,9 @@ async def test_a_prefill_of_the_callers_first_words_leaves_the_turn_less_to_eval
         before = ahead.evaluated
         prefilled = await prefill(ahead, draft)
         said, _, _ = await collect(ahead, turn)
-        assert said == expected
+        assert said.split()[:5] == expected.split()[:5], (said, expected)
+        prompt = ahead._tokens(turn)  # noqa: SLF001
+        assert [s.tokens[:len(prompt)] for s in ahead.slots].count(prompt) == 1
         turn_tokens = len(ahead._tokens(turn)) - len(ahead._tokens(turn[:-1]))  # noqa: SLF001
         assert prefilled > 0 and ahead.evaluated - before - prefilled < turn_tokens - 3
         # a turn arriving meanwhile ends a prefill: nothing waits for one
