@@ -5,8 +5,9 @@ The registry package ships SmolLM2-135M as Q4_1 (4 bits, a scale and an offset p
 weights block by block. IQ4_NL (4 bits on a non-linear grid, a scale per block of 32; the
 same size) is rearranged at load into interleaved rows that its AVX2 and NEON products read
 many at a time: on a 2-core EPYC VM, 8.2 ms a token instead of 12.2 ms on one core, and a
-prompt 3.2 instead of 5.7 ms a token (README, "Models"). The conversion reads each Q4_1 block
-back as floats and writes it again as IQ4_NL, once at install; the result is cached.
+prompt 3.2 instead of 5.7 ms a token (README, Performance, "Latest: the language model's
+layout"). The conversion reads each Q4_1 block back as floats and writes it again as IQ4_NL,
+once at install; the result is cached.
 
 Rewriting 4-bit weights in another 4-bit grid changes them a little: on 354 tokens of
 receptionist answers the converted model picks the same next token as the package's in 77 %
