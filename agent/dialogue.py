@@ -147,7 +147,7 @@ class Dialogue:
             if decision.act is Act.INTERRUPT:
                 log.info("barge-in after %.2fs of caller speech", self.turns.detector.span)
                 self._sink(CallEvent("barge_in"))
-                stopping = self._stop(*self._detach())  # detached now, stopped at once
+                stopping = self._stop(*self._detach(), barge_in=True)  # detached now
                 self._spawn(self._then(stopping, decisions[i + 1:], utterance),
                             name="interrupt")
                 return
@@ -312,7 +312,8 @@ class Dialogue:
         reply = self.voice.detach()
         return turn, reply
 
-    async def _stop(self, turn: Turn | None, reply: Reply | None) -> None:
+    async def _stop(self, turn: Turn | None, reply: Reply | None,
+                    barge_in: bool = False) -> None:
         current = asyncio.current_task()
         if turn is not None and turn.task is not None and turn.task is not current \
                 and not turn.task.done():
@@ -323,12 +324,24 @@ class Dialogue:
         self.playout.clear()
         self.conversation.turn_done()
         if turn is not None:
-            if turn.record in self.records:
+            if barge_in and not heard and self._unanswered(turn):
+                # The caller went on before a word of the answer reached them ("… to
+                # billing? … Please."): their words join what they say now, as when they
+                # go on while the agent thinks, instead of being answered as "Please."
+                self._forget(turn)
+                self.responder.take_back()
+                self._carry_on(turn)
+            elif turn.record in self.records:
                 turn.record.agent_text = heard
                 turn.record.interrupted = True
                 self._sink(turn.record)
             elif turn.user:
                 self._carry_on(turn)  # stopped before it was answered at all
+
+    def _unanswered(self, turn: Turn) -> bool:
+        """``turn`` (spoken words, being answered) has had nothing done for it yet."""
+        return (turn.record in self.records and not turn.acted and turn.message is not None
+                and turn.message["role"] == "user")
 
     def _carry_on(self, turn: Turn) -> None:
         """Keep a turn's words (which include any it carried) for the caller's next turn."""

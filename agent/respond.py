@@ -34,6 +34,7 @@ class Turn:
     message: Message | None = None  # the caller's words in the history
     carried: str | None = None  # words of an earlier turn this one took in (None: not yet)
     dropped: bool = False  # abandoned while being transcribed: its words go to the next
+    acted: bool = False  # a tool was set going for it (what it did cannot be taken back)
 
 
 class Responder:
@@ -66,6 +67,12 @@ class Responder:
                 self.flows.rollback()  # the caller went on: these words are decided afresh
             raise
 
+    def take_back(self) -> None:
+        """The turn just answered was stopped before the caller heard any of it or anything
+        was done: a flow's step is undone, as its words are decided again with the next."""
+        if self.flows is not None:
+            self.flows.rollback()
+
     async def _respond(self, turn: Turn) -> str:
         step = self.flows.step(turn.user) if self.flows is not None else None
         if step is not None:
@@ -96,6 +103,7 @@ class Responder:
                     spoken.append(text)
                 break
             await turn.release.wait()  # a speculative turn plans, but never acts
+            turn.acted = True
             outcome = await self.tool_runner.run(call)
             call = None
             self._sink(CallEvent("tool", outcome.name))
@@ -120,6 +128,7 @@ class Responder:
         if step.call is not None:
             if self.tool_runner is None:  # no call control: the error phrase is said
                 raise RuntimeError("a flow's tool needs call control")
+            turn.acted = True
             outcome = await self.tool_runner.run(step.call)
             self._sink(CallEvent("tool", step.call.name))
             self._sink(ToolUse(turn.record.index, outcome))

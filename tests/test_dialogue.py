@@ -260,6 +260,28 @@ async def test_short_words_that_take_the_floor_interrupt_and_are_answered(
     assert second.user_text == words  # the words over the agent are the caller's turn
 
 
+async def test_words_over_an_answer_not_yet_heard_join_the_turn_they_follow(
+        rig_factory) -> None:
+    """"… put me through to billing?" – a breath – "Please.": the answer had just begun (not
+    a word of it heard) when the caller went on, so the two are one turn, answered once."""
+    answer = "One thing first, two more things. Three here now. Four is the end."
+    rig = rig_factory(answer, barge_in_min=0.3)
+    rig.conv.engines.transcriber.text = "Put me through to billing?"
+    await rig.run(1.0, speaking=True)
+    while not rig.agent_audio_times():
+        await rig.run(0.02, speaking=False)
+    rig.conv.engines.transcriber.text = "Please."
+    await rig.run(0.5, speaking=True)
+    await rig.run(5.0, speaking=False)
+    assert rig.conv.barge_ins == 1
+    [record] = rig.conv.records
+    assert record.user_text == "Put me through to billing? Please."
+    assert not record.interrupted and record.agent_text.strip() == answer
+    users = [m["content"] for m in rig.conv.history if m["role"] == "user"]
+    assert users == ["Put me through to billing? Please."]
+    assert [m["role"] for m in rig.conv.history].count("assistant") == 1
+
+
 async def test_speech_while_thinking_merges_into_the_next_turn(rig_factory) -> None:
     rig = rig_factory("Sure.")
     slow = asyncio.Event()
