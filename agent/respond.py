@@ -34,7 +34,10 @@ class Turn:
     message: Message | None = None  # the caller's words in the history
     carried: str | None = None  # words of an earlier turn this one took in (None: not yet)
     dropped: bool = False  # abandoned while being transcribed: its words go to the next
-    acted: bool = False  # a tool was set going for it (what it did cannot be taken back)
+    acted: bool = False  # a tool did something for it that cannot be taken back
+
+    def act(self) -> None:
+        self.acted = True
 
 
 class Responder:
@@ -103,8 +106,7 @@ class Responder:
                     spoken.append(text)
                 break
             await turn.release.wait()  # a speculative turn plans, but never acts
-            turn.acted = True
-            outcome = await self.tool_runner.run(call)
+            outcome = await self.tool_runner.run(call, acting=turn.act)
             call = None
             self._sink(CallEvent("tool", outcome.name))
             self._sink(ToolUse(turn.record.index, outcome))
@@ -128,8 +130,7 @@ class Responder:
         if step.call is not None:
             if self.tool_runner is None:  # no call control: the error phrase is said
                 raise RuntimeError("a flow's tool needs call control")
-            turn.acted = True
-            outcome = await self.tool_runner.run(step.call)
+            outcome = await self.tool_runner.run(step.call, acting=turn.act)
             self._sink(CallEvent("tool", step.call.name))
             self._sink(ToolUse(turn.record.index, outcome))
             self.history.append(Message(role="tool", content=outcome.for_model))

@@ -392,6 +392,42 @@ async def test_a_failing_webhook_is_spoken_and_the_call_goes_on(rig_factory) -> 
     await rig.conv.tool_runner.close()
 
 
+@pytest.mark.parametrize("over_the_phrase", [False, True])
+async def test_please_over_a_transfers_wait_phrase_is_part_of_the_request(
+        rig_factory, over_the_phrase: bool) -> None:
+    """The wait phrase is the transfer's first step, not yet the transfer: "Please." said over
+    it joins the request, which is planned again with it and carried out once."""
+    from agent.tools.spec import ToolSpec
+
+    rig = rig_factory("unused")
+    tool = ToolSpec(name="transfer", kind="transfer", targets={"front desk": "101"},
+                    description="Put the caller through.",
+                    wait_phrase="One moment, I am putting you through.")
+    spec = AgentSpec(name="t", greeting="Hi.", end_silence=0.4, tools=(tool,))
+    phrases = {t: AudioChunk(np.full(8000, 100, np.int16), RATE) for t in spec.phrases()}
+    control = Control()
+    transcriber = FakeTranscriber("Can I speak to someone at the front desk?")
+    rig.conv = Dialogue(spec, Engines(transcriber, rig.chat, FakeSynth(), phrases),
+                        rig.playout, rig.clock, rig._spawn, control=control)
+    await rig.run(1.0, speaking=True)
+    while not rig.agent_audio_times():
+        await rig.run(0.02, speaking=False)
+    if over_the_phrase:  # a word of it heard: kept as heard, "Please." is a turn of its own
+        await rig.run(0.6, speaking=False)
+    transcriber.text = "Please."
+    await rig.run(0.5, speaking=True)
+    await rig.run(3.0, speaking=False)
+    assert rig.conv.barge_ins == 1
+    users = [r.user_text for r in rig.conv.records]
+    if over_the_phrase:
+        assert users[0] == "Can I speak to someone at the front desk?"
+        assert rig.conv.records[0].interrupted
+    else:
+        assert users == ["Can I speak to someone at the front desk? Please."]
+        assert control.transfers == ["101"]
+        assert rig.chat.seen == []  # planned from the words both times
+
+
 async def test_speaking_after_the_answer_ended_is_not_a_barge_in(rig_factory) -> None:
     rig = rig_factory("We open at nine.")
     await rig.run(1.0, speaking=True)

@@ -72,22 +72,29 @@ class ToolRunner:
         if self._session is not None:
             await self._session.close()
 
-    async def run(self, call: ToolCall) -> ToolOutcome:
-        """Carry out one call of a declared tool (the planner only chooses those)."""
+    async def run(self, call: ToolCall, acting: Callable[[], None] = lambda: None
+                  ) -> ToolOutcome:
+        """Carry out one call of a declared tool (the planner only chooses those).
+        ``acting`` is called once it does what cannot be taken back (a request sent, keys
+        asked for, the call handed on): a transfer's wait phrase comes before that, so
+        words over it still belong to the caller's turn."""
         name, arguments = call.name, call.arguments
         tool = self.tools[name]
         began = time.monotonic()
         outcome = ToolOutcome(name, dict(arguments), ok=False)
         try:
             if tool.kind == "transfer":
-                await self._transfer(tool, outcome)
+                await self._transfer(tool, outcome, acting)
             elif tool.kind == "hangup":
+                acting()
                 outcome.ok, outcome.ends_call = True, True
             elif tool.kind == "send_dtmf":
                 digits = str(arguments.get("digits", ""))
+                acting()
                 await self.control.send_dtmf(digits)
                 outcome.ok = True
             else:
+                acting()
                 await self._webhook(tool, outcome, call.amends)
         finally:
             if not outcome.latency_ms:  # webhooks: the request alone, not the phrase after
@@ -99,11 +106,13 @@ class ToolRunner:
             {"tool": name, "ok": False, "error": outcome.error}, separators=(",", ":"))
         return outcome
 
-    async def _transfer(self, tool: ToolSpec, outcome: ToolOutcome) -> None:
+    async def _transfer(self, tool: ToolSpec, outcome: ToolOutcome,
+                        acting: Callable[[], None]) -> None:
         label = str(outcome.arguments.get("target", ""))
         target = tool.targets.get(label) or next(iter(tool.targets.values()))
         if tool.wait_phrase:
             await self.say(tool.wait_phrase)
+        acting()
         outcome.ok = await self.control.transfer(target, attended=tool.mode == "attended")
         outcome.ends_call = outcome.ok
         outcome.result = {"transferred_to": label or target}
