@@ -339,9 +339,12 @@ class Dialogue:
                 self._carry_on(turn)  # stopped before it was answered at all
 
     def _unanswered(self, turn: Turn) -> bool:
-        """``turn`` (spoken words, being answered) has had nothing done for it yet."""
+        """``turn`` (spoken words, being answered) has had nothing said or done for it yet:
+        its words are still the last thing in the history (a flow's earlier part heard, a
+        tool's result, would follow them)."""
         return (turn.record in self.records and not turn.acted and turn.message is not None
-                and turn.message["role"] == "user")
+                and turn.message["role"] == "user" and bool(self.history)
+                and self.history[-1] is turn.message)
 
     def _carry_on(self, turn: Turn) -> None:
         """Keep a turn's words (which include any it carried) for the caller's next turn."""

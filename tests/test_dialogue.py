@@ -282,6 +282,34 @@ async def test_words_over_an_answer_not_yet_heard_join_the_turn_they_follow(
     assert [m["role"] for m in rig.conv.history].count("assistant") == 1
 
 
+async def test_words_over_the_second_part_of_an_answer_keep_the_first_part_heard(
+        rig_factory) -> None:
+    """An answer in two parts (as a flow says them): the first was heard whole, so an
+    interruption at the start of the second keeps the turn and what was heard."""
+    rig = rig_factory("unused", barge_in_min=0.3)
+    second = asyncio.Event()
+
+    async def two_parts(turn) -> str:
+        await turn.release.wait()
+        first = await rig.conv.voice.say("First part here.")
+        second.set()
+        return first + " " + await rig.conv.voice.say("Second part here.")
+
+    rig.conv.responder._respond = two_parts  # type: ignore[method-assign]
+    rig.conv.engines.transcriber.text = "Tell me both parts."
+    await rig.run(1.0, speaking=True)
+    while not second.is_set():
+        await rig.run(0.02, speaking=False)
+    rig.conv.engines.transcriber.text = "Please."
+    await rig.run(0.5, speaking=True)
+    await rig.run(3.0, speaking=False)
+    assert rig.conv.barge_ins == 1
+    first = rig.conv.records[0]
+    assert first.user_text == "Tell me both parts." and first.interrupted
+    assert {"role": "assistant", "content": "First part here."} in rig.conv.history
+    assert rig.conv.records[1].user_text == "Please."
+
+
 async def test_speech_while_thinking_merges_into_the_next_turn(rig_factory) -> None:
     rig = rig_factory("Sure.")
     slow = asyncio.Event()
