@@ -77,6 +77,16 @@ class Rig:
             for _ in range(3):
                 await asyncio.sleep(0)
 
+    async def say_then_over(self, words: str, until, over: str) -> None:
+        """The caller says ``words``, then ``over`` once ``until()`` holds (the agent has
+        begun to answer)."""
+        self.conv.engines.transcriber.text = words
+        await self.run(1.0, speaking=True)
+        while not until():
+            await self.run(0.02, speaking=False)
+        self.conv.engines.transcriber.text = over
+        await self.run(0.5, speaking=True)
+
     def agent_audio_times(self) -> list[float]:
         return [t for t, f in self.sent if f.any()]
 
@@ -266,12 +276,7 @@ async def test_words_over_an_answer_not_yet_heard_join_the_turn_they_follow(
     a word of it heard) when the caller went on, so the two are one turn, answered once."""
     answer = "One thing first, two more things. Three here now. Four is the end."
     rig = rig_factory(answer, barge_in_min=0.3)
-    rig.conv.engines.transcriber.text = "Put me through to billing?"
-    await rig.run(1.0, speaking=True)
-    while not rig.agent_audio_times():
-        await rig.run(0.02, speaking=False)
-    rig.conv.engines.transcriber.text = "Please."
-    await rig.run(0.5, speaking=True)
+    await rig.say_then_over("Put me through to billing?", rig.agent_audio_times, "Please.")
     await rig.run(5.0, speaking=False)
     assert rig.conv.barge_ins == 1
     [record] = rig.conv.records
@@ -296,12 +301,7 @@ async def test_words_over_the_second_part_of_an_answer_keep_the_first_part_heard
         return first + " " + await rig.conv.voice.say("Second part here.")
 
     rig.conv.responder._respond = two_parts  # type: ignore[method-assign]
-    rig.conv.engines.transcriber.text = "Tell me both parts."
-    await rig.run(1.0, speaking=True)
-    while not second.is_set():
-        await rig.run(0.02, speaking=False)
-    rig.conv.engines.transcriber.text = "Please."
-    await rig.run(0.5, speaking=True)
+    await rig.say_then_over("Tell me both parts.", second.is_set, "Please.")
     await rig.run(3.0, speaking=False)
     assert rig.conv.barge_ins == 1
     first = rig.conv.records[0]
@@ -437,19 +437,20 @@ async def test_please_over_a_transfers_wait_phrase_is_part_of_the_request(
     transcriber = FakeTranscriber("Can I speak to someone at the front desk?")
     rig.conv = Dialogue(spec, Engines(transcriber, rig.chat, FakeSynth(), phrases),
                         rig.playout, rig.clock, rig._spawn, control=control)
-    await rig.run(1.0, speaking=True)
-    while not rig.agent_audio_times():
-        await rig.run(0.02, speaking=False)
-    if over_the_phrase:  # a word of it heard: kept as heard, "Please." is a turn of its own
-        await rig.run(0.6, speaking=False)
-    transcriber.text = "Please."
-    await rig.run(0.5, speaking=True)
+    # over_the_phrase: words of it heard, kept as heard; "Please." is a turn of its own
+    played = 0.6 if over_the_phrase else 0.0
+
+    def phrase_played() -> bool:
+        times = rig.agent_audio_times()
+        return bool(times) and times[-1] - times[0] >= played
+
+    await rig.say_then_over(transcriber.text, phrase_played, "Please.")
     await rig.run(3.0, speaking=False)
     assert rig.conv.barge_ins == 1
     users = [r.user_text for r in rig.conv.records]
     if over_the_phrase:
         assert users[0] == "Can I speak to someone at the front desk?"
-        assert rig.conv.records[0].interrupted
+        assert rig.conv.records[0].interrupted and rig.conv.records[0].agent_text
     else:
         assert users == ["Can I speak to someone at the front desk? Please."]
         assert control.transfers == ["101"]
